@@ -1,0 +1,141 @@
+//! Pure rules over Dockerfile text: which build args it declares, which images it starts from.
+
+/// An `ARG` instruction: its name and default, if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArgDecl {
+    pub name: String,
+    pub default: Option<String>,
+}
+
+/// Logical instructions: comments dropped, `\` continuations joined, keyword upper-cased.
+fn instructions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for raw in text.lines() {
+        let line = raw.trim_end_matches('\r');
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('#') && current.is_empty() {
+            continue;
+        }
+        if let Some(body) = line.strip_suffix('\\') {
+            current.push_str(body);
+            current.push(' ');
+            continue;
+        }
+        current.push_str(line);
+        let full = std::mem::take(&mut current);
+        let full = full.trim();
+        if full.is_empty() {
+            continue;
+        }
+        let (keyword, rest) = full.split_once(char::is_whitespace).unwrap_or((full, ""));
+        out.push((keyword.to_ascii_uppercase(), rest.trim().to_string()));
+    }
+    out
+}
+
+/// Splits on whitespace outside quotes, removing the quotes.
+fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(word);
+    }
+    out
+}
+
+/// Every `ARG` declared anywhere in the Dockerfile (before or after `FROM`), first declaration wins.
+pub fn declared_args(text: &str) -> Vec<ArgDecl> {
+    let mut args: Vec<ArgDecl> = Vec::new();
+    for (keyword, rest) in instructions(text) {
+        if keyword != "ARG" {
+            continue;
+        }
+        for word in words(&rest) {
+            let (name, default) = match word.split_once('=') {
+                Some((n, d)) => (n.to_string(), Some(d.to_string())),
+                None => (word, None),
+            };
+            if !args.iter().any(|a| a.name == name) {
+                args.push(ArgDecl {
+                    name: name.to_string(),
+                    default,
+                });
+            }
+        }
+    }
+    args
+}
+
+/// The image of every `FROM` (without `--platform` and `AS name`), in order.
+pub fn from_images(text: &str) -> Vec<String> {
+    instructions(text)
+        .into_iter()
+        .filter(|(k, _)| k == "FROM")
+        .filter_map(|(_, rest)| {
+            rest.split_whitespace()
+                .find(|w| !w.starts_with("--"))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EGG: &str = "# syntax comment\nARG PREFIX=federatedai\nARG BUILDER_TAG\nARG BASE_TAG=latest\nFROM ${PREFIX}/storage-service-builder:${BUILDER_TAG} AS builder\n\nFROM --platform=linux/amd64 ${PREFIX}/base-image:${BASE_TAG}\narg PIP_INDEX_URL \\\n  EXTRA=\"x y\"\nRUN echo \\\n  # not an instruction\n  done\nARG PREFIX\n";
+
+    #[test]
+    fn args_are_found_with_defaults() {
+        let args = declared_args(EGG);
+        let names: Vec<&str> = args.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "PREFIX",
+                "BUILDER_TAG",
+                "BASE_TAG",
+                "PIP_INDEX_URL",
+                "EXTRA"
+            ]
+        );
+        assert_eq!(args[0].default.as_deref(), Some("federatedai"));
+        assert_eq!(args[1].default, None);
+        assert_eq!(args[4].default.as_deref(), Some("x y"));
+    }
+
+    #[test]
+    fn from_lines_skip_flags_and_stage_names() {
+        assert_eq!(
+            from_images(EGG),
+            [
+                "${PREFIX}/storage-service-builder:${BUILDER_TAG}",
+                "${PREFIX}/base-image:${BASE_TAG}"
+            ]
+        );
+        assert_eq!(from_images("FROM scratch\r\nCOPY . /\r\n"), ["scratch"]);
+    }
+}

@@ -1,0 +1,145 @@
+//! The only module that spawns processes: short queries (captured), long steps
+//! (streamed into a log file, latest line shown), and cleanup of what they start.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use xshell::Shell;
+
+use crate::plan::Command;
+use crate::ui::StepLine;
+
+/// How many lines of a failed step's log are shown.
+pub const TAIL_LINES: usize = 30;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C reaches the children too (same process group); we only note it, let the
+/// children stop, clean up, and exit with 130.
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+}
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Runs a short command and returns its trimmed stdout; failure carries its stderr.
+pub fn query(program: &str, args: &[&str]) -> Result<String> {
+    let sh = Shell::new()?;
+    let output = sh
+        .cmd(program)
+        .args(args)
+        .quiet()
+        .ignore_status()
+        .output()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !output.status.success() {
+        bail!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Whether a short command succeeds (its output discarded).
+pub fn succeeds(program: &str, args: &[&str]) -> bool {
+    query(program, args).is_ok()
+}
+
+/// Runs a step's command with stdout+stderr into `log`, the latest line shown on `line`.
+/// On failure the error holds the log's last lines and its path.
+pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+    }
+    let mut file =
+        File::create(log).with_context(|| format!("cannot create the log {}", log.display()))?;
+    writeln!(file, "$ {command}")?;
+    let mut expr = duct::cmd(&command.program, &command.args)
+        .stderr_to_stdout()
+        .stdin_null()
+        .unchecked();
+    if let Some(cwd) = &command.cwd {
+        expr = expr.dir(cwd);
+    }
+    for (k, v) in &command.env {
+        expr = expr.env(k, v);
+    }
+    let reader = expr.reader().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!(
+                "`{}` was not found on PATH: install it or add it to PATH",
+                command.program
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("cannot start {}", command.program))
+        }
+    })?;
+    let mut lines = BufReader::new(&reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if lines.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        file.write_all(&buf)?;
+        line.progress(&String::from_utf8_lossy(&buf));
+    }
+    let status = reader
+        .try_wait()?
+        .map(|o| o.status)
+        .context("the child's exit status was lost")?;
+    file.flush()?;
+    if status.success() {
+        return Ok(());
+    }
+    let code = status
+        .code()
+        .map(|c| format!("exit code {c}"))
+        .unwrap_or_else(|| "a signal".into());
+    bail!(
+        "`{command}` failed with {code}\n--- last lines of {} ---\n{}",
+        log.display(),
+        tail(log, TAIL_LINES)
+    )
+}
+
+/// The last `n` lines of a file.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Removes containers carrying a label when dropped, so a failed or interrupted step
+/// leaves none behind (killing the docker client does not stop its container).
+pub struct ContainerSweep {
+    label: String,
+}
+
+impl ContainerSweep {
+    pub fn new(label: String) -> ContainerSweep {
+        ContainerSweep { label }
+    }
+}
+
+impl Drop for ContainerSweep {
+    fn drop(&mut self) {
+        let filter = format!("label={}", self.label);
+        if let Ok(ids) = query("docker", &["ps", "-aq", "--filter", &filter]) {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids);
+                let _ = query("docker", &args);
+            }
+        }
+    }
+}

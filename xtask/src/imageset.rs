@@ -1,0 +1,613 @@
+//! The declared image set (`docker/images.toml` of the FATE root): Maven projects,
+//! packaged module trees, mirror settings and images. Everything about *which* images
+//! exist lives in that file; code only interprets it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::problems::Problems;
+
+/// Where the image set lives, relative to the FATE root.
+pub const IMAGE_SET_FILE: &str = "docker/images.toml";
+
+/// Group names that select every image.
+pub const ALL_GROUP: &str = "all";
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSet {
+    #[serde(default)]
+    pub maven: Vec<MavenProject>,
+    #[serde(default)]
+    pub mirrors: Mirrors,
+    #[serde(default)]
+    pub packaging: Packaging,
+    #[serde(default, rename = "tree")]
+    pub trees: Vec<Tree>,
+    #[serde(rename = "image")]
+    pub images: Vec<Image>,
+    /// Host packages the build needs (e.g. an offline Maven repository), by Debian name.
+    #[serde(default)]
+    pub host: HostNeeds,
+}
+
+/// A Maven project (a directory of the FATE root with a `pom.xml`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MavenProject {
+    /// Directory under the FATE root; also the project's name.
+    pub name: String,
+    /// Projects that must be built first and are mounted beside this one.
+    #[serde(default)]
+    pub after: Vec<String>,
+}
+
+/// Mirror settings: build-arg name -> URL, one map per profile.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mirrors {
+    #[serde(default)]
+    pub global: BTreeMap<String, String>,
+    #[serde(default)]
+    pub cn: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Packaging {
+    /// Directory of module skeletons, relative to the FATE root.
+    #[serde(default = "default_skeleton_dir")]
+    pub skeletons: String,
+}
+
+impl Default for Packaging {
+    fn default() -> Self {
+        Packaging {
+            skeletons: default_skeleton_dir(),
+        }
+    }
+}
+
+fn default_skeleton_dir() -> String {
+    "example-tree-dir".into()
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HostNeeds {
+    #[serde(default)]
+    pub debian_packages: Vec<String>,
+}
+
+/// A packaged module tree: a copy of its skeleton filled from Maven outputs or sources.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Tree {
+    pub name: String,
+    /// Start from `<skeletons>/<name>` (default true).
+    #[serde(default = "yes")]
+    pub skeleton: bool,
+    #[serde(default)]
+    pub java: Option<JavaJar>,
+    #[serde(default)]
+    pub copy: Vec<CopyFrom>,
+    #[serde(default)]
+    pub empty_dirs: Vec<String>,
+}
+
+/// A jar built by Maven, installed with its `lib/` and a stable-named symlink.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JavaJar {
+    /// The Maven project that builds it.
+    pub maven: String,
+    /// The module's artifactId; the jar is `<artifact>-<version>.jar`, the link `<artifact>.jar`.
+    pub artifact: String,
+    /// Copy the module's `target/lib/` (dependencies) too.
+    #[serde(default = "yes")]
+    pub lib: bool,
+    /// The JDK path inside the image, written into `service.sh` as `JAVA_HOME=`.
+    pub java_home: String,
+}
+
+/// Copy a path of the FATE root to `to` (default: its own name) inside a tree or context.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyFrom {
+    pub from: String,
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+impl CopyFrom {
+    /// Destination inside the tree or context.
+    pub fn dest(&self) -> String {
+        self.to.clone().unwrap_or_else(|| {
+            Path::new(&self.from)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| self.from.clone())
+        })
+    }
+}
+
+/// One entry of an image's build context.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, untagged)]
+pub enum ContextPart {
+    /// A packaged tree at `to` (default: the context root).
+    Tree {
+        tree: String,
+        #[serde(default)]
+        to: Option<String>,
+    },
+    /// A path of the FATE root.
+    Source(CopyFrom),
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Image {
+    pub name: String,
+    #[serde(default = "default_group")]
+    pub group: String,
+    pub dockerfile: String,
+    /// Used instead of `dockerfile` under `--chinese-mirror`.
+    #[serde(default)]
+    pub mirror_dockerfile: Option<String>,
+    /// The `.env` key holding this image's tag.
+    #[serde(default = "default_tag_key")]
+    pub tag_key: String,
+    /// Images of this set that the Dockerfile builds on.
+    #[serde(default)]
+    pub parents: Vec<String>,
+    pub context: Vec<ContextPart>,
+    /// Fixed build args, beside the ones taken from `.env` and the mirror profile.
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+    #[serde(default = "yes")]
+    pub push: bool,
+    #[serde(default = "yes")]
+    pub bundle: bool,
+}
+
+impl Image {
+    /// The Dockerfile for the chosen mirror profile.
+    pub fn dockerfile_for(&self, china: bool) -> &str {
+        match (&self.mirror_dockerfile, china) {
+            (Some(cn), true) => cn,
+            _ => &self.dockerfile,
+        }
+    }
+
+    /// Trees this image's context is made of.
+    pub fn trees(&self) -> impl Iterator<Item = &str> {
+        self.context.iter().filter_map(|p| match p {
+            ContextPart::Tree { tree, .. } => Some(tree.as_str()),
+            ContextPart::Source(_) => None,
+        })
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_group() -> String {
+    "modules".into()
+}
+fn default_tag_key() -> String {
+    "TAG".into()
+}
+
+impl ImageSet {
+    /// Reads and checks `<fate_root>/docker/images.toml`.
+    pub fn load(fate_root: &Path) -> Result<ImageSet> {
+        let path = fate_root.join(IMAGE_SET_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read the image set {}: is {} a FATE root? (pass --fate-root DIR)",
+                path.display(),
+                fate_root.display()
+            )
+        })?;
+        Self::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses and checks image-set text.
+    pub fn parse(text: &str) -> Result<ImageSet> {
+        let set: ImageSet = toml::from_str(text)?;
+        set.check()?;
+        Ok(set)
+    }
+
+    pub fn image(&self, name: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.name == name)
+    }
+
+    pub fn tree(&self, name: &str) -> Option<&Tree> {
+        self.trees.iter().find(|t| t.name == name)
+    }
+
+    pub fn maven_project(&self, name: &str) -> Option<&MavenProject> {
+        self.maven.iter().find(|m| m.name == name)
+    }
+
+    /// Image names and groups, for usage errors.
+    pub fn valid_names(&self) -> String {
+        let groups: BTreeSet<&str> = self.images.iter().map(|i| i.group.as_str()).collect();
+        let names: Vec<&str> = self.images.iter().map(|i| i.name.as_str()).collect();
+        format!(
+            "images: {}; groups: {}, {ALL_GROUP}",
+            names.join(", "),
+            groups.into_iter().collect::<Vec<_>>().join(", ")
+        )
+    }
+
+    /// Resolves names and groups to images, in build order. Empty selects all.
+    pub fn select(&self, wanted: &[String]) -> Result<Vec<&Image>> {
+        let mut chosen = BTreeSet::new();
+        for w in wanted {
+            let matched: Vec<&Image> = self
+                .images
+                .iter()
+                .filter(|i| i.name == *w || i.group == *w || w == ALL_GROUP)
+                .collect();
+            if matched.is_empty() {
+                let hint = crate::config::nearest(w, self.images.iter().map(|i| i.name.as_str()))
+                    .map(|n| format!(" (did you mean {n}?)"))
+                    .unwrap_or_default();
+                bail!(
+                    "unknown image or group {w:?}{hint}; valid {}",
+                    self.valid_names()
+                );
+            }
+            chosen.extend(matched.into_iter().map(|i| i.name.as_str()));
+        }
+        Ok(self
+            .build_order()
+            .into_iter()
+            .filter(|i| wanted.is_empty() || chosen.contains(i.name.as_str()))
+            .collect())
+    }
+
+    /// Every image, parents before children, otherwise in declaration order.
+    pub fn build_order(&self) -> Vec<&Image> {
+        let mut done: Vec<&Image> = Vec::new();
+        while done.len() < self.images.len() {
+            let next = self
+                .images
+                .iter()
+                .find(|i| {
+                    !done.iter().any(|d| d.name == i.name)
+                        && i.parents.iter().all(|p| done.iter().any(|d| d.name == *p))
+                })
+                .expect("the image set was checked for cycles");
+            done.push(next);
+        }
+        done
+    }
+
+    /// Maven projects in build order (dependencies first, then declaration order).
+    pub fn maven_order(&self) -> Vec<&MavenProject> {
+        let mut done: Vec<&MavenProject> = Vec::new();
+        while done.len() < self.maven.len() {
+            let next = self
+                .maven
+                .iter()
+                .find(|m| {
+                    !done.iter().any(|d| d.name == m.name)
+                        && m.after.iter().all(|a| done.iter().any(|d| d.name == *a))
+                })
+                .expect("the image set was checked for cycles");
+            done.push(next);
+        }
+        done
+    }
+
+    /// Structural checks that need no file system.
+    fn check(&self) -> Result<()> {
+        let mut p = Problems::new("the image set is not valid");
+        let kinds: [(&str, Vec<&String>); 3] = [
+            ("image", self.images.iter().map(|i| &i.name).collect()),
+            ("tree", self.trees.iter().map(|t| &t.name).collect()),
+            (
+                "maven project",
+                self.maven.iter().map(|m| &m.name).collect(),
+            ),
+        ];
+        for (kind, names) in kinds {
+            let mut seen = BTreeSet::new();
+            for name in names {
+                if crate::reference::check_name(name).is_err() || name.contains('/') {
+                    p.push(format!(
+                        "{kind} name {name:?} is not valid: use lowercase letters, digits and -"
+                    ));
+                }
+                if !seen.insert(name) {
+                    p.push(format!("{kind} {name} is declared twice"));
+                }
+            }
+        }
+        for m in &self.maven {
+            check_relative(&mut p, &format!("maven project {}", m.name), &m.name);
+            for a in &m.after {
+                if self.maven_project(a).is_none() {
+                    p.push(format!(
+                        "maven project {} comes after unknown project {a}",
+                        m.name
+                    ));
+                }
+            }
+        }
+        for t in &self.trees {
+            if let Some(j) = &t.java
+                && self.maven_project(&j.maven).is_none()
+            {
+                p.push(format!(
+                    "tree {} takes its jar from unknown maven project {}",
+                    t.name, j.maven
+                ));
+            }
+            for c in &t.copy {
+                check_relative(&mut p, &format!("tree {} copy", t.name), &c.from);
+                check_relative(
+                    &mut p,
+                    &format!("tree {} copy destination", t.name),
+                    &c.dest(),
+                );
+            }
+            for d in &t.empty_dirs {
+                check_relative(&mut p, &format!("tree {} empty dir", t.name), d);
+            }
+        }
+        check_relative(&mut p, "packaging.skeletons", &self.packaging.skeletons);
+        for i in &self.images {
+            check_relative(
+                &mut p,
+                &format!("image {} dockerfile", i.name),
+                &i.dockerfile,
+            );
+            if let Some(cn) = &i.mirror_dockerfile {
+                check_relative(&mut p, &format!("image {} mirror-dockerfile", i.name), cn);
+            }
+            for parent in &i.parents {
+                if self.image(parent).is_none() {
+                    p.push(format!("image {} has unknown parent {parent}", i.name));
+                }
+            }
+            for part in &i.context {
+                match part {
+                    ContextPart::Tree { tree, to } => {
+                        if self.tree(tree).is_none() {
+                            p.push(format!("image {} uses unknown tree {tree}", i.name));
+                        }
+                        if let Some(to) = to {
+                            check_relative(&mut p, &format!("image {} context", i.name), to);
+                        }
+                    }
+                    ContextPart::Source(c) => {
+                        check_relative(&mut p, &format!("image {} context", i.name), &c.from);
+                        check_relative(
+                            &mut p,
+                            &format!("image {} context destination", i.name),
+                            &c.dest(),
+                        );
+                    }
+                }
+            }
+            if ALL_GROUP == i.group {
+                p.push(format!(
+                    "image {} cannot be in group {ALL_GROUP}: that name selects every image",
+                    i.name
+                ));
+            }
+        }
+        if let Some(cycle) = find_cycle(self.images.iter().map(|i| (i.name.as_str(), &i.parents))) {
+            p.push(format!("images depend on each other in a cycle: {cycle}"));
+        }
+        if let Some(cycle) = find_cycle(self.maven.iter().map(|m| (m.name.as_str(), &m.after))) {
+            p.push(format!(
+                "maven projects depend on each other in a cycle: {cycle}"
+            ));
+        }
+        p.into_result()
+    }
+}
+
+/// A path in the image set must stay inside the FATE root: relative, without `..`.
+fn check_relative(p: &mut Problems, what: &str, path: &str) {
+    let path_ref = Path::new(path);
+    if path.is_empty() || path_ref.is_absolute() {
+        p.push(format!(
+            "{what} {path:?} must be a relative path inside the FATE root"
+        ));
+    } else if path_ref
+        .components()
+        .any(|c| matches!(c, Component::ParentDir))
+    {
+        p.push(format!(
+            "{what} {path:?} escapes the FATE root with ..; keep paths inside it"
+        ));
+    }
+}
+
+/// Finds a dependency cycle, written `a -> b -> a`.
+fn find_cycle<'a>(edges: impl Iterator<Item = (&'a str, &'a Vec<String>)>) -> Option<String> {
+    let graph: BTreeMap<&str, Vec<&str>> = edges
+        .map(|(n, deps)| (n, deps.iter().map(String::as_str).collect()))
+        .collect();
+    fn visit<'a>(
+        node: &'a str,
+        graph: &BTreeMap<&'a str, Vec<&'a str>>,
+        stack: &mut Vec<&'a str>,
+        finished: &mut BTreeSet<&'a str>,
+    ) -> Option<String> {
+        if let Some(pos) = stack.iter().position(|s| *s == node) {
+            let mut cycle = stack[pos..].to_vec();
+            cycle.push(node);
+            return Some(cycle.join(" -> "));
+        }
+        if finished.contains(node) {
+            return None;
+        }
+        stack.push(node);
+        for dep in graph.get(node).into_iter().flatten() {
+            if let Some(c) = visit(dep, graph, stack, finished) {
+                return Some(c);
+            }
+        }
+        stack.pop();
+        finished.insert(node);
+        None
+    }
+    let mut finished = BTreeSet::new();
+    graph
+        .keys()
+        .find_map(|n| visit(n, &graph, &mut Vec::new(), &mut finished))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub const SAMPLE: &str = r#"
+[[maven]]
+name = "arch"
+[[maven]]
+name = "fate-serving"
+after = ["arch"]
+
+[mirrors.global]
+PIP_INDEX_URL = "https://pypi.org/simple"
+MAVEN_MIRROR_URL = ""
+[mirrors.cn]
+PIP_INDEX_URL = "https://pypi.tuna.tsinghua.edu.cn/simple"
+MAVEN_MIRROR_URL = "https://maven.aliyun.com/repository/public"
+
+[[tree]]
+name = "egg"
+java = { maven = "arch", artifact = "fate-egg", java-home = "/usr/lib/jvm/jre" }
+[[tree]]
+name = "python"
+copy = [{ from = "arch" }, { from = "federatedml" }]
+
+[[image]]
+name = "egg"
+dockerfile = "docker/modules/egg/Dockerfile"
+parents = ["storage-service-builder", "base-image"]
+context = [{ tree = "egg", to = "egg-service" }, { tree = "python", to = "egg-processor" }]
+
+[[image]]
+name = "storage-service-builder"
+group = "builder"
+tag-key = "BUILDER_TAG"
+dockerfile = "docker/builder/Dockerfile"
+parents = ["base-image"]
+context = [{ from = "arch/eggroll/storage-service-cxx", to = "." }]
+push = false
+bundle = false
+
+[[image]]
+name = "base-image"
+group = "base"
+tag-key = "BASE_TAG"
+dockerfile = "docker/base/Dockerfile"
+mirror-dockerfile = "docker/base/Dockerfile-cn"
+context = [{ from = "requirements.txt" }]
+push = false
+bundle = false
+
+[[image]]
+name = "python"
+dockerfile = "docker/modules/python/Dockerfile"
+parents = ["base-image"]
+context = [{ tree = "python" }]
+"#;
+
+    pub fn sample_set() -> ImageSet {
+        ImageSet::parse(SAMPLE).unwrap()
+    }
+
+    fn names(images: &[&Image]) -> Vec<String> {
+        images.iter().map(|i| i.name.clone()).collect()
+    }
+
+    #[test]
+    fn build_order_puts_parents_first() {
+        let set = sample_set();
+        assert_eq!(
+            names(&set.build_order()),
+            ["base-image", "storage-service-builder", "egg", "python"]
+        );
+        let mvn: Vec<&str> = set.maven_order().iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(mvn, ["arch", "fate-serving"]);
+    }
+
+    #[test]
+    fn selection_by_name_group_and_all() {
+        let set = sample_set();
+        assert_eq!(names(&set.select(&[]).unwrap()).len(), 4);
+        assert_eq!(names(&set.select(&["all".into()]).unwrap()).len(), 4);
+        assert_eq!(
+            names(&set.select(&["modules".into()]).unwrap()),
+            ["egg", "python"]
+        );
+        assert_eq!(
+            names(&set.select(&["python".into(), "base".into()]).unwrap()),
+            ["base-image", "python"]
+        );
+        let e = set.select(&["eg".into()]).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown image or group \"eg\" (did you mean egg?)"),
+            "{e}"
+        );
+        assert!(e.contains("groups: base, builder, modules, all"), "{e}");
+    }
+
+    #[test]
+    fn cycles_unknown_parents_and_escaping_paths_are_refused() {
+        let cyclic = SAMPLE.replace(
+            "name = \"base-image\"\ngroup",
+            "name = \"base-image\"\nparents = [\"egg\"]\ngroup",
+        );
+        let e = format!("{:#}", ImageSet::parse(&cyclic).unwrap_err());
+        assert!(e.contains("cycle: "), "{e}");
+        assert!(
+            e.contains("base-image -> egg -> storage-service-builder -> base-image"),
+            "{e}"
+        );
+
+        let escaping = SAMPLE.replace(
+            "{ from = \"requirements.txt\" }",
+            "{ from = \"../../etc\" }",
+        );
+        let e = format!("{:#}", ImageSet::parse(&escaping).unwrap_err());
+        assert!(e.contains("escapes the FATE root"), "{e}");
+
+        let absolute = SAMPLE.replace("docker/base/Dockerfile\"", "/etc/Dockerfile\"");
+        let e = format!("{:#}", ImageSet::parse(&absolute).unwrap_err());
+        assert!(e.contains("must be a relative path"), "{e}");
+
+        let orphan = SAMPLE.replace(
+            "parents = [\"base-image\"]\ncontext = [{ tree",
+            "parents = [\"nope\"]\ncontext = [{ tree",
+        );
+        let e = format!("{:#}", ImageSet::parse(&orphan).unwrap_err());
+        assert!(e.contains("image python has unknown parent nope"), "{e}");
+    }
+
+    #[test]
+    fn mirror_dockerfile_is_chosen_only_for_china() {
+        let set = sample_set();
+        let base = set.image("base-image").unwrap();
+        assert_eq!(base.dockerfile_for(false), "docker/base/Dockerfile");
+        assert_eq!(base.dockerfile_for(true), "docker/base/Dockerfile-cn");
+        assert_eq!(
+            set.image("python").unwrap().dockerfile_for(true),
+            "docker/modules/python/Dockerfile"
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! `cargo xtask`: FATE's image build. Parse, resolve the configuration, dispatch.
+
+mod cli;
+mod config;
+mod docker;
+mod dockerfile;
+mod doctor;
+mod exec;
+mod executor;
+mod images;
+mod imageset;
+mod maven;
+mod package;
+mod plan;
+mod pom;
+mod preflight;
+mod problems;
+mod reference;
+mod ui;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::imageset::ImageSet;
+
+/// What every command works on: the FATE root, its image set and resolved configuration.
+pub struct Project {
+    pub set: ImageSet,
+    pub config: config::Config,
+    pub ui: ui::Ui,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    exec::install_interrupt_handler();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if exec::interrupted() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let fate_root = match &cli.global.fate_root {
+        Some(dir) => dir.clone(),
+        None => workspace_root(),
+    };
+    let fate_root = std::path::absolute(&fate_root)
+        .with_context(|| format!("bad --fate-root {}", fate_root.display()))?;
+    let set = ImageSet::load(&fate_root)?;
+    let config = config::load(&fate_root, &set, &cli.overrides())?;
+    let ui = ui::Ui::detect();
+    for w in &config.warnings {
+        ui.note(&format!("warning: {w}"));
+    }
+    let project = Project { set, config, ui };
+    match cli.command {
+        Command::Images(args) => args.run(&project),
+        Command::Doctor(args) => args.run(&project),
+    }
+}
+
+/// The cargo workspace root (the parent of this crate), the default FATE root.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits inside the workspace")
+        .to_path_buf()
+}

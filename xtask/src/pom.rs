@@ -1,0 +1,251 @@
+//! Just enough of a Maven POM to find a module's jar: artifactId, version (with
+//! `${...}` properties resolved through parents), finalName and `<modules>`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// What one `pom.xml` says, before property resolution.
+#[derive(Clone, Debug, Default)]
+struct RawPom {
+    artifact_id: String,
+    version: Option<String>,
+    parent_version: Option<String>,
+    parent_path: Option<String>,
+    has_parent: bool,
+    final_name: Option<String>,
+    properties: BTreeMap<String, String>,
+    modules: Vec<String>,
+}
+
+/// A module of a Maven project with its resolved coordinates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module {
+    pub dir: PathBuf,
+    pub artifact_id: String,
+    pub version: String,
+    /// The jar's file name without `.jar`.
+    pub final_name: String,
+}
+
+impl Module {
+    pub fn target(&self) -> PathBuf {
+        self.dir.join("target")
+    }
+
+    pub fn jar(&self) -> PathBuf {
+        self.target().join(format!("{}.jar", self.final_name))
+    }
+}
+
+fn child<'a, 'i>(node: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    node.children()
+        .find(|c| c.is_element() && c.tag_name().name() == name)
+}
+
+fn text_of(node: Option<roxmltree::Node<'_, '_>>) -> Option<String> {
+    node.and_then(|n| n.text()).map(|t| t.trim().to_string())
+}
+
+fn parse(text: &str) -> Result<RawPom> {
+    let doc = roxmltree::Document::parse(text)?;
+    let project = doc.root_element();
+    let parent = child(project, "parent");
+    let mut pom = RawPom {
+        artifact_id: text_of(child(project, "artifactId")).unwrap_or_default(),
+        version: text_of(child(project, "version")),
+        parent_version: parent.and_then(|p| text_of(child(p, "version"))),
+        parent_path: parent.and_then(|p| text_of(child(p, "relativePath"))),
+        has_parent: parent.is_some(),
+        final_name: child(project, "build").and_then(|b| text_of(child(b, "finalName"))),
+        ..Default::default()
+    };
+    if let Some(props) = child(project, "properties") {
+        for p in props.children().filter(|c| c.is_element()) {
+            pom.properties.insert(
+                p.tag_name().name().to_string(),
+                p.text().unwrap_or("").trim().to_string(),
+            );
+        }
+    }
+    if let Some(modules) = child(project, "modules") {
+        pom.modules = modules
+            .children()
+            .filter(|c| c.is_element())
+            .filter_map(|m| m.text().map(|t| t.trim().to_string()))
+            .collect();
+    }
+    Ok(pom)
+}
+
+fn read(dir: &Path) -> Result<RawPom> {
+    let path = dir.join("pom.xml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    parse(&text).with_context(|| format!("{} is not a readable POM", path.display()))
+}
+
+/// Properties visible in `dir`'s POM: its own over its parents' (by relativePath).
+fn properties(dir: &Path, pom: &RawPom, depth: usize) -> BTreeMap<String, String> {
+    let mut props = BTreeMap::new();
+    if pom.has_parent && depth < 16 {
+        let rel = pom
+            .parent_path
+            .clone()
+            .unwrap_or_else(|| "../pom.xml".into());
+        let rel = rel.strip_suffix("pom.xml").unwrap_or(&rel).to_string();
+        let parent_dir = dir.join(rel);
+        if let Ok(parent) = read(&parent_dir) {
+            props = properties(&parent_dir, &parent, depth + 1);
+        }
+    }
+    props.extend(pom.properties.clone());
+    props
+}
+
+/// Substitutes `${name}` from `props` until nothing changes; unknown names are an error.
+fn substitute(value: &str, props: &BTreeMap<String, String>) -> Result<String> {
+    let mut out = value.to_string();
+    for _ in 0..16 {
+        let Some(start) = out.find("${") else {
+            return Ok(out);
+        };
+        let Some(len) = out[start..].find('}') else {
+            bail!("unterminated ${{ in {value:?}");
+        };
+        let name = &out[start + 2..start + len];
+        let Some(v) = props.get(name) else {
+            bail!("property {name} in {value:?} is not defined");
+        };
+        out = format!("{}{}{}", &out[..start], v, &out[start + len + 1..]);
+    }
+    bail!("properties in {value:?} refer to each other without end")
+}
+
+fn resolve(dir: &Path, pom: &RawPom) -> Result<Module> {
+    let mut props = properties(dir, pom, 0);
+    let raw_version = pom
+        .version
+        .clone()
+        .or_else(|| pom.parent_version.clone())
+        .with_context(|| format!("{}/pom.xml has no version", dir.display()))?;
+    if let Some(pv) = &pom.parent_version {
+        let pv = substitute(pv, &props)?;
+        props.insert("project.parent.version".into(), pv.clone());
+        props.insert("parent.version".into(), pv);
+    }
+    let version = substitute(&raw_version, &props)
+        .with_context(|| format!("resolving the version in {}/pom.xml", dir.display()))?;
+    props.insert("project.version".into(), version.clone());
+    props.insert("version".into(), version.clone());
+    props.insert("project.artifactId".into(), pom.artifact_id.clone());
+    props.insert("artifactId".into(), pom.artifact_id.clone());
+    let final_name = match &pom.final_name {
+        Some(f) => substitute(f, &props)?,
+        None => format!("{}-{}", pom.artifact_id, version),
+    };
+    Ok(Module {
+        dir: dir.to_path_buf(),
+        artifact_id: pom.artifact_id.clone(),
+        version,
+        final_name,
+    })
+}
+
+/// Every module of the reactor rooted at `dir`, the root first.
+pub fn reactor(dir: &Path) -> Result<Vec<Module>> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let pom = read(&d)?;
+        out.push(resolve(&d, &pom)?);
+        for m in pom.modules.iter().rev() {
+            pending.push(d.join(m));
+        }
+    }
+    Ok(out)
+}
+
+/// The module of `dir`'s reactor whose artifactId is `artifact`.
+pub fn find_module(dir: &Path, artifact: &str) -> Result<Module> {
+    let modules = reactor(dir)?;
+    let known: Vec<&str> = modules.iter().map(|m| m.artifact_id.as_str()).collect();
+    modules
+        .iter()
+        .find(|m| m.artifact_id == artifact)
+        .cloned()
+        .with_context(|| {
+            format!(
+                "the Maven project {} has no module with artifactId {artifact} (it has: {})",
+                dir.display(),
+                known.join(", ")
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, text: &str) {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn versions_come_from_parent_properties() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(
+            d,
+            "pom.xml",
+            r#"<project xmlns="http://maven.apache.org/POM/4.0.0"><artifactId>fate-arch</artifactId><version>0.3</version>
+            <properties><fate.version>0.3</fate.version></properties>
+            <modules><module>core</module><module>eggroll</module></modules></project>"#,
+        );
+        write(
+            d,
+            "core/pom.xml",
+            r#"<project><parent><artifactId>fate-arch</artifactId><version>0.3</version></parent>
+            <artifactId>fate-core</artifactId><version>${fate.version}</version></project>"#,
+        );
+        write(
+            d,
+            "eggroll/pom.xml",
+            r#"<project><parent><artifactId>fate-arch</artifactId><version>0.3</version></parent>
+            <artifactId>eggroll</artifactId><modules><module>egg</module></modules></project>"#,
+        );
+        write(
+            d,
+            "eggroll/egg/pom.xml",
+            r#"<project><parent><artifactId>eggroll</artifactId><version>0.3</version></parent>
+            <artifactId>fate-egg</artifactId><version>${project.parent.version}</version>
+            <build><finalName>${project.artifactId}-${fate.version}</finalName></build></project>"#,
+        );
+        let ids: Vec<String> = reactor(d)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.artifact_id)
+            .collect();
+        assert_eq!(ids, ["fate-arch", "fate-core", "eggroll", "fate-egg"]);
+        let egg = find_module(d, "fate-egg").unwrap();
+        assert_eq!(egg.version, "0.3");
+        assert_eq!(egg.jar(), d.join("eggroll/egg/target/fate-egg-0.3.jar"));
+        let e = find_module(d, "fate-proxy").unwrap_err().to_string();
+        assert!(e.contains("no module with artifactId fate-proxy (it has: fate-arch, fate-core, eggroll, fate-egg)"), "{e}");
+    }
+
+    #[test]
+    fn undefined_property_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            "pom.xml",
+            "<project><artifactId>x</artifactId><version>${nope}</version></project>",
+        );
+        let e = format!("{:#}", reactor(tmp.path()).unwrap_err());
+        assert!(e.contains("property nope"), "{e}");
+    }
+}
