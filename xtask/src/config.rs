@@ -260,13 +260,17 @@ fn known_keys(images: &ImageSet) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    for (profile, settings) in [
-        (MirrorProfile::Global, &images.mirrors.global),
-        (MirrorProfile::China, &images.mirrors.cn),
-    ] {
-        for (name, url) in settings {
-            keys.insert(mirror_key(profile, name), url.clone());
-        }
+    // Every setting has a global and a China key; China falls back to the global value
+    // where the image set names no China mirror.
+    for (name, url) in &images.mirrors.global {
+        keys.insert(mirror_key(MirrorProfile::Global, name), url.clone());
+        let cn = images.mirrors.cn.get(name).unwrap_or(url);
+        keys.insert(mirror_key(MirrorProfile::China, name), cn.clone());
+    }
+    for (name, url) in &images.mirrors.cn {
+        keys.entry(mirror_key(MirrorProfile::Global, name))
+            .or_default();
+        keys.insert(mirror_key(MirrorProfile::China, name), url.clone());
     }
     keys
 }

@@ -29,9 +29,10 @@ pub struct ImageSet {
     pub trees: Vec<Tree>,
     #[serde(rename = "image")]
     pub images: Vec<Image>,
-    /// Host packages the build needs (e.g. an offline Maven repository), by Debian name.
-    #[serde(default)]
-    pub host: HostNeeds,
+    /// Debian packages Maven needs on this host (e.g. the offline repository a `file://`
+    /// mirror points at); installed when missing and a Maven step runs.
+    #[serde(default, rename = "maven-debian-packages")]
+    pub maven_debian_packages: Vec<String>,
 }
 
 /// A Maven project (a directory of the FATE root with a `pom.xml`).
@@ -73,13 +74,6 @@ impl Default for Packaging {
 
 fn default_skeleton_dir() -> String {
     "example-tree-dir".into()
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct HostNeeds {
-    #[serde(default)]
-    pub debian_packages: Vec<String>,
 }
 
 /// A packaged module tree: a copy of its skeleton filled from Maven outputs or sources.

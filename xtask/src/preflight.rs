@@ -139,7 +139,11 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
         }
     }
 
-    let missing_packages = missing_debian_packages(&set.host.debian_packages);
+    let missing_packages = if needs.projects.is_empty() {
+        Vec::new()
+    } else {
+        missing_debian_packages(&set.maven_debian_packages)
+    };
     if !missing_packages.is_empty() && !(is_root() && which::which("apt-get").is_ok()) {
         p.push(format!(
             "docker/images.toml needs host packages that are missing; install them: sudo apt-get install -y {}",

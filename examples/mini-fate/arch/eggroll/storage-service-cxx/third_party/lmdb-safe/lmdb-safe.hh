@@ -1,0 +1,2 @@
+// Stand-in for the lmdb-safe submodule header.
+#pragma once

@@ -1,0 +1,3 @@
+"""Miniature toy example."""
+
+print("toy example")

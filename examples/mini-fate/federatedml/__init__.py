@@ -1,0 +1,3 @@
+"""Miniature federatedml package: enough to check the python tree is packaged."""
+
+VERSION = "1.0.2"

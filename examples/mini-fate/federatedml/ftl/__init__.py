@@ -1,0 +1,1 @@
+"""Federated transfer learning (placeholder module)."""

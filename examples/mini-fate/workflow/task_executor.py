@@ -1,0 +1,5 @@
+"""Miniature workflow task executor."""
+
+
+def run(task):
+    return f"ran {task}"
