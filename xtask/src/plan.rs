@@ -258,7 +258,14 @@ pub fn images(
 
     let mut prelude = Vec::new();
     if !facts.missing_packages.is_empty() {
-        let mut args = vec!["install", "-y", "--no-install-recommends"];
+        // Wait for a dpkg lock held by another install instead of failing at once.
+        let mut args = vec![
+            "-o",
+            "DPkg::Lock::Timeout=300",
+            "install",
+            "-y",
+            "--no-install-recommends",
+        ];
         args.extend(facts.missing_packages.iter().map(String::as_str));
         let mut install = Command::new("apt-get", args);
         install
@@ -534,6 +541,8 @@ fn maven_command(
                 format!("fate-xtask-{}-mvn-{project}", facts.run_id),
                 "--label".into(),
                 format!("{LABEL_TOOL}.run={}", facts.run_id),
+                "--label".into(),
+                format!("{LABEL_TOOL}.root={}", config.fate_root.display()),
                 "--user".into(),
                 facts.uid_gid.clone(),
                 "--env".into(),
@@ -954,7 +963,7 @@ mod tests {
         };
         assert_eq!(
             c.to_string(),
-            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libmaven-jar-plugin-java"
+            "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends libmaven-jar-plugin-java"
         );
         assert_eq!(plan.steps[1].deps, vec![0]);
     }

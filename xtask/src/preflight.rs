@@ -127,8 +127,21 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
             ));
         }
     }
+    let missing_packages = if needs.projects.is_empty() {
+        Vec::new()
+    } else {
+        missing_debian_packages(&set.maven_debian_packages)
+    };
+    let can_install = is_root() && which::which("apt-get").is_ok();
+    if !missing_packages.is_empty() && !can_install {
+        p.push(format!(
+            "docker/images.toml needs host packages that are missing; install them: sudo apt-get install -y {}",
+            missing_packages.join(" ")
+        ));
+    }
+    let mvn_coming = can_install && missing_packages.iter().any(|m| m == "maven");
     if !needs.projects.is_empty() {
-        if config.maven == MavenMode::Host && which::which("mvn").is_err() {
+        if config.maven == MavenMode::Host && which::which("mvn").is_err() && !mvn_coming {
             p.push("--maven host: `mvn` is not on PATH; install Maven (apt-get install maven) or use --maven docker");
         }
         if let Err(e) = std::fs::create_dir_all(config.maven_cache.join("repository")) {
@@ -139,17 +152,6 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
         }
     }
 
-    let missing_packages = if needs.projects.is_empty() {
-        Vec::new()
-    } else {
-        missing_debian_packages(&set.maven_debian_packages)
-    };
-    if !missing_packages.is_empty() && !(is_root() && which::which("apt-get").is_ok()) {
-        p.push(format!(
-            "docker/images.toml needs host packages that are missing; install them: sudo apt-get install -y {}",
-            missing_packages.join(" ")
-        ));
-    }
     let seed_from_repo = if needs.projects.is_empty() {
         None
     } else {

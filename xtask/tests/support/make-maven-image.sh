@@ -3,6 +3,22 @@
 # for testing `--maven docker` where nothing can be pulled. Usage: make-maven-image.sh REF
 set -eu
 ref=$1
+
+# The image is made of the host's Maven and Debian's plugin repository.
+need="maven libmaven-clean-plugin-java libmaven-resources-plugin-java libmaven-compiler-plugin-java libsurefire-java libmaven-jar-plugin-java libmaven-install-plugin-java libmaven-dependency-plugin-java libcommons-lang3-java"
+missing=""
+for p in $need; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends $missing >&2
+  else
+    echo "missing packages; run: sudo apt-get install -y$missing" >&2
+    exit 1
+  fi
+fi
+
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 

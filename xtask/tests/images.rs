@@ -1,0 +1,392 @@
+//! `cargo xtask images` against the real Docker engine and real Maven.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use support::{Fixture, docker, export_image, label};
+
+const JAVA_MODULES: [(&str, &str); 5] = [
+    (
+        "federation",
+        "arch/driver/federation/target/fate-federation-0.3.jar",
+    ),
+    ("proxy", "arch/networking/proxy/target/fate-proxy-0.3.jar"),
+    ("roll", "arch/eggroll/roll/target/fate-roll-0.3.jar"),
+    (
+        "meta-service",
+        "arch/eggroll/meta-service/target/fate-meta-service-0.3.jar",
+    ),
+    (
+        "serving-server",
+        "fate-serving/serving-server/target/fate-serving-server-1.0.jar",
+    ),
+];
+
+const ALL_IMAGES: [&str; 10] = [
+    "base-image",
+    "storage-service-builder",
+    "federation",
+    "proxy",
+    "roll",
+    "python",
+    "meta-service",
+    "serving-server",
+    "fateboard",
+    "egg",
+];
+
+/// A packaged Java module: versioned jar (the one Maven built), stable symlink, lib/,
+/// conf/ and service.sh with JAVA_HOME set.
+fn assert_java_module(dir: &Path, module: &str, built_jar: &Path, java_home: &str, with_lib: bool) {
+    let jar_name = built_jar.file_name().unwrap();
+    let jar = dir.join(jar_name);
+    assert_eq!(
+        fs::read(&jar).unwrap(),
+        fs::read(built_jar).unwrap(),
+        "{module}: jar differs from Maven's"
+    );
+    let link = dir.join(format!("{}.jar", module_jar_stem(module)));
+    assert_eq!(
+        fs::read_link(&link).unwrap(),
+        Path::new(jar_name),
+        "{module}: symlink"
+    );
+    let service = fs::read_to_string(dir.join("service.sh")).unwrap();
+    assert!(
+        service.contains(&format!("JAVA_HOME={java_home}\n")),
+        "{module}: {service}"
+    );
+    if with_lib {
+        assert!(
+            dir.join("lib/commons-lang3-3.12.0.jar").is_file(),
+            "{module}: lib/"
+        );
+        assert!(
+            dir.join("lib/fate-core-0.3.jar").is_file(),
+            "{module}: lib/ has fate-core"
+        );
+    } else {
+        assert!(!dir.join("lib").exists(), "{module}: no lib/");
+    }
+    assert!(
+        fs::read_dir(dir.join("conf")).unwrap().count() > 0,
+        "{module}: conf/"
+    );
+}
+
+fn module_jar_stem(module: &str) -> String {
+    if module == "fateboard" {
+        module.to_string()
+    } else {
+        format!("fate-{module}")
+    }
+}
+
+#[test]
+fn builds_all_ten_images_of_the_example() {
+    let fx = Fixture::mini("all");
+    let run = fx.xtask(&["images"]).ok();
+
+    let images = fx.images();
+    for name in ALL_IMAGES {
+        let reference = fx.reference(name);
+        assert!(
+            images.contains_key(&reference),
+            "{reference} missing; have {images:?}"
+        );
+        assert!(
+            run.stdout.contains(&reference),
+            "summary lacks {reference}:\n{}",
+            run.stdout
+        );
+        assert_eq!(
+            label(&reference, "org.opencontainers.image.version"),
+            "1.0.2-release"
+        );
+        assert_eq!(
+            label(&reference, "org.opencontainers.image.source"),
+            "https://github.com/FederatedAI/FATE"
+        );
+        assert_eq!(
+            label(&reference, "org.opencontainers.image.revision").len(),
+            40,
+            "{reference}: revision"
+        );
+        assert!(
+            label(&reference, "org.opencontainers.image.created").starts_with("20"),
+            "{reference}: created"
+        );
+    }
+    assert_eq!(run.stdout.matches(" built").count(), 10, "{}", run.stdout);
+
+    let fs_root = fx.tmp.path().join("fs");
+    for (module, jar) in JAVA_MODULES {
+        let dest = fs_root.join(module);
+        export_image(&fx.reference(module), &dest);
+        let dir = dest.join("data/projects/fate").join(module);
+        assert_java_module(&dir, module, &fx.root.join(jar), "/opt/java/openjdk", true);
+    }
+    let board = fs_root.join("fateboard");
+    export_image(&fx.reference("fateboard"), &board);
+    assert_java_module(
+        &board.join("data/projects/fate/fateboard"),
+        "fateboard",
+        &fx.root.join("fateboard/target/fateboard-1.0.jar"),
+        "/opt/java/openjdk",
+        false,
+    );
+
+    let python = fs_root.join("python");
+    export_image(&fx.reference("python"), &python);
+    let tree = python.join("data/projects/fate/python");
+    for part in [
+        "federatedml/__init__.py",
+        "fate_flow/fate_flow_server.py",
+        "workflow/task_executor.py",
+        "examples/toy_example/run_toy_example.py",
+        "arch/api/__init__.py",
+        "conf/server_conf.properties",
+        "service.sh",
+        "processor.sh",
+    ] {
+        assert!(tree.join(part).is_file(), "python tree lacks {part}");
+    }
+    assert!(
+        !tree.join("arch/core/target").exists(),
+        "Maven output copied into the python tree"
+    );
+    assert!(
+        python
+            .join("data/projects/fate/base/requirements.txt")
+            .is_file(),
+        "python is built on base-image"
+    );
+
+    let egg = fs_root.join("egg");
+    export_image(&fx.reference("egg"), &egg);
+    let fate = egg.join("data/projects/fate");
+    assert_java_module(
+        &fate.join("egg"),
+        "egg",
+        &fx.root.join("arch/eggroll/egg/target/fate-egg-0.3.jar"),
+        "/usr/lib/jvm/jre-1.8.0-openjdk",
+        true,
+    );
+    // What the builder stage produced, copied in by the second stage.
+    assert_eq!(
+        fs::read_to_string(fate.join("storage-service-cxx/third_party/include/lmdb.h")).unwrap(),
+        fs::read_to_string(
+            fx.root
+                .join("arch/eggroll/storage-service-cxx/third_party/prebuilt/include/lmdb.h")
+        )
+        .unwrap()
+    );
+    for part in [
+        "third_party/lib/libglog.so.0.4.0",
+        "third_party/bin/protoc",
+        "third_party/share/doc/grpc.txt",
+        "Makefile",
+        "src/storage_service.cc",
+    ] {
+        assert!(
+            fate.join("storage-service-cxx").join(part).is_file(),
+            "egg lacks storage-service-cxx/{part}"
+        );
+    }
+    assert!(
+        fate.join("storage-service-cxx/logs").is_dir(),
+        "egg lacks storage-service-cxx/logs"
+    );
+    assert!(
+        fate.join("python/federatedml/__init__.py").is_file(),
+        "egg lacks the python tree"
+    );
+
+    fx.assert_clean();
+}
+
+#[test]
+fn maven_in_a_container_runs_as_the_caller() {
+    const UID: u32 = 4242;
+    let fx = Fixture::mini("mvn-docker");
+    let maven_image = format!("{}/maven:local", fx.prefix);
+    let script = support::workspace().join("xtask/tests/support/make-maven-image.sh");
+    let made = std::process::Command::new(&script)
+        .arg(&maven_image)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "making the Maven image: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    // Run as an unprivileged user who may use the Docker socket.
+    let cache = fx.tmp.path().join("maven cache");
+    fs::create_dir_all(&cache).unwrap();
+    let chown = |p: &Path| {
+        let ok = std::process::Command::new("chown")
+            .arg("-R")
+            .arg(format!("{UID}:{UID}"))
+            .arg(p)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    chown(&fx.root);
+    chown(&cache);
+    let socket = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(str::to_string))
+        .unwrap_or_else(|| "/var/run/docker.sock".into());
+    let socket_gid = fs::metadata(&socket).unwrap().gid();
+
+    let mut cmd = fx.command(&[
+        "images",
+        "federation",
+        "serving-server",
+        "--maven",
+        "docker",
+    ]);
+    let args: Vec<std::ffi::OsString> = cmd.get_args().map(Into::into).collect();
+    let mut as_user = std::process::Command::new("setpriv");
+    as_user
+        .args([
+            format!("--reuid={UID}"),
+            format!("--regid={UID}"),
+            format!("--groups={socket_gid}"),
+        ])
+        .arg(support::BIN)
+        .args(args);
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => as_user.env(k, v),
+            None => as_user.env_remove(k),
+        };
+    }
+    as_user
+        .env("MAVEN_CACHE_DIR", &cache)
+        .env("MAVEN_IMAGE", &maven_image)
+        .env("HOME", fx.tmp.path());
+    cmd = as_user;
+    let run: support::Run = cmd.output().unwrap().into();
+    let run = run.ok();
+    assert!(
+        run.stdout.contains(&fx.reference("federation")),
+        "{}",
+        run.stdout
+    );
+    assert!(fx.images().contains_key(&fx.reference("serving-server")));
+
+    for jar in [
+        "arch/driver/federation/target/fate-federation-0.3.jar",
+        "arch/core/target/fate-core-0.3.jar",
+        "fate-serving/serving-server/target/fate-serving-server-1.0.jar",
+    ] {
+        let meta = fs::metadata(fx.root.join(jar)).unwrap_or_else(|e| panic!("{jar}: {e}"));
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (UID, UID),
+            "{jar} must belong to the invoking user"
+        );
+    }
+    let log = fs::read_to_string(fx.root.join("target/xtask/logs/mvn-fate-serving.log")).unwrap();
+    assert!(log.starts_with("$ docker run --rm"), "{log}");
+    assert!(log.contains(&format!("--user {UID}:{UID}")), "{log}");
+    assert!(
+        cache
+            .join("repository/org/apache/commons/commons-lang3/3.12.0")
+            .is_dir(),
+        "the Maven cache was not used"
+    );
+    fx.assert_clean();
+}
+
+#[test]
+fn chinese_mirror_builds_mirror_variants_and_resolves_through_the_mirror() {
+    let fx = Fixture::mini("cn");
+    let mirror = fx.tmp.path().join("cn mirror");
+    std::os::unix::fs::symlink("/usr/share/maven-repo", &mirror).unwrap();
+    let cache = fx.tmp.path().join("fresh cache");
+    let mirror_url = format!("file://{}", mirror.display());
+
+    let run = fx
+        .command(&["images", "base-image", "fateboard", "--chinese-mirror"])
+        .env("CN_MAVEN_MIRROR_URL", &mirror_url)
+        .env("MAVEN_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    support::Run::from(run).ok();
+    assert_eq!(
+        label(&fx.reference("base-image"), "org.fedai.fate.base-variant"),
+        "cn"
+    );
+    let log = fs::read_to_string(fx.root.join("target/xtask/logs/mvn-fateboard.log")).unwrap();
+    assert!(
+        log.contains(&format!("from fate-mirror: {mirror_url}/")),
+        "Maven did not resolve through the China mirror:\n{log}"
+    );
+    assert!(fx.images().contains_key(&fx.reference("fateboard")));
+
+    // Without the flag, the global variant is built.
+    fx.xtask(&["images", "base"]).ok();
+    assert_eq!(
+        label(&fx.reference("base-image"), "org.fedai.fate.base-variant"),
+        ""
+    );
+    fx.assert_clean();
+}
+
+#[test]
+fn env_errors_are_reported_and_nothing_is_executed() {
+    let fx = Fixture::mini("env");
+    let marker = fx.tmp.path().join("executed");
+    let env_file = fx.tmp.path().join("bad.env");
+    let cases = [
+        (
+            "PREFIX=fate-x\nBASE_TAG=a\nBUILDER_TAG=b\n",
+            "required key TAG is missing",
+        ),
+        (
+            "PREFIX=fate-x\nBASE_TAG=a\nBUILDER_TAG=b\nTAG=\"1.0 release\"\n",
+            "bad.env:4: TAG=\"1.0 release\" is not a valid tag",
+        ),
+        (
+            &format!(
+                "PREFIX=$(touch {})\nBASE_TAG=a\nBUILDER_TAG=b\nTAG=c\n",
+                marker.display()
+            ),
+            "bad.env:1: `PREFIX=$(touch",
+        ),
+        (
+            &format!(
+                "PREFIX=`touch {}`\nBASE_TAG=a\nBUILDER_TAG=b\nTAG=c\n",
+                marker.display()
+            ),
+            "shell command substitution",
+        ),
+    ];
+    for (text, expected) in cases {
+        fs::write(&env_file, text).unwrap();
+        let out = fx
+            .command(&["--env-file", env_file.to_str().unwrap(), "images"])
+            .env_remove("PREFIX")
+            .output()
+            .unwrap();
+        let run = support::Run::from(out).failed();
+        assert!(
+            run.stderr.contains(expected),
+            "expected {expected:?} in:\n{}",
+            run.stderr
+        );
+        assert!(!marker.exists(), ".env was executed");
+    }
+    assert!(
+        docker(&["images", "-q", "--filter", "reference=fate-x/*"]).is_empty(),
+        "something was built"
+    );
+    fx.assert_clean();
+}

@@ -1,0 +1,207 @@
+//! `--dry-run` over the real FATE definitions (docker/, example-tree-dir/, .env of the
+//! workspace) in a skeleton FATE tree: preflight passes and the plan is complete.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::Fixture;
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, text).unwrap();
+}
+
+fn pom(artifact: &str, version: &str, modules: &[&str]) -> String {
+    let modules: String = modules
+        .iter()
+        .map(|m| format!("<module>{m}</module>"))
+        .collect();
+    format!(
+        "<project><modelVersion>4.0.0</modelVersion><groupId>com.webank.ai.fate</groupId>\
+         <artifactId>{artifact}</artifactId><version>{version}</version><modules>{modules}</modules></project>"
+    )
+}
+
+/// The real definitions plus the smallest sources their preflight asks for.
+fn skeleton_fate_tree(fx: &Fixture) {
+    let ws = support::workspace();
+    support::copy_tree(&ws.join("docker"), &fx.root.join("docker"));
+    support::copy_tree(
+        &ws.join("example-tree-dir"),
+        &fx.root.join("example-tree-dir"),
+    );
+    fs::copy(ws.join(".env"), fx.root.join(".env")).unwrap();
+    let r = &fx.root;
+    write(
+        r,
+        "arch/pom.xml",
+        &pom(
+            "fate-arch",
+            "0.3",
+            &["core", "driver/federation", "networking/proxy", "eggroll"],
+        ),
+    );
+    write(r, "arch/core/pom.xml", &pom("fate-core", "0.3", &[]));
+    write(
+        r,
+        "arch/driver/federation/pom.xml",
+        &pom("fate-federation", "0.3", &[]),
+    );
+    write(
+        r,
+        "arch/networking/proxy/pom.xml",
+        &pom("fate-proxy", "0.3", &[]),
+    );
+    write(
+        r,
+        "arch/eggroll/pom.xml",
+        &pom("fate-eggroll", "0.3", &["roll", "meta-service", "egg"]),
+    );
+    for m in ["roll", "meta-service", "egg"] {
+        write(
+            r,
+            &format!("arch/eggroll/{m}/pom.xml"),
+            &pom(&format!("fate-{m}"), "0.3", &[]),
+        );
+    }
+    write(r, "arch/eggroll/storage-service-cxx/Makefile", "all:\n");
+    write(r, "fateboard/pom.xml", &pom("fateboard", "1.0", &[]));
+    write(
+        r,
+        "fate-serving/pom.xml",
+        &pom("fate-serving", "1.0", &["serving-server"]),
+    );
+    write(
+        r,
+        "fate-serving/serving-server/pom.xml",
+        &pom("fate-serving-server", "1.0", &[]),
+    );
+    write(
+        r,
+        "cluster-deploy/scripts/fate-base/env.sh",
+        "#!/bin/bash\n",
+    );
+    write(r, "requirements.txt", "numpy\n");
+    for d in ["federatedml", "workflow", "examples", "fate_flow"] {
+        write(r, &format!("{d}/__init__.py"), "");
+    }
+}
+
+/// The ids of build steps, in plan order.
+fn builds(plan: &str) -> Vec<String> {
+    plan.lines()
+        .filter_map(|l| l.split_once("[build-"))
+        .map(|(_, rest)| rest.split(']').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn dry_run_accepts_the_real_fate_definitions() {
+    let fx = Fixture::empty("real-plan");
+    skeleton_fate_tree(&fx);
+    let run = fx
+        .command(&["images", "--dry-run"])
+        .env_remove("PREFIX")
+        .output()
+        .unwrap();
+    let run = support::Run::from(run).ok();
+    assert_eq!(
+        builds(&run.stdout),
+        [
+            "base-image",
+            "storage-service-builder",
+            "federation",
+            "proxy",
+            "roll",
+            "python",
+            "meta-service",
+            "serving-server",
+            "fateboard",
+            "egg"
+        ],
+        "{}",
+        run.stdout
+    );
+    let plan = &run.stdout;
+    assert!(
+        plan.contains("--tag federatedai/base-image:1.0.2-release"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("--tag federatedai/egg:1.0.2-release"),
+        "{plan}"
+    );
+    // Maven in a container, as the caller, arch beside fate-serving.
+    assert!(
+        plan.contains("docker run --rm --name fate-xtask-"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("/fate-serving:/data/projects/fate/fate-serving"),
+        "{plan}"
+    );
+    assert!(plan.contains("/arch:/data/projects/fate/arch --workdir /data/projects/fate/fate-serving maven:3.6-jdk-8 mvn"), "{plan}");
+    assert!(
+        plan.contains("--build-arg JRE_IMAGE=eclipse-temurin:8-jre"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("--build-arg PIP_INDEX_URL=https://pypi.org/simple"),
+        "{plan}"
+    );
+    assert!(
+        !plan.contains("maven-settings"),
+        "no mirror without --chinese-mirror: {plan}"
+    );
+    // Nothing ran: no image, no staging.
+    assert!(!fx.root.join("target/xtask/contexts").exists());
+
+    let run = fx
+        .command(&["images", "--dry-run", "--chinese-mirror"])
+        .env_remove("PREFIX")
+        .output()
+        .unwrap();
+    let plan = support::Run::from(run).ok().stdout;
+    assert!(
+        plan.contains("[maven-settings] write Maven settings"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("--build-arg PIP_INDEX_URL=https://pypi.tuna.tsinghua.edu.cn/simple"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("--build-arg CENTOS_VAULT_URL=https://mirrors.aliyun.com/centos-vault"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("--build-arg JRE_IMAGE=docker.m.daocloud.io/library/eclipse-temurin:8-jre"),
+        "{plan}"
+    );
+    // No China mirror is named for boost: the global location is used.
+    assert!(
+        plan.contains("--build-arg BOOST_URL=https://archives.boost.io/"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn doctor_reports_the_example_ready() {
+    let fx = Fixture::mini("doctor");
+    let run = fx.xtask(&["doctor"]).ok();
+    assert!(
+        run.stdout.contains("ok: preflight passed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("{}/egg:1.0.2-release", fx.prefix)),
+        "{}",
+        run.stdout
+    );
+    fx.assert_clean();
+}

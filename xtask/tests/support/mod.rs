@@ -1,0 +1,305 @@
+//! Shared by the real-engine tests: a private copy of the example FATE tree per test,
+//! the real `xtask` binary, and cleanup of every image a test made.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_xtask");
+
+/// Every key the configuration reads from the environment: cleared so the caller's
+/// shell cannot leak into a test.
+const CONFIG_KEYS: [&str; 14] = [
+    "PREFIX",
+    "BASE_TAG",
+    "BUILDER_TAG",
+    "TAG",
+    "MAVEN_IMAGE",
+    "MAVEN_MODE",
+    "MAVEN_CACHE_DIR",
+    "SOURCE_URL",
+    "REDIS_IMAGE",
+    "MYSQL_IMAGE",
+    "MAVEN_MIRROR_URL",
+    "CN_MAVEN_MIRROR_URL",
+    "PIP_INDEX_URL",
+    "CN_PIP_INDEX_URL",
+];
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The Maven cache shared by tests (plugins resolve once per machine).
+pub fn shared_maven_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("maven-cache")
+}
+
+/// Real-engine tests never skip: no engine is a failure.
+pub fn require_docker() {
+    let out = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!(
+            "these tests need a running Docker engine (DOCKER_HOST={:?}): {}",
+            std::env::var("DOCKER_HOST").ok(),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!("these tests need the docker CLI on PATH: {e}"),
+    }
+}
+
+/// What a run of the binary printed and how it ended.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code,
+            Some(0),
+            "xtask failed\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn failed(self) -> Run {
+        assert!(
+            self.code.is_some_and(|c| c != 0),
+            "xtask should have failed\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// A private FATE tree (a git repository) and the image prefix only this test uses.
+pub struct Fixture {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub prefix: String,
+}
+
+impl Fixture {
+    /// A committed copy of examples/mini-fate; the path has a space and non-ASCII letters.
+    pub fn mini(name: &str) -> Fixture {
+        require_docker();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("mini fate é");
+        copy_tree(&workspace().join("examples/mini-fate"), &root);
+        git(&root, &["init", "-q"]);
+        git(&root, &["add", "-A"]);
+        git(
+            &root,
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-qm",
+                "fixture",
+            ],
+        );
+        Fixture {
+            tmp,
+            root,
+            prefix: format!("fate-test-{name}-{}", std::process::id()),
+        }
+    }
+
+    /// An empty FATE root the test fills itself.
+    pub fn empty(name: &str) -> Fixture {
+        require_docker();
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("fate");
+        std::fs::create_dir_all(&root).unwrap();
+        Fixture {
+            tmp,
+            root,
+            prefix: format!("fate-test-{name}-{}", std::process::id()),
+        }
+    }
+
+    /// The binary with `--fate-root`, this test's PREFIX and the shared Maven cache.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        for k in CONFIG_KEYS {
+            c.env_remove(k);
+        }
+        c.env("PREFIX", &self.prefix)
+            .env("MAVEN_CACHE_DIR", shared_maven_cache())
+            .env("NO_COLOR", "1")
+            .arg("--fate-root")
+            .arg(&self.root)
+            .args(args);
+        c
+    }
+
+    pub fn xtask(&self, args: &[&str]) -> Run {
+        self.command(args).output().unwrap().into()
+    }
+
+    pub fn reference(&self, image: &str) -> String {
+        format!("{}/{image}:1.0.2-release", self.prefix)
+    }
+
+    pub fn git_status(&self) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&self.root)
+            .args(["status", "--porcelain"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// IDs of this test's images, by reference.
+    pub fn images(&self) -> BTreeMap<String, String> {
+        let out = docker(&[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}}",
+            "--filter",
+            &format!("reference={}/*", self.prefix),
+        ]);
+        out.lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(r, id)| (r.to_string(), id.to_string()))
+            .collect()
+    }
+
+    /// Containers made from this test's images or by xtask for this tree, which must
+    /// never be left over.
+    pub fn stray_containers(&self) -> Vec<String> {
+        let all = docker(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.ID}} {{.Image}} {{.Names}} {{.Labels}}",
+        ]);
+        let ours = format!("org.fedai.fate-xtask.root={}", self.root.display());
+        all.lines()
+            .filter(|l| {
+                l.split(' ')
+                    .nth(1)
+                    .is_some_and(|image| image.starts_with(&self.prefix))
+                    || l.contains(&ours)
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Asserts the source tree is as committed and no container is left.
+    pub fn assert_clean(&self) {
+        assert_eq!(self.git_status(), "", "the source tree changed");
+        assert_eq!(
+            self.stray_containers(),
+            Vec::<String>::new(),
+            "containers were left behind"
+        );
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let refs: Vec<String> = self.images().into_keys().collect();
+        if !refs.is_empty() {
+            let mut args = vec!["rmi", "-f"];
+            args.extend(refs.iter().map(String::as_str));
+            let _ = Command::new("docker").args(&args).output();
+        }
+    }
+}
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An image's file system, unpacked into `dest` (docker create + export).
+pub fn export_image(reference: &str, dest: &Path) {
+    let id = docker(&["create", reference, "/nonexistent"]);
+    std::fs::create_dir_all(dest).unwrap();
+    let export = Command::new("sh")
+        .arg("-c")
+        .arg("docker export \"$1\" | tar -x -C \"$2\"")
+        .args(["sh", &id])
+        .arg(dest)
+        .output()
+        .unwrap();
+    docker(&["rm", &id]);
+    assert!(
+        export.status.success(),
+        "export {reference}: {}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+}
+
+pub fn label(reference: &str, key: &str) -> String {
+    docker(&[
+        "image",
+        "inspect",
+        "--format",
+        &format!("{{{{index .Config.Labels \"{key}\"}}}}"),
+        reference,
+    ])
+}
+
+/// Copies a tree, leaving out build output.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != "target")
+    {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
