@@ -244,7 +244,7 @@ fn maven_in_a_container_runs_as_the_caller() {
         .unwrap_or_else(|| "/var/run/docker.sock".into());
     let socket_gid = fs::metadata(&socket).unwrap().gid();
 
-    let mut cmd = fx.command(&[
+    let cmd = fx.command(&[
         "images",
         "federation",
         "serving-server",
@@ -271,8 +271,7 @@ fn maven_in_a_container_runs_as_the_caller() {
         .env("MAVEN_CACHE_DIR", &cache)
         .env("MAVEN_IMAGE", &maven_image)
         .env("HOME", fx.tmp.path());
-    cmd = as_user;
-    let run: support::Run = cmd.output().unwrap().into();
+    let run: support::Run = support::run_with_engine(&mut as_user).into();
     let run = run.ok();
     assert!(
         run.stdout.contains(&fx.reference("federation")),
@@ -313,13 +312,10 @@ fn chinese_mirror_builds_mirror_variants_and_resolves_through_the_mirror() {
     let cache = fx.tmp.path().join("fresh cache");
     let mirror_url = format!("file://{}", mirror.display());
 
-    let run = fx
-        .command(&["images", "base-image", "fateboard", "--chinese-mirror"])
-        .env("CN_MAVEN_MIRROR_URL", &mirror_url)
-        .env("MAVEN_CACHE_DIR", &cache)
-        .output()
-        .unwrap();
-    support::Run::from(run).ok();
+    let mut run = fx.command(&["images", "base-image", "fateboard", "--chinese-mirror"]);
+    run.env("CN_MAVEN_MIRROR_URL", &mirror_url)
+        .env("MAVEN_CACHE_DIR", &cache);
+    support::Run::from(support::run_with_engine(&mut run)).ok();
     assert_eq!(
         label(&fx.reference("base-image"), "org.fedai.fate.base-variant"),
         "cn"
@@ -371,11 +367,10 @@ fn env_errors_are_reported_and_nothing_is_executed() {
     ];
     for (text, expected) in cases {
         fs::write(&env_file, text).unwrap();
-        let out = fx
-            .command(&["--env-file", env_file.to_str().unwrap(), "images"])
-            .env_remove("PREFIX")
-            .output()
-            .unwrap();
+        let out = support::run_with_engine(
+            fx.command(&["--env-file", env_file.to_str().unwrap(), "images"])
+                .env_remove("PREFIX"),
+        );
         let run = support::Run::from(out).failed();
         assert!(
             run.stderr.contains(expected),

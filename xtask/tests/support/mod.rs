@@ -9,6 +9,17 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_xtask");
 
+/// Builds of parallel tests share the legacy builder's cached intermediate images, which
+/// removing one test's images may delete under another's running build: runs hold this
+/// shared, cleanups exclusively.
+static ENGINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Runs a command while no test removes images.
+pub fn run_with_engine(cmd: &mut Command) -> Output {
+    let _shared = ENGINE.read().unwrap_or_else(|e| e.into_inner());
+    cmd.output().unwrap()
+}
+
 /// Every key the configuration reads from the environment: cleared so the caller's
 /// shell cannot leak into a test.
 const CONFIG_KEYS: [&str; 14] = [
@@ -160,7 +171,7 @@ impl Fixture {
     }
 
     pub fn xtask(&self, args: &[&str]) -> Run {
-        self.command(args).output().unwrap().into()
+        run_with_engine(&mut self.command(args)).into()
     }
 
     pub fn reference(&self, image: &str) -> String {
@@ -226,6 +237,7 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
+        let _exclusive = ENGINE.write().unwrap_or_else(|e| e.into_inner());
         let refs: Vec<String> = self.images().into_keys().collect();
         if !refs.is_empty() {
             let mut args = vec!["rmi", "-f"];
