@@ -63,6 +63,21 @@ pub struct Images {
     /// Where Maven runs [default: MAVEN_MODE of .env, else docker]
     #[arg(long, value_enum)]
     pub maven: Option<MavenWhere>,
+    /// Run Maven and build images even when their inputs are unchanged.
+    #[arg(long)]
+    pub force: bool,
+    /// Steps run at once (Maven projects, image builds) [default: CPU count]
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+}
+
+impl Images {
+    /// How many steps may run at once.
+    pub fn jobs(&self) -> usize {
+        self.jobs
+            .map(usize::from)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
 }
 
 #[derive(Debug, Args)]

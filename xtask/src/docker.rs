@@ -2,8 +2,10 @@
 
 use anyhow::{Context, Result, bail};
 
-use crate::exec::{query, succeeds};
-use crate::plan::Builder;
+use std::collections::BTreeMap;
+
+use crate::exec::{query, query_stdout, succeeds};
+use crate::plan::{Builder, ImageInfo, LABEL_INPUTS};
 
 /// Checks that `docker` is on PATH and its daemon answers; returns the server version.
 pub fn check_engine() -> Result<String> {
@@ -35,13 +37,42 @@ pub fn builder() -> Builder {
     }
 }
 
-/// ID of a local image, if present.
-pub fn image_id(reference: &str) -> Option<String> {
-    query(
-        "docker",
-        &["image", "inspect", "--format", "{{.Id}}", reference],
-    )
-    .ok()
+/// The local images among `references`, with ID and inputs label: one `docker` call.
+pub fn inspect_images(references: &[String]) -> BTreeMap<String, ImageInfo> {
+    if references.is_empty() {
+        return BTreeMap::new();
+    }
+    let format = format!(
+        "{{{{json .RepoTags}}}} {{{{.Id}}}} {{{{index .Config.Labels \"{LABEL_INPUTS}\"}}}}"
+    );
+    let mut args = vec!["image", "inspect", "--format", &format];
+    args.extend(references.iter().map(String::as_str));
+    // Exits non-zero when some are missing, still listing the ones found.
+    let out = query_stdout("docker", &args);
+    let mut found = BTreeMap::new();
+    for line in out.lines() {
+        let mut fields = line.splitn(3, ' ');
+        let (Some(tags), Some(id)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let inputs = fields
+            .next()
+            .filter(|l| !l.is_empty() && *l != "<no value>")
+            .map(str::to_string);
+        for reference in references
+            .iter()
+            .filter(|r| tags.contains(&format!("\"{r}\"")))
+        {
+            found.insert(
+                reference.clone(),
+                ImageInfo {
+                    id: id.to_string(),
+                    inputs: inputs.clone(),
+                },
+            );
+        }
+    }
+    found
 }
 
 /// ID and size in bytes of a local image.

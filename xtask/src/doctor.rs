@@ -27,7 +27,7 @@ impl cli::Doctor {
         println!("images         {}", set.images.len());
         for image in set.build_order() {
             let reference = crate::plan::reference(config, image);
-            let state = if facts.existing.contains(&reference) {
+            let state = if facts.existing.contains_key(&reference) {
                 "present"
             } else {
                 "not built"

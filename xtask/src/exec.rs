@@ -4,7 +4,9 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use xshell::Shell;
@@ -16,6 +18,31 @@ use crate::ui::StepLine;
 pub const TAIL_LINES: usize = 30;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// When each long child ran: the time not covered by these is the tool's own overhead.
+static CHILD_SPANS: Mutex<Vec<(Instant, Instant)>> = Mutex::new(Vec::new());
+
+/// Wall time during which at least one step's child process was running.
+pub fn child_time() -> std::time::Duration {
+    let mut spans = CHILD_SPANS.lock().map(|s| s.clone()).unwrap_or_default();
+    spans.sort();
+    let mut total = std::time::Duration::ZERO;
+    let mut current: Option<(Instant, Instant)> = None;
+    for (start, end) in spans {
+        match current {
+            Some((s, e)) if start <= e => current = Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                current = Some((start, end));
+            }
+            None => current = Some((start, end)),
+        }
+    }
+    if let Some((s, e)) = current {
+        total += e - s;
+    }
+    total
+}
 
 /// Ctrl-C reaches the children too (same process group); we only note it, let the
 /// children stop, clean up, and exit with 130.
@@ -47,6 +74,20 @@ pub fn query(program: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
+/// Runs a short command and returns its trimmed stdout whatever its exit status.
+pub fn query_stdout(program: &str, args: &[&str]) -> String {
+    let Ok(sh) = Shell::new() else {
+        return String::new();
+    };
+    sh.cmd(program)
+        .args(args)
+        .quiet()
+        .ignore_status()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_default()
+}
+
 /// Whether a short command succeeds (its output discarded).
 pub fn succeeds(program: &str, args: &[&str]) -> bool {
     query(program, args).is_ok()
@@ -72,6 +113,7 @@ pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> 
     for (k, v) in &command.env {
         expr = expr.env(k, v);
     }
+    let child_started = Instant::now();
     let reader = expr.reader().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow::anyhow!(
@@ -97,6 +139,9 @@ pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> 
         .map(|o| o.status)
         .context("the child's exit status was lost")?;
     file.flush()?;
+    if let Ok(mut spans) = CHILD_SPANS.lock() {
+        spans.push((child_started, Instant::now()));
+    }
     if status.success() {
         return Ok(());
     }

@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -21,31 +22,40 @@ impl cli::Images {
             no_cache: self.no_cache,
         };
         let plan = plan::images(config, set, &facts, &options)?;
-        if self.dry_run {
-            print!("{plan}");
-            return Ok(());
-        }
         let work = config.work_dir();
-        let _lock = lock(&work, ui)?;
-        let _sweep = ContainerSweep::new(format!("{LABEL_TOOL}.run={}", facts.run_id));
         let executor = Executor {
             ui: ui.clone(),
             log_dir: work.join("logs"),
             keep_going: self.keep_going,
+            force: self.force,
+            jobs: self.jobs(),
         };
-        let reports = executor.run(&plan);
-        print_summary(&plan, &reports);
+        if self.dry_run {
+            print!("{}", plan.render(&executor.preview(&plan, &facts.existing)));
+            return Ok(());
+        }
+        let _lock = lock(&work, ui)?;
+        let _sweep = ContainerSweep::new(format!("{LABEL_TOOL}.run={}", facts.run_id));
+        let started = Instant::now();
+        let reports = executor.run(&plan, facts.existing.clone());
+        print_summary(&plan, &reports, started.elapsed());
+        write_report(
+            &work.join("last-run.tsv"),
+            &plan,
+            &reports,
+            crate::started().elapsed(),
+        )?;
         if exec::interrupted() {
-            // Staged trees and contexts of an interrupted run are not to be trusted.
-            for dir in ["trees", "contexts"] {
-                let _ = std::fs::remove_dir_all(work.join(dir));
-            }
+            // Staged contexts of an interrupted run are not to be trusted.
+            let _ = std::fs::remove_dir_all(work.join("contexts"));
             bail!("interrupted; staged contexts removed, build containers stopped");
         }
-        let failed: Vec<&str> = reports
+        let failed: Vec<&str> = plan
+            .steps
             .iter()
-            .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
-            .map(|r| r.id.as_str())
+            .zip(&reports)
+            .filter(|(_, r)| matches!(r.outcome, Outcome::Failed(_)))
+            .map(|(s, _)| s.id.as_str())
             .collect();
         if !failed.is_empty() {
             bail!(
@@ -75,38 +85,65 @@ fn lock(work: &Path, ui: &crate::ui::Ui) -> Result<File> {
     Ok(file)
 }
 
-/// Per image: reference, ID, size, time, outcome. Printed on stdout.
-fn print_summary(plan: &Plan, reports: &[StepReport]) {
-    println!(
-        "{:<26} {:<48} {:<14} {:>9} {:>7}  result",
-        "image", "reference", "id", "size", "time"
+/// A machine-readable record of the run (for benchmarks): wall time since the process
+/// started, time covered by child processes, and each step's outcome and duration.
+fn write_report(path: &Path, plan: &Plan, reports: &[StepReport], wall: Duration) -> Result<()> {
+    let mut out = format!(
+        "wall_s\t{:.3}\nchild_s\t{:.3}\n",
+        wall.as_secs_f64(),
+        exec::child_time().as_secs_f64()
     );
     for (step, report) in plan.steps.iter().zip(reports) {
-        let Action::Build {
-            image, reference, ..
-        } = &step.action
-        else {
-            continue;
+        let word = match report.outcome {
+            Outcome::Done(_) => "ran",
+            Outcome::UpToDate => "up-to-date",
+            Outcome::Failed(_) => "failed",
+            Outcome::Skipped(_) => "skipped",
         };
-        let (id, size) = match report.outcome {
-            Outcome::Done => docker::image_id_and_size(reference)
-                .map(|(id, size)| {
-                    let short = id.trim_start_matches("sha256:").chars().take(12).collect();
-                    (short, format!("{:.1}MB", size as f64 / 1e6))
-                })
-                .unwrap_or_default(),
+        out.push_str(&format!(
+            "step\t{}\t{word}\t{:.3}\n",
+            step.id,
+            report.elapsed.as_secs_f64()
+        ));
+    }
+    std::fs::write(path, out).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Per step: what happened and why; per image also its ID and size. Printed on stdout.
+fn print_summary(plan: &Plan, reports: &[StepReport], total: Duration) {
+    println!(
+        "{:<40} {:<14} {:>9} {:>7}  result",
+        "step", "image id", "size", "time"
+    );
+    for (step, report) in plan.steps.iter().zip(reports) {
+        let (id, size) = match (&step.action, &report.outcome) {
+            (Action::Build(b), Outcome::Done(_) | Outcome::UpToDate) => {
+                docker::image_id_and_size(&b.reference)
+                    .map(|(id, size)| {
+                        let short = id.trim_start_matches("sha256:").chars().take(12).collect();
+                        (short, format!("{:.1}MB", size as f64 / 1e6))
+                    })
+                    .unwrap_or_default()
+            }
             _ => (String::from("-"), String::from("-")),
         };
         let result = match &report.outcome {
-            Outcome::Done => "built".to_string(),
+            Outcome::Done(why) if why.is_empty() => "done".to_string(),
+            Outcome::Done(why) => format!("built ({why})"),
+            Outcome::UpToDate => "up to date (inputs unchanged)".to_string(),
             Outcome::Failed(_) => "FAILED".to_string(),
-            Outcome::Skipped(why) => format!("not built: {why}"),
+            Outcome::Skipped(why) => format!("not run: {why}"),
+        };
+        let name = match &step.action {
+            Action::Build(b) => b.reference.clone(),
+            _ => step.id.clone(),
         };
         println!(
-            "{image:<26} {reference:<48} {id:<14} {size:>9} {:>6.1}s  {result}",
+            "{name:<40} {id:<14} {size:>9} {:>6.1}s  {result}",
             report.elapsed.as_secs_f64()
         );
     }
+    println!("total {:.1}s", total.as_secs_f64());
     for (step, report) in plan.steps.iter().zip(reports) {
         if let Outcome::Failed(message) = &report.outcome {
             eprintln!("\nFAILED {}: {message}", step.id);

@@ -114,6 +114,9 @@ pub struct CopyFrom {
     pub from: String,
     #[serde(default)]
     pub to: Option<String>,
+    /// Glob patterns (relative to `from`) left out of the copy.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 impl CopyFrom {
@@ -486,7 +489,7 @@ name = "egg"
 java = { maven = "arch", artifact = "fate-egg", java-home = "/usr/lib/jvm/jre" }
 [[tree]]
 name = "python"
-copy = [{ from = "arch" }, { from = "federatedml" }]
+copy = [{ from = "arch", exclude = ["**/src/main/java"] }, { from = "federatedml" }]
 
 [[image]]
 name = "egg"

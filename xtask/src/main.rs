@@ -34,7 +34,15 @@ pub struct Project {
     pub ui: ui::Ui,
 }
 
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// When this process started (for the run report's wall time).
+pub fn started() -> std::time::Instant {
+    *STARTED.get_or_init(std::time::Instant::now)
+}
+
 fn main() -> ExitCode {
+    started();
     let cli = Cli::parse();
     exec::install_interrupt_handler();
     match run(cli) {

@@ -1,109 +1,156 @@
-//! Staging in Rust (no tar, cp or sed children): fills a fresh directory with the
-//! operations of a plan step. Tracked files are only ever read.
+//! Staging in Rust (no tar, cp or sed children). A context is first *collected*: the
+//! list of entries the staging operations produce, read from the FATE tree without
+//! writing anything. That list has a digest (for incremental builds) and is then
+//! *materialized* into a fresh directory. Tracked files are only ever read.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
 
 use crate::plan::StageOp;
 
-/// Builds `dest` from scratch: written beside it, then renamed into place, so a
-/// failure never leaves a half-filled directory under the final name.
-pub fn stage(dest: &Path, ops: &[StageOp]) -> Result<()> {
-    let partial = dest.with_extension("partial");
-    remove_if_present(&partial)?;
-    fs::create_dir_all(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
-    let filled = ops.iter().try_for_each(|op| apply(&partial, op));
-    if let Err(e) = filled {
-        let _ = fs::remove_dir_all(&partial);
-        return Err(e);
-    }
-    remove_if_present(dest)?;
-    fs::rename(&partial, dest)
-        .with_context(|| format!("cannot move {} to {}", partial.display(), dest.display()))
+/// Where an entry's content comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Dir {
+        mode: u32,
+    },
+    File {
+        from: PathBuf,
+        mode: u32,
+    },
+    Symlink {
+        target: PathBuf,
+    },
+    /// Generated content (a `service.sh` with JAVA_HOME set).
+    Bytes {
+        bytes: Vec<u8>,
+        mode: u32,
+    },
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(_) => {
-            fs::remove_dir_all(path).with_context(|| format!("cannot remove {}", path.display()))
-        }
-        Err(_) => Ok(()),
-    }
-}
+/// The entries of a staged directory, by relative path (sorted, so digests are stable).
+pub type Entries = BTreeMap<PathBuf, Source>;
 
-fn apply(root: &Path, op: &StageOp) -> Result<()> {
-    match op {
-        StageOp::Copy { from, to } => copy_tree(from, &root.join(to), false),
-        StageOp::Link { from, to } => copy_tree(from, &root.join(to), true),
-        StageOp::EmptyDir(d) => {
-            fs::create_dir_all(root.join(d)).with_context(|| format!("cannot create {d}"))
-        }
-        StageOp::Jar {
-            module,
-            link,
-            lib,
-            java_home,
-        } => {
-            let jar = module.jar();
-            if !jar.is_file() {
-                bail!(
-                    "{} has no jar {}: Maven did not build module {} (look at its Maven log, or run the Maven step again)",
-                    module.dir.display(),
-                    jar.display(),
-                    module.artifact_id
-                );
+/// Lists what `ops` stage, in order; a later entry at the same path replaces an earlier one.
+pub fn collect(ops: &[StageOp]) -> Result<Entries> {
+    let mut entries = Entries::new();
+    for op in ops {
+        match op {
+            StageOp::Copy { from, to, exclude } => {
+                add_tree(&mut entries, from, Path::new(to), &globs(exclude)?)?
             }
-            let jar_name = format!("{}.jar", module.final_name);
-            copy_file(&jar, &root.join(&jar_name))?;
-            std::os::unix::fs::symlink(&jar_name, root.join(link))
-                .with_context(|| format!("cannot link {link} -> {jar_name}"))?;
-            if *lib {
-                let libdir = module.target().join("lib");
-                if !libdir.is_dir() {
+            StageOp::EmptyDir(d) => add_dirs(&mut entries, Path::new(d), 0o755),
+            StageOp::Jar {
+                module,
+                to,
+                link,
+                lib,
+                java_home,
+            } => {
+                let to = &normalize(Path::new(to));
+                let jar = module.jar();
+                if !jar.is_file() {
                     bail!(
-                        "{} is missing: module {} must copy its dependencies there (maven-dependency-plugin copy-dependencies)",
-                        libdir.display(),
+                        "{} has no jar {}: Maven did not build module {} (look at its Maven log, or run the Maven step again)",
+                        module.dir.display(),
+                        jar.display(),
                         module.artifact_id
                     );
                 }
-                copy_tree(&libdir, &root.join("lib"), false)?;
+                let jar_name = format!("{}.jar", module.final_name);
+                add_tree(&mut entries, &jar, &to.join(&jar_name), &GlobSet::empty())?;
+                entries.insert(
+                    to.join(link),
+                    Source::Symlink {
+                        target: PathBuf::from(&jar_name),
+                    },
+                );
+                if *lib {
+                    let libdir = module.target().join("lib");
+                    if !libdir.is_dir() {
+                        bail!(
+                            "{} is missing: module {} must copy its dependencies there (maven-dependency-plugin copy-dependencies)",
+                            libdir.display(),
+                            module.artifact_id
+                        );
+                    }
+                    add_tree(&mut entries, &libdir, &to.join("lib"), &GlobSet::empty())?;
+                }
+                set_java_home(&mut entries, &to.join("service.sh"), java_home)?;
             }
-            set_java_home(&root.join("service.sh"), java_home)
         }
     }
+    Ok(entries)
 }
 
-/// Copies (or hard-links) a file or directory tree. Symlinks are recreated as they are;
-/// `.git/` and Maven `target/` directories (beside a `pom.xml`) are left out.
-fn copy_tree(from: &Path, to: &Path, hard_link: bool) -> Result<()> {
-    let meta =
-        fs::symlink_metadata(from).with_context(|| format!("{} does not exist", from.display()))?;
-    if !meta.is_dir() {
-        if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        return place(from, to, hard_link);
+/// Adds a file or directory tree at `to`. Symlinks are kept as links; `.git/` and Maven
+/// `target/` directories (beside a `pom.xml`) are left out.
+fn add_tree(entries: &mut Entries, from: &Path, to: &Path, exclude: &GlobSet) -> Result<()> {
+    fs::symlink_metadata(from).with_context(|| format!("{} does not exist", from.display()))?;
+    if let Some(parent) = to.parent() {
+        add_dirs(entries, parent, 0o755);
     }
-    let walk = WalkDir::new(from).follow_links(false).into_iter();
-    for entry in walk.filter_entry(|e| !is_excluded(e.path())) {
+    let walk = WalkDir::new(from).follow_links(false).sort_by_file_name();
+    let kept = |e: &walkdir::DirEntry| {
+        let rel = e.path().strip_prefix(from).unwrap_or(e.path());
+        !is_excluded(e.path()) && !exclude.is_match(rel)
+    };
+    for entry in walk.into_iter().filter_entry(kept) {
         let entry = entry.with_context(|| format!("cannot read {}", from.display()))?;
         let rel = entry
             .path()
             .strip_prefix(from)
             .expect("walk stays below its root");
-        let target = to.join(rel);
-        if entry.file_type().is_dir() {
-            fs::create_dir_all(&target)
-                .with_context(|| format!("cannot create {}", target.display()))?;
-            fs::set_permissions(&target, entry.metadata()?.permissions())?;
+        let dest = normalize(&to.join(rel));
+        let meta = entry.metadata()?;
+        let mode = meta.permissions().mode() & 0o7777;
+        let source = if meta.is_dir() {
+            Source::Dir { mode }
+        } else if meta.file_type().is_symlink() {
+            Source::Symlink {
+                target: fs::read_link(entry.path())?,
+            }
         } else {
-            place(entry.path(), &target, hard_link)?;
-        }
+            Source::File {
+                from: entry.path().to_path_buf(),
+                mode,
+            }
+        };
+        entries.insert(dest, source);
     }
     Ok(())
+}
+
+fn globs(patterns: &[String]) -> Result<GlobSet> {
+    let mut set = GlobSetBuilder::new();
+    for p in patterns {
+        set.add(Glob::new(p).with_context(|| format!("bad exclude pattern {p:?}"))?);
+    }
+    Ok(set.build()?)
+}
+
+/// `a/./b` -> `a/b`, `.` -> `` (the root of the staged directory).
+fn normalize(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
+fn add_dirs(entries: &mut Entries, dir: &Path, mode: u32) {
+    let dir = normalize(dir);
+    for ancestor in dir.ancestors() {
+        entries
+            .entry(ancestor.to_path_buf())
+            .or_insert(Source::Dir { mode });
+    }
 }
 
 fn is_excluded(path: &Path) -> bool {
@@ -114,42 +161,28 @@ fn is_excluded(path: &Path) -> bool {
     }
 }
 
-/// One non-directory entry: symlink recreated, file linked or copied.
-fn place(from: &Path, to: &Path, hard_link: bool) -> Result<()> {
-    let meta = fs::symlink_metadata(from)?;
-    if meta.file_type().is_symlink() {
-        let target = fs::read_link(from)?;
-        return std::os::unix::fs::symlink(&target, to)
-            .with_context(|| format!("cannot create the link {}", to.display()));
-    }
-    if hard_link && fs::hard_link(from, to).is_ok() {
-        return Ok(());
-    }
-    copy_file(from, to)
-}
-
-fn copy_file(from: &Path, to: &Path) -> Result<()> {
-    fs::copy(from, to)
-        .map(|_| ())
-        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))
-}
-
-/// Rewrites the `JAVA_HOME=` line of a staged `service.sh` (a fresh copy, never the skeleton).
-fn set_java_home(service_sh: &Path, java_home: &str) -> Result<()> {
-    let text = fs::read_to_string(service_sh).with_context(|| {
+/// Replaces the staged `service.sh` with a copy whose `JAVA_HOME=` is set.
+fn set_java_home(entries: &mut Entries, service_sh: &Path, java_home: &str) -> Result<()> {
+    let missing = || {
         format!(
-            "{} is missing: every Java module skeleton needs a service.sh with a JAVA_HOME= line",
+            "{} is missing from the module's skeleton: every Java module needs a service.sh with a JAVA_HOME= line",
             service_sh.display()
         )
-    })?;
+    };
+    let (text, mode) = match entries.get(service_sh) {
+        Some(Source::File { from, mode }) => (fs::read_to_string(from)?, *mode),
+        Some(Source::Bytes { bytes, mode }) => (String::from_utf8_lossy(bytes).into_owned(), *mode),
+        _ => bail!(missing()),
+    };
     let updated = with_java_home(&text, java_home)
         .with_context(|| format!("{} has no JAVA_HOME= line to set", service_sh.display()))?;
-    let perms = fs::metadata(service_sh)?.permissions();
-    // Replace rather than write through: the staged file may share an inode.
-    let tmp = service_sh.with_extension("sh.tmp");
-    fs::write(&tmp, updated)?;
-    fs::set_permissions(&tmp, perms)?;
-    fs::rename(&tmp, service_sh)?;
+    entries.insert(
+        service_sh.to_path_buf(),
+        Source::Bytes {
+            bytes: updated.into_bytes(),
+            mode,
+        },
+    );
     Ok(())
 }
 
@@ -177,6 +210,85 @@ pub fn with_java_home(text: &str, java_home: &str) -> Option<String> {
     found.then(|| lines.concat())
 }
 
+/// sha256 over every entry's path, kind, mode and content.
+pub fn digest(entries: &Entries, hasher: &mut Sha256) -> Result<()> {
+    for (path, source) in entries {
+        hasher.update(path.as_os_str().as_encoded_bytes());
+        hasher.update([0]);
+        match source {
+            Source::Dir { mode } => hasher.update(format!("d{mode:o}\0")),
+            Source::Symlink { target } => {
+                hasher.update(b"l");
+                hasher.update(target.as_os_str().as_encoded_bytes());
+                hasher.update([0]);
+            }
+            Source::Bytes { bytes, mode } => {
+                hasher.update(format!("f{mode:o}:{}\0", bytes.len()));
+                hasher.update(bytes);
+            }
+            Source::File { from, mode } => {
+                let mut file = fs::File::open(from)
+                    .with_context(|| format!("cannot read {}", from.display()))?;
+                hasher.update(format!("f{mode:o}:{}\0", file.metadata()?.len()));
+                let mut buf = vec![0; 64 * 1024];
+                loop {
+                    let n = file.read(&mut buf)?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `entries` into `dest`, built beside it and renamed into place, so a failure
+/// never leaves a half-filled directory under the final name.
+pub fn materialize(dest: &Path, entries: &Entries) -> Result<()> {
+    let partial = dest.with_extension("partial");
+    remove_if_present(&partial)?;
+    fs::create_dir_all(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    if let Err(e) = write_entries(&partial, entries) {
+        let _ = fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    remove_if_present(dest)?;
+    fs::rename(&partial, dest)
+        .with_context(|| format!("cannot move {} to {}", partial.display(), dest.display()))
+}
+
+fn write_entries(root: &Path, entries: &Entries) -> Result<()> {
+    for (rel, source) in entries {
+        let path = root.join(rel);
+        let written = match source {
+            Source::Dir { .. } => fs::create_dir_all(&path),
+            Source::File { from, .. } => fs::copy(from, &path).map(|_| ()),
+            Source::Symlink { target } => std::os::unix::fs::symlink(target, &path),
+            Source::Bytes { bytes, mode } => fs::write(&path, bytes)
+                .and_then(|_| fs::set_permissions(&path, fs::Permissions::from_mode(*mode))),
+        };
+        written.with_context(|| format!("cannot stage {}", path.display()))?;
+    }
+    // Directory modes last: a read-only directory would refuse its own entries.
+    for (rel, source) in entries.iter().rev() {
+        if let Source::Dir { mode } = source {
+            fs::set_permissions(root.join(rel), fs::Permissions::from_mode(*mode))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => {
+            fs::remove_dir_all(path).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,34 +304,36 @@ mod tests {
         assert_eq!(with_java_home("echo hi\n", "/x"), None);
     }
 
-    #[test]
-    fn stage_installs_jar_lib_link_and_leaves_skeleton_alone() {
-        let tmp = tempfile::tempdir().unwrap();
-        let d = tmp.path();
+    fn fixture(d: &Path) -> (PathBuf, Module) {
         let skel = d.join("skel");
         fs::create_dir_all(skel.join("conf")).unwrap();
         fs::write(skel.join("service.sh"), "JAVA_HOME=\n").unwrap();
         fs::write(skel.join("conf/x.properties"), "a=1\n").unwrap();
         let module_dir = d.join("arch/roll");
         fs::create_dir_all(module_dir.join("target/lib")).unwrap();
-        fs::create_dir_all(module_dir.join("target/classes")).unwrap();
         fs::write(module_dir.join("pom.xml"), "<project/>").unwrap();
+        fs::write(module_dir.join("Roll.java"), "class Roll {}").unwrap();
         fs::write(module_dir.join("target/fate-roll-0.3.jar"), "jar").unwrap();
         fs::write(module_dir.join("target/lib/dep.jar"), "dep").unwrap();
         let module = Module {
-            dir: module_dir.clone(),
+            dir: module_dir,
             artifact_id: "fate-roll".into(),
             version: "0.3".into(),
             final_name: "fate-roll-0.3".into(),
         };
-        let dest = d.join("out/roll");
-        let ops = vec![
+        (skel, module)
+    }
+
+    fn ops(d: &Path, skel: &Path, module: &Module, to: &str) -> Vec<StageOp> {
+        vec![
             StageOp::Copy {
-                from: skel.clone(),
-                to: ".".into(),
+                from: skel.to_path_buf(),
+                to: to.into(),
+                exclude: vec![],
             },
             StageOp::Jar {
-                module,
+                module: module.clone(),
+                to: to.into(),
                 link: "fate-roll.jar".into(),
                 lib: true,
                 java_home: "/jdk".into(),
@@ -227,12 +341,22 @@ mod tests {
             StageOp::Copy {
                 from: d.join("arch"),
                 to: "src".into(),
+                exclude: vec!["**/*.java".into()],
             },
             StageOp::EmptyDir("logs".into()),
-        ];
-        stage(&dest, &ops).unwrap();
+        ]
+    }
+
+    #[test]
+    fn stage_installs_jar_lib_link_and_leaves_skeleton_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let (skel, module) = fixture(d);
+        let dest = d.join("out/roll");
+        materialize(&dest, &collect(&ops(d, &skel, &module, "svc")).unwrap()).unwrap();
+        let svc = dest.join("svc");
         assert_eq!(
-            fs::read_to_string(dest.join("service.sh")).unwrap(),
+            fs::read_to_string(svc.join("service.sh")).unwrap(),
             "JAVA_HOME=/jdk\n"
         );
         assert_eq!(
@@ -240,11 +364,12 @@ mod tests {
             "JAVA_HOME=\n"
         );
         assert_eq!(
-            fs::read_link(dest.join("fate-roll.jar")).unwrap(),
+            fs::read_link(svc.join("fate-roll.jar")).unwrap(),
             Path::new("fate-roll-0.3.jar")
         );
-        assert_eq!(fs::read_to_string(dest.join("lib/dep.jar")).unwrap(), "dep");
+        assert_eq!(fs::read_to_string(svc.join("lib/dep.jar")).unwrap(), "dep");
         assert!(dest.join("src/roll/pom.xml").is_file());
+        assert!(!dest.join("src/roll/Roll.java").exists(), "excluded");
         assert!(
             !dest.join("src/roll/target").exists(),
             "Maven output is not source"
@@ -254,7 +379,31 @@ mod tests {
     }
 
     #[test]
-    fn missing_jar_fails_and_leaves_nothing() {
+    fn digest_follows_content_and_modes_not_times() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let (skel, module) = fixture(d);
+        let sum = || {
+            let mut h = Sha256::new();
+            digest(&collect(&ops(d, &skel, &module, ".")).unwrap(), &mut h).unwrap();
+            hex::encode(h.finalize())
+        };
+        let first = sum();
+        fs::write(skel.join("conf/x.properties"), "a=1\n").unwrap();
+        assert_eq!(sum(), first, "rewriting the same bytes changes nothing");
+        fs::write(skel.join("conf/x.properties"), "a=2\n").unwrap();
+        let second = sum();
+        assert_ne!(second, first);
+        fs::set_permissions(
+            skel.join("conf/x.properties"),
+            fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        assert_ne!(sum(), second, "modes count");
+    }
+
+    #[test]
+    fn missing_jar_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let module = Module {
             dir: tmp.path().join("arch/proxy"),
@@ -262,19 +411,14 @@ mod tests {
             version: "0.3".into(),
             final_name: "fate-proxy-0.3".into(),
         };
-        let dest = tmp.path().join("out/proxy");
-        let e = stage(
-            &dest,
-            &[StageOp::Jar {
-                module,
-                link: "fate-proxy.jar".into(),
-                lib: true,
-                java_home: "/j".into(),
-            }],
-        )
-        .unwrap_err()
-        .to_string();
+        let op = StageOp::Jar {
+            module,
+            to: ".".into(),
+            link: "fate-proxy.jar".into(),
+            lib: true,
+            java_home: "/j".into(),
+        };
+        let e = collect(&[op]).unwrap_err().to_string();
         assert!(e.contains("Maven did not build module fate-proxy"), "{e}");
-        assert!(!dest.exists() && !dest.with_extension("partial").exists());
     }
 }

@@ -60,22 +60,21 @@ impl fmt::Display for Command {
     }
 }
 
-/// One staging operation into a directory.
+/// One staging operation into a build context.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StageOp {
-    /// Copy a file or directory tree (symlinks kept, `target/` and `.git/` left out) to `to`.
+    /// Copy a file or directory tree to `to` (symlinks kept; `target/` beside a pom,
+    /// `.git/` and paths matching `exclude` left out).
     Copy {
         from: PathBuf,
         to: String,
+        exclude: Vec<String>,
     },
-    /// Hard-link (or copy) an already staged tree to `to`.
-    Link {
-        from: PathBuf,
-        to: String,
-    },
-    /// Install a Maven-built jar, its `lib/`, a stable-named symlink and JAVA_HOME.
+    /// Install a Maven-built jar at `to`, with its `lib/`, a stable-named symlink and
+    /// `JAVA_HOME=` set in the `service.sh` staged there before.
     Jar {
         module: pom::Module,
+        to: String,
         link: String,
         lib: bool,
         java_home: String,
@@ -86,16 +85,22 @@ pub enum StageOp {
 impl fmt::Display for StageOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StageOp::Copy { from, to } => write!(f, "copy {} -> {to}", from.display()),
-            StageOp::Link { from, to } => write!(f, "link {} -> {to}", from.display()),
+            StageOp::Copy { from, to, exclude } => {
+                write!(f, "copy {} -> {to}", from.display())?;
+                if !exclude.is_empty() {
+                    write!(f, " (without {})", exclude.join(", "))?;
+                }
+                Ok(())
+            }
             StageOp::Jar {
                 module,
+                to,
                 link,
                 lib,
                 java_home,
             } => write!(
                 f,
-                "jar {}{} + {link} -> {}.jar, service.sh JAVA_HOME={java_home}",
+                "jar {}{} -> {to}, link {link} -> {}.jar, service.sh JAVA_HOME={java_home}",
                 module.jar().display(),
                 if *lib { " + lib/" } else { "" },
                 module.final_name
@@ -108,7 +113,7 @@ impl fmt::Display for StageOp {
 /// What a step does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Run a command (Maven, apt).
+    /// Run a command (apt).
     Run(Command),
     /// Write a generated file.
     WriteFile { path: PathBuf, contents: String },
@@ -117,15 +122,44 @@ pub enum Action {
         from_repo: PathBuf,
         local_repo: PathBuf,
     },
-    /// Fill a fresh directory with staging operations.
-    Stage { dest: PathBuf, ops: Vec<StageOp> },
-    /// `docker build` of one image.
-    Build {
-        image: String,
-        reference: String,
-        command: Command,
-    },
+    /// `mvn clean package` of one project, skipped while its inputs are unchanged.
+    Maven(MavenStep),
+    /// Stage one image's context and `docker build` it, skipped while its inputs are unchanged.
+    Build(BuildStep),
 }
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MavenStep {
+    pub project: String,
+    pub command: Command,
+    /// Source directories whose content decides whether to run (the project and the
+    /// projects it uses by path).
+    pub sources: Vec<PathBuf>,
+    /// Everything else the result depends on (Maven mode and image, settings).
+    pub salt: String,
+    /// Where the inputs digest of the last successful run is kept.
+    pub stamp: PathBuf,
+    /// Jars the plan needs from this project: all must exist to skip the run.
+    pub outputs: Vec<PathBuf>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildStep {
+    pub image: String,
+    pub reference: String,
+    pub dockerfile: PathBuf,
+    /// References of this set's images it builds on.
+    pub parents: Vec<String>,
+    pub context: PathBuf,
+    pub ops: Vec<StageOp>,
+    /// `docker build ...`; the executor fills in [`INPUTS_PLACEHOLDER`].
+    pub command: Command,
+}
+
+/// Stands in the build argv for the inputs digest, known once the context is collected.
+pub const INPUTS_PLACEHOLDER: &str = "<inputs>";
+/// The label holding an image's inputs digest.
+pub const LABEL_INPUTS: &str = "org.fedai.fate-xtask.inputs";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {
@@ -158,8 +192,8 @@ pub struct Facts {
     pub revision: String,
     pub created: String,
     pub builder: Builder,
-    /// References of images present locally.
-    pub existing: BTreeSet<String>,
+    /// Images of this set present locally, by reference.
+    pub existing: BTreeMap<String, ImageInfo>,
     /// Java tree name -> its Maven module.
     pub modules: BTreeMap<String, pom::Module>,
     /// Image name -> ARGs of the Dockerfile that will be used.
@@ -172,11 +206,23 @@ pub struct Facts {
     pub seed_from_repo: Option<PathBuf>,
 }
 
+/// What the engine says of a local image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    /// The inputs digest label, if this tool built it.
+    pub inputs: Option<String>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     pub selection: Vec<String>,
     pub no_cache: bool,
 }
+
+/// Jars of reproducible builds carry this time instead of the build's (maven-jar-plugin
+/// 3.2+), so unchanged sources give byte-identical jars and unchanged images.
+pub const MAVEN_OUTPUT_TIMESTAMP: &str = "2000-01-01T00:00:00Z";
 
 /// The label every image and container of this tool carries.
 pub const LABEL_TOOL: &str = "org.fedai.fate-xtask";
@@ -206,7 +252,7 @@ pub struct Needs<'a> {
 pub fn needs<'a>(
     config: &Config,
     set: &'a ImageSet,
-    existing: &BTreeSet<String>,
+    existing: &BTreeMap<String, ImageInfo>,
     selection: &[String],
 ) -> anyhow::Result<Needs<'a>> {
     let selected = set.select(selection)?;
@@ -247,8 +293,8 @@ pub fn images(
 ) -> anyhow::Result<Plan> {
     let Needs {
         images: wanted,
-        trees,
         projects,
+        ..
     } = needs(config, set, &facts.existing, &options.selection)?;
     let mut plan = Plan {
         images: wanted.iter().map(|i| i.name.clone()).collect(),
@@ -325,123 +371,149 @@ pub fn images(
                     .iter()
                     .filter_map(|a| maven_steps.get(a.as_str())),
             );
-            let command = maven_command(
-                config,
-                facts,
-                &project.name,
-                &project.after,
-                settings.as_ref().map(|(p, _)| p.as_path()),
+            let settings_path = settings.as_ref().map(|(p, _)| p.as_path());
+            let command =
+                maven_command(config, facts, &project.name, &project.after, settings_path);
+            let salt = format!(
+                "{:?}\n{}",
+                config.maven,
+                maven_settings(config).unwrap_or_default()
             );
+            let outputs = set
+                .trees
+                .iter()
+                .filter(|t| t.java.as_ref().is_some_and(|j| j.maven == project.name))
+                .filter_map(|t| facts.modules.get(&t.name))
+                .map(|m| m.jar())
+                .collect();
+            let sources = std::iter::once(&project.name)
+                .chain(&project.after)
+                .map(|p| config.fate_root.join(p))
+                .collect();
             let i = push(
                 &mut plan,
                 &format!("mvn-{}", project.name),
                 format!("maven {}", project.name),
                 deps,
-                Action::Run(command),
+                Action::Maven(MavenStep {
+                    project: project.name.clone(),
+                    command,
+                    sources,
+                    salt,
+                    stamp: work.join("maven").join(format!("{}.inputs", project.name)),
+                    outputs,
+                }),
             );
             maven_steps.insert(&project.name, i);
         }
     }
 
-    let mut tree_steps: BTreeMap<&str, usize> = BTreeMap::new();
-    for tree in set.trees.iter().filter(|t| trees.contains(t.name.as_str())) {
-        let mut ops = Vec::new();
-        if tree.skeleton {
-            ops.push(StageOp::Copy {
-                from: config
-                    .fate_root
-                    .join(&set.packaging.skeletons)
-                    .join(&tree.name),
-                to: ".".into(),
-            });
-        }
-        let mut deps = Vec::new();
-        if let Some(java) = &tree.java {
-            let module = facts.modules.get(&tree.name).cloned().ok_or_else(|| {
-                anyhow::anyhow!("no Maven module was resolved for tree {}", tree.name)
-            })?;
-            ops.push(StageOp::Jar {
-                module,
-                link: format!("{}.jar", java.artifact),
-                lib: java.lib,
-                java_home: java.java_home.clone(),
-            });
-            deps.extend(maven_steps.get(java.maven.as_str()));
-        }
-        for c in &tree.copy {
-            ops.push(StageOp::Copy {
-                from: config.fate_root.join(&c.from),
-                to: c.dest(),
-            });
-        }
-        ops.extend(tree.empty_dirs.iter().cloned().map(StageOp::EmptyDir));
-        let i = push(
-            &mut plan,
-            &format!("tree-{}", tree.name),
-            format!("package {}", tree.name),
-            deps,
-            Action::Stage {
-                dest: work.join("trees").join(&tree.name),
-                ops,
-            },
-        );
-        tree_steps.insert(&tree.name, i);
-    }
-
     let mut build_steps: BTreeMap<&str, usize> = BTreeMap::new();
     for image in &wanted {
-        let context_dir = work.join("contexts").join(&image.name);
         let mut deps = Vec::new();
-        let ops = image
-            .context
-            .iter()
-            .map(|part| match part {
+        let mut ops = Vec::new();
+        for part in &image.context {
+            match part {
                 ContextPart::Tree { tree, to } => {
-                    deps.extend(tree_steps.get(tree.as_str()));
-                    StageOp::Link {
-                        from: work.join("trees").join(tree),
-                        to: to.clone().unwrap_or_else(|| ".".into()),
+                    let tree = set.tree(tree).expect("the image set was checked");
+                    let to = to.clone().unwrap_or_else(|| ".".into());
+                    ops.extend(tree_ops(config, set, facts, tree, &to)?);
+                    if let Some(java) = &tree.java {
+                        deps.extend(maven_steps.get(java.maven.as_str()));
                     }
                 }
-                ContextPart::Source(c) => StageOp::Copy {
+                ContextPart::Source(c) => ops.push(StageOp::Copy {
                     from: config.fate_root.join(&c.from),
                     to: c.dest(),
-                },
-            })
-            .collect();
-        let context_step = push(
-            &mut plan,
-            &format!("context-{}", image.name),
-            format!("stage the build context of {}", image.name),
-            deps,
-            Action::Stage {
-                dest: context_dir.clone(),
-                ops,
-            },
-        );
-        let mut deps = vec![context_step];
+                    exclude: c.exclude.clone(),
+                }),
+            }
+        }
         deps.extend(
             image
                 .parents
                 .iter()
                 .filter_map(|p| build_steps.get(p.as_str())),
         );
+        deps.sort();
+        deps.dedup();
         let reference = reference(config, image);
-        let command = build_command(config, facts, options, image, &reference, &context_dir);
+        let context = work.join("contexts").join(&image.name);
+        let command = build_command(config, facts, options, image, &reference, &context);
         let i = push(
             &mut plan,
             &format!("build-{}", image.name),
             format!("build {reference}"),
             deps,
-            Action::Build {
+            Action::Build(BuildStep {
                 image: image.name.clone(),
                 reference,
+                dockerfile: config
+                    .fate_root
+                    .join(image.dockerfile_for(config.mirror == MirrorProfile::China)),
+                parents: image
+                    .parents
+                    .iter()
+                    .filter_map(|p| set.image(p))
+                    .map(|p| self::reference(config, p))
+                    .collect(),
+                context,
+                ops,
                 command,
-            },
+            }),
         );
         build_steps.insert(&image.name, i);
     }
     Ok(plan)
+}
+
+/// The operations that stage a module tree at `to` inside a context.
+fn tree_ops(
+    config: &Config,
+    set: &ImageSet,
+    facts: &Facts,
+    tree: &crate::imageset::Tree,
+    to: &str,
+) -> anyhow::Result<Vec<StageOp>> {
+    let at = |rel: &str| {
+        if to == "." {
+            rel.to_string()
+        } else {
+            format!("{to}/{rel}")
+        }
+    };
+    let mut ops = Vec::new();
+    if tree.skeleton {
+        ops.push(StageOp::Copy {
+            from: config
+                .fate_root
+                .join(&set.packaging.skeletons)
+                .join(&tree.name),
+            to: to.to_string(),
+            exclude: Vec::new(),
+        });
+    }
+    if let Some(java) = &tree.java {
+        let module = facts.modules.get(&tree.name).cloned().ok_or_else(|| {
+            anyhow::anyhow!("no Maven module was resolved for tree {}", tree.name)
+        })?;
+        ops.push(StageOp::Jar {
+            module,
+            to: to.to_string(),
+            link: format!("{}.jar", java.artifact),
+            lib: java.lib,
+            java_home: java.java_home.clone(),
+        });
+    }
+    for c in &tree.copy {
+        ops.push(StageOp::Copy {
+            from: config.fate_root.join(&c.from),
+            to: at(&c.dest()),
+            exclude: c.exclude.clone(),
+        });
+    }
+    ops.extend(tree.empty_dirs.iter().map(|d| StageOp::EmptyDir(at(d))));
+    Ok(ops)
 }
 
 fn push(plan: &mut Plan, id: &str, title: String, deps: Vec<usize>, action: Action) -> usize {
@@ -458,7 +530,7 @@ fn push(plan: &mut Plan, id: &str, title: String, deps: Vec<usize>, action: Acti
 fn with_missing_parents<'a>(
     config: &Config,
     set: &'a ImageSet,
-    existing: &BTreeSet<String>,
+    existing: &BTreeMap<String, ImageInfo>,
     selected: &[&'a Image],
 ) -> Vec<&'a Image> {
     let mut names: BTreeSet<&str> = selected.iter().map(|i| i.name.as_str()).collect();
@@ -466,7 +538,7 @@ fn with_missing_parents<'a>(
     while let Some(image) = pending.pop() {
         for parent in image.parents.iter().filter_map(|p| set.image(p)) {
             if !names.contains(parent.name.as_str())
-                && !existing.contains(&reference(config, parent))
+                && !existing.contains_key(&reference(config, parent))
             {
                 names.insert(&parent.name);
                 pending.push(parent);
@@ -517,7 +589,8 @@ fn maven_command(
     siblings: &[String],
     settings: Option<&Path>,
 ) -> Command {
-    let goals = ["-B", "clean", "package", "-DskipTests"];
+    let timestamp = format!("-Dproject.build.outputTimestamp={MAVEN_OUTPUT_TIMESTAMP}");
+    let goals = ["-B", &timestamp, "clean", "package", "-DskipTests"];
     match &config.maven {
         MavenMode::Host => {
             let mut args = vec![format!(
@@ -623,6 +696,7 @@ fn build_command(
             config.value("SOURCE_URL"),
         ),
         (&format!("{LABEL_TOOL}.image") as &str, &image.name),
+        (LABEL_INPUTS, INPUTS_PLACEHOLDER),
     ];
     for (k, v) in labels {
         args.push("--label".into());
@@ -670,8 +744,15 @@ pub fn build_args(
     out
 }
 
-impl fmt::Display for Plan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Plan {
+    /// The plan as text, with each step's status (up to date, or why it runs) where given.
+    pub fn render(&self, status: &[String]) -> String {
+        let mut out = String::new();
+        self.write(&mut out, status).expect("writing to a String");
+        out
+    }
+
+    fn write(&self, f: &mut impl fmt::Write, status: &[String]) -> fmt::Result {
         writeln!(
             f,
             "plan: {} steps; images: {}",
@@ -686,8 +767,12 @@ impl fmt::Display for Plan {
                 format!("  (after {})", after.join(", "))
             };
             writeln!(f, "{:>3}. [{}] {}{after}", n + 1, step.id, step.title)?;
+            if let Some(s) = status.get(n) {
+                writeln!(f, "       -> {s}")?;
+            }
             match &step.action {
-                Action::Run(c) | Action::Build { command: c, .. } => writeln!(f, "       $ {c}")?,
+                Action::Run(c) => writeln!(f, "       $ {c}")?,
+                Action::Maven(m) => writeln!(f, "       $ {}", m.command)?,
                 Action::WriteFile { path, .. } => writeln!(f, "       write {}", path.display())?,
                 Action::SeedMavenRepo {
                     from_repo,
@@ -698,15 +783,22 @@ impl fmt::Display for Plan {
                     local_repo.display(),
                     from_repo.display()
                 )?,
-                Action::Stage { dest, ops } => {
-                    writeln!(f, "       into {}", dest.display())?;
-                    for op in ops {
+                Action::Build(b) => {
+                    writeln!(f, "       stage {}", b.context.display())?;
+                    for op in &b.ops {
                         writeln!(f, "         {op}")?;
                     }
+                    writeln!(f, "       $ {}", b.command)?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, &[])
     }
 }
 
@@ -749,7 +841,7 @@ mod tests {
             revision: "abc123".into(),
             created: "2026-11-28T00:00:00Z".into(),
             builder: Builder::Legacy,
-            existing: BTreeSet::new(),
+            existing: BTreeMap::new(),
             modules: [("egg".to_string(), module)].into(),
             dockerfile_args: [
                 (
@@ -786,21 +878,33 @@ mod tests {
             ids(&plan),
             [
                 "mvn-arch",
-                "tree-egg",
-                "tree-python",
-                "context-base-image",
                 "build-base-image",
-                "context-storage-service-builder",
                 "build-storage-service-builder",
-                "context-egg",
                 "build-egg",
-                "context-python",
                 "build-python"
             ]
         );
-        // egg waits for its context and both parents.
-        let egg = &plan.steps[8];
-        assert_eq!(egg.deps, vec![7, 6, 4]);
+        // egg waits for the Maven build of its jar and both parents.
+        let Action::Build(egg) = &plan.steps[3].action else {
+            panic!()
+        };
+        assert_eq!(plan.steps[3].deps, vec![0, 1, 2]);
+        assert_eq!(
+            egg.parents,
+            ["fed/storage-service-builder:s1", "fed/base-image:b1"]
+        );
+        // Its context: the egg tree, the python tree and a source directory.
+        let ops: Vec<String> = egg.ops.iter().map(|o| o.to_string()).collect();
+        assert_eq!(
+            ops,
+            [
+                "copy /fate/example-tree-dir/egg -> egg-service",
+                "jar /fate/arch/eggroll/egg/target/fate-egg-0.3.jar + lib/ -> egg-service, link fate-egg.jar -> fate-egg-0.3.jar, service.sh JAVA_HOME=/usr/lib/jvm/jre",
+                "copy /fate/example-tree-dir/python -> egg-processor",
+                "copy /fate/arch -> egg-processor/arch (without **/src/main/java)",
+                "copy /fate/federatedml -> egg-processor/federatedml",
+            ]
+        );
     }
 
     #[test]
@@ -812,9 +916,9 @@ mod tests {
             &Options::default(),
         )
         .unwrap();
-        let Action::Build {
+        let Action::Build(BuildStep {
             command, reference, ..
-        } = &plan.steps[8].action
+        }) = &plan.steps[3].action
         else {
             panic!()
         };
@@ -841,6 +945,8 @@ mod tests {
                 "org.opencontainers.image.source=https://github.com/FederatedAI/FATE",
                 "--label",
                 "org.fedai.fate-xtask.image=egg",
+                "--label",
+                "org.fedai.fate-xtask.inputs=<inputs>",
                 "--build-arg",
                 "PREFIX=fed",
                 "--build-arg",
@@ -871,7 +977,7 @@ mod tests {
             .iter()
             .find(|s| s.id == "build-base-image")
             .unwrap();
-        let Action::Build { command, .. } = &base.action else {
+        let Action::Build(BuildStep { command, .. }) = &base.action else {
             panic!()
         };
         assert!(
@@ -886,10 +992,18 @@ mod tests {
         );
         assert!(!command.args.iter().any(|a| a.starts_with("UNSET")));
         let mvn = plan.steps.iter().find(|s| s.id == "mvn-arch").unwrap();
-        let Action::Run(c) = &mvn.action else {
+        let Action::Maven(m) = &mvn.action else {
             panic!()
         };
-        assert!(c.args.contains(&"/var/maven/settings.xml".to_string()));
+        assert!(
+            m.command
+                .args
+                .contains(&"/var/maven/settings.xml".to_string())
+        );
+        assert!(
+            m.salt.contains("maven.aliyun.com"),
+            "the mirror decides whether Maven reruns"
+        );
     }
 
     #[test]
@@ -904,10 +1018,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(&ids(&plan)[..2], ["mvn-arch", "mvn-fate-serving"]);
-        let Action::Run(c) = &plan.steps[1].action else {
+        let Action::Maven(m) = &plan.steps[1].action else {
             panic!()
         };
-        let argv = c.to_string();
+        assert_eq!(
+            m.sources,
+            [Path::new("/fate/fate-serving"), Path::new("/fate/arch")]
+        );
+        assert_eq!(
+            m.outputs,
+            [Path::new("/fate/arch/eggroll/egg/target/fate-egg-0.3.jar")]
+        );
+        let argv = m.command.to_string();
         assert!(
             argv.starts_with("docker run --rm --name fate-xtask-r1-mvn-fate-serving"),
             "{argv}"
@@ -922,7 +1044,7 @@ mod tests {
             argv.contains("--volume /fate/arch:/data/projects/fate/arch"),
             "{argv}"
         );
-        assert!(argv.ends_with("maven:3.6-jdk-8 mvn -Dmaven.repo.local=/var/maven/.m2/repository -Duser.home=/var/maven -B clean package -DskipTests"), "{argv}");
+        assert!(argv.ends_with("maven:3.6-jdk-8 mvn -Dmaven.repo.local=/var/maven/.m2/repository -Duser.home=/var/maven -B -Dproject.build.outputTimestamp=2000-01-01T00:00:00Z clean package -DskipTests"), "{argv}");
         assert_eq!(plan.steps[1].deps, vec![0]);
     }
 
@@ -937,13 +1059,11 @@ mod tests {
         assert_eq!(plan.images, ["base-image", "python"]);
         assert!(!ids(&plan).contains(&"mvn-arch"));
         let mut f = facts();
-        f.existing.insert("fed/base-image:b1".into());
+        f.existing
+            .insert("fed/base-image:b1".into(), ImageInfo::default());
         let plan = images(&cfg, &sample_set(), &f, &only).unwrap();
         assert_eq!(plan.images, ["python"]);
-        assert_eq!(
-            ids(&plan),
-            ["tree-python", "context-python", "build-python"]
-        );
+        assert_eq!(ids(&plan), ["build-python"]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Preflight: before any work, check everything a run needs and gather the facts the
 //! plan is computed from. Every problem says where, what, and how to fix it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -23,14 +23,15 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
     if let Err(e) = engine {
         p.push(format!("{e:#}"));
     }
-    let existing: BTreeSet<String> = if engine_ok {
-        set.images
+    let existing = if engine_ok {
+        let references: Vec<String> = set
+            .images
             .iter()
             .map(|i| plan::reference(config, i))
-            .filter(|r| docker::image_id(r).is_some())
-            .collect()
+            .collect();
+        docker::inspect_images(&references)
     } else {
-        BTreeSet::new()
+        BTreeMap::new()
     };
     let needs = plan::needs(config, set, &existing, selection)?;
     let china = config.mirror == MirrorProfile::China;

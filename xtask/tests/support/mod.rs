@@ -97,6 +97,31 @@ impl Run {
     }
 }
 
+impl Run {
+    /// The summary's result per step (by image reference, or step id), e.g. `built (...)`.
+    pub fn results(&self) -> BTreeMap<String, String> {
+        self.stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("step "))
+            .skip(1)
+            .filter_map(|l| {
+                let (name, rest) = l.split_once(' ')?;
+                let (_, result) = rest.split_once("s  ")?;
+                Some((name.to_string(), result.trim().to_string()))
+            })
+            .collect()
+    }
+
+    /// Summary lines whose result starts with `prefix`.
+    pub fn steps_with(&self, prefix: &str) -> Vec<String> {
+        self.results()
+            .into_iter()
+            .filter(|(_, r)| r.starts_with(prefix))
+            .map(|(n, _)| n)
+            .collect()
+    }
+}
+
 impl From<Output> for Run {
     fn from(o: Output) -> Run {
         Run {

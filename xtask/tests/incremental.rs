@@ -1,0 +1,193 @@
+//! Incremental and parallel builds: what did not change is not rebuilt, and `--jobs`
+//! does not change the result.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use support::{Fixture, export_image, label};
+
+const FEDERATION_SRC: &str =
+    "arch/driver/federation/src/main/java/com/webank/ai/fate/driver/Federation.java";
+const MODULES: [&str; 8] = [
+    "federation",
+    "proxy",
+    "roll",
+    "python",
+    "meta-service",
+    "serving-server",
+    "fateboard",
+    "egg",
+];
+
+fn edit(root: &Path, rel: &str, from: &str, to: &str) {
+    let p = root.join(rel);
+    let text = fs::read_to_string(&p).unwrap();
+    assert!(text.contains(from), "{rel} lacks {from:?}");
+    fs::write(&p, text.replace(from, to)).unwrap();
+}
+
+fn images_built(run: &support::Run, fx: &Fixture) -> Vec<String> {
+    let prefix = format!("{}/", fx.prefix);
+    let mut built: Vec<String> = run
+        .steps_with("built")
+        .into_iter()
+        .filter_map(|n| {
+            n.strip_prefix(&prefix)
+                .map(|r| r.split(':').next().unwrap().to_string())
+        })
+        .collect();
+    built.sort();
+    built
+}
+
+#[test]
+fn rebuilds_only_what_changed() {
+    let fx = Fixture::mini("incr");
+    fx.xtask(&["images", "--jobs", "2"]).ok();
+    let first = fx.images();
+    assert_eq!(first.len(), 10);
+
+    // No change: no docker build, no Maven run, same image IDs.
+    let run = fx.xtask(&["images"]).ok();
+    assert_eq!(
+        run.steps_with("built"),
+        Vec::<String>::new(),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.steps_with("up to date").len(), 13, "{}", run.stdout);
+    assert_eq!(fx.images(), first);
+
+    // One module's source: Maven runs again, only that module's image is rebuilt.
+    edit(
+        &fx.root,
+        FEDERATION_SRC,
+        "\"federation\"",
+        "\"federation-v2\"",
+    );
+    let run = fx.xtask(&["images"]).ok();
+    assert_eq!(images_built(&run, &fx), ["federation"], "{}", run.stdout);
+    assert!(
+        run.results()["mvn-arch"].starts_with("built (sources changed)"),
+        "{}",
+        run.stdout
+    );
+    let second = fx.images();
+    for (reference, id) in &first {
+        let changed = reference.contains("/federation:");
+        assert_eq!(second[reference] != *id, changed, "{reference}");
+    }
+
+    // A build arg of the base: the base and everything built on it.
+    let run = support::run_with_engine(
+        fx.command(&["images"])
+            .env("PIP_INDEX_URL", "https://pypi.example/simple"),
+    );
+    let run = support::Run::from(run).ok();
+    assert_eq!(
+        images_built(&run, &fx),
+        ["base-image", "egg", "python", "storage-service-builder"],
+        "{}",
+        run.stdout
+    );
+
+    // A base input file: the same descendants again.
+    edit(
+        &fx.root,
+        "cluster-deploy/scripts/fate-base/env.sh",
+        "ready",
+        "ready (v2)",
+    );
+    let run = fx.xtask(&["images"]).ok();
+    assert_eq!(
+        images_built(&run, &fx),
+        ["base-image", "egg", "python", "storage-service-builder"],
+        "{}",
+        run.stdout
+    );
+
+    // --force rebuilds regardless.
+    let run = fx.xtask(&["images", "roll", "--force"]).ok();
+    assert_eq!(images_built(&run, &fx), ["roll"], "{}", run.stdout);
+    assert!(
+        run.results()["mvn-arch"].starts_with("built (--force)"),
+        "{}",
+        run.stdout
+    );
+
+    support::git(&fx.root, &["checkout", "--", "."]);
+    fx.assert_clean();
+}
+
+/// Every file of an image: path -> (mode and link target or content).
+fn image_files(reference: &str, dest: &Path) -> BTreeMap<String, String> {
+    export_image(reference, dest);
+    walkdir::WalkDir::new(dest)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path() != dest.join(".dockerenv"))
+        .map(|e| {
+            let rel = e.path().strip_prefix(dest).unwrap().display().to_string();
+            let ft = e.file_type();
+            let what = if ft.is_symlink() {
+                format!("-> {}", fs::read_link(e.path()).unwrap().display())
+            } else if ft.is_file() {
+                format!("{:?}", fs::read(e.path()).unwrap())
+            } else {
+                "dir".into()
+            };
+            (rel, what)
+        })
+        .collect()
+}
+
+#[test]
+fn parallel_and_sequential_builds_give_the_same_images() {
+    let fx = Fixture::mini("jobs");
+    fx.xtask(&["images", "--jobs", "1"]).ok();
+    let names: Vec<&str> = ["base-image", "storage-service-builder"]
+        .into_iter()
+        .chain(MODULES)
+        .collect();
+    let snapshot = |tag: &str| -> Vec<(String, String, BTreeMap<String, String>)> {
+        names
+            .iter()
+            .map(|name| {
+                let r = fx.reference(name);
+                let files = image_files(&r, &fx.tmp.path().join(tag).join(name));
+                (
+                    label(&r, "org.fedai.fate-xtask.inputs"),
+                    label(&r, "org.opencontainers.image.version"),
+                    files,
+                )
+            })
+            .collect()
+    };
+    let sequential = snapshot("jobs1");
+    let first_ids = fx.images();
+
+    let run = fx
+        .xtask(&["images", "--jobs", "2", "--force", "--no-cache"])
+        .ok();
+    assert_eq!(run.steps_with("built").len(), 13, "{}", run.stdout);
+    let second_ids = fx.images();
+    for (reference, id) in &first_ids {
+        assert_ne!(&second_ids[reference], id, "{reference} was not rebuilt");
+    }
+    let parallel = snapshot("jobs2");
+    for ((name, a), b) in names.iter().zip(&sequential).zip(&parallel) {
+        // An image's inputs include its parents' IDs, which a rebuild changes; images
+        // without parents have the same inputs.
+        let has_parent = ["storage-service-builder", "python", "egg"].contains(name);
+        if !has_parent {
+            assert_eq!(a.0, b.0, "{name}: inputs label differs");
+        }
+        assert_eq!(b.0.len(), 64, "{name}: inputs label");
+        assert_eq!(a.1, b.1, "{name}: version label differs");
+        assert_eq!(a.2, b.2, "{name}: contents differ");
+    }
+    fx.assert_clean();
+}
