@@ -33,6 +33,102 @@ pub enum Command {
     Images(Images),
     /// Check the configuration, the FATE tree, the host and the Docker engine.
     Doctor(Doctor),
+    /// Push the images marked for pushing (modules), or those named, to a registry.
+    Push(Push),
+    /// Write the offline bundle (third-party and FATE images, compressed, with a manifest);
+    /// `bundle load` loads one.
+    Bundle(Bundle),
+    /// Verify and load an offline bundle (the same as `bundle load`).
+    Load(BundleLoad),
+    /// Measure cold, no-op and one-file rebuilds against the old way
+    /// [default FATE root: examples/mini-fate].
+    Bench(Bench),
+}
+
+#[derive(Debug, Args)]
+pub struct Push {
+    /// Images or groups to push [default: those the image set marks for pushing]
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    /// Push every image, base and builder too (so other hosts can rebuild modules).
+    #[arg(long, conflicts_with = "images")]
+    pub all: bool,
+    /// Push as HOST[:PORT]/${PREFIX}/<name>:<tag> [default: REGISTRY of .env, else PREFIX as is]
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub registry: Option<String>,
+    /// Pushes at once.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: Option<u16>,
+    /// Log in first (docker login --password-stdin).
+    #[arg(long)]
+    pub login: bool,
+    /// The registry user [default: REGISTRY_USER of .env]
+    #[arg(long, requires = "login")]
+    pub user: Option<String>,
+    /// Read the password from this environment variable instead of stdin.
+    #[arg(long, value_name = "VAR", requires = "login")]
+    pub password_env: Option<String>,
+    /// Retries of a push that failed for a transient reason.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Bundle {
+    #[command(subcommand)]
+    pub action: Option<BundleAction>,
+    /// Directory the archives and bundle.json are written to [default: <fate-root>/target/xtask/bundle]
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Compression of the archives; gzip loads with a plain `docker load -i` anywhere.
+    #[arg(long, value_enum, default_value_t = Compression::Gzip)]
+    pub compress: Compression,
+    /// Fail instead of pulling third-party images that are missing.
+    #[arg(long)]
+    pub no_pull: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleAction {
+    /// Verify a bundle's checksums and contents, then load it.
+    Load(BundleLoad),
+}
+
+#[derive(Debug, Args)]
+pub struct BundleLoad {
+    /// Bundle directories or archive files [default: <fate-root>/target/xtask/bundle]
+    #[arg(value_name = "DIR|FILE")]
+    pub paths: Vec<std::path::PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl Compression {
+    /// The archive's file extension (the old names for gzip).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => ".tar.gz",
+            Compression::Zstd => ".tar.zst",
+            Compression::None => ".tar",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Bench {
+    /// Runs of each scenario; medians are reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
+    pub runs: u16,
+    /// Also write the report to this file (e.g. BENCHMARKS.md).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -105,6 +201,7 @@ impl Cli {
         let (chinese_mirror, maven) = match &self.command {
             Command::Images(a) => (a.chinese_mirror, a.maven),
             Command::Doctor(a) => (a.chinese_mirror, a.maven),
+            _ => (false, None),
         };
         Overrides {
             env_file: self.global.env_file.clone(),

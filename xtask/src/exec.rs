@@ -156,6 +156,75 @@ pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> 
     )
 }
 
+/// Starts a child whose stdout is read as a stream (its stderr goes to `log`). Reading
+/// fails if the child exits non-zero.
+pub fn stream_stdout(program: &str, args: &[&str], log: &Path) -> Result<duct::ReaderHandle> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    duct::cmd(program, args)
+        .stdin_null()
+        .stderr_path(log)
+        .reader()
+        .with_context(|| format!("cannot start {program}"))
+}
+
+/// Runs a child with `input` streamed into its stdin, its output into `log`.
+pub fn pipe_into(command: &Command, mut input: impl std::io::Read, log: &Path) -> Result<()> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let (reader, mut writer) = os_pipe::pipe()?;
+    let handle = duct::cmd(&command.program, &command.args)
+        .stdin_file(reader)
+        .stderr_to_stdout()
+        .stdout_path(log)
+        .unchecked()
+        .start()
+        .with_context(|| format!("cannot start {}", command.program))?;
+    let copied = std::io::copy(&mut input, &mut writer);
+    drop(writer);
+    let status = handle.wait()?.status;
+    if !status.success() {
+        bail!(
+            "`{command}` failed\n--- last lines of {} ---\n{}",
+            log.display(),
+            tail(log, TAIL_LINES)
+        );
+    }
+    copied.with_context(|| format!("streaming into `{command}` failed"))?;
+    Ok(())
+}
+
+/// `docker login --password-stdin`: the password goes to the child's stdin only, never
+/// into argv, logs or messages.
+pub fn docker_login(registry: &str, user: &str, password: &str) -> Result<()> {
+    let mut args = vec!["login", "--username", user, "--password-stdin"];
+    if !registry.is_empty() {
+        args.push(registry);
+    }
+    let out = duct::cmd("docker", &args)
+        .stdin_bytes(format!("{password}\n"))
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .context("cannot run docker login")?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stdout).replace(password, "***");
+    let host = if registry.is_empty() {
+        "Docker Hub"
+    } else {
+        registry
+    };
+    bail!(
+        "docker login to {host} as {user} failed: {}; check the user and password (the password is read from stdin or --password-env VAR)",
+        said.trim()
+    )
+}
+
 /// The last `n` lines of a file.
 pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();

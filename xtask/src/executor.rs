@@ -171,6 +171,7 @@ impl Executor {
                 .map(|_| Outcome::Done(String::new())),
             Action::Maven(m) => self.maven(m, &log, &line),
             Action::Build(b) => self.build(b, images, &log, &line),
+            Action::Push(p) => crate::push::push_with_retries(p, &log, &line).map(Outcome::Done),
         };
         let outcome = match result {
             Ok(Outcome::UpToDate) => {

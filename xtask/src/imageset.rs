@@ -169,6 +169,9 @@ pub struct Image {
     pub push: bool,
     #[serde(default = "yes")]
     pub bundle: bool,
+    /// Built when no image is named (and by `all`); otherwise only when named.
+    #[serde(default = "yes")]
+    pub default: bool,
 }
 
 impl Image {
@@ -250,7 +253,7 @@ impl ImageSet {
             let matched: Vec<&Image> = self
                 .images
                 .iter()
-                .filter(|i| i.name == *w || i.group == *w || w == ALL_GROUP)
+                .filter(|i| i.name == *w || i.group == *w || (w == ALL_GROUP && i.default))
                 .collect();
             if matched.is_empty() {
                 let hint = crate::config::nearest(w, self.images.iter().map(|i| i.name.as_str()))
@@ -266,7 +269,13 @@ impl ImageSet {
         Ok(self
             .build_order()
             .into_iter()
-            .filter(|i| wanted.is_empty() || chosen.contains(i.name.as_str()))
+            .filter(|i| {
+                if wanted.is_empty() {
+                    i.default
+                } else {
+                    chosen.contains(i.name.as_str())
+                }
+            })
             .collect())
     }
 

@@ -1,5 +1,7 @@
 //! `cargo xtask`: FATE's image build. Parse, resolve the configuration, dispatch.
 
+mod bench;
+mod bundle;
 mod cli;
 mod config;
 mod docker;
@@ -15,6 +17,7 @@ mod plan;
 mod pom;
 mod preflight;
 mod problems;
+mod push;
 mod reference;
 mod ui;
 
@@ -59,22 +62,36 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let fate_root = match &cli.global.fate_root {
-        Some(dir) => dir.clone(),
-        None => workspace_root(),
-    };
-    let fate_root = std::path::absolute(&fate_root)
-        .with_context(|| format!("bad --fate-root {}", fate_root.display()))?;
-    let set = ImageSet::load(&fate_root)?;
-    let config = config::load(&fate_root, &set, &cli.overrides())?;
-    let ui = ui::Ui::detect();
-    for w in &config.warnings {
-        ui.note(&format!("warning: {w}"));
-    }
-    let project = Project { set, config, ui };
+    let overrides = cli.overrides();
     match cli.command {
-        Command::Images(args) => args.run(&project),
-        Command::Doctor(args) => args.run(&project),
+        Command::Images(args) => args.run(&Project::load(&cli.global, &overrides)?),
+        Command::Doctor(args) => args.run(&Project::load(&cli.global, &overrides)?),
+        Command::Push(args) => args.run(&Project::load(&cli.global, &overrides)?),
+        Command::Bundle(args) => args.run(&Project::load(&cli.global, &overrides)?),
+        Command::Load(args) => args.run(&Project::load(&cli.global, &overrides)?),
+        Command::Bench(args) => {
+            let root = cli
+                .global
+                .fate_root
+                .unwrap_or_else(|| workspace_root().join("examples/mini-fate"));
+            args.run(&root)
+        }
+    }
+}
+
+impl Project {
+    /// Reads the FATE root's image set and `.env`; shows configuration warnings.
+    fn load(global: &cli::Global, overrides: &config::Overrides) -> Result<Project> {
+        let fate_root = global.fate_root.clone().unwrap_or_else(workspace_root);
+        let fate_root = std::path::absolute(&fate_root)
+            .with_context(|| format!("bad --fate-root {}", fate_root.display()))?;
+        let set = ImageSet::load(&fate_root)?;
+        let config = config::load(&fate_root, &set, overrides)?;
+        let ui = ui::Ui::detect();
+        for w in &config.warnings {
+            ui.note(&format!("warning: {w}"));
+        }
+        Ok(Project { set, config, ui })
     }
 }
 

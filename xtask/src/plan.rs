@@ -126,6 +126,18 @@ pub enum Action {
     Maven(MavenStep),
     /// Stage one image's context and `docker build` it, skipped while its inputs are unchanged.
     Build(BuildStep),
+    /// Tag an image for its registry and push it, retrying transient failures.
+    Push(PushStep),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushStep {
+    /// The local reference, `${PREFIX}/<name>:<tag>`.
+    pub source: String,
+    /// What is pushed: the source, or `<registry>/<source>`.
+    pub target: String,
+    pub command: Command,
+    pub retries: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -773,6 +785,7 @@ impl Plan {
             match &step.action {
                 Action::Run(c) => writeln!(f, "       $ {c}")?,
                 Action::Maven(m) => writeln!(f, "       $ {}", m.command)?,
+                Action::Push(p) => writeln!(f, "       $ {}", p.command)?,
                 Action::WriteFile { path, .. } => writeln!(f, "       write {}", path.display())?,
                 Action::SeedMavenRepo {
                     from_repo,

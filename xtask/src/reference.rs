@@ -58,6 +58,15 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a registry address, `HOST` or `HOST:PORT`.
+pub fn check_registry(registry: &str) -> Result<(), String> {
+    if HOST.is_match(registry) {
+        Ok(())
+    } else {
+        Err("is not a registry address".into())
+    }
+}
+
 /// Checks a full reference `name[:tag][@digest]`.
 pub fn check_reference(reference: &str) -> Result<(), String> {
     let (rest, digest) = match reference.split_once('@') {

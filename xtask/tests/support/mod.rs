@@ -14,6 +14,11 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_xtask");
 /// shared, cleanups exclusively.
 static ENGINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
+/// Holds off image removal by other tests while the guard lives.
+pub fn engine_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    ENGINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs a command while no test removes images.
 pub fn run_with_engine(cmd: &mut Command) -> Output {
     let _shared = ENGINE.read().unwrap_or_else(|e| e.into_inner());
@@ -260,15 +265,157 @@ impl Fixture {
     }
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _exclusive = ENGINE.write().unwrap_or_else(|e| e.into_inner());
+impl Fixture {
+    /// Removes every image of this test (while no other test builds).
+    pub fn remove_images(&self) {
         let refs: Vec<String> = self.images().into_keys().collect();
+        self.remove_only(&refs);
+    }
+
+    /// Removes these images (while no other test builds).
+    pub fn remove_only(&self, refs: &[String]) {
+        let _exclusive = ENGINE.write().unwrap_or_else(|e| e.into_inner());
         if !refs.is_empty() {
             let mut args = vec!["rmi", "-f"];
             args.extend(refs.iter().map(String::as_str));
             let _ = Command::new("docker").args(&args).output();
         }
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.remove_images();
+    }
+}
+
+/// Installs Debian packages a test needs when they are missing (we are root in CI);
+/// otherwise fails with the command to run.
+pub fn ensure_packages(program: &str, packages: &[&str]) {
+    if Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .output()
+        .unwrap()
+        .status
+        .success()
+    {
+        return;
+    }
+    let out = Command::new("apt-get")
+        .args([
+            "-o",
+            "DPkg::Lock::Timeout=300",
+            "install",
+            "-y",
+            "--no-install-recommends",
+        ])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {}
+        _ => panic!(
+            "{program} is missing; install it: sudo apt-get install -y {}",
+            packages.join(" ")
+        ),
+    }
+}
+
+/// A real registry server (Debian's docker-registry) on 127.0.0.1, optionally with
+/// htpasswd authentication; stopped when dropped.
+pub struct Registry {
+    child: std::process::Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start(auth: Option<(&str, &str)>) -> Registry {
+        ensure_packages("docker-registry", &["docker-registry"]);
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, password)) = auth {
+            ensure_packages("htpasswd", &["apache2-utils"]);
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", user, password])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, out.stdout).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                file.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let mut child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&addr).is_ok() {
+                return Registry {
+                    child,
+                    addr,
+                    _dir: dir,
+                };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the registry did not start on {addr}");
+    }
+
+    /// GET (or HEAD) through the registry's HTTP API: (status, headers+body).
+    pub fn http(&self, method: &str, path: &str, user: Option<&str>) -> (u16, String) {
+        let mut c = Command::new("curl");
+        c.args([
+            "-s",
+            "-i",
+            "-X",
+            method,
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        ]);
+        if method == "HEAD" {
+            c.arg("-I");
+        }
+        if let Some(u) = user {
+            c.args(["-u", u]);
+        }
+        let out = c
+            .arg(format!("http://{}{path}", self.addr))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

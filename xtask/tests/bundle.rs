@@ -1,0 +1,203 @@
+//! `cargo xtask bundle` and loading bundles, with real `docker save`/`docker load`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use support::{Fixture, Run, docker, run_with_engine};
+
+const BUNDLED: [&str; 10] = [
+    "federation",
+    "proxy",
+    "roll",
+    "python",
+    "meta-service",
+    "serving-server",
+    "fateboard",
+    "egg",
+    "redis",
+    "mysql",
+];
+
+fn ids(fx: &Fixture) -> BTreeMap<String, String> {
+    fx.images()
+        .into_iter()
+        .filter(|(r, _)| BUNDLED.iter().any(|n| r.contains(&format!("/{n}:"))))
+        .collect()
+}
+
+fn sha256(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Removes the bundled images (not base and builder), as on a fresh host.
+fn remove_bundled(fx: &Fixture) {
+    let refs: Vec<String> = ids(fx).into_keys().collect();
+    fx.remove_only(&refs);
+    assert!(ids(fx).is_empty());
+}
+
+#[test]
+fn bundles_round_trip_and_damaged_bundles_are_refused() {
+    let fx = Fixture::mini("bundle");
+    fx.xtask(&["images"]).ok();
+    fx.xtask(&["images", "third-party"]).ok();
+    let originals = ids(&fx);
+    assert_eq!(originals.len(), 10, "{originals:?}");
+
+    // gzip: the two archives of the old recipe, really compressed, with a manifest.
+    let out = fx.tmp.path().join("bundle gz");
+    let run = fx.xtask(&["bundle", "--out", out.to_str().unwrap()]).ok();
+    let names: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "bundle.json",
+            "fate.images.tar.gz",
+            "third-party.images.tar.gz"
+        ],
+        "{}",
+        run.stderr
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("bundle.json")).unwrap()).unwrap();
+    for archive in manifest["archives"].as_array().unwrap() {
+        let file = out.join(archive["file"].as_str().unwrap());
+        assert_eq!(
+            archive["size"].as_u64().unwrap(),
+            fs::metadata(&file).unwrap().len()
+        );
+        assert_eq!(archive["sha256"].as_str().unwrap(), sha256(&file));
+        assert_eq!(archive["compression"], "gzip");
+        let gz = fs::read(&file).unwrap();
+        assert_eq!(&gz[..2], [0x1f, 0x8b], "{} is not gzip", file.display());
+    }
+    let fate_images = &manifest["archives"][1]["images"];
+    assert_eq!(
+        fate_images.as_array().unwrap().len(),
+        8,
+        "modules only, not base or builder"
+    );
+    assert!(!fate_images.to_string().contains("base-image"));
+
+    // Smaller than the raw docker save tar of the same images.
+    let refs: Vec<String> = fate_images
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap().to_string())
+        .collect();
+    let raw = fx.tmp.path().join("raw.tar");
+    let mut save = vec!["save", "-o", raw.to_str().unwrap()];
+    save.extend(refs.iter().map(String::as_str));
+    docker(&save);
+    let (raw_size, gz_size) = (
+        fs::metadata(&raw).unwrap().len(),
+        fs::metadata(out.join("fate.images.tar.gz")).unwrap().len(),
+    );
+    eprintln!("fate images: docker save tar {raw_size} bytes, gzip bundle {gz_size} bytes");
+    // The example's images are mostly jars (already deflated): measurably smaller, not half.
+    assert!(
+        gz_size * 100 < raw_size * 90,
+        "gzip {gz_size} vs raw {raw_size}"
+    );
+
+    // Round trip: load gives the same image IDs.
+    remove_bundled(&fx);
+    let run = fx.xtask(&["bundle", "load", out.to_str().unwrap()]).ok();
+    assert_eq!(ids(&fx), originals);
+    for (reference, id) in &originals {
+        assert!(
+            run.stdout.contains(&format!("{reference}\tsha256:")),
+            "{}",
+            run.stdout
+        );
+        let _ = id;
+    }
+    // The old recipe still works on the gzip archives.
+    remove_bundled(&fx);
+    for file in ["third-party.images.tar.gz", "fate.images.tar.gz"] {
+        let _shared = support::engine_shared();
+        docker(&["load", "-i", out.join(file).to_str().unwrap()]);
+    }
+    assert_eq!(ids(&fx), originals);
+
+    // zstd, loaded by the tool through the same daemon.
+    let zst = fx.tmp.path().join("bundle zst");
+    fx.xtask(&[
+        "bundle",
+        "--compress",
+        "zstd",
+        "--out",
+        zst.to_str().unwrap(),
+    ])
+    .ok();
+    assert!(zst.join("fate.images.tar.zst").is_file());
+    remove_bundled(&fx);
+    fx.xtask(&["load", zst.to_str().unwrap()]).ok();
+    assert_eq!(ids(&fx), originals);
+
+    // Damaged bundles are refused before anything is loaded.
+    remove_bundled(&fx);
+    let damaged = |name: &str, damage: &dyn Fn(&Path)| {
+        let dir = fx.tmp.path().join(name);
+        support::copy_tree(&out, &dir);
+        damage(&dir);
+        let run = Run::from(run_with_engine(
+            &mut fx.command(&["load", dir.to_str().unwrap()]),
+        ))
+        .failed();
+        assert!(ids(&fx).is_empty(), "{name}: something was loaded");
+        run.stderr
+    };
+    let flipped = damaged("flipped", &|d| {
+        let f = d.join("fate.images.tar.gz");
+        let mut bytes = fs::read(&f).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+        fs::write(&f, bytes).unwrap();
+    });
+    assert!(
+        flipped.contains("nothing was loaded") && flipped.contains("(corrupted)"),
+        "{flipped}"
+    );
+    let truncated = damaged("truncated", &|d| {
+        let f = d.join("fate.images.tar.gz");
+        let bytes = fs::read(&f).unwrap();
+        fs::write(&f, &bytes[..bytes.len() - 1000]).unwrap();
+    });
+    assert!(truncated.contains("truncated"), "{truncated}");
+    let ghost = damaged("ghost", &|d| {
+        let m = d.join("bundle.json");
+        let text = fs::read_to_string(&m).unwrap();
+        let first = text.find("\"reference\"").unwrap();
+        let edited = format!(
+            "{}\"reference\": \"{}/ghost:1.0\", \"id\": \"sha256:{}\"}}, {{{}",
+            &text[..first],
+            fx.prefix,
+            "0".repeat(64),
+            &text[first..]
+        );
+        fs::write(&m, edited).unwrap();
+    });
+    assert!(
+        ghost.contains("does not hold") && ghost.contains("/ghost:1.0"),
+        "{ghost}"
+    );
+    fx.assert_clean();
+}
