@@ -361,24 +361,26 @@ impl Registry {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let mut child = Command::new("docker-registry")
+        let child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config_path)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .unwrap();
+        // Owned from here on: dropping it (also on a panic below) stops the server.
+        let registry = Registry {
+            child,
+            addr,
+            _dir: dir,
+        };
         for _ in 0..100 {
-            if std::net::TcpStream::connect(&addr).is_ok() {
-                return Registry {
-                    child,
-                    addr,
-                    _dir: dir,
-                };
+            if std::net::TcpStream::connect(&registry.addr).is_ok() {
+                return registry;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!("the registry did not start on {addr}");
+        panic!("the registry did not start on {}", registry.addr);
     }
 
     /// GET (or HEAD) through the registry's HTTP API: (status, headers+body).
