@@ -129,6 +129,15 @@ pub struct Bench {
     /// Also write the report to this file (e.g. BENCHMARKS.md).
     #[arg(long, value_name = "FILE")]
     pub out: Option<std::path::PathBuf>,
+    /// Run only the image-build scenarios or only the bundle/load ones [default: both]
+    #[arg(long, value_enum)]
+    pub only: Option<BenchPart>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchPart {
+    Build,
+    Bundle,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -43,7 +43,7 @@ pub fn inspect_images(references: &[String]) -> BTreeMap<String, ImageInfo> {
         return BTreeMap::new();
     }
     let format = format!(
-        "{{{{json .RepoTags}}}} {{{{.Id}}}} {{{{index .Config.Labels \"{LABEL_INPUTS}\"}}}}"
+        "{{{{json .RepoTags}}}} {{{{.Id}}}} {{{{with .Config}}}}{{{{with .Labels}}}}{{{{index . \"{LABEL_INPUTS}\"}}}}{{{{end}}}}{{{{end}}}}"
     );
     let mut args = vec!["image", "inspect", "--format", &format];
     args.extend(references.iter().map(String::as_str));

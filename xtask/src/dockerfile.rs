@@ -102,6 +102,22 @@ pub fn from_images(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// One `LABEL` instruction setting every label; quoted so values are taken literally.
+pub fn label_instruction(labels: &[(String, String)]) -> String {
+    let quote = |s: &str| {
+        let escaped = s
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('$', "\\$");
+        format!("\"{escaped}\"")
+    };
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+        .collect();
+    format!("LABEL {}\n", pairs.join(" \\\n      "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,6 +141,19 @@ mod tests {
         assert_eq!(args[0].default.as_deref(), Some("federatedai"));
         assert_eq!(args[1].default, None);
         assert_eq!(args[4].default.as_deref(), Some("x y"));
+    }
+
+    #[test]
+    fn labels_are_one_literal_instruction() {
+        let l = label_instruction(&[
+            ("a.b".into(), "1.0".into()),
+            ("c".into(), "x \"q\" $HOME \\".into()),
+        ]);
+        assert_eq!(
+            l,
+            "LABEL \"a.b\"=\"1.0\" \\\n      \"c\"=\"x \\\"q\\\" \\$HOME \\\\\"\n"
+        );
+        assert_eq!(instructions(&l).len(), 1);
     }
 
     #[test]

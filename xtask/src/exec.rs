@@ -88,6 +88,33 @@ pub fn query_stdout(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// Runs a command to completion with its output captured; failure carries the output's end.
+pub fn run_captured(command: &Command) -> Result<String> {
+    let mut expr = duct::cmd(&command.program, &command.args)
+        .stderr_to_stdout()
+        .stdout_capture()
+        .stdin_null()
+        .unchecked();
+    if let Some(cwd) = &command.cwd {
+        expr = expr.dir(cwd);
+    }
+    for (k, v) in &command.env {
+        expr = expr.env(k, v);
+    }
+    let out = expr
+        .run()
+        .with_context(|| format!("cannot run `{command}`"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        let lines: Vec<&str> = text.lines().collect();
+        bail!(
+            "`{command}` failed:\n{}",
+            lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+        );
+    }
+    Ok(text)
+}
+
 /// Whether a short command succeeds (its output discarded).
 pub fn succeeds(program: &str, args: &[&str]) -> bool {
     query(program, args).is_ok()

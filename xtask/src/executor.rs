@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::plan::{
-    Action, BuildStep, INPUTS_PLACEHOLDER, ImageInfo, LABEL_INPUTS, MavenStep, Plan, StageOp,
+    Action, BuildStep, INPUTS_PLACEHOLDER, ImageInfo, MavenStep, Plan, StageOp, VOLATILE_LABELS,
 };
 use crate::ui::Ui;
 use crate::{exec, maven, package};
@@ -172,6 +172,12 @@ impl Executor {
             Action::Maven(m) => self.maven(m, &log, &line),
             Action::Build(b) => self.build(b, images, &log, &line),
             Action::Push(p) => crate::push::push_with_retries(p, &log, &line).map(Outcome::Done),
+            Action::Pull { reference, hint } => {
+                let pull = crate::plan::Command::new("docker", ["pull", reference.as_str()]);
+                exec::run_logged(&pull, &log, &line)
+                    .map(|_| Outcome::Done(String::new()))
+                    .map_err(|e| e.context(hint.clone()))
+            }
         };
         let outcome = match result {
             Ok(Outcome::UpToDate) => {
@@ -255,9 +261,16 @@ impl Executor {
             std::fs::read(&b.dockerfile)
                 .with_context(|| format!("cannot read {}", b.dockerfile.display()))?,
         );
-        for arg in stable_args(&b.command.args) {
+        for arg in b.command.args.iter().filter(|a| *a != "--no-cache") {
             hasher.update(arg);
             hasher.update([0]);
+        }
+        for (k, v) in b
+            .labels
+            .iter()
+            .filter(|(k, _)| !VOLATILE_LABELS.contains(&k.as_str()))
+        {
+            hasher.update(format!("{k}={v}\0"));
         }
         for parent in &b.parents {
             let id = images
@@ -299,15 +312,26 @@ impl Executor {
             return Ok(Outcome::UpToDate);
         };
         package::materialize(&b.context, &entries)?;
+        let labels: Vec<(String, String)> = b
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.replace(INPUTS_PLACEHOLDER, &inputs)))
+            .collect();
+        let dockerfile = std::fs::read_to_string(&b.dockerfile)
+            .with_context(|| format!("cannot read {}", b.dockerfile.display()))?;
+        write_file(
+            &b.staged_dockerfile,
+            &format!(
+                "{dockerfile}\n{}",
+                crate::dockerfile::label_instruction(&labels)
+            ),
+        )?;
         let iidfile = b.context.with_extension("iid");
         let mut command = b.command.clone();
         let context_arg = command
             .args
             .pop()
             .expect("the context is the last argument");
-        for arg in &mut command.args {
-            *arg = arg.replace(INPUTS_PLACEHOLDER, &inputs);
-        }
         command.args.push("--iidfile".into());
         command.args.push(iidfile.display().to_string());
         command.args.push(context_arg);
@@ -325,74 +349,9 @@ impl Executor {
     }
 }
 
-/// Build arguments that decide the image: everything but the labels that change on
-/// every run (creation time, revision) or hold the result (inputs).
-fn stable_args(args: &[String]) -> impl Iterator<Item = &String> {
-    let volatile = [
-        "org.opencontainers.image.created=",
-        "org.opencontainers.image.revision=",
-        LABEL_INPUTS,
-    ];
-    let mut skip_next = false;
-    args.iter()
-        .enumerate()
-        .filter(move |(i, a)| {
-            if skip_next {
-                skip_next = false;
-                return false;
-            }
-            if a.as_str() == "--label"
-                && args
-                    .get(i + 1)
-                    .is_some_and(|v| volatile.iter().any(|p| v.starts_with(p)))
-            {
-                skip_next = true;
-                return false;
-            }
-            a.as_str() != "--no-cache"
-        })
-        .map(|(_, a)| a)
-}
-
 fn write_file(path: &Path, contents: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn volatile_labels_do_not_count() {
-        let args: Vec<String> = [
-            "build",
-            "--label",
-            "org.opencontainers.image.created=now",
-            "--label",
-            "org.opencontainers.image.version=1",
-            "--label",
-            "org.fedai.fate-xtask.inputs=<inputs>",
-            "--no-cache",
-            "--build-arg",
-            "A=b",
-            "ctx",
-        ]
-        .map(String::from)
-        .to_vec();
-        let kept: Vec<&String> = stable_args(&args).collect();
-        assert_eq!(
-            kept,
-            [
-                "build",
-                "--label",
-                "org.opencontainers.image.version=1",
-                "--build-arg",
-                "A=b",
-                "ctx"
-            ]
-        );
-    }
 }

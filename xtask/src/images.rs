@@ -16,13 +16,19 @@ use crate::{docker, preflight};
 impl cli::Images {
     pub fn run(self, project: &Project) -> Result<()> {
         let Project { set, config, ui } = project;
+        let work = config.work_dir();
+        // Taken before preflight: what a concurrent run is building counts as built.
+        let _lock = if self.dry_run {
+            None
+        } else {
+            Some(lock(&work, ui)?)
+        };
         let facts = preflight::check(config, set, &self.images)?;
         let options = Options {
             selection: self.images.clone(),
             no_cache: self.no_cache,
         };
         let plan = plan::images(config, set, &facts, &options)?;
-        let work = config.work_dir();
         let executor = Executor {
             ui: ui.clone(),
             log_dir: work.join("logs"),
@@ -34,7 +40,6 @@ impl cli::Images {
             print!("{}", plan.render(&executor.preview(&plan, &facts.existing)));
             return Ok(());
         }
-        let _lock = lock(&work, ui)?;
         let _sweep = ContainerSweep::new(format!("{LABEL_TOOL}.run={}", facts.run_id));
         let started = Instant::now();
         let reports = executor.run(&plan, facts.existing.clone());

@@ -128,6 +128,8 @@ pub enum Action {
     Build(BuildStep),
     /// Tag an image for its registry and push it, retrying transient failures.
     Push(PushStep),
+    /// Pull an image the run needs but does not build (the Maven image).
+    Pull { reference: String, hint: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,17 +161,29 @@ pub struct MavenStep {
 pub struct BuildStep {
     pub image: String,
     pub reference: String,
+    /// The image set's Dockerfile.
     pub dockerfile: PathBuf,
+    /// What is built: that Dockerfile plus one `LABEL` instruction with `labels` (one step;
+    /// the legacy builder makes every `--label` flag a step of its own).
+    pub staged_dockerfile: PathBuf,
+    /// OCI and tool labels; the inputs digest is filled in when known.
+    pub labels: Vec<(String, String)>,
     /// References of this set's images it builds on.
     pub parents: Vec<String>,
     pub context: PathBuf,
     pub ops: Vec<StageOp>,
-    /// `docker build ...`; the executor fills in [`INPUTS_PLACEHOLDER`].
+    /// `docker build ...` of the staged Dockerfile.
     pub command: Command,
 }
 
-/// Stands in the build argv for the inputs digest, known once the context is collected.
+/// Stands in for the inputs digest, known once the context is collected.
 pub const INPUTS_PLACEHOLDER: &str = "<inputs>";
+/// Labels that do not decide the image's content (and so not whether to rebuild).
+pub const VOLATILE_LABELS: [&str; 3] = [
+    "org.opencontainers.image.created",
+    "org.opencontainers.image.revision",
+    LABEL_INPUTS,
+];
 /// The label holding an image's inputs digest.
 pub const LABEL_INPUTS: &str = "org.fedai.fate-xtask.inputs";
 
@@ -216,6 +230,8 @@ pub struct Facts {
     pub run_id: String,
     /// Local file repository backing a `file://` Maven mirror, when it lacks plexus-utils 1.1.
     pub seed_from_repo: Option<PathBuf>,
+    /// Whether MAVEN_IMAGE is present locally (container Maven only).
+    pub maven_image_present: bool,
 }
 
 /// What the engine says of a local image.
@@ -360,6 +376,22 @@ pub fn images(
         let local_repo = config.maven_cache.join("repository");
         let mut maven_prelude = prelude.clone();
         maven_prelude.extend(settings.as_ref().map(|(_, i)| *i));
+        if let MavenMode::Docker { image } = &config.maven
+            && !facts.maven_image_present
+        {
+            maven_prelude.push(push(
+                &mut plan,
+                "maven-image",
+                format!("pull the Maven image {image}"),
+                prelude.clone(),
+                Action::Pull {
+                    reference: image.clone(),
+                    hint: format!(
+                        "the Maven image {image} is not present and cannot be pulled; load it (docker load), set MAVEN_IMAGE in .env to one you have, or use --maven host"
+                    ),
+                },
+            ));
+        }
         if let Some(from_repo) = &facts.seed_from_repo {
             maven_prelude.push(push(
                 &mut plan,
@@ -451,7 +483,17 @@ pub fn images(
         deps.dedup();
         let reference = reference(config, image);
         let context = work.join("contexts").join(&image.name);
-        let command = build_command(config, facts, options, image, &reference, &context);
+        let staged_dockerfile = context.with_extension("Dockerfile");
+        let command = build_command(
+            facts,
+            options,
+            image,
+            &reference,
+            &staged_dockerfile,
+            &context,
+            config,
+        );
+        let labels = labels(config, facts, image);
         let i = push(
             &mut plan,
             &format!("build-{}", image.name),
@@ -463,6 +505,8 @@ pub fn images(
                 dockerfile: config
                     .fate_root
                     .join(image.dockerfile_for(config.mirror == MirrorProfile::China)),
+                staged_dockerfile,
+                labels,
                 parents: image
                     .parents
                     .iter()
@@ -602,7 +646,14 @@ fn maven_command(
     settings: Option<&Path>,
 ) -> Command {
     let timestamp = format!("-Dproject.build.outputTimestamp={MAVEN_OUTPUT_TIMESTAMP}");
-    let goals = ["-B", &timestamp, "clean", "package", "-DskipTests"];
+    let goals = [
+        "-B",
+        "-Dstyle.color=never",
+        &timestamp,
+        "clean",
+        "package",
+        "-DskipTests",
+    ];
     match &config.maven {
         MavenMode::Host => {
             let mut args = vec![format!(
@@ -670,17 +721,37 @@ fn maven_command(
     }
 }
 
-/// `docker build` of one image with tags, labels and the build args its Dockerfile declares.
+/// The labels every image gets.
+fn labels(config: &Config, facts: &Facts, image: &Image) -> Vec<(String, String)> {
+    [
+        (
+            "org.opencontainers.image.version",
+            config.value(&image.tag_key),
+        ),
+        ("org.opencontainers.image.revision", &facts.revision),
+        ("org.opencontainers.image.created", &facts.created),
+        (
+            "org.opencontainers.image.source",
+            config.value("SOURCE_URL"),
+        ),
+        (&format!("{LABEL_TOOL}.image") as &str, &image.name),
+        (LABEL_INPUTS, INPUTS_PLACEHOLDER),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// `docker build` of one image: its tag and the build args its Dockerfile declares.
 fn build_command(
-    config: &Config,
     facts: &Facts,
     options: &Options,
     image: &Image,
     reference: &str,
+    dockerfile: &Path,
     context: &Path,
+    config: &Config,
 ) -> Command {
-    let china = config.mirror == MirrorProfile::China;
-    let dockerfile = config.fate_root.join(image.dockerfile_for(china));
     let mut args: Vec<String> = match facts.builder {
         Builder::BuildKit => vec![
             "buildx".into(),
@@ -696,24 +767,6 @@ fn build_command(
         "--tag".into(),
         reference.to_string(),
     ]);
-    let labels = [
-        (
-            "org.opencontainers.image.version",
-            config.value(&image.tag_key),
-        ),
-        ("org.opencontainers.image.revision", &facts.revision),
-        ("org.opencontainers.image.created", &facts.created),
-        (
-            "org.opencontainers.image.source",
-            config.value("SOURCE_URL"),
-        ),
-        (&format!("{LABEL_TOOL}.image") as &str, &image.name),
-        (LABEL_INPUTS, INPUTS_PLACEHOLDER),
-    ];
-    for (k, v) in labels {
-        args.push("--label".into());
-        args.push(format!("{k}={v}"));
-    }
     for (name, value) in build_args(config, image, facts.dockerfile_args.get(&image.name)) {
         args.push("--build-arg".into());
         args.push(format!("{name}={value}"));
@@ -786,6 +839,7 @@ impl Plan {
                 Action::Run(c) => writeln!(f, "       $ {c}")?,
                 Action::Maven(m) => writeln!(f, "       $ {}", m.command)?,
                 Action::Push(p) => writeln!(f, "       $ {}", p.command)?,
+                Action::Pull { reference, .. } => writeln!(f, "       $ docker pull {reference}")?,
                 Action::WriteFile { path, .. } => writeln!(f, "       write {}", path.display())?,
                 Action::SeedMavenRepo {
                     from_repo,
@@ -797,6 +851,17 @@ impl Plan {
                     from_repo.display()
                 )?,
                 Action::Build(b) => {
+                    writeln!(
+                        f,
+                        "       {} = {} + LABEL {}",
+                        b.staged_dockerfile.display(),
+                        b.dockerfile.display(),
+                        b.labels
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )?;
                     writeln!(f, "       stage {}", b.context.display())?;
                     for op in &b.ops {
                         writeln!(f, "         {op}")?;
@@ -867,6 +932,7 @@ mod tests {
             missing_packages: vec![],
             run_id: "r1".into(),
             seed_from_repo: None,
+            maven_image_present: true,
         }
     }
 
@@ -940,26 +1006,37 @@ mod tests {
             command.env,
             [("DOCKER_BUILDKIT".to_string(), "0".to_string())]
         );
+        let Action::Build(build) = &plan.steps[3].action else {
+            panic!()
+        };
+        let labels: Vec<String> = build
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "org.opencontainers.image.version=t1",
+                "org.opencontainers.image.revision=abc123",
+                "org.opencontainers.image.created=2026-11-28T00:00:00Z",
+                "org.opencontainers.image.source=https://github.com/FederatedAI/FATE",
+                "org.fedai.fate-xtask.image=egg",
+                "org.fedai.fate-xtask.inputs=<inputs>",
+            ]
+        );
+        assert_eq!(
+            build.dockerfile,
+            Path::new("/fate/docker/modules/egg/Dockerfile")
+        );
         assert_eq!(
             command.args,
             [
                 "build",
                 "--file",
-                "/fate/docker/modules/egg/Dockerfile",
+                "/fate/target/xtask/contexts/egg.Dockerfile",
                 "--tag",
                 "fed/egg:t1",
-                "--label",
-                "org.opencontainers.image.version=t1",
-                "--label",
-                "org.opencontainers.image.revision=abc123",
-                "--label",
-                "org.opencontainers.image.created=2026-11-28T00:00:00Z",
-                "--label",
-                "org.opencontainers.image.source=https://github.com/FederatedAI/FATE",
-                "--label",
-                "org.fedai.fate-xtask.image=egg",
-                "--label",
-                "org.fedai.fate-xtask.inputs=<inputs>",
                 "--build-arg",
                 "PREFIX=fed",
                 "--build-arg",
@@ -993,10 +1070,12 @@ mod tests {
         let Action::Build(BuildStep { command, .. }) = &base.action else {
             panic!()
         };
-        assert!(
-            command
-                .args
-                .contains(&"/fate/docker/base/Dockerfile-cn".to_string())
+        let Action::Build(build) = &base.action else {
+            panic!()
+        };
+        assert_eq!(
+            build.dockerfile,
+            Path::new("/fate/docker/base/Dockerfile-cn")
         );
         assert!(
             command
@@ -1057,7 +1136,7 @@ mod tests {
             argv.contains("--volume /fate/arch:/data/projects/fate/arch"),
             "{argv}"
         );
-        assert!(argv.ends_with("maven:3.6-jdk-8 mvn -Dmaven.repo.local=/var/maven/.m2/repository -Duser.home=/var/maven -B -Dproject.build.outputTimestamp=2000-01-01T00:00:00Z clean package -DskipTests"), "{argv}");
+        assert!(argv.ends_with("maven:3.6-jdk-8 mvn -Dmaven.repo.local=/var/maven/.m2/repository -Duser.home=/var/maven -B -Dstyle.color=never -Dproject.build.outputTimestamp=2000-01-01T00:00:00Z clean package -DskipTests"), "{argv}");
         assert_eq!(plan.steps[1].deps, vec![0]);
     }
 

@@ -189,6 +189,12 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
         missing_packages,
         run_id: format!("{}", std::process::id()),
         seed_from_repo,
+        maven_image_present: match &config.maven {
+            MavenMode::Docker { image } if engine_ok && !needs.projects.is_empty() => {
+                docker::inspect_images(std::slice::from_ref(image)).contains_key(image)
+            }
+            _ => true,
+        },
     })
 }
 

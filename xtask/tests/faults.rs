@@ -1,0 +1,552 @@
+//! Faults and bad input: every failure exits non-zero, says what failed, where and how
+//! to fix it, and leaves the source tree, the engine and the destination as they were.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Fixture, Run, run_with_engine};
+
+/// Runs the binary and expects a failure whose stderr holds every `expected` text.
+fn fails_with(fx: &Fixture, cmd: &mut Command, expected: &[&str]) -> Run {
+    let before = fx.git_status();
+    let run = Run::from(run_with_engine(cmd)).failed();
+    for e in expected {
+        assert!(run.stderr.contains(e), "expected {e:?} in:\n{}", run.stderr);
+    }
+    assert_eq!(fx.git_status(), before, "the source tree changed");
+    assert_eq!(
+        fx.stray_containers(),
+        Vec::<String>::new(),
+        "containers were left behind"
+    );
+    run
+}
+
+/// A directory of links to the given host programs: a PATH without the others.
+fn path_with(dir: &Path, programs: &[&str]) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
+    for p in programs {
+        let real = which::which(p).unwrap_or_else(|_| panic!("{p} is needed by this test"));
+        std::os::unix::fs::symlink(real, dir.join(p)).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+fn edit(root: &Path, rel: &str, from: &str, to: &str) {
+    let p = root.join(rel);
+    let text = fs::read_to_string(&p).unwrap();
+    assert!(text.contains(from), "{rel} lacks {from:?}");
+    fs::write(&p, text.replacen(from, to, 1)).unwrap();
+}
+
+fn restore(fx: &Fixture) {
+    support::git(&fx.root, &["checkout", "--", "."]);
+    support::git(&fx.root, &["clean", "-fdq", "-e", "target"]);
+}
+
+#[test]
+fn environment_faults_are_explained() {
+    let fx = Fixture::mini("env-faults");
+    // 1. docker not on PATH.
+    let bin = path_with(
+        &fx.tmp.path().join("no-docker"),
+        &["git", "id", "sh", "mvn", "dpkg-query"],
+    );
+    fails_with(
+        &fx,
+        fx.command(&["images"]).env("PATH", &bin),
+        &["`docker` is not on PATH", "install Docker Engine"],
+    );
+    // 2. The daemon does not answer.
+    fails_with(
+        &fx,
+        fx.command(&["images"])
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        &[
+            "the Docker daemon at unix:///nonexistent/docker.sock does not answer",
+            "start it",
+        ],
+    );
+    // 3. mvn missing in host mode.
+    let bin = path_with(
+        &fx.tmp.path().join("no-mvn"),
+        &["git", "id", "sh", "docker", "dpkg-query"],
+    );
+    fails_with(
+        &fx,
+        fx.command(&["images", "federation", "--maven", "host"])
+            .env("PATH", &bin),
+        &["`mvn` is not on PATH", "use --maven docker"],
+    );
+    // 3. The Maven image missing (and unpullable) in container mode.
+    let missing = format!("{}/no-such-maven:1", fx.prefix);
+    fails_with(
+        &fx,
+        fx.command(&["images", "federation", "--maven", "docker"])
+            .env("MAVEN_IMAGE", &missing),
+        &[
+            &format!("the Maven image {missing} is not present and cannot be pulled"),
+            "--maven host",
+        ],
+    );
+    assert!(fx.images().is_empty(), "nothing may be built");
+}
+
+#[test]
+fn build_failures_stop_dependents_and_keep_going_builds_the_rest() {
+    let fx = Fixture::mini("build-faults");
+    // 4. A Java compile error: Maven's error is shown, and no image is built after it.
+    let src = "arch/driver/federation/src/main/java/com/webank/ai/fate/driver/Federation.java";
+    edit(
+        &fx.root,
+        src,
+        "public static void main",
+        "int broken = ; public static void main",
+    );
+    fails_with(
+        &fx,
+        &mut fx.command(&["images", "--jobs", "1"]),
+        &[
+            "step mvn-arch failed",
+            "Compilation failure",
+            "Federation.java:[6,18]",
+            "logs/mvn-arch.log",
+        ],
+    );
+    assert!(
+        fx.images().is_empty(),
+        "no image may be built after a Maven failure"
+    );
+    restore(&fx);
+
+    // 5. A RUN that fails, and a COPY whose source is missing.
+    fs::create_dir_all(fx.root.join("docker/broken")).unwrap();
+    fs::write(
+        fx.root.join("docker/broken/Dockerfile"),
+        "FROM scratch\nRUN [\"/bin/false\"]\n",
+    )
+    .unwrap();
+    fs::write(
+        fx.root.join("docker/broken/Dockerfile.copy"),
+        "FROM scratch\nCOPY no-such-file /x\n",
+    )
+    .unwrap();
+    let toml = "docker/images.toml";
+    edit(
+        &fx.root,
+        toml,
+        "name = \"proxy\"\ndockerfile = \"docker/modules/java/Dockerfile\"",
+        "name = \"proxy\"\ndockerfile = \"docker/broken/Dockerfile\"",
+    );
+    let run = fails_with(
+        &fx,
+        &mut fx.command(&["images", "proxy", "roll", "--jobs", "1"]),
+        &[
+            "step build-proxy failed",
+            "--- last lines of",
+            "logs/build-proxy.log",
+        ],
+    );
+    assert!(
+        run.results()
+            .values()
+            .any(|r| r.starts_with("not run: an earlier step failed")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !fx.images().contains_key(&fx.reference("roll")),
+        "the run stops at the first failure"
+    );
+    let run = fails_with(
+        &fx,
+        &mut fx.command(&["images", "proxy", "roll", "--keep-going", "--jobs", "1"]),
+        &["1 step(s) failed: build-proxy"],
+    );
+    assert!(
+        fx.images().contains_key(&fx.reference("roll")),
+        "--keep-going builds the independent rest: {}",
+        run.stdout
+    );
+    edit(
+        &fx.root,
+        toml,
+        "docker/broken/Dockerfile\"",
+        "docker/broken/Dockerfile.copy\"",
+    );
+    fails_with(
+        &fx,
+        &mut fx.command(&["images", "proxy"]),
+        &["step build-proxy failed", "no-such-file"],
+    );
+
+    // A failed parent: its dependents are not built, the independent rest is.
+    edit(
+        &fx.root,
+        toml,
+        "dockerfile = \"docker/base/Dockerfile\"",
+        "dockerfile = \"docker/broken/Dockerfile\"",
+    );
+    let run = fails_with(
+        &fx,
+        &mut fx.command(&[
+            "images",
+            "base-image",
+            "python",
+            "federation",
+            "--keep-going",
+        ]),
+        &["build-base-image"],
+    );
+    let python = &run.results()[&fx.reference("python")];
+    assert!(
+        python.starts_with("not run: build-base-image did not succeed"),
+        "{}",
+        run.stdout
+    );
+    assert!(fx.images().contains_key(&fx.reference("federation")));
+    restore(&fx);
+    fx.assert_clean();
+}
+
+/// Starts the binary in its own process group (as a terminal's foreground job).
+fn spawn_group(cmd: &mut Command) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `path` exists and contains `text`.
+fn wait_for(path: &Path, text: &str, limit: Duration) {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if fs::read_to_string(path).is_ok_and(|t| t.contains(text)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{} never showed {text:?}", path.display());
+}
+
+/// Ctrl-C: SIGINT to the whole process group, then an exit with 130 within 5 s.
+fn interrupt(fx: &Fixture, mut child: std::process::Child) -> Run {
+    let pgid = child.id() as i32;
+    let started = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-INT", "--", &format!("-{pgid}")])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not stopped within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, Some(130), "{}", run.stderr);
+    assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
+    assert!(
+        !fx.root.join("target/xtask/contexts").exists(),
+        "staged contexts must be removed"
+    );
+    run
+}
+
+#[test]
+fn ctrl_c_stops_maven_and_builds_and_cleans_up() {
+    let fx = Fixture::mini("sigint");
+    let logs = fx.root.join("target/xtask/logs");
+    // During Maven (in a container, so its container must go too).
+    let maven_image = format!("{}/maven:local", fx.prefix);
+    let script = support::workspace().join("xtask/tests/support/make-maven-image.sh");
+    assert!(
+        Command::new(&script)
+            .arg(&maven_image)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let guard = support::engine_shared();
+    let child = spawn_group(
+        fx.command(&["images", "--jobs", "1", "--maven", "docker"])
+            .env("MAVEN_IMAGE", &maven_image),
+    );
+    wait_for(
+        &logs.join("mvn-arch.log"),
+        "[INFO]",
+        Duration::from_secs(120),
+    );
+    interrupt(&fx, child);
+    drop(guard);
+    assert_eq!(
+        fx.stray_containers(),
+        Vec::<String>::new(),
+        "the Maven container must be removed"
+    );
+
+    // During a docker build.
+    let guard = support::engine_shared();
+    let child = spawn_group(&mut fx.command(&["images", "--jobs", "1"]));
+    wait_for(
+        &logs.join("build-base-image.log"),
+        "Step 1/",
+        Duration::from_secs(180),
+    );
+    interrupt(&fx, child);
+    drop(guard);
+    fx.assert_clean();
+}
+
+#[test]
+fn concurrent_runs_wait_and_a_full_disk_leaves_no_bundle() {
+    let fx = Fixture::mini("lock");
+    // 9. Two runs at once on one FATE root: the second waits for the first.
+    let guard = support::engine_shared();
+    let first = spawn_group(&mut fx.command(&["images", "--jobs", "2"]));
+    wait_for(
+        &fx.root.join("target/xtask/logs/mvn-arch.log"),
+        "$ ",
+        Duration::from_secs(60),
+    );
+    let second = spawn_group(&mut fx.command(&["images"]));
+    let first = Run::from(first.wait_with_output().unwrap()).ok();
+    let second = Run::from(second.wait_with_output().unwrap()).ok();
+    drop(guard);
+    assert!(
+        second
+            .stderr
+            .contains("another cargo xtask is running on this FATE root; waiting"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(first.steps_with("built").len(), 13, "{}", first.stdout);
+    assert_eq!(
+        second.steps_with("built"),
+        Vec::<String>::new(),
+        "the second run found everything up to date: {}",
+        second.stdout
+    );
+
+    // 7. A bundle to a full disk: a clear error, and nothing at the destination.
+    fx.xtask(&["images", "third-party"]).ok();
+    let full = fx.tmp.path().join("full disk");
+    fs::create_dir_all(&full).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&full)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "this test mounts a small tmpfs (needs root)"
+    );
+    let run = Run::from(run_with_engine(&mut fx.command(&[
+        "bundle",
+        "--out",
+        full.to_str().unwrap(),
+    ])));
+    let left: Vec<_> = fs::read_dir(&full)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let _ = Command::new("umount").arg(&full).status();
+    let run = run.failed();
+    assert!(run.stderr.contains("is the disk full?"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&full.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert!(left.is_empty(), "left at the destination: {left:?}");
+    fx.assert_clean();
+}
+
+#[test]
+fn bad_input_is_refused_before_any_work() {
+    let fx = Fixture::mini("bad-input");
+    let env_file = fx.tmp.path().join("test.env");
+    let marker = fx.tmp.path().join("executed");
+    let good = "PREFIX=fate-x\nBASE_TAG=1.0\nBUILDER_TAG=1.0\nTAG=1.0\n";
+    let check_env = |text: &str, expected: &[&str]| {
+        fs::write(&env_file, text).unwrap();
+        let mut cmd = fx.command(&[
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "images",
+            "--dry-run",
+        ]);
+        cmd.env_remove("PREFIX");
+        fails_with(&fx, &mut cmd, expected);
+    };
+    // 11. .env
+    let mut cmd = fx.command(&["--env-file", "/nonexistent/.env", "images"]);
+    fails_with(
+        &fx,
+        &mut cmd,
+        &["cannot read /nonexistent/.env", "--env-file"],
+    );
+    check_env(
+        "PREFIX=fate-x\nBASE_TAG=1.0\nBUILDER_TAG=1.0\n",
+        &["required key TAG is missing"],
+    );
+    check_env(
+        &good.replace("TAG=1.0\n", "TAG=\n"),
+        &["test.env:4: TAG=\"\" is empty"],
+    );
+    check_env(
+        &good.replace("TAG=1.0\n", "TAG=\"1.0 release\"\n"),
+        &["test.env:4: TAG=\"1.0 release\" is not a valid tag"],
+    );
+    check_env(
+        &good.replace("TAG=1.0\n", &format!("TAG={}\n", "a".repeat(129))),
+        &["longer than 128 characters"],
+    );
+    check_env(
+        &good.replace("TAG=1.0\n", "TAG=.hidden\n"),
+        &["test.env:4: TAG=\".hidden\" is not a valid tag"],
+    );
+    check_env(
+        &good.replace("fate-x", "FATE-X"),
+        &["test.env:1: PREFIX=\"FATE-X\"", "lowercase"],
+    );
+    check_env(
+        &good.replace("fate-x", &format!("$(touch {})", marker.display())),
+        &["test.env:1:", "shell command substitution"],
+    );
+    check_env(
+        &good.replace("fate-x", &format!("`touch {}`", marker.display())),
+        &["test.env:1:", "shell command substitution"],
+    );
+    assert!(!marker.exists(), ".env was executed");
+    // CRLF and a BOM are accepted; a duplicate and an unknown key warn.
+    fs::write(
+        &env_file,
+        format!(
+            "\u{feff}{}TAG=2.0\r\nMAVN_IMAGE=x\r\n",
+            good.replace('\n', "\r\n")
+        ),
+    )
+    .unwrap();
+    let mut cmd = fx.command(&[
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "images",
+        "--dry-run",
+        "base-image",
+    ]);
+    cmd.env_remove("PREFIX");
+    let run = Run::from(run_with_engine(&mut cmd)).ok();
+    assert!(
+        run.stdout.contains("--tag fate-x/base-image:1.0"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("test.env:5: TAG is set again (first on line 4); the last value wins"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("unknown key MAVN_IMAGE is ignored; did you mean MAVEN_IMAGE?"),
+        "{}",
+        run.stderr
+    );
+
+    // 12. Unknown image, unknown flag, conflicting flags: usage errors.
+    let run = fails_with(
+        &fx,
+        &mut fx.command(&["images", "eg"]),
+        &[
+            "unknown image or group \"eg\" (did you mean egg?)",
+            "valid images: base-image",
+            "groups: base, builder",
+        ],
+    );
+    assert_eq!(run.code, Some(1));
+    let run = fails_with(
+        &fx,
+        &mut fx.command(&["images", "--no-such-flag"]),
+        &["unexpected argument '--no-such-flag'"],
+    );
+    assert_eq!(run.code, Some(2));
+    let run = fails_with(
+        &fx,
+        &mut fx.command(&["push", "--all", "federation"]),
+        &["cannot be used with"],
+    );
+    assert_eq!(run.code, Some(2));
+
+    // 13. The image set: a missing Dockerfile, a cycle, paths out of the FATE root.
+    let toml = "docker/images.toml";
+    edit(
+        &fx.root,
+        toml,
+        "docker/modules/python/Dockerfile",
+        "docker/modules/python/Nope",
+    );
+    fails_with(
+        &fx,
+        &mut fx.command(&["images", "--dry-run"]),
+        &["image python: Dockerfile", "Nope does not exist"],
+    );
+    restore(&fx);
+    edit(
+        &fx.root,
+        toml,
+        "name = \"base-image\"\ngroup = \"base\"",
+        "name = \"base-image\"\ngroup = \"base\"\nparents = [\"egg\"]",
+    );
+    fails_with(
+        &fx,
+        &mut fx.command(&["images", "--dry-run"]),
+        &["cycle: ", "base-image -> egg"],
+    );
+    restore(&fx);
+    edit(
+        &fx.root,
+        toml,
+        "{ from = \"requirements.txt\" }",
+        "{ from = \"../../etc\" }",
+    );
+    fails_with(
+        &fx,
+        &mut fx.command(&["images", "--dry-run"]),
+        &["escapes the FATE root"],
+    );
+    restore(&fx);
+    edit(
+        &fx.root,
+        toml,
+        "{ from = \"requirements.txt\" }",
+        "{ from = \"/etc/passwd\" }",
+    );
+    fails_with(
+        &fx,
+        &mut fx.command(&["images", "--dry-run"]),
+        &["must be a relative path inside the FATE root"],
+    );
+    restore(&fx);
+    fs::remove_file(fx.root.join("requirements.txt")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", fx.root.join("requirements.txt")).unwrap();
+    fails_with(
+        &fx,
+        &mut fx.command(&["images", "--dry-run"]),
+        &["resolves to /etc/passwd, outside the FATE root"],
+    );
+    restore(&fx);
+    fx.assert_clean();
+}
