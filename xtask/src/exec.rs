@@ -88,11 +88,11 @@ pub fn query_stdout(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-/// Runs a command to completion with its output captured; failure carries the output's end.
-pub fn run_captured(command: &Command) -> Result<String> {
+/// A command as a duct expression: stdin empty, stderr into stdout, exit status not
+/// turned into an error (callers report it with the output).
+fn expression(command: &Command) -> duct::Expression {
     let mut expr = duct::cmd(&command.program, &command.args)
         .stderr_to_stdout()
-        .stdout_capture()
         .stdin_null()
         .unchecked();
     if let Some(cwd) = &command.cwd {
@@ -101,7 +101,13 @@ pub fn run_captured(command: &Command) -> Result<String> {
     for (k, v) in &command.env {
         expr = expr.env(k, v);
     }
-    let out = expr
+    expr
+}
+
+/// Runs a command to completion with its output captured; failure carries the output's end.
+pub fn run_captured(command: &Command) -> Result<String> {
+    let out = expression(command)
+        .stdout_capture()
         .run()
         .with_context(|| format!("cannot run `{command}`"))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -130,18 +136,8 @@ pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> 
     let mut file =
         File::create(log).with_context(|| format!("cannot create the log {}", log.display()))?;
     writeln!(file, "$ {command}")?;
-    let mut expr = duct::cmd(&command.program, &command.args)
-        .stderr_to_stdout()
-        .stdin_null()
-        .unchecked();
-    if let Some(cwd) = &command.cwd {
-        expr = expr.dir(cwd);
-    }
-    for (k, v) in &command.env {
-        expr = expr.env(k, v);
-    }
     let child_started = Instant::now();
-    let reader = expr.reader().map_err(|e| {
+    let reader = expression(command).reader().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow::anyhow!(
                 "`{}` was not found on PATH: install it or add it to PATH",

@@ -8,23 +8,15 @@ use std::path::Path;
 
 use support::{Fixture, Run, docker, run_with_engine};
 
-const BUNDLED: [&str; 10] = [
-    "federation",
-    "proxy",
-    "roll",
-    "python",
-    "meta-service",
-    "serving-server",
-    "fateboard",
-    "egg",
-    "redis",
-    "mysql",
-];
+/// The bundled images: the modules and the two third-party stand-ins.
+fn bundled() -> impl Iterator<Item = &'static str> {
+    support::MODULES.into_iter().chain(["redis", "mysql"])
+}
 
 fn ids(fx: &Fixture) -> BTreeMap<String, String> {
     fx.images()
         .into_iter()
-        .filter(|(r, _)| BUNDLED.iter().any(|n| r.contains(&format!("/{n}:"))))
+        .filter(|(r, _)| bundled().any(|n| r.contains(&format!("/{n}:"))))
         .collect()
 }
 

@@ -25,19 +25,6 @@ const JAVA_MODULES: [(&str, &str); 5] = [
     ),
 ];
 
-const ALL_IMAGES: [&str; 10] = [
-    "base-image",
-    "storage-service-builder",
-    "federation",
-    "proxy",
-    "roll",
-    "python",
-    "meta-service",
-    "serving-server",
-    "fateboard",
-    "egg",
-];
-
 /// A packaged Java module: versioned jar (the one Maven built), stable symlink, lib/,
 /// conf/ and service.sh with JAVA_HOME set.
 fn assert_java_module(dir: &Path, module: &str, built_jar: &Path, java_home: &str, with_lib: bool) {
@@ -91,7 +78,7 @@ fn builds_all_ten_images_of_the_example() {
     let run = fx.xtask(&["images"]).ok();
 
     let images = fx.images();
-    for name in ALL_IMAGES {
+    for name in support::build_order() {
         let reference = fx.reference(name);
         assert!(
             images.contains_key(&reference),

@@ -11,16 +11,6 @@ use support::{Fixture, export_image, label};
 
 const FEDERATION_SRC: &str =
     "arch/driver/federation/src/main/java/com/webank/ai/fate/driver/Federation.java";
-const MODULES: [&str; 8] = [
-    "federation",
-    "proxy",
-    "roll",
-    "python",
-    "meta-service",
-    "serving-server",
-    "fateboard",
-    "egg",
-];
 
 fn edit(root: &Path, rel: &str, from: &str, to: &str) {
     let p = root.join(rel);
@@ -148,10 +138,7 @@ fn image_files(reference: &str, dest: &Path) -> BTreeMap<String, String> {
 fn parallel_and_sequential_builds_give_the_same_images() {
     let fx = Fixture::mini("jobs");
     fx.xtask(&["images", "--jobs", "1"]).ok();
-    let names: Vec<&str> = ["base-image", "storage-service-builder"]
-        .into_iter()
-        .chain(MODULES)
-        .collect();
+    let names = support::build_order();
     let snapshot = |tag: &str| -> Vec<(String, String, BTreeMap<String, String>)> {
         names
             .iter()

@@ -110,18 +110,7 @@ fn dry_run_accepts_the_real_fate_definitions() {
     let run = support::Run::from(run).ok();
     assert_eq!(
         builds(&run.stdout),
-        [
-            "base-image",
-            "storage-service-builder",
-            "federation",
-            "proxy",
-            "roll",
-            "python",
-            "meta-service",
-            "serving-server",
-            "fateboard",
-            "egg"
-        ],
+        support::build_order(),
         "{}",
         run.stdout
     );

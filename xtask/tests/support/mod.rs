@@ -9,6 +9,25 @@ use std::process::{Command, Output};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_xtask");
 
+/// The eight module images of the example (pushed and bundled).
+pub const MODULES: [&str; 8] = [
+    "federation",
+    "proxy",
+    "roll",
+    "python",
+    "meta-service",
+    "serving-server",
+    "fateboard",
+    "egg",
+];
+
+/// The ten images in the order they are built.
+pub fn build_order() -> Vec<&'static str> {
+    let mut all = vec!["base-image", "storage-service-builder"];
+    all.extend(MODULES);
+    all
+}
+
 /// Builds of parallel tests share the legacy builder's cached intermediate images, which
 /// removing one test's images may delete under another's running build: runs hold this
 /// shared, cleanups exclusively.
