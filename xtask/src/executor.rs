@@ -261,7 +261,7 @@ impl Executor {
             std::fs::read(&b.dockerfile)
                 .with_context(|| format!("cannot read {}", b.dockerfile.display()))?,
         );
-        for arg in b.command.args.iter().filter(|a| *a != "--no-cache") {
+        for arg in deciding_args(&b.command.args) {
             hasher.update(arg);
             hasher.update([0]);
         }
@@ -349,9 +349,47 @@ impl Executor {
     }
 }
 
+/// The build arguments that decide the image: not `--no-cache`, and not the paths of the
+/// staged Dockerfile and context (their content is hashed), so a FATE tree that moves
+/// keeps its images.
+fn deciding_args(args: &[String]) -> impl Iterator<Item = &String> {
+    let context = args.len().saturating_sub(1);
+    args.iter().enumerate().filter_map(move |(i, a)| {
+        let is_path = i == context || (i > 0 && args[i - 1] == "--file");
+        (!is_path && a != "--no-cache").then_some(a)
+    })
+}
+
 fn write_file(path: &Path, contents: &str) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_no_cache_do_not_decide_the_image() {
+        let args: Vec<String> = [
+            "build",
+            "--file",
+            "/a/x.Dockerfile",
+            "--tag",
+            "p/x:1",
+            "--build-arg",
+            "A=b",
+            "--no-cache",
+            "/a/ctx",
+        ]
+        .map(String::from)
+        .to_vec();
+        let kept: Vec<&String> = deciding_args(&args).collect();
+        assert_eq!(
+            kept,
+            ["build", "--file", "--tag", "p/x:1", "--build-arg", "A=b"]
+        );
+    }
 }

@@ -133,7 +133,8 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
     } else {
         missing_debian_packages(&set.maven_debian_packages)
     };
-    let can_install = is_root() && which::which("apt-get").is_ok();
+    let uid = exec::query("id", &["-u"])?;
+    let can_install = uid == "0" && which::which("apt-get").is_ok();
     if !missing_packages.is_empty() && !can_install {
         p.push(format!(
             "docker/images.toml needs host packages that are missing; install them: sudo apt-get install -y {}",
@@ -162,11 +163,7 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
     p.into_result()?;
 
     Ok(Facts {
-        uid_gid: format!(
-            "{}:{}",
-            exec::query("id", &["-u"])?,
-            exec::query("id", &["-g"])?
-        ),
+        uid_gid: format!("{uid}:{}", exec::query("id", &["-g"])?),
         revision: exec::query(
             "git",
             &[
@@ -256,8 +253,4 @@ fn missing_debian_packages(packages: &[String]) -> Vec<String> {
         })
         .cloned()
         .collect()
-}
-
-fn is_root() -> bool {
-    exec::query("id", &["-u"]).is_ok_and(|u| u == "0")
 }
