@@ -759,7 +759,8 @@ fn build_command(
             "--load".into(),
             "--progress=plain".into(),
         ],
-        Builder::Legacy => vec!["build".into()],
+        // Also remove the container of a failed step, which --rm (the default) keeps.
+        Builder::Legacy => vec!["build".into(), "--force-rm".into()],
     };
     args.extend([
         "--file".into(),
@@ -1033,6 +1034,7 @@ mod tests {
             command.args,
             [
                 "build",
+                "--force-rm",
                 "--file",
                 "/fate/target/xtask/contexts/egg.Dockerfile",
                 "--tag",

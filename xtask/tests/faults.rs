@@ -43,6 +43,15 @@ fn edit(root: &Path, rel: &str, from: &str, to: &str) {
     fs::write(&p, text.replacen(from, to, 1)).unwrap();
 }
 
+/// Containers left by the broken Dockerfiles' failed `RUN ["/bin/false"]`.
+fn failed_run_containers() -> Vec<String> {
+    support::docker(&["ps", "-a", "--format", "{{.ID}} {{.Command}}"])
+        .lines()
+        .filter(|l| l.contains("/bin/false"))
+        .map(str::to_string)
+        .collect()
+}
+
 fn restore(fx: &Fixture) {
     support::git(&fx.root, &["checkout", "--", "."]);
     support::git(&fx.root, &["clean", "-fdq", "-e", "target"]);
@@ -209,6 +218,11 @@ fn build_failures_stop_dependents_and_keep_going_builds_the_rest() {
         run.stdout
     );
     assert!(fx.images().contains_key(&fx.reference("federation")));
+    assert_eq!(
+        failed_run_containers(),
+        Vec::<String>::new(),
+        "a failed RUN left its container"
+    );
     restore(&fx);
     fx.assert_clean();
 }
