@@ -43,7 +43,7 @@ pub fn inspect_images(references: &[String]) -> BTreeMap<String, ImageInfo> {
         return BTreeMap::new();
     }
     let format = format!(
-        "{{{{json .RepoTags}}}} {{{{.Id}}}} {{{{with .Config}}}}{{{{with .Labels}}}}{{{{index . \"{LABEL_INPUTS}\"}}}}{{{{end}}}}{{{{end}}}}"
+        "{{{{json .RepoTags}}}} {{{{.Id}}}} {{{{.Size}}}} {{{{with .Config}}}}{{{{with .Labels}}}}{{{{index . \"{LABEL_INPUTS}\"}}}}{{{{end}}}}{{{{end}}}}"
     );
     let mut args = vec!["image", "inspect", "--format", &format];
     args.extend(references.iter().map(String::as_str));
@@ -51,8 +51,9 @@ pub fn inspect_images(references: &[String]) -> BTreeMap<String, ImageInfo> {
     let out = query_stdout("docker", &args);
     let mut found = BTreeMap::new();
     for line in out.lines() {
-        let mut fields = line.splitn(3, ' ');
-        let (Some(tags), Some(id)) = (fields.next(), fields.next()) else {
+        let mut fields = line.splitn(4, ' ');
+        let (Some(tags), Some(id), Some(size)) = (fields.next(), fields.next(), fields.next())
+        else {
             continue;
         };
         let inputs = fields
@@ -68,27 +69,10 @@ pub fn inspect_images(references: &[String]) -> BTreeMap<String, ImageInfo> {
                 ImageInfo {
                     id: id.to_string(),
                     inputs: inputs.clone(),
+                    size: size.parse().unwrap_or(0),
                 },
             );
         }
     }
     found
-}
-
-/// ID and size in bytes of a local image.
-pub fn image_id_and_size(reference: &str) -> Result<(String, u64)> {
-    let out = query(
-        "docker",
-        &[
-            "image",
-            "inspect",
-            "--format",
-            "{{.Id}} {{.Size}}",
-            reference,
-        ],
-    )?;
-    let (id, size) = out
-        .split_once(' ')
-        .context("unexpected docker image inspect output")?;
-    Ok((id.to_string(), size.parse().unwrap_or(0)))
 }

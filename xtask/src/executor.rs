@@ -343,6 +343,8 @@ impl Executor {
             ImageInfo {
                 id: id.trim().to_string(),
                 inputs: Some(inputs),
+                // Children need only the ID; the summary asks the engine for sizes.
+                size: 0,
             },
         );
         Ok(Outcome::Done(why))

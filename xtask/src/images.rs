@@ -116,20 +116,32 @@ fn write_report(path: &Path, plan: &Plan, reports: &[StepReport], wall: Duration
 
 /// Per step: what happened and why; per image also its ID and size. Printed on stdout.
 fn print_summary(plan: &Plan, reports: &[StepReport], total: Duration) {
+    let references: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Build(b) => Some(b.reference.clone()),
+            _ => None,
+        })
+        .collect();
+    let images = docker::inspect_images(&references);
     println!(
         "{:<40} {:<14} {:>9} {:>7}  result",
         "step", "image id", "size", "time"
     );
     for (step, report) in plan.steps.iter().zip(reports) {
         let (id, size) = match (&step.action, &report.outcome) {
-            (Action::Build(b), Outcome::Done(_) | Outcome::UpToDate) => {
-                docker::image_id_and_size(&b.reference)
-                    .map(|(id, size)| {
-                        let short = id.trim_start_matches("sha256:").chars().take(12).collect();
-                        (short, format!("{:.1}MB", size as f64 / 1e6))
-                    })
-                    .unwrap_or_default()
-            }
+            (Action::Build(b), Outcome::Done(_) | Outcome::UpToDate) => images
+                .get(&b.reference)
+                .map(|i| {
+                    let short =
+                        i.id.trim_start_matches("sha256:")
+                            .chars()
+                            .take(12)
+                            .collect();
+                    (short, format!("{:.1}MB", i.size as f64 / 1e6))
+                })
+                .unwrap_or_default(),
             _ => (String::from("-"), String::from("-")),
         };
         let result = match &report.outcome {

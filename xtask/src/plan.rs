@@ -240,6 +240,8 @@ pub struct ImageInfo {
     pub id: String,
     /// The inputs digest label, if this tool built it.
     pub inputs: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 #[derive(Clone, Debug, Default)]
