@@ -254,26 +254,23 @@ fn build_payload_image(scratch: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The two archives' image lists, as the bundle writes them.
+/// The two archives' image lists, as the bundle writes them (with the payload as mysql,
+/// as the bundle scenarios run it).
 fn bundled_refs(root: &Path) -> Result<Vec<(&'static str, Vec<String>)>> {
     let set = ImageSet::load(root)?;
     let config = config::load(root, &set, &config::Overrides::default())?;
-    let fate = set
-        .build_order()
+    let (third_party, fate) = crate::bundle::archive_images(&set, &config);
+    let third_party = third_party
         .into_iter()
-        .filter(|i| i.bundle)
-        .map(|i| plan::reference(&config, i))
+        .map(|r| {
+            if r == config.value("MYSQL_IMAGE") {
+                PAYLOAD_IMAGE.to_string()
+            } else {
+                r
+            }
+        })
         .collect();
-    Ok(vec![
-        (
-            "third-party",
-            vec![
-                config.value("REDIS_IMAGE").to_string(),
-                PAYLOAD_IMAGE.to_string(),
-            ],
-        ),
-        ("fate", fate),
-    ])
+    Ok(vec![("third-party", third_party), ("fate", fate)])
 }
 
 fn remove_images(refs: &[String]) -> Result<()> {

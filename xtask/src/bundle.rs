@@ -52,19 +52,10 @@ impl cli::Bundle {
         std::fs::create_dir_all(&out)
             .with_context(|| format!("cannot create {}", out.display()))?;
 
-        let third_party: Vec<String> = ["REDIS_IMAGE", "MYSQL_IMAGE"]
-            .iter()
-            .map(|k| config.value(k).to_string())
-            .collect();
-        let fate: Vec<String> = set
-            .build_order()
-            .into_iter()
-            .filter(|i| i.bundle)
-            .map(|i| plan::reference(config, i))
-            .collect();
-
+        let (third_party, fate) = archive_images(set, config);
         let mut present = docker::inspect_images(&[third_party.clone(), fate.clone()].concat());
         let mut missing = Problems::new("images to bundle are missing");
+        let mut pulled = false;
         for r in &fate {
             if !present.contains_key(r) {
                 missing.push(format!("{r} is not built; run: cargo xtask images"));
@@ -80,6 +71,7 @@ impl cli::Bundle {
                 ));
                 continue;
             }
+            pulled = true;
             let line = ui.start(&format!("pull {r}"));
             let log = config.work_dir().join("logs").join("pull.log");
             match exec::run_logged(&Command::new("docker", ["pull", r.as_str()]), &log, &line) {
@@ -93,7 +85,9 @@ impl cli::Bundle {
             }
         }
         missing.into_result()?;
-        present = docker::inspect_images(&[third_party.clone(), fate.clone()].concat());
+        if pulled {
+            present = docker::inspect_images(&[third_party.clone(), fate.clone()].concat());
+        }
 
         // Everything is written under temporary names and renamed when all is complete.
         let mut written = PartialFiles::default();
@@ -163,6 +157,25 @@ impl cli::Bundle {
         }
         Ok(())
     }
+}
+
+/// The images of the two archives of the old recipe: the third-party ones `.env` names,
+/// and the ones the image set marks for bundling (the modules).
+pub fn archive_images(
+    set: &crate::imageset::ImageSet,
+    config: &crate::config::Config,
+) -> (Vec<String>, Vec<String>) {
+    let third_party = ["REDIS_IMAGE", "MYSQL_IMAGE"]
+        .iter()
+        .map(|k| config.value(k).to_string())
+        .collect();
+    let fate = set
+        .build_order()
+        .into_iter()
+        .filter(|i| i.bundle)
+        .map(|i| plan::reference(config, i))
+        .collect();
+    (third_party, fate)
 }
 
 /// Temporary files of an unfinished bundle, removed unless the bundle completes.

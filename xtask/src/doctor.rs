@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::Project;
 use crate::cli;
 use crate::config::MavenMode;
-use crate::{docker, preflight};
+use crate::preflight;
 
 impl cli::Doctor {
     pub fn run(self, project: &Project) -> Result<()> {
@@ -15,8 +15,7 @@ impl cli::Doctor {
         println!("env file       {}", config.env_file.display());
         println!(
             "docker engine  {} ({:?} builder)",
-            docker::check_engine()?,
-            facts.builder
+            facts.engine_version, facts.builder
         );
         match &config.maven {
             MavenMode::Docker { image } => println!("maven          in container {image}"),

@@ -232,6 +232,8 @@ pub struct Facts {
     pub seed_from_repo: Option<PathBuf>,
     /// Whether MAVEN_IMAGE is present locally (container Maven only).
     pub maven_image_present: bool,
+    /// The Docker engine's version.
+    pub engine_version: String,
 }
 
 /// What the engine says of a local image.
@@ -936,6 +938,7 @@ mod tests {
             run_id: "r1".into(),
             seed_from_repo: None,
             maven_image_present: true,
+            engine_version: "20.10".into(),
         }
     }
 

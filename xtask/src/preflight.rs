@@ -20,9 +20,13 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
 
     let engine = docker::check_engine();
     let engine_ok = engine.is_ok();
-    if let Err(e) = engine {
-        p.push(format!("{e:#}"));
-    }
+    let engine_version = match engine {
+        Ok(v) => v,
+        Err(e) => {
+            p.push(format!("{e:#}"));
+            String::new()
+        }
+    };
     let existing = if engine_ok {
         let references: Vec<String> = set
             .images
@@ -186,6 +190,7 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
         missing_packages,
         run_id: format!("{}", std::process::id()),
         seed_from_repo,
+        engine_version,
         maven_image_present: match &config.maven {
             MavenMode::Docker { image } if engine_ok && !needs.projects.is_empty() => {
                 docker::inspect_images(std::slice::from_ref(image)).contains_key(image)
