@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::Overrides;
+use crate::config::{MavenWhere, Overrides};
+use crate::manifest::Compression;
+use crate::ui::Progress;
 
 /// Builds, pushes and bundles FATE's Docker images.
 #[derive(Debug, Parser)]
@@ -25,6 +27,12 @@ pub struct Global {
     /// The .env file to read [default: <fate-root>/.env]
     #[arg(long, global = true, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
+    /// How progress is shown: bars on a terminal (auto), bars (tty) or plain lines.
+    #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
+    pub progress: Progress,
+    /// Print only warnings, errors and results.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,28 +105,10 @@ pub enum BundleAction {
 
 #[derive(Debug, Args)]
 pub struct BundleLoad {
-    /// Bundle directories or archive files [default: <fate-root>/target/xtask/bundle]
+    /// Bundle directories or archive files [default: the working directory if it holds
+    /// bundle.json, else the bundle `cargo xtask bundle` writes in this workspace]
     #[arg(value_name = "DIR|FILE")]
     pub paths: Vec<std::path::PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    Gzip,
-    Zstd,
-    None,
-}
-
-impl Compression {
-    /// The archive's file extension (the old names for gzip).
-    pub fn extension(self) -> &'static str {
-        match self {
-            Compression::Gzip => ".tar.gz",
-            Compression::Zstd => ".tar.zst",
-            Compression::None => ".tar",
-        }
-    }
 }
 
 #[derive(Debug, Args)]
@@ -140,22 +130,13 @@ pub enum BenchPart {
     Bundle,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum MavenWhere {
-    /// In a throwaway container of MAVEN_IMAGE, as the caller, with a persistent cache.
-    Docker,
-    /// The host's `mvn`.
-    Host,
-}
-
 #[derive(Debug, Args)]
 pub struct Images {
     /// Images or groups to build (base, builder, modules, all) [default: all]
     #[arg(value_name = "IMAGE")]
     pub images: Vec<String>,
-    /// Fetch from the China mirror profile everywhere the build downloads.
-    #[arg(long)]
-    pub chinese_mirror: bool,
+    #[command(flatten)]
+    pub config: ConfigFlags,
     /// Print the plan (every command line, in order) and run nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -165,9 +146,6 @@ pub struct Images {
     /// After a failure, still build everything that does not depend on it.
     #[arg(long)]
     pub keep_going: bool,
-    /// Where Maven runs [default: MAVEN_MODE of .env, else docker]
-    #[arg(long, value_enum)]
-    pub maven: Option<MavenWhere>,
     /// Run Maven and build images even when their inputs are unchanged.
     #[arg(long)]
     pub force: bool,
@@ -179,43 +157,47 @@ pub struct Images {
 impl Images {
     /// How many steps may run at once.
     pub fn jobs(&self) -> usize {
-        self.jobs
-            .map(usize::from)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        self.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            usize::from,
+        )
     }
 }
 
 #[derive(Debug, Args)]
 pub struct Doctor {
-    /// Check with the China mirror profile.
+    #[command(flatten)]
+    pub config: ConfigFlags,
+}
+
+/// Flags that choose configuration, shared by the commands that build.
+#[derive(Debug, Args)]
+pub struct ConfigFlags {
+    /// Fetch from the China mirror profile everywhere the build downloads.
     #[arg(long)]
     pub chinese_mirror: bool,
-    /// Where Maven would run.
+    /// Where Maven runs [default: MAVEN_MODE of .env, else docker]
     #[arg(long, value_enum)]
     pub maven: Option<MavenWhere>,
 }
 
-impl MavenWhere {
-    fn as_mode(self) -> String {
-        match self {
-            MavenWhere::Docker => "docker".into(),
-            MavenWhere::Host => "host".into(),
+impl ConfigFlags {
+    /// The configuration choices these flags make.
+    pub fn overrides(&self, global: &Global) -> Overrides {
+        Overrides {
+            env_file: global.env_file.clone(),
+            chinese_mirror: self.chinese_mirror,
+            maven: self.maven,
         }
     }
 }
 
-impl Cli {
-    /// Configuration choices the command line makes.
+impl Global {
+    /// The configuration choices of a command without configuration flags of its own.
     pub fn overrides(&self) -> Overrides {
-        let (chinese_mirror, maven) = match &self.command {
-            Command::Images(a) => (a.chinese_mirror, a.maven),
-            Command::Doctor(a) => (a.chinese_mirror, a.maven),
-            _ => (false, None),
-        };
         Overrides {
-            env_file: self.global.env_file.clone(),
-            chinese_mirror,
-            maven: maven.map(MavenWhere::as_mode),
+            env_file: self.env_file.clone(),
+            ..Overrides::default()
         }
     }
 }

@@ -1,19 +1,22 @@
-//! `.env` as data: parsed (never executed), validated, and resolved with the
-//! precedence flag > environment > `.env` > default, into one [`Config`].
+//! `.env` resolved with the precedence flag > environment > `.env` > default, validated,
+//! into one typed [`Config`]. Fixed keys become fields; only download locations (whose
+//! names the image set declares) stay a map.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use clap::ValueEnum;
 
-use crate::imageset::ImageSet;
+use crate::envfile::{self, EnvEntry};
+use crate::imageset::{Image, ImageSet, TagKey};
 use crate::problems::Problems;
-use crate::reference;
+use crate::{reference, suggest};
 
-/// Keys every `.env` must define.
+/// Keys every `.env` must define: the image naming.
 pub const REQUIRED_KEYS: [&str; 4] = ["PREFIX", "BASE_TAG", "BUILDER_TAG", "TAG"];
 
-/// Optional keys with their defaults (a mirror key's default comes from the image set).
+/// Optional fixed keys with their defaults.
 pub const OPTIONAL_KEYS: [(&str, &str); 8] = [
     ("MAVEN_IMAGE", "maven:3.6-jdk-8"),
     ("MAVEN_MODE", "docker"),
@@ -32,7 +35,26 @@ pub enum MirrorProfile {
     China,
 }
 
-/// Where Maven runs.
+impl MirrorProfile {
+    /// The word for messages and generated files.
+    pub fn name(self) -> &'static str {
+        match self {
+            MirrorProfile::Global => "global",
+            MirrorProfile::China => "China",
+        }
+    }
+}
+
+/// Where Maven runs, as `--maven` and `MAVEN_MODE` say it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MavenWhere {
+    /// In a throwaway container of MAVEN_IMAGE, as the caller, with a persistent cache.
+    Docker,
+    /// The host's `mvn`.
+    Host,
+}
+
+/// Where Maven runs, resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MavenMode {
     /// In a throwaway container of this image.
@@ -41,20 +63,21 @@ pub enum MavenMode {
     Host,
 }
 
-/// What the command line says about configuration; `None` means "not given".
+/// What a command's flags say about configuration; `None` means "not given".
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub env_file: Option<PathBuf>,
     pub chinese_mirror: bool,
-    pub maven: Option<String>,
+    pub maven: Option<MavenWhere>,
 }
 
-/// One `key=value` of a `.env` file, with the line it came from.
+/// The image naming keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EnvEntry {
-    pub key: String,
-    pub value: String,
-    pub line: usize,
+pub struct Naming {
+    pub prefix: String,
+    pub base_tag: String,
+    pub builder_tag: String,
+    pub tag: String,
 }
 
 /// Everything later steps need to know, resolved once.
@@ -62,29 +85,56 @@ pub struct EnvEntry {
 pub struct Config {
     pub fate_root: PathBuf,
     pub env_file: PathBuf,
-    /// Every known key with its resolved value.
-    pub values: BTreeMap<String, String>,
-    pub mirror: MirrorProfile,
+    pub naming: Naming,
     pub maven: MavenMode,
     pub maven_cache: PathBuf,
+    pub source_url: String,
+    pub redis_image: String,
+    pub mysql_image: String,
+    /// Registry `push` uses when `--registry` is not given (empty: none).
+    pub registry: String,
+    pub registry_user: String,
+    pub mirror: MirrorProfile,
+    /// The active profile's download locations, by the name the image set declares.
+    pub locations: BTreeMap<String, String>,
     /// Non-fatal findings, shown before work starts.
     pub warnings: Vec<String>,
 }
 
 impl Config {
-    /// The resolved value of a key (empty when unset and without default).
-    pub fn value(&self, key: &str) -> &str {
-        self.values.get(key).map(String::as_str).unwrap_or("")
+    /// The tag an image's `tag-key` names.
+    pub fn tag(&self, key: TagKey) -> &str {
+        match key {
+            TagKey::BaseTag => &self.naming.base_tag,
+            TagKey::BuilderTag => &self.naming.builder_tag,
+            TagKey::Tag => &self.naming.tag,
+        }
     }
 
-    pub fn prefix(&self) -> &str {
-        self.value("PREFIX")
+    /// `${PREFIX}/<name>:<tag>` of an image.
+    pub fn reference(&self, image: &Image) -> String {
+        format!(
+            "{}/{}:{}",
+            self.naming.prefix,
+            image.name,
+            self.tag(image.tag_key)
+        )
     }
 
-    /// The mirror setting `name` of the active profile: `.env`'s `NAME` (or `CN_NAME`
-    /// under `--chinese-mirror`), else the image set's default.
-    pub fn mirror_value(&self, name: &str) -> &str {
-        self.value(&mirror_key(self.mirror, name))
+    /// A naming key's value, for Dockerfiles that declare it as an ARG.
+    pub fn naming_value(&self, key: &str) -> Option<&str> {
+        match key {
+            "PREFIX" => Some(&self.naming.prefix),
+            "BASE_TAG" => Some(&self.naming.base_tag),
+            "BUILDER_TAG" => Some(&self.naming.builder_tag),
+            "TAG" => Some(&self.naming.tag),
+            _ => None,
+        }
+    }
+
+    /// A download location of the active profile (empty when unset).
+    pub fn location(&self, name: &str) -> &str {
+        self.locations.get(name).map_or("", String::as_str)
     }
 
     /// Directory for everything this tool writes: staged trees, contexts, logs.
@@ -93,7 +143,7 @@ impl Config {
     }
 }
 
-/// The `.env` key holding mirror setting `name` in `profile`.
+/// The `.env` key holding download location `name` in `profile`.
 pub fn mirror_key(profile: MirrorProfile, name: &str) -> String {
     match profile {
         MirrorProfile::Global => name.to_string(),
@@ -118,6 +168,32 @@ pub fn load(fate_root: &Path, images: &ImageSet, overrides: &Overrides) -> Resul
     resolve(fate_root, &env_file, &text, &process_env, images, overrides)
 }
 
+/// Resolved values of every known key, and where each came from.
+struct Values<'a> {
+    env_file: &'a Path,
+    values: BTreeMap<String, String>,
+    /// `.env` line of each key the file set (and the environment did not override).
+    lines: BTreeMap<String, usize>,
+    from_environment: Vec<String>,
+}
+
+impl Values<'_> {
+    fn get(&self, key: &str) -> &str {
+        self.values.get(key).map_or("", String::as_str)
+    }
+
+    /// Where a key's value came from, for messages.
+    fn at(&self, key: &str) -> String {
+        match self.lines.get(key) {
+            Some(line) => format!("{}:{line}", self.env_file.display()),
+            None if self.from_environment.iter().any(|k| k == key) => {
+                format!("environment variable {key}")
+            }
+            None => self.env_file.display().to_string(),
+        }
+    }
+}
+
 /// Pure resolution of `.env` text plus environment plus flags.
 pub fn resolve(
     fate_root: &Path,
@@ -128,149 +204,186 @@ pub fn resolve(
     overrides: &Overrides,
 ) -> Result<Config> {
     let mut problems = Problems::new(format!("{} is not valid", env_file.display()));
-    let mut warnings = Vec::new();
-    let entries = parse_env(text, env_file, &mut problems);
-
+    let entries = envfile::parse(text, env_file, &mut problems);
     let defaults = known_keys(images);
-    let mut values: BTreeMap<String, String> = BTreeMap::new();
-    let mut lines: BTreeMap<String, usize> = BTreeMap::new();
-    for entry in &entries {
-        if let Some(first) = lines.get(&entry.key) {
+    let (values, warnings) = merge(env_file, &entries, process_env, &defaults, &mut problems);
+    check_values(&values, &mut problems);
+    let mirror = if overrides.chinese_mirror {
+        MirrorProfile::China
+    } else {
+        MirrorProfile::Global
+    };
+    let maven = maven_mode(&values, overrides, &mut problems);
+    let maven_cache = match values.get("MAVEN_CACHE_DIR") {
+        "" => default_maven_cache(process_env),
+        dir => fate_root.join(dir),
+    };
+    problems.into_result()?;
+    let locations = images
+        .mirrors
+        .names()
+        .map(|name| {
+            let value = values.get(&mirror_key(mirror, name));
+            (name.to_string(), value.to_string())
+        })
+        .collect();
+    let owned = |key: &str| values.get(key).to_string();
+    Ok(Config {
+        fate_root: fate_root.to_path_buf(),
+        env_file: env_file.to_path_buf(),
+        naming: Naming {
+            prefix: owned("PREFIX"),
+            base_tag: owned("BASE_TAG"),
+            builder_tag: owned("BUILDER_TAG"),
+            tag: owned("TAG"),
+        },
+        maven,
+        maven_cache,
+        source_url: owned("SOURCE_URL"),
+        redis_image: owned("REDIS_IMAGE"),
+        mysql_image: owned("MYSQL_IMAGE"),
+        registry: owned("REGISTRY"),
+        registry_user: owned("REGISTRY_USER"),
+        mirror,
+        locations,
+        warnings,
+    })
+}
+
+/// File entries, then the environment (as with docker compose), then defaults.
+fn merge<'a>(
+    env_file: &'a Path,
+    entries: &[EnvEntry],
+    process_env: &BTreeMap<String, String>,
+    defaults: &BTreeMap<String, String>,
+    problems: &mut Problems,
+) -> (Values<'a>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut values = Values {
+        env_file,
+        values: BTreeMap::new(),
+        lines: BTreeMap::new(),
+        from_environment: Vec::new(),
+    };
+    let is_known = |key: &str| defaults.contains_key(key) || REQUIRED_KEYS.contains(&key);
+    for entry in entries {
+        let at = format!("{}:{}", env_file.display(), entry.line);
+        if let Some(first) = values.lines.get(&entry.key) {
             warnings.push(format!(
-                "{}:{}: {} is set again (first on line {first}); the last value wins, as in a shell",
-                env_file.display(),
-                entry.line,
+                "{at}: {} is set again (first on line {first}); the last value wins, as in a shell",
                 entry.key
             ));
         }
-        if !defaults.contains_key(&entry.key) && !REQUIRED_KEYS.contains(&entry.key.as_str()) {
-            let hint = nearest(&entry.key, defaults.keys().map(String::as_str))
+        if !is_known(&entry.key) {
+            let hint = suggest::nearest(&entry.key, defaults.keys().map(String::as_str))
                 .map(|k| format!("; did you mean {k}?"))
                 .unwrap_or_default();
-            warnings.push(format!(
-                "{}:{}: unknown key {} is ignored{hint}",
-                env_file.display(),
-                entry.line,
-                entry.key
-            ));
+            warnings.push(format!("{at}: unknown key {} is ignored{hint}", entry.key));
             continue;
         }
-        lines.insert(entry.key.clone(), entry.line);
-        values.insert(entry.key.clone(), entry.value.clone());
+        values.lines.insert(entry.key.clone(), entry.line);
+        values.values.insert(entry.key.clone(), entry.value.clone());
     }
-    // The environment wins over the file, as with docker compose.
     for key in defaults.keys().map(String::as_str).chain(REQUIRED_KEYS) {
         if let Some(v) = process_env.get(key) {
-            values.insert(key.to_string(), v.clone());
-            lines.remove(key);
+            values.values.insert(key.to_string(), v.clone());
+            values.lines.remove(key);
+            values.from_environment.push(key.to_string());
         }
     }
     for key in REQUIRED_KEYS {
-        if !values.contains_key(key) {
+        if !values.values.contains_key(key) {
             problems.push(format!(
                 "{}: required key {key} is missing; add a line `{key}=...`",
                 env_file.display()
             ));
         }
     }
-    for (key, default) in &defaults {
-        values.entry(key.clone()).or_insert_with(|| default.clone());
+    for (key, default) in defaults {
+        values
+            .values
+            .entry(key.clone())
+            .or_insert_with(|| default.clone());
     }
+    (values, warnings)
+}
 
-    let at = |key: &str| match lines.get(key) {
-        Some(line) => format!("{}:{line}", env_file.display()),
-        None if process_env.contains_key(key) => format!("environment variable {key}"),
-        None => env_file.display().to_string(),
-    };
-    for (key, value) in &values {
+/// Shell syntax, image naming and third-party references.
+fn check_values(values: &Values, problems: &mut Problems) {
+    for (key, value) in &values.values {
         if value.contains('`') || value.contains("$(") {
             problems.push(format!(
                 "{}: {key} contains shell command substitution; .env is read as data and never run: write the literal value",
-                at(key)
+                values.at(key)
             ));
         }
     }
-    if let Some(prefix) = values.get("PREFIX")
+    if let Some(prefix) = values.values.get("PREFIX")
         && let Err(why) = reference::check_prefix(prefix)
     {
-        problems.push(format!("{}: PREFIX={prefix:?} {why}", at("PREFIX")));
+        problems.push(format!("{}: PREFIX={prefix:?} {why}", values.at("PREFIX")));
     }
     for key in ["BASE_TAG", "BUILDER_TAG", "TAG"] {
-        if let Some(tag) = values.get(key)
+        if let Some(tag) = values.values.get(key)
             && let Err(why) = reference::check_tag(tag)
         {
-            problems.push(format!("{}: {key}={tag:?} {why}", at(key)));
+            problems.push(format!("{}: {key}={tag:?} {why}", values.at(key)));
         }
-    }
-
-    let mirror = if overrides.chinese_mirror {
-        MirrorProfile::China
-    } else {
-        MirrorProfile::Global
-    };
-    let mode = overrides
-        .maven
-        .clone()
-        .unwrap_or_else(|| values["MAVEN_MODE"].clone());
-    let maven = match mode.as_str() {
-        "docker" => MavenMode::Docker {
-            image: values["MAVEN_IMAGE"].clone(),
-        },
-        "host" => MavenMode::Host,
-        other => {
-            problems.push(format!(
-                "{}: MAVEN_MODE={other:?} is not a Maven mode; use docker or host",
-                at("MAVEN_MODE")
-            ));
-            MavenMode::Host
-        }
-    };
-    if let MavenMode::Docker { image } = &maven
-        && let Err(why) = reference::check_reference(image)
-    {
-        problems.push(format!(
-            "{}: MAVEN_IMAGE={image:?} {why}",
-            at("MAVEN_IMAGE")
-        ));
     }
     for key in ["REDIS_IMAGE", "MYSQL_IMAGE"] {
-        if let Err(why) = reference::check_reference(&values[key]) {
-            problems.push(format!("{}: {key}={:?} {why}", at(key), values[key]));
+        if let Err(why) = reference::check_reference(values.get(key)) {
+            problems.push(format!(
+                "{}: {key}={:?} {why}",
+                values.at(key),
+                values.get(key)
+            ));
         }
     }
-    let maven_cache = match values["MAVEN_CACHE_DIR"].as_str() {
-        "" => default_maven_cache(process_env),
-        dir => fate_root.join(dir),
+}
+
+/// `--maven` beats `MAVEN_MODE`; the container mode needs a valid `MAVEN_IMAGE`.
+fn maven_mode(values: &Values, overrides: &Overrides, problems: &mut Problems) -> MavenMode {
+    let from_file = MavenWhere::from_str(values.get("MAVEN_MODE"), false);
+    let place = match (overrides.maven, from_file) {
+        (Some(flag), _) => flag,
+        (None, Ok(place)) => place,
+        (None, Err(_)) => {
+            problems.push(format!(
+                "{}: MAVEN_MODE={:?} is not a Maven mode; use docker or host",
+                values.at("MAVEN_MODE"),
+                values.get("MAVEN_MODE")
+            ));
+            MavenWhere::Host
+        }
     };
-    problems.into_result()?;
-    Ok(Config {
-        fate_root: fate_root.to_path_buf(),
-        env_file: env_file.to_path_buf(),
-        values,
-        mirror,
-        maven,
-        maven_cache,
-        warnings,
-    })
+    match place {
+        MavenWhere::Host => MavenMode::Host,
+        MavenWhere::Docker => {
+            let image = values.get("MAVEN_IMAGE").to_string();
+            if let Err(why) = reference::check_reference(&image) {
+                problems.push(format!(
+                    "{}: MAVEN_IMAGE={image:?} {why}",
+                    values.at("MAVEN_IMAGE")
+                ));
+            }
+            MavenMode::Docker { image }
+        }
+    }
 }
 
 /// Every key `.env` may set, with its default.
 fn known_keys(images: &ImageSet) -> BTreeMap<String, String> {
     let mut keys: BTreeMap<String, String> = OPTIONAL_KEYS
         .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
         .collect();
-    // Every setting has a global and a China key; China falls back to the global value
-    // where the image set names no China mirror.
-    for (name, url) in &images.mirrors.global {
-        keys.insert(mirror_key(MirrorProfile::Global, name), url.clone());
-        let cn = images.mirrors.cn.get(name).unwrap_or(url);
-        keys.insert(mirror_key(MirrorProfile::China, name), cn.clone());
-    }
-    for (name, url) in &images.mirrors.cn {
-        keys.entry(mirror_key(MirrorProfile::Global, name))
-            .or_default();
-        keys.insert(mirror_key(MirrorProfile::China, name), url.clone());
+    // Every location has a global and a China key; China falls back to the global value
+    // where the image set names no China location.
+    for name in images.mirrors.names() {
+        let global = images.mirrors.global.get(name).cloned().unwrap_or_default();
+        let cn = images.mirrors.cn.get(name).unwrap_or(&global).clone();
+        keys.insert(mirror_key(MirrorProfile::China, name), cn);
+        keys.insert(mirror_key(MirrorProfile::Global, name), global);
     }
     keys
 }
@@ -282,94 +395,6 @@ fn default_maven_cache(process_env: &BTreeMap<String, String>) -> PathBuf {
         _ => std::env::temp_dir(),
     };
     base.join("fate-xtask").join("maven")
-}
-
-/// Parses `.env` text with dotenvy, recording each key's line. Unparseable lines become problems.
-pub fn parse_env(text: &str, file: &Path, problems: &mut Problems) -> Vec<EnvEntry> {
-    // A UTF-8 BOM (common from Windows editors) is not part of the first key.
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut entries = Vec::new();
-    let mut search_from = 0;
-    for item in dotenvy::from_read_iter(text.as_bytes()) {
-        match item {
-            Ok((key, value)) => {
-                let line = line_of_key(text, &key, search_from);
-                search_from = line;
-                entries.push(EnvEntry {
-                    key,
-                    value: value.trim_end_matches('\r').to_string(),
-                    line,
-                });
-            }
-            Err(dotenvy::Error::LineParse(content, _)) => {
-                // dotenvy reports the offending part of the line; find the whole line.
-                let (line, full) = text
-                    .lines()
-                    .enumerate()
-                    .skip(search_from)
-                    .find(|(_, l)| l.contains(content.trim_end_matches('\r')))
-                    .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
-                    .unwrap_or((0, content.as_str()));
-                search_from = line;
-                let why = if content.contains("$(") || content.contains('`') {
-                    "uses shell command substitution; .env is read as data and never run: write the literal value"
-                } else {
-                    "is not KEY=VALUE; quote values that contain spaces or #"
-                };
-                problems.push(format!(
-                    "{}:{line}: `{}` {why}",
-                    file.display(),
-                    full.trim()
-                ));
-            }
-            Err(e) => problems.push(format!("{}: {e}", file.display())),
-        }
-    }
-    entries
-}
-
-/// 1-based line where `key` is assigned, at or after line `after`.
-fn line_of_key(text: &str, key: &str, after: usize) -> usize {
-    let assigns = |l: &str| {
-        let l = l.trim_start();
-        let l = l.strip_prefix("export ").unwrap_or(l).trim_start();
-        l.strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with('='))
-    };
-    text.lines()
-        .enumerate()
-        .skip(after)
-        .find(|(_, l)| assigns(l))
-        .map(|(i, _)| i + 1)
-        .unwrap_or(after)
-}
-
-/// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
-pub fn nearest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(row[j + 1])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -401,22 +426,22 @@ mod tests {
     #[test]
     fn good_env_resolves_with_defaults() {
         let c = run(GOOD, &[], Overrides::default()).unwrap();
-        assert_eq!(c.prefix(), "federatedai");
-        assert_eq!(c.value("TAG"), "1.0.2-release");
+        assert_eq!(c.naming.prefix, "federatedai");
+        assert_eq!(c.naming.tag, "1.0.2-release");
         assert_eq!(
             c.maven,
             MavenMode::Docker {
                 image: "maven:3.6-jdk-8".into()
             }
         );
-        assert_eq!(c.mirror_value("PIP_INDEX_URL"), "https://pypi.org/simple");
+        assert_eq!(c.location("PIP_INDEX_URL"), "https://pypi.org/simple");
         assert!(c.warnings.is_empty());
     }
 
     #[test]
     fn environment_beats_file_and_flags_beat_both() {
         let ov = Overrides {
-            maven: Some("host".into()),
+            maven: Some(MavenWhere::Host),
             chinese_mirror: true,
             ..Default::default()
         };
@@ -426,12 +451,9 @@ mod tests {
             ov,
         )
         .unwrap();
-        assert_eq!(c.value("TAG"), "2.0");
+        assert_eq!(c.naming.tag, "2.0");
         assert_eq!(c.maven, MavenMode::Host);
-        assert_eq!(
-            c.mirror_value("PIP_INDEX_URL"),
-            "https://file.example/simple"
-        );
+        assert_eq!(c.location("PIP_INDEX_URL"), "https://file.example/simple");
     }
 
     #[test]
@@ -476,8 +498,8 @@ mod tests {
     fn crlf_and_bom_are_accepted() {
         let text = format!("\u{feff}{}", GOOD.replace('\n', "\r\n"));
         let c = run(&text, &[], Overrides::default()).unwrap();
-        assert_eq!(c.prefix(), "federatedai");
-        assert_eq!(c.value("TAG"), "1.0.2-release");
+        assert_eq!(c.naming.prefix, "federatedai");
+        assert_eq!(c.naming.tag, "1.0.2-release");
     }
 
     #[test]
@@ -488,7 +510,7 @@ mod tests {
             Overrides::default(),
         )
         .unwrap();
-        assert_eq!(c.value("TAG"), "2.0");
+        assert_eq!(c.naming.tag, "2.0");
         assert!(
             c.warnings[0].contains(":5: TAG is set again (first on line 4)"),
             "{:?}",

@@ -1,56 +1,261 @@
-//! Questions to the Docker engine (through the `docker` CLI).
-
-use anyhow::{Context, Result, bail};
+//! Every `docker` command line this tool runs is built here, as data (no process is
+//! spawned: `engine` asks the questions, the executor runs the steps), plus the labels
+//! and image facts those commands read and write.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use crate::exec::{query, query_stdout, succeeds};
-use crate::plan::{Builder, ImageInfo, LABEL_INPUTS};
+use crate::exec::Command;
 
-/// Checks that `docker` is on PATH and its daemon answers; returns the server version.
-pub fn check_engine() -> Result<String> {
-    which::which("docker").context(
-        "`docker` is not on PATH: install Docker Engine (Debian: apt-get install docker.io) or add its directory to PATH",
-    )?;
-    match query("docker", &["version", "--format", "{{.Server.Version}}"]) {
-        Ok(v) if !v.is_empty() => Ok(v),
-        Ok(_) | Err(_) => {
-            let host = std::env::var("DOCKER_HOST")
-                .unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-            let why = query("docker", &["version"])
-                .err()
-                .map(|e| format!("{e:#}"))
-                .unwrap_or_default();
-            bail!(
-                "the Docker daemon at {host} does not answer: start it (systemctl start docker, or dockerd), check DOCKER_HOST, and that you may use its socket\n{why}"
-            )
+/// The label every image and container of this tool carries (as a prefix).
+pub const LABEL_TOOL: &str = "org.fedai.fate-xtask";
+/// The label holding an image's inputs digest.
+pub const LABEL_INPUTS: &str = "org.fedai.fate-xtask.inputs";
+/// Labels that do not decide the image's content (and so not whether to rebuild).
+pub const VOLATILE_LABELS: [&str; 3] = [
+    "org.opencontainers.image.created",
+    "org.opencontainers.image.revision",
+    LABEL_INPUTS,
+];
+
+/// How images get built on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builder {
+    BuildKit,
+    Legacy,
+}
+
+impl Builder {
+    /// Words a person uses.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Builder::BuildKit => "BuildKit (docker buildx)",
+            Builder::Legacy => "the legacy builder",
         }
     }
 }
 
-/// BuildKit when the buildx plugin is present, else the legacy builder.
-pub fn builder() -> Builder {
-    if succeeds("docker", &["buildx", "version"]) {
-        Builder::BuildKit
-    } else {
-        Builder::Legacy
+/// What the engine says of a local image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    /// The inputs digest label, if this tool built it.
+    pub inputs: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One `docker build`: everything its command line says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildSpec {
+    pub builder: Builder,
+    pub dockerfile: PathBuf,
+    pub tag: String,
+    pub build_args: Vec<(String, String)>,
+    pub no_cache: bool,
+    /// Where the engine writes the new image's ID.
+    pub iidfile: Option<PathBuf>,
+    pub context: PathBuf,
+}
+
+/// `docker build` (legacy) or `docker buildx build --load` of a spec.
+pub fn build(spec: &BuildSpec) -> Command {
+    let mut args: Vec<String> = match spec.builder {
+        Builder::BuildKit => vec![
+            "buildx".into(),
+            "build".into(),
+            "--load".into(),
+            "--progress=plain".into(),
+        ],
+        // Also remove the container of a failed step, which --rm (the default) keeps.
+        Builder::Legacy => vec!["build".into(), "--force-rm".into()],
+    };
+    args.extend([
+        "--file".into(),
+        spec.dockerfile.display().to_string(),
+        "--tag".into(),
+        spec.tag.clone(),
+    ]);
+    for (name, value) in &spec.build_args {
+        args.push("--build-arg".into());
+        args.push(format!("{name}={value}"));
+    }
+    if spec.no_cache {
+        args.push("--no-cache".into());
+    }
+    if let Some(iidfile) = &spec.iidfile {
+        args.push("--iidfile".into());
+        args.push(iidfile.display().to_string());
+    }
+    args.push(spec.context.display().to_string());
+    let command = Command::new("docker", args);
+    match spec.builder {
+        // Without buildx, say so explicitly rather than let the client guess.
+        Builder::Legacy => command.env("DOCKER_BUILDKIT", "0"),
+        Builder::BuildKit => command,
     }
 }
 
-/// The local images among `references`, with ID and inputs label: one `docker` call.
-pub fn inspect_images(references: &[String]) -> BTreeMap<String, ImageInfo> {
-    if references.is_empty() {
-        return BTreeMap::new();
+/// A throwaway container: `docker run --rm` with a name and labels to find it by.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerRun {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    /// `uid:gid`
+    pub user: String,
+    pub env: Vec<(String, String)>,
+    /// `host:container[:ro]`
+    pub volumes: Vec<String>,
+    pub workdir: String,
+    pub image: String,
+    pub command: Vec<String>,
+}
+
+pub fn run(container: &ContainerRun) -> Command {
+    let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
+    args.extend(["--name".into(), container.name.clone()]);
+    for (k, v) in &container.labels {
+        args.extend(["--label".into(), format!("{k}={v}")]);
     }
+    args.extend(["--user".into(), container.user.clone()]);
+    for (k, v) in &container.env {
+        args.extend(["--env".into(), format!("{k}={v}")]);
+    }
+    for v in &container.volumes {
+        args.extend(["--volume".into(), v.clone()]);
+    }
+    args.extend(["--workdir".into(), container.workdir.clone()]);
+    args.push(container.image.clone());
+    args.extend(container.command.iter().cloned());
+    Command::new("docker", args)
+}
+
+pub fn server_version() -> Command {
+    Command::new("docker", ["version", "--format", "{{.Server.Version}}"])
+}
+
+pub fn version() -> Command {
+    Command::new("docker", ["version"])
+}
+
+pub fn buildx_version() -> Command {
+    Command::new("docker", ["buildx", "version"])
+}
+
+pub fn storage_driver() -> Command {
+    Command::new("docker", ["info", "--format", "{{.Driver}}"])
+}
+
+pub fn pull(reference: &str) -> Command {
+    Command::new("docker", ["pull", reference])
+}
+
+pub fn push(reference: &str) -> Command {
+    Command::new("docker", ["push", reference])
+}
+
+pub fn tag(source: &str, target: &str) -> Command {
+    Command::new("docker", ["tag", source, target])
+}
+
+/// `docker rmi -f` of images (by reference or ID).
+pub fn remove_images(images: &[String]) -> Command {
+    Command::new(
+        "docker",
+        ["rmi".to_string(), "-f".into()]
+            .into_iter()
+            .chain(images.iter().cloned()),
+    )
+}
+
+/// Removes a registry tag, keeping the image's other tags.
+pub fn untag(reference: &str) -> Command {
+    Command::new("docker", ["rmi", reference])
+}
+
+/// One `docker save` of several images: shared layers are written once.
+pub fn save(references: &[String]) -> Command {
+    Command::new(
+        "docker",
+        std::iter::once("save".to_string()).chain(references.iter().cloned()),
+    )
+}
+
+pub fn save_to(file: &std::path::Path, references: &[String]) -> Command {
+    let mut args = vec!["save".to_string(), "-o".into(), file.display().to_string()];
+    args.extend(references.iter().cloned());
+    Command::new("docker", args)
+}
+
+/// `docker load` from stdin.
+pub fn load() -> Command {
+    Command::new("docker", ["load"])
+}
+
+pub fn load_from(file: &std::path::Path) -> Command {
+    Command::new(
+        "docker",
+        ["load".to_string(), "-i".into(), file.display().to_string()],
+    )
+}
+
+/// `docker login --password-stdin`: the password never goes into argv.
+pub fn login(registry: &str, user: &str) -> Command {
+    let mut args = vec!["login", "--username", user, "--password-stdin"];
+    if !registry.is_empty() {
+        args.push(registry);
+    }
+    Command::new("docker", args)
+}
+
+/// IDs of the containers carrying a label (`key=value`), running or not.
+pub fn containers_with_label(label: &str) -> Command {
+    Command::new(
+        "docker",
+        ["ps", "-aq", "--filter", &format!("label={label}")],
+    )
+}
+
+pub fn remove_containers(ids: &[&str]) -> Command {
+    Command::new(
+        "docker",
+        ["rm", "-f"].into_iter().chain(ids.iter().copied()),
+    )
+}
+
+/// `repository:tag` of every local image whose reference matches `pattern`.
+pub fn list_references(pattern: &str) -> Command {
+    Command::new(
+        "docker",
+        [
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            &format!("reference={pattern}"),
+        ],
+    )
+}
+
+/// `docker image inspect` of references: one line per image found (see [`parse_inspect`]).
+pub fn inspect(references: &[String]) -> Command {
     let format = format!(
         "{{{{json .RepoTags}}}} {{{{.Id}}}} {{{{.Size}}}} {{{{with .Config}}}}{{{{with .Labels}}}}{{{{index . \"{LABEL_INPUTS}\"}}}}{{{{end}}}}{{{{end}}}}"
     );
-    let mut args = vec!["image", "inspect", "--format", &format];
-    args.extend(references.iter().map(String::as_str));
-    // Exits non-zero when some are missing, still listing the ones found.
-    let out = query_stdout("docker", &args);
+    let mut args = vec![
+        "image".to_string(),
+        "inspect".into(),
+        "--format".into(),
+        format,
+    ];
+    args.extend(references.iter().cloned());
+    Command::new("docker", args)
+}
+
+/// The images of `references` found in [`inspect`]'s output.
+pub fn parse_inspect(output: &str, references: &[String]) -> BTreeMap<String, ImageInfo> {
     let mut found = BTreeMap::new();
-    for line in out.lines() {
+    for line in output.lines() {
         let mut fields = line.splitn(4, ' ');
         let (Some(tags), Some(id), Some(size)) = (fields.next(), fields.next(), fields.next())
         else {
@@ -75,4 +280,62 @@ pub fn inspect_images(references: &[String]) -> BTreeMap<String, ImageInfo> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(builder: Builder) -> BuildSpec {
+        BuildSpec {
+            builder,
+            dockerfile: "/w/egg.Dockerfile".into(),
+            tag: "fed/egg:t1".into(),
+            build_args: vec![("PREFIX".into(), "fed".into())],
+            no_cache: true,
+            iidfile: Some("/w/egg.iid".into()),
+            context: "/w/egg".into(),
+        }
+    }
+
+    #[test]
+    fn build_argv_for_each_builder() {
+        assert_eq!(
+            build(&spec(Builder::Legacy)).to_string(),
+            "DOCKER_BUILDKIT=0 docker build --force-rm --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --no-cache --iidfile /w/egg.iid /w/egg"
+        );
+        assert_eq!(
+            build(&spec(Builder::BuildKit)).to_string(),
+            "docker buildx build --load --progress=plain --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --no-cache --iidfile /w/egg.iid /w/egg"
+        );
+    }
+
+    #[test]
+    fn container_runs_are_named_labelled_and_removed() {
+        let c = run(&ContainerRun {
+            name: "n".into(),
+            labels: vec![("a".into(), "b".into())],
+            user: "1:2".into(),
+            env: vec![("HOME".into(), "/h".into())],
+            volumes: vec!["/x:/y:ro".into()],
+            workdir: "/y".into(),
+            image: "img".into(),
+            command: vec!["mvn".into(), "-B".into()],
+        });
+        assert_eq!(
+            c.to_string(),
+            "docker run --rm --name n --label a=b --user 1:2 --env HOME=/h --volume /x:/y:ro --workdir /y img mvn -B"
+        );
+    }
+
+    #[test]
+    fn inspect_output_is_matched_to_references() {
+        let out = "[\"p/a:1\",\"p/a:latest\"] sha256:aa 120 digest1\n[\"p/b:1\"] sha256:bb 7 <no value>\n";
+        let refs = vec!["p/a:1".to_string(), "p/b:1".into(), "p/c:1".into()];
+        let found = parse_inspect(out, &refs);
+        assert_eq!(found["p/a:1"].inputs.as_deref(), Some("digest1"));
+        assert_eq!(found["p/b:1"].inputs, None);
+        assert_eq!(found["p/b:1"].size, 7);
+        assert!(!found.contains_key("p/c:1"));
+    }
 }

@@ -80,7 +80,7 @@ pub fn declared_args(text: &str) -> Vec<ArgDecl> {
             };
             if !args.iter().any(|a| a.name == name) {
                 args.push(ArgDecl {
-                    name: name.to_string(),
+                    name: name.clone(),
                     default,
                 });
             }

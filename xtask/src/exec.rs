@@ -1,21 +1,85 @@
-//! The only module that spawns processes: short queries (captured), long steps
-//! (streamed into a log file, latest line shown), and cleanup of what they start.
+//! The only module that spawns processes. Short captured questions go through xshell
+//! (one `Shell`, passed down); long, streamed or piped children through duct. It knows
+//! nothing of docker or Maven: callers build the [`Command`]s.
 
+use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
-use crate::plan::Command;
 use crate::ui::StepLine;
 
 /// How many lines of a failed step's log are shown.
 pub const TAIL_LINES: usize = 30;
+
+/// A child process: program, arguments, working directory, extra environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Command {
+    pub fn new(program: &str, args: impl IntoIterator<Item = impl Into<String>>) -> Command {
+        Command {
+            program: program.to_string(),
+            args: args.into_iter().map(Into::into).collect(),
+            cwd: None,
+            env: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn env(mut self, key: &str, value: &str) -> Command {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    #[must_use]
+    pub fn current_dir(mut self, dir: PathBuf) -> Command {
+        self.cwd = Some(dir);
+        self
+    }
+}
+
+/// Shell-like quoting, only where needed, for plans and error messages.
+pub fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(cwd) = &self.cwd {
+            write!(f, "(cd {} && ", quote(&cwd.to_string_lossy()))?;
+        }
+        for (k, v) in &self.env {
+            write!(f, "{k}={} ", quote(v))?;
+        }
+        write!(f, "{}", quote(&self.program))?;
+        for a in &self.args {
+            write!(f, " {}", quote(a))?;
+        }
+        if self.cwd.is_some() {
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -23,10 +87,10 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static CHILD_SPANS: Mutex<Vec<(Instant, Instant)>> = Mutex::new(Vec::new());
 
 /// Wall time during which at least one step's child process was running.
-pub fn child_time() -> std::time::Duration {
+pub fn child_time() -> Duration {
     let mut spans = CHILD_SPANS.lock().map(|s| s.clone()).unwrap_or_default();
     spans.sort();
-    let mut total = std::time::Duration::ZERO;
+    let mut total = Duration::ZERO;
     let mut current: Option<(Instant, Instant)> = None;
     for (start, end) in spans {
         match current {
@@ -55,19 +119,17 @@ pub fn interrupted() -> bool {
 }
 
 /// Runs a short command and returns its trimmed stdout; failure carries its stderr.
-pub fn query(program: &str, args: &[&str]) -> Result<String> {
-    let sh = Shell::new()?;
+pub fn query(sh: &Shell, command: &Command) -> Result<String> {
     let output = sh
-        .cmd(program)
-        .args(args)
+        .cmd(&command.program)
+        .args(&command.args)
         .quiet()
         .ignore_status()
         .output()
-        .with_context(|| format!("cannot run {program}"))?;
+        .with_context(|| format!("cannot run {}", command.program))?;
     if !output.status.success() {
         bail!(
-            "`{program} {}` failed: {}",
-            args.join(" "),
+            "`{command}` failed: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
@@ -75,12 +137,9 @@ pub fn query(program: &str, args: &[&str]) -> Result<String> {
 }
 
 /// Runs a short command and returns its trimmed stdout whatever its exit status.
-pub fn query_stdout(program: &str, args: &[&str]) -> String {
-    let Ok(sh) = Shell::new() else {
-        return String::new();
-    };
-    sh.cmd(program)
-        .args(args)
+pub fn query_stdout(sh: &Shell, command: &Command) -> String {
+    sh.cmd(&command.program)
+        .args(&command.args)
         .quiet()
         .ignore_status()
         .ignore_stderr()
@@ -104,7 +163,8 @@ fn expression(command: &Command) -> duct::Expression {
     expr
 }
 
-/// Runs a command to completion with its output captured; failure carries the output's end.
+/// Runs a command to completion with its output captured (from any thread); failure
+/// carries the output's end.
 pub fn run_captured(command: &Command) -> Result<String> {
     let out = expression(command)
         .stdout_capture()
@@ -121,20 +181,34 @@ pub fn run_captured(command: &Command) -> Result<String> {
     Ok(text)
 }
 
-/// Whether a short command succeeds (its output discarded).
-pub fn succeeds(program: &str, args: &[&str]) -> bool {
-    query(program, args).is_ok()
+/// Runs a command with `input` on its stdin (a secret never put in argv); returns its
+/// combined output and whether it succeeded.
+pub fn run_with_stdin(command: &Command, input: &str) -> Result<(bool, String)> {
+    let out = duct::cmd(&command.program, &command.args)
+        .stdin_bytes(input.as_bytes())
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("cannot run {}", command.program))?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+fn create_log(log: &Path) -> Result<File> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+    }
+    File::create(log).with_context(|| format!("cannot create the log {}", log.display()))
 }
 
 /// Runs a step's command with stdout+stderr into `log`, the latest line shown on `line`.
 /// On failure the error holds the log's last lines and its path.
 pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> {
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
-    }
-    let mut file =
-        File::create(log).with_context(|| format!("cannot create the log {}", log.display()))?;
+    let mut file = create_log(log)?;
     writeln!(file, "$ {command}")?;
     let child_started = Instant::now();
     let reader = expression(command).reader().map_err(|e| {
@@ -170,8 +244,7 @@ pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> 
     }
     let code = status
         .code()
-        .map(|c| format!("exit code {c}"))
-        .unwrap_or_else(|| "a signal".into());
+        .map_or_else(|| "a signal".into(), |c| format!("exit code {c}"));
     bail!(
         "`{command}` failed with {code}\n--- last lines of {} ---\n{}",
         log.display(),
@@ -181,23 +254,28 @@ pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> 
 
 /// Starts a child whose stdout is read as a stream (its stderr goes to `log`). Reading
 /// fails if the child exits non-zero.
-pub fn stream_stdout(program: &str, args: &[&str], log: &Path) -> Result<duct::ReaderHandle> {
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    duct::cmd(program, args)
+pub fn stream_stdout(command: &Command, log: &Path) -> Result<duct::ReaderHandle> {
+    create_log(log)?;
+    duct::cmd(&command.program, &command.args)
         .stdin_null()
         .stderr_path(log)
         .reader()
-        .with_context(|| format!("cannot start {program}"))
+        .with_context(|| format!("cannot start {}", command.program))
 }
 
-/// Runs a child with `input` streamed into its stdin, its output into `log`.
-pub fn pipe_into(command: &Command, mut input: impl std::io::Read, log: &Path) -> Result<()> {
-    if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let (reader, mut writer) = os_pipe::pipe()?;
+/// A child reading its stdin from a pipe this process writes, its output going to a log.
+pub struct PipedChild {
+    handle: duct::Handle,
+    pub stdin: os_pipe::PipeWriter,
+    command: Command,
+    log: PathBuf,
+}
+
+/// Starts `command` with a pipe on its stdin; the caller writes, then [`PipedChild::wait`]s
+/// (or [`PipedChild::abort`]s, so the child sees no clean end of input).
+pub fn spawn_piped(command: &Command, log: &Path) -> Result<PipedChild> {
+    create_log(log)?;
+    let (reader, writer) = os_pipe::pipe()?;
     let handle = duct::cmd(&command.program, &command.args)
         .stdin_file(reader)
         .stderr_to_stdout()
@@ -205,47 +283,36 @@ pub fn pipe_into(command: &Command, mut input: impl std::io::Read, log: &Path) -
         .unchecked()
         .start()
         .with_context(|| format!("cannot start {}", command.program))?;
-    let copied = std::io::copy(&mut input, &mut writer);
-    drop(writer);
-    let status = handle.wait()?.status;
-    if !status.success() {
-        bail!(
-            "`{command}` failed\n--- last lines of {} ---\n{}",
-            log.display(),
-            tail(log, TAIL_LINES)
-        );
-    }
-    copied.with_context(|| format!("streaming into `{command}` failed"))?;
-    Ok(())
+    Ok(PipedChild {
+        handle,
+        stdin: writer,
+        command: command.clone(),
+        log: log.to_path_buf(),
+    })
 }
 
-/// `docker login --password-stdin`: the password goes to the child's stdin only, never
-/// into argv, logs or messages.
-pub fn docker_login(registry: &str, user: &str, password: &str) -> Result<()> {
-    let mut args = vec!["login", "--username", user, "--password-stdin"];
-    if !registry.is_empty() {
-        args.push(registry);
+impl PipedChild {
+    /// Closes the child's input and waits for it to succeed.
+    pub fn wait(self) -> Result<()> {
+        drop(self.stdin);
+        let status = self.handle.wait()?.status;
+        if !status.success() {
+            bail!(
+                "`{}` failed\n--- last lines of {} ---\n{}",
+                self.command,
+                self.log.display(),
+                tail(&self.log, TAIL_LINES)
+            );
+        }
+        Ok(())
     }
-    let out = duct::cmd("docker", &args)
-        .stdin_bytes(format!("{password}\n"))
-        .stderr_to_stdout()
-        .stdout_capture()
-        .unchecked()
-        .run()
-        .context("cannot run docker login")?;
-    if out.status.success() {
-        return Ok(());
+
+    /// Kills the child before its input ends, so it completes nothing.
+    pub fn abort(self) {
+        let _ = self.handle.kill();
+        drop(self.stdin);
+        let _ = self.handle.wait();
     }
-    let said = String::from_utf8_lossy(&out.stdout).replace(password, "***");
-    let host = if registry.is_empty() {
-        "Docker Hub"
-    } else {
-        registry
-    };
-    bail!(
-        "docker login to {host} as {user} failed: {}; check the user and password (the password is read from stdin or --password-env VAR)",
-        said.trim()
-    )
 }
 
 /// The last `n` lines of a file.
@@ -255,28 +322,29 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Removes containers carrying a label when dropped, so a failed or interrupted step
-/// leaves none behind (killing the docker client does not stop its container).
-pub struct ContainerSweep {
-    label: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl ContainerSweep {
-    pub fn new(label: String) -> ContainerSweep {
-        ContainerSweep { label }
+    #[test]
+    fn commands_render_shell_quoted() {
+        let c = Command::new("docker", ["build", "--label", "a=b c", "it's"]);
+        assert_eq!(c.to_string(), r"docker build --label 'a=b c' 'it'\''s'");
+        let c = Command::new("mvn", ["package"])
+            .env("A", "x y")
+            .current_dir("/p q".into());
+        assert_eq!(c.to_string(), "(cd '/p q' && A='x y' mvn package)");
     }
-}
 
-impl Drop for ContainerSweep {
-    fn drop(&mut self) {
-        let filter = format!("label={}", self.label);
-        if let Ok(ids) = query("docker", &["ps", "-aq", "--filter", &filter]) {
-            let ids: Vec<&str> = ids.split_whitespace().collect();
-            if !ids.is_empty() {
-                let mut args = vec!["rm", "-f"];
-                args.extend(ids);
-                let _ = query("docker", &args);
-            }
-        }
+    #[test]
+    fn child_time_merges_overlapping_spans() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        CHILD_SPANS.lock().unwrap().extend([
+            (t0, t0 + s(2)),
+            (t0 + s(1), t0 + s(3)),
+            (t0 + s(5), t0 + s(6)),
+        ]);
+        assert!(child_time() >= s(4));
     }
 }

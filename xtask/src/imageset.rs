@@ -56,6 +56,31 @@ pub struct Mirrors {
     pub cn: BTreeMap<String, String>,
 }
 
+impl Mirrors {
+    /// Every location name either profile declares.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        let names: BTreeSet<&str> = self
+            .global
+            .keys()
+            .chain(self.cn.keys())
+            .map(String::as_str)
+            .collect();
+        names.into_iter()
+    }
+}
+
+/// The `.env` naming key that holds an image's tag.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum TagKey {
+    #[serde(rename = "BASE_TAG")]
+    BaseTag,
+    #[serde(rename = "BUILDER_TAG")]
+    BuilderTag,
+    #[default]
+    #[serde(rename = "TAG")]
+    Tag,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Packaging {
@@ -125,8 +150,7 @@ impl CopyFrom {
         self.to.clone().unwrap_or_else(|| {
             Path::new(&self.from)
                 .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| self.from.clone())
+                .map_or_else(|| self.from.clone(), |n| n.to_string_lossy().into_owned())
         })
     }
 }
@@ -156,8 +180,8 @@ pub struct Image {
     #[serde(default)]
     pub mirror_dockerfile: Option<String>,
     /// The `.env` key holding this image's tag.
-    #[serde(default = "default_tag_key")]
-    pub tag_key: String,
+    #[serde(default)]
+    pub tag_key: TagKey,
     /// Images of this set that the Dockerfile builds on.
     #[serde(default)]
     pub parents: Vec<String>,
@@ -197,9 +221,6 @@ fn yes() -> bool {
 }
 fn default_group() -> String {
     "modules".into()
-}
-fn default_tag_key() -> String {
-    "TAG".into()
 }
 
 impl ImageSet {
@@ -256,7 +277,7 @@ impl ImageSet {
                 .filter(|i| i.name == *w || i.group == *w || (w == ALL_GROUP && i.default))
                 .collect();
             if matched.is_empty() {
-                let hint = crate::config::nearest(w, self.images.iter().map(|i| i.name.as_str()))
+                let hint = crate::suggest::nearest(w, self.images.iter().map(|i| i.name.as_str()))
                     .map(|n| format!(" (did you mean {n}?)"))
                     .unwrap_or_default();
                 bail!(
@@ -316,6 +337,25 @@ impl ImageSet {
     /// Structural checks that need no file system.
     fn check(&self) -> Result<()> {
         let mut p = Problems::new("the image set is not valid");
+        self.check_names(&mut p);
+        self.check_maven_and_trees(&mut p);
+        for image in &self.images {
+            self.check_image(image, &mut p);
+        }
+        if let Some(cycle) = find_cycle(self.images.iter().map(|i| (i.name.as_str(), &i.parents))) {
+            p.push(format!("images depend on each other in a cycle: {cycle}"));
+        }
+        if let Some(cycle) = find_cycle(self.maven.iter().map(|m| (m.name.as_str(), &m.after))) {
+            p.push(format!(
+                "maven projects depend on each other in a cycle: {cycle}"
+            ));
+        }
+        p.into_result()
+    }
+
+    /// Names are valid, unique, and an image is not named like a group (which would
+    /// change what the group selects).
+    fn check_names(&self, p: &mut Problems) {
         let kinds: [(&str, Vec<&String>); 3] = [
             ("image", self.images.iter().map(|i| &i.name).collect()),
             ("tree", self.trees.iter().map(|t| &t.name).collect()),
@@ -337,15 +377,25 @@ impl ImageSet {
                 }
             }
         }
+        let groups: BTreeSet<&str> = self.images.iter().map(|i| i.group.as_str()).collect();
+        for image in &self.images {
+            if image.name == ALL_GROUP || groups.contains(image.name.as_str()) {
+                p.push(format!(
+                    "image {} is named like a group; `cargo xtask images {}` would be ambiguous: rename the image or the group",
+                    image.name, image.name
+                ));
+            }
+        }
+    }
+
+    fn check_maven_and_trees(&self, p: &mut Problems) {
         for m in &self.maven {
-            check_relative(&mut p, &format!("maven project {}", m.name), &m.name);
-            for a in &m.after {
-                if self.maven_project(a).is_none() {
-                    p.push(format!(
-                        "maven project {} comes after unknown project {a}",
-                        m.name
-                    ));
-                }
+            check_relative(p, &format!("maven project {}", m.name), &m.name);
+            for a in m.after.iter().filter(|a| self.maven_project(a).is_none()) {
+                p.push(format!(
+                    "maven project {} comes after unknown project {a}",
+                    m.name
+                ));
             }
         }
         for t in &self.trees {
@@ -358,68 +408,51 @@ impl ImageSet {
                 ));
             }
             for c in &t.copy {
-                check_relative(&mut p, &format!("tree {} copy", t.name), &c.from);
-                check_relative(
-                    &mut p,
-                    &format!("tree {} copy destination", t.name),
-                    &c.dest(),
-                );
+                check_relative(p, &format!("tree {} copy", t.name), &c.from);
+                check_relative(p, &format!("tree {} copy destination", t.name), &c.dest());
             }
             for d in &t.empty_dirs {
-                check_relative(&mut p, &format!("tree {} empty dir", t.name), d);
+                check_relative(p, &format!("tree {} empty dir", t.name), d);
             }
         }
-        check_relative(&mut p, "packaging.skeletons", &self.packaging.skeletons);
-        for i in &self.images {
-            check_relative(
-                &mut p,
-                &format!("image {} dockerfile", i.name),
-                &i.dockerfile,
-            );
-            if let Some(cn) = &i.mirror_dockerfile {
-                check_relative(&mut p, &format!("image {} mirror-dockerfile", i.name), cn);
-            }
-            for parent in &i.parents {
-                if self.image(parent).is_none() {
-                    p.push(format!("image {} has unknown parent {parent}", i.name));
-                }
-            }
-            for part in &i.context {
-                match part {
-                    ContextPart::Tree { tree, to } => {
-                        if self.tree(tree).is_none() {
-                            p.push(format!("image {} uses unknown tree {tree}", i.name));
-                        }
-                        if let Some(to) = to {
-                            check_relative(&mut p, &format!("image {} context", i.name), to);
-                        }
+        check_relative(p, "packaging.skeletons", &self.packaging.skeletons);
+    }
+
+    fn check_image(&self, i: &Image, p: &mut Problems) {
+        check_relative(p, &format!("image {} dockerfile", i.name), &i.dockerfile);
+        if let Some(cn) = &i.mirror_dockerfile {
+            check_relative(p, &format!("image {} mirror-dockerfile", i.name), cn);
+        }
+        for parent in i
+            .parents
+            .iter()
+            .filter(|parent| self.image(parent).is_none())
+        {
+            p.push(format!("image {} has unknown parent {parent}", i.name));
+        }
+        for part in &i.context {
+            match part {
+                ContextPart::Tree { tree, to } => {
+                    if self.tree(tree).is_none() {
+                        p.push(format!("image {} uses unknown tree {tree}", i.name));
                     }
-                    ContextPart::Source(c) => {
-                        check_relative(&mut p, &format!("image {} context", i.name), &c.from);
-                        check_relative(
-                            &mut p,
-                            &format!("image {} context destination", i.name),
-                            &c.dest(),
-                        );
+                    if let Some(to) = to {
+                        check_relative(p, &format!("image {} context", i.name), to);
                     }
                 }
-            }
-            if ALL_GROUP == i.group {
-                p.push(format!(
-                    "image {} cannot be in group {ALL_GROUP}: that name selects every image",
-                    i.name
-                ));
+                ContextPart::Source(c) => {
+                    check_relative(p, &format!("image {} context", i.name), &c.from);
+                    let what = format!("image {} context destination", i.name);
+                    check_relative(p, &what, &c.dest());
+                }
             }
         }
-        if let Some(cycle) = find_cycle(self.images.iter().map(|i| (i.name.as_str(), &i.parents))) {
-            p.push(format!("images depend on each other in a cycle: {cycle}"));
-        }
-        if let Some(cycle) = find_cycle(self.maven.iter().map(|m| (m.name.as_str(), &m.after))) {
+        if ALL_GROUP == i.group {
             p.push(format!(
-                "maven projects depend on each other in a cycle: {cycle}"
+                "image {} cannot be in group {ALL_GROUP}: that name selects every image",
+                i.name
             ));
         }
-        p.into_result()
     }
 }
 
@@ -445,34 +478,36 @@ fn find_cycle<'a>(edges: impl Iterator<Item = (&'a str, &'a Vec<String>)>) -> Op
     let graph: BTreeMap<&str, Vec<&str>> = edges
         .map(|(n, deps)| (n, deps.iter().map(String::as_str).collect()))
         .collect();
-    fn visit<'a>(
-        node: &'a str,
-        graph: &BTreeMap<&'a str, Vec<&'a str>>,
-        stack: &mut Vec<&'a str>,
-        finished: &mut BTreeSet<&'a str>,
-    ) -> Option<String> {
-        if let Some(pos) = stack.iter().position(|s| *s == node) {
-            let mut cycle = stack[pos..].to_vec();
-            cycle.push(node);
-            return Some(cycle.join(" -> "));
-        }
-        if finished.contains(node) {
-            return None;
-        }
-        stack.push(node);
-        for dep in graph.get(node).into_iter().flatten() {
-            if let Some(c) = visit(dep, graph, stack, finished) {
-                return Some(c);
-            }
-        }
-        stack.pop();
-        finished.insert(node);
-        None
-    }
     let mut finished = BTreeSet::new();
     graph
         .keys()
         .find_map(|n| visit(n, &graph, &mut Vec::new(), &mut finished))
+}
+
+/// Depth-first search from `node`; the first cycle found, written `a -> b -> a`.
+fn visit<'a>(
+    node: &'a str,
+    graph: &BTreeMap<&'a str, Vec<&'a str>>,
+    stack: &mut Vec<&'a str>,
+    finished: &mut BTreeSet<&'a str>,
+) -> Option<String> {
+    if let Some(pos) = stack.iter().position(|s| *s == node) {
+        let mut cycle = stack[pos..].to_vec();
+        cycle.push(node);
+        return Some(cycle.join(" -> "));
+    }
+    if finished.contains(node) {
+        return None;
+    }
+    stack.push(node);
+    for dep in graph.get(node).into_iter().flatten() {
+        if let Some(c) = visit(dep, graph, stack, finished) {
+            return Some(c);
+        }
+    }
+    stack.pop();
+    finished.insert(node);
+    None
 }
 
 #[cfg(test)]

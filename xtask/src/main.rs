@@ -1,47 +1,59 @@
 //! `cargo xtask`: FATE's image build. Parse, resolve the configuration, dispatch.
 
-mod bench;
-mod bundle;
+mod build;
 mod cli;
+mod commands;
 mod config;
 mod docker;
 mod dockerfile;
-mod doctor;
+mod engine;
+mod envfile;
 mod exec;
 mod executor;
-mod images;
+mod freshness;
+mod image_steps;
 mod imageset;
+mod manifest;
 mod maven;
 mod package;
 mod plan;
 mod pom;
 mod preflight;
 mod problems;
-mod push;
 mod reference;
+mod report;
+mod root_lock;
+mod selection;
+mod streams;
+mod suggest;
 mod ui;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use xshell::Shell;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{BundleAction, Cli, Command};
 use crate::imageset::ImageSet;
 
-/// What every command works on: the FATE root, its image set and resolved configuration.
+/// What every command that works on a FATE root gets: its image set and configuration,
+/// the output, and the one shell short commands run through.
 pub struct Project {
     pub set: ImageSet,
     pub config: config::Config,
     pub ui: ui::Ui,
+    pub sh: Shell,
 }
 
-static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+static STARTED: OnceLock<Instant> = OnceLock::new();
 
 /// When this process started (for the run report's wall time).
-pub fn started() -> std::time::Instant {
-    *STARTED.get_or_init(std::time::Instant::now)
+pub fn started() -> Instant {
+    *STARTED.get_or_init(Instant::now)
 }
 
 fn main() -> ExitCode {
@@ -62,41 +74,61 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let overrides = cli.overrides();
-    match cli.command {
-        Command::Images(args) => args.run(&Project::load(&cli.global, &overrides)?),
-        Command::Doctor(args) => args.run(&Project::load(&cli.global, &overrides)?),
-        Command::Push(args) => args.run(&Project::load(&cli.global, &overrides)?),
-        Command::Bundle(args) => args.run(&Project::load(&cli.global, &overrides)?),
-        Command::Load(args) => args.run(&Project::load(&cli.global, &overrides)?),
+    let Cli { global, command } = cli;
+    let ui = ui::Ui::new(global.progress, global.quiet);
+    let sh = Shell::new().context("cannot start a shell for commands")?;
+    match command {
+        Command::Images(args) => {
+            let overrides = args.config.overrides(&global);
+            args.run(&Project::load(&global, &overrides, ui, sh)?)
+        }
+        Command::Doctor(args) => {
+            let overrides = args.config.overrides(&global);
+            args.run(&Project::load(&global, &overrides, ui, sh)?)
+        }
+        Command::Push(args) => args.run(&Project::load(&global, &global.overrides(), ui, sh)?),
+        Command::Bundle(args) => match args.action {
+            Some(BundleAction::Load(load)) => load.run(&ui, &sh),
+            None => args.run(&Project::load(&global, &global.overrides(), ui, sh)?),
+        },
+        Command::Load(args) => args.run(&ui, &sh),
         Command::Bench(args) => {
-            let root = cli
-                .global
+            let root = global
                 .fate_root
                 .unwrap_or_else(|| workspace_root().join("examples/mini-fate"));
-            args.run(&root)
+            args.run(&root, &sh)
         }
     }
 }
 
 impl Project {
     /// Reads the FATE root's image set and `.env`; shows configuration warnings.
-    fn load(global: &cli::Global, overrides: &config::Overrides) -> Result<Project> {
+    fn load(
+        global: &cli::Global,
+        overrides: &config::Overrides,
+        ui: ui::Ui,
+        sh: Shell,
+    ) -> Result<Project> {
         let fate_root = global.fate_root.clone().unwrap_or_else(workspace_root);
         let fate_root = std::path::absolute(&fate_root)
             .with_context(|| format!("bad --fate-root {}", fate_root.display()))?;
         let set = ImageSet::load(&fate_root)?;
         let config = config::load(&fate_root, &set, overrides)?;
-        let ui = ui::Ui::detect();
         for w in &config.warnings {
             ui.note(&format!("warning: {w}"));
         }
-        Ok(Project { set, config, ui })
+        Ok(Project {
+            set,
+            config,
+            ui,
+            sh,
+        })
     }
 }
 
 /// The cargo workspace root (the parent of this crate), the default FATE root.
-fn workspace_root() -> PathBuf {
+#[must_use]
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask sits inside the workspace")

@@ -4,6 +4,7 @@
 //! *materialized* into a fresh directory. Tracked files are only ever read.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +15,57 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
 
-use crate::plan::StageOp;
+use crate::pom;
+
+/// One staging operation into a build context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StageOp {
+    /// Copy a file or directory tree to `to` (symlinks kept; `target/` beside a pom,
+    /// `.git/` and paths matching `exclude` left out).
+    Copy {
+        from: PathBuf,
+        to: String,
+        exclude: Vec<String>,
+    },
+    /// Install a Maven-built jar at `to`, with its `lib/`, a stable-named symlink and
+    /// `JAVA_HOME=` set in the `service.sh` staged there before.
+    Jar {
+        module: pom::Module,
+        to: String,
+        link: String,
+        lib: bool,
+        java_home: String,
+    },
+    EmptyDir(String),
+}
+
+impl fmt::Display for StageOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StageOp::Copy { from, to, exclude } => {
+                write!(f, "copy {} -> {to}", from.display())?;
+                if !exclude.is_empty() {
+                    write!(f, " (without {})", exclude.join(", "))?;
+                }
+                Ok(())
+            }
+            StageOp::Jar {
+                module,
+                to,
+                link,
+                lib,
+                java_home,
+            } => write!(
+                f,
+                "jar {}{} -> {to}, link {link} -> {}.jar, service.sh JAVA_HOME={java_home}",
+                module.jar().display(),
+                if *lib { " + lib/" } else { "" },
+                module.final_name
+            ),
+            StageOp::EmptyDir(d) => write!(f, "mkdir {d}"),
+        }
+    }
+}
 
 /// Where an entry's content comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +96,7 @@ pub fn collect(ops: &[StageOp]) -> Result<Entries> {
     for op in ops {
         match op {
             StageOp::Copy { from, to, exclude } => {
-                add_tree(&mut entries, from, Path::new(to), &globs(exclude)?)?
+                add_tree(&mut entries, from, Path::new(to), &globs(exclude)?)?;
             }
             StageOp::EmptyDir(d) => add_dirs(&mut entries, Path::new(d), 0o755),
             StageOp::Jar {
@@ -267,7 +318,7 @@ fn write_entries(root: &Path, entries: &Entries) -> Result<()> {
             Source::File { from, .. } => fs::copy(from, &path).map(|_| ()),
             Source::Symlink { target } => std::os::unix::fs::symlink(target, &path),
             Source::Bytes { bytes, mode } => fs::write(&path, bytes)
-                .and_then(|_| fs::set_permissions(&path, fs::Permissions::from_mode(*mode))),
+                .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(*mode))),
         };
         written.with_context(|| format!("cannot stage {}", path.display()))?;
     }

@@ -62,7 +62,7 @@ fn parse(text: &str) -> Result<RawPom> {
         ..Default::default()
     };
     if let Some(props) = child(project, "properties") {
-        for p in props.children().filter(|c| c.is_element()) {
+        for p in props.children().filter(roxmltree::Node::is_element) {
             pom.properties.insert(
                 p.tag_name().name().to_string(),
                 p.text().unwrap_or("").trim().to_string(),
@@ -72,7 +72,7 @@ fn parse(text: &str) -> Result<RawPom> {
     if let Some(modules) = child(project, "modules") {
         pom.modules = modules
             .children()
-            .filter(|c| c.is_element())
+            .filter(roxmltree::Node::is_element)
             .filter_map(|m| m.text().map(|t| t.trim().to_string()))
             .collect();
     }
@@ -208,21 +208,21 @@ mod tests {
         write(
             d,
             "core/pom.xml",
-            r#"<project><parent><artifactId>fate-arch</artifactId><version>0.3</version></parent>
-            <artifactId>fate-core</artifactId><version>${fate.version}</version></project>"#,
+            r"<project><parent><artifactId>fate-arch</artifactId><version>0.3</version></parent>
+            <artifactId>fate-core</artifactId><version>${fate.version}</version></project>",
         );
         write(
             d,
             "eggroll/pom.xml",
-            r#"<project><parent><artifactId>fate-arch</artifactId><version>0.3</version></parent>
-            <artifactId>eggroll</artifactId><modules><module>egg</module></modules></project>"#,
+            r"<project><parent><artifactId>fate-arch</artifactId><version>0.3</version></parent>
+            <artifactId>eggroll</artifactId><modules><module>egg</module></modules></project>",
         );
         write(
             d,
             "eggroll/egg/pom.xml",
-            r#"<project><parent><artifactId>eggroll</artifactId><version>0.3</version></parent>
+            r"<project><parent><artifactId>eggroll</artifactId><version>0.3</version></parent>
             <artifactId>fate-egg</artifactId><version>${project.parent.version}</version>
-            <build><finalName>${project.artifactId}-${fate.version}</finalName></build></project>"#,
+            <build><finalName>${project.artifactId}-${fate.version}</finalName></build></project>",
         );
         let ids: Vec<String> = reactor(d)
             .unwrap()

@@ -1,4 +1,4 @@
-//! Preflight: before any work, check everything a run needs and gather the facts the
+//! Preflight: before any work, check everything a run needs and gather the [`Facts`] the
 //! plan is computed from. Every problem says where, what, and how to fix it.
 
 use std::collections::BTreeMap;
@@ -6,60 +6,129 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::Result;
+use xshell::Shell;
 
 use crate::config::{Config, MavenMode, MirrorProfile};
-use crate::imageset::{ContextPart, ImageSet};
-use crate::plan::{self, Builder, Facts};
+use crate::docker::{Builder, ImageInfo};
+use crate::dockerfile::{self, ArgDecl};
+use crate::exec::{self, Command};
+use crate::imageset::{ContextPart, Image, ImageSet};
 use crate::problems::Problems;
-use crate::{docker, dockerfile, exec, maven, pom};
+use crate::selection::{self, Needs};
+use crate::{engine, maven, pom};
+
+/// What the machine and the FATE tree told preflight; the plan is a function of these.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    pub uid_gid: String,
+    pub revision: String,
+    pub created: String,
+    pub builder: Builder,
+    /// Images of this set present locally, by reference.
+    pub existing: BTreeMap<String, ImageInfo>,
+    /// Java tree name -> its Maven module.
+    pub modules: BTreeMap<String, pom::Module>,
+    /// Image name -> ARGs of the Dockerfile that will be used.
+    pub dockerfile_args: BTreeMap<String, Vec<ArgDecl>>,
+    /// Debian packages the image set needs that are not installed.
+    pub missing_packages: Vec<String>,
+    /// Names this run's containers, so they can be found and removed.
+    pub run_id: String,
+    /// Local file repository backing a `file://` Maven mirror, when it lacks plexus-utils 1.1.
+    pub seed_from_repo: Option<PathBuf>,
+    /// Whether MAVEN_IMAGE is present locally (container Maven only).
+    pub maven_image_present: bool,
+    /// The Docker engine's version.
+    pub engine_version: String,
+}
+
+/// The engine's answers, or the problem that it gave none.
+struct Engine {
+    version: Option<String>,
+    existing: BTreeMap<String, ImageInfo>,
+}
 
 /// Checks the FATE root, `.env`-derived config, host and Docker engine for `selection`.
-pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Facts> {
+pub fn check(sh: &Shell, config: &Config, set: &ImageSet, selection: &[String]) -> Result<Facts> {
     let mut p = Problems::new("preflight found problems; nothing was built");
     let root = canonical_root(config, &mut p);
+    let engine = ask_engine(sh, config, set, &mut p);
+    let needs = selection::needs(config, set, &engine.existing, selection)?;
+    let dockerfile_args = check_images(config, set, &needs, &root, &mut p);
+    let modules = check_trees(config, set, &needs, &root, &mut p);
+    let uid = exec::query(sh, &Command::new("id", ["-u"]))?;
+    let missing_packages = check_maven(sh, config, set, &needs, &uid, &mut p);
+    let seed_from_repo = if needs.projects.is_empty() {
+        None
+    } else {
+        maven::repo_needing_seed(config.location("MAVEN_MIRROR_URL"))
+            .or_else(|| debian_repo_will_need_seed(config, &missing_packages))
+    };
+    p.into_result()?;
+    let maven_image_present = match &config.maven {
+        MavenMode::Docker { image } if engine.version.is_some() && !needs.projects.is_empty() => {
+            engine::inspect_images(sh, std::slice::from_ref(image)).contains_key(image)
+        }
+        _ => true,
+    };
+    let root_arg = config.fate_root.to_string_lossy();
+    let revision = Command::new("git", ["-C", &root_arg, "rev-parse", "HEAD"]);
+    Ok(Facts {
+        uid_gid: format!("{uid}:{}", exec::query(sh, &Command::new("id", ["-g"]))?),
+        revision: exec::query(sh, &revision).unwrap_or_else(|_| "unknown".into()),
+        created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        builder: if engine.version.is_some() {
+            engine::builder(sh)
+        } else {
+            Builder::Legacy
+        },
+        existing: engine.existing,
+        modules,
+        dockerfile_args,
+        missing_packages,
+        run_id: format!("{}", std::process::id()),
+        seed_from_repo,
+        maven_image_present,
+        engine_version: engine.version.unwrap_or_default(),
+    })
+}
 
-    let engine = docker::check_engine();
-    let engine_ok = engine.is_ok();
-    let engine_version = match engine {
-        Ok(v) => v,
+fn ask_engine(sh: &Shell, config: &Config, set: &ImageSet, p: &mut Problems) -> Engine {
+    match engine::check(sh) {
+        Ok(version) => {
+            let references: Vec<String> = set.images.iter().map(|i| config.reference(i)).collect();
+            Engine {
+                version: Some(version),
+                existing: engine::inspect_images(sh, &references),
+            }
+        }
         Err(e) => {
             p.push(format!("{e:#}"));
-            String::new()
+            Engine {
+                version: None,
+                existing: BTreeMap::new(),
+            }
         }
-    };
-    let existing = if engine_ok {
-        let references: Vec<String> = set
-            .images
-            .iter()
-            .map(|i| plan::reference(config, i))
-            .collect();
-        docker::inspect_images(&references)
-    } else {
-        BTreeMap::new()
-    };
-    let needs = plan::needs(config, set, &existing, selection)?;
-    let china = config.mirror == MirrorProfile::China;
+    }
+}
 
+/// Dockerfiles (present, inside the root, FROM only declared parents) and source
+/// contexts; returns each needed image's declared ARGs.
+fn check_images(
+    config: &Config,
+    set: &ImageSet,
+    needs: &Needs,
+    root: &Path,
+    p: &mut Problems,
+) -> BTreeMap<String, Vec<ArgDecl>> {
+    let china = config.mirror == MirrorProfile::China;
     let mut dockerfile_args = BTreeMap::new();
     for image in &needs.images {
-        let rel = image.dockerfile_for(china);
-        let path = config.fate_root.join(rel);
+        let path = config.fate_root.join(image.dockerfile_for(china));
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 dockerfile_args.insert(image.name.clone(), dockerfile::declared_args(&text));
-                for from in dockerfile::from_images(&text) {
-                    let undeclared = set.images.iter().find(|other| {
-                        other.name != image.name
-                            && !image.parents.contains(&other.name)
-                            && from.contains(&format!("/{}:", other.name))
-                    });
-                    if let Some(other) = undeclared {
-                        p.push(format!(
-                            "image {}: {} starts FROM {from}, but {} is not among its parents; add it to `parents` in docker/images.toml so it is built first",
-                            image.name, path.display(), other.name
-                        ));
-                    }
-                }
+                check_from_lines(set, image, &path, &text, p);
             }
             Err(_) => p.push(format!(
                 "image {}: Dockerfile {} does not exist; create it or fix `dockerfile` in docker/images.toml",
@@ -67,20 +136,45 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
                 path.display()
             )),
         }
-        check_inside(
-            &root,
-            &path,
-            &format!("image {} Dockerfile", image.name),
-            &mut p,
-        );
+        check_inside(root, &path, &format!("image {} Dockerfile", image.name), p);
         for part in &image.context {
             if let ContextPart::Source(c) = part {
                 let what = format!("image {} context {}", image.name, c.from);
-                check_exists(&root, &config.fate_root.join(&c.from), &what, &mut p);
+                check_exists(root, &config.fate_root.join(&c.from), &what, p);
             }
         }
     }
+    dockerfile_args
+}
 
+/// An image built FROM another of the set must name it among its parents.
+fn check_from_lines(set: &ImageSet, image: &Image, path: &Path, text: &str, p: &mut Problems) {
+    for from in dockerfile::from_images(text) {
+        let undeclared = set.images.iter().find(|other| {
+            other.name != image.name
+                && !image.parents.contains(&other.name)
+                && from.contains(&format!("/{}:", other.name))
+        });
+        if let Some(other) = undeclared {
+            p.push(format!(
+                "image {}: {} starts FROM {from}, but {} is not among its parents; add it to `parents` in docker/images.toml so it is built first",
+                image.name,
+                path.display(),
+                other.name
+            ));
+        }
+    }
+}
+
+/// Skeletons, copied sources and Java modules of the needed trees; returns each Java
+/// tree's Maven module.
+fn check_trees(
+    config: &Config,
+    set: &ImageSet,
+    needs: &Needs,
+    root: &Path,
+    p: &mut Problems,
+) -> BTreeMap<String, pom::Module> {
     let mut modules = BTreeMap::new();
     for tree in set
         .trees
@@ -92,35 +186,44 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
             .join(&set.packaging.skeletons)
             .join(&tree.name);
         if tree.skeleton {
-            check_exists(
-                &root,
-                &skeleton,
-                &format!("tree {} skeleton", tree.name),
-                &mut p,
-            );
+            check_exists(root, &skeleton, &format!("tree {} skeleton", tree.name), p);
         }
         for c in &tree.copy {
             let what = format!("tree {} copy", tree.name);
-            check_exists(&root, &config.fate_root.join(&c.from), &what, &mut p);
+            check_exists(root, &config.fate_root.join(&c.from), &what, p);
         }
-        if let Some(java) = &tree.java {
-            if tree.skeleton && skeleton.is_dir() && !skeleton.join("service.sh").is_file() {
-                p.push(format!(
-                    "tree {}: {} has no service.sh; a Java module skeleton needs one with a JAVA_HOME= line",
-                    tree.name,
-                    skeleton.display()
-                ));
-            }
-            let project = config.fate_root.join(&java.maven);
-            if project.join("pom.xml").is_file() {
-                match pom::find_module(&project, &java.artifact) {
-                    Ok(m) => {
-                        modules.insert(tree.name.clone(), m);
-                    }
-                    Err(e) => p.push(format!("tree {}: {e:#}", tree.name)),
+        let Some(java) = &tree.java else { continue };
+        if tree.skeleton && skeleton.is_dir() && !skeleton.join("service.sh").is_file() {
+            p.push(format!(
+                "tree {}: {} has no service.sh; a Java module skeleton needs one with a JAVA_HOME= line",
+                tree.name,
+                skeleton.display()
+            ));
+        }
+        let project = config.fate_root.join(&java.maven);
+        if project.join("pom.xml").is_file() {
+            match pom::find_module(&project, &java.artifact) {
+                Ok(m) => {
+                    modules.insert(tree.name.clone(), m);
                 }
+                Err(e) => p.push(format!("tree {}: {e:#}", tree.name)),
             }
         }
+    }
+    modules
+}
+
+/// Maven projects, host packages, `mvn` and the cache; returns the packages to install.
+fn check_maven(
+    sh: &Shell,
+    config: &Config,
+    set: &ImageSet,
+    needs: &Needs,
+    uid: &str,
+    p: &mut Problems,
+) -> Vec<String> {
+    if needs.projects.is_empty() {
+        return Vec::new();
     }
     for project in &needs.projects {
         let dir = config.fate_root.join(project);
@@ -132,78 +235,32 @@ pub fn check(config: &Config, set: &ImageSet, selection: &[String]) -> Result<Fa
             ));
         }
     }
-    let missing_packages = if needs.projects.is_empty() {
-        Vec::new()
-    } else {
-        missing_debian_packages(&set.maven_debian_packages)
-    };
-    let uid = exec::query("id", &["-u"])?;
+    let missing = missing_debian_packages(sh, &set.maven_debian_packages);
     let can_install = uid == "0" && which::which("apt-get").is_ok();
-    if !missing_packages.is_empty() && !can_install {
+    if !missing.is_empty() && !can_install {
         p.push(format!(
             "docker/images.toml needs host packages that are missing; install them: sudo apt-get install -y {}",
-            missing_packages.join(" ")
+            missing.join(" ")
         ));
     }
-    let mvn_coming = can_install && missing_packages.iter().any(|m| m == "maven");
-    if !needs.projects.is_empty() {
-        if config.maven == MavenMode::Host && which::which("mvn").is_err() && !mvn_coming {
-            p.push("--maven host: `mvn` is not on PATH; install Maven (apt-get install maven) or use --maven docker");
-        }
-        if let Err(e) = std::fs::create_dir_all(config.maven_cache.join("repository")) {
-            p.push(format!(
-                "the Maven cache {} cannot be created ({e}); set MAVEN_CACHE_DIR in .env",
-                config.maven_cache.display()
-            ));
-        }
+    let mvn_coming = can_install && missing.iter().any(|m| m == "maven");
+    if config.maven == MavenMode::Host && which::which("mvn").is_err() && !mvn_coming {
+        p.push("--maven host: `mvn` is not on PATH; install Maven (apt-get install maven) or use --maven docker");
     }
-
-    let seed_from_repo = if needs.projects.is_empty() {
-        None
-    } else {
-        maven::repo_needing_seed(config.mirror_value("MAVEN_MIRROR_URL"))
-            .or_else(|| debian_repo_will_need_seed(config, &missing_packages))
-    };
-    p.into_result()?;
-
-    Ok(Facts {
-        uid_gid: format!("{uid}:{}", exec::query("id", &["-g"])?),
-        revision: exec::query(
-            "git",
-            &[
-                "-C",
-                &config.fate_root.to_string_lossy(),
-                "rev-parse",
-                "HEAD",
-            ],
-        )
-        .unwrap_or_else(|_| "unknown".into()),
-        created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        builder: if engine_ok {
-            docker::builder()
-        } else {
-            Builder::Legacy
-        },
-        existing,
-        modules,
-        dockerfile_args,
-        missing_packages,
-        run_id: format!("{}", std::process::id()),
-        seed_from_repo,
-        engine_version,
-        maven_image_present: match &config.maven {
-            MavenMode::Docker { image } if engine_ok && !needs.projects.is_empty() => {
-                docker::inspect_images(std::slice::from_ref(image)).contains_key(image)
-            }
-            _ => true,
-        },
-    })
+    if let Err(e) = std::fs::create_dir_all(config.maven_cache.join("repository")) {
+        p.push(format!(
+            "the Maven cache {} cannot be created ({e}); set MAVEN_CACHE_DIR in .env",
+            config.maven_cache.display()
+        ));
+    }
+    missing
 }
 
 /// Debian's repository is being installed by this run: it will lack plexus-utils 1.1 too.
 fn debian_repo_will_need_seed(config: &Config, missing: &[String]) -> Option<PathBuf> {
-    let url = config.mirror_value("MAVEN_MIRROR_URL");
-    let dir = url.strip_prefix("file://")?;
+    let dir = config
+        .location("MAVEN_MIRROR_URL")
+        .strip_prefix("file://")?;
     (!missing.is_empty()
         && !Path::new(dir)
             .join("org/codehaus/plexus/plexus-utils/1.1")
@@ -212,16 +269,13 @@ fn debian_repo_will_need_seed(config: &Config, missing: &[String]) -> Option<Pat
 }
 
 fn canonical_root(config: &Config, p: &mut Problems) -> PathBuf {
-    match config.fate_root.canonicalize() {
-        Ok(r) => r,
-        Err(e) => {
-            p.push(format!(
-                "the FATE root {} cannot be read: {e}",
-                config.fate_root.display()
-            ));
-            config.fate_root.clone()
-        }
-    }
+    config.fate_root.canonicalize().unwrap_or_else(|e| {
+        p.push(format!(
+            "the FATE root {} cannot be read: {e}",
+            config.fate_root.display()
+        ));
+        config.fate_root.clone()
+    })
 }
 
 fn check_exists(root: &Path, path: &Path, what: &str, p: &mut Problems) {
@@ -246,15 +300,27 @@ fn check_inside(root: &Path, path: &Path, what: &str, p: &mut Problems) {
     }
 }
 
-fn missing_debian_packages(packages: &[String]) -> Vec<String> {
-    if which::which("dpkg-query").is_err() {
+/// The packages not installed, asked of dpkg in one call.
+fn missing_debian_packages(sh: &Shell, packages: &[String]) -> Vec<String> {
+    if packages.is_empty() || which::which("dpkg-query").is_err() {
         return Vec::new(); // not a Debian host: nothing to tell
     }
+    let mut args = vec![
+        "-W".to_string(),
+        "-f".into(),
+        "${Package} ${Status}\\n".into(),
+    ];
+    args.extend(packages.iter().cloned());
+    // Exits non-zero when some are unknown, still listing the known ones.
+    let listed = exec::query_stdout(sh, &Command::new("dpkg-query", args));
     packages
         .iter()
         .filter(|pkg| {
-            !exec::query("dpkg-query", &["-W", "-f", "${Status}", pkg])
-                .is_ok_and(|s| s.ends_with("installed"))
+            !listed.lines().any(|l| {
+                l.split_once(' ').is_some_and(|(name, status)| {
+                    name.split(':').next() == Some(pkg.as_str()) && status.ends_with("installed")
+                })
+            })
         })
         .cloned()
         .collect()

@@ -100,7 +100,7 @@ pub fn split_host(name: &str) -> (Option<&str>, &str) {
 
 /// Splits `name:tag`; a `:` inside the registry host is not a tag separator.
 pub fn split_tag(reference: &str) -> (&str, Option<&str>) {
-    let last_slash = reference.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[last_slash..].rfind(':') {
         Some(i) => (
             &reference[..last_slash + i],

@@ -1,3 +1,7 @@
+#![allow(
+    clippy::too_many_lines,
+    reason = "a real-engine scenario reads best as one story"
+)]
 //! `cargo xtask bundle` and loading bundles, with real `docker save`/`docker load`.
 
 mod support;
@@ -39,6 +43,23 @@ fn remove_bundled(fx: &Fixture) {
     assert!(ids(fx).is_empty());
 }
 
+/// Runs the README's commands in the bundle directory, as a person would.
+fn by_hand(dir: &Path, script: &str) {
+    support::ensure_packages("zstd", &["zstd"]);
+    let _shared = support::engine_shared();
+    let out = std::process::Command::new("sh")
+        .args(["-ec", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn bundles_round_trip_and_damaged_bundles_are_refused() {
     let fx = Fixture::mini("bundle");
@@ -59,6 +80,8 @@ fn bundles_round_trip_and_damaged_bundles_are_refused() {
     assert_eq!(
         sorted,
         [
+            "README",
+            "SHA256SUMS",
             "bundle.json",
             "fate.images.tar.gz",
             "third-party.images.tar.gz"
@@ -129,6 +152,41 @@ fn bundles_round_trip_and_damaged_bundles_are_refused() {
     }
     assert_eq!(ids(&fx), originals);
 
+    // On a host with nothing but the bundle: a directory holding only it, the working
+    // directory outside any FATE root, no .env in reach.
+    remove_bundled(&fx);
+    let bare = tempfile::tempdir().unwrap();
+    let lonely = bare.path().join("bundle");
+    support::copy_tree(&out, &lonely);
+    let nowhere = bare.path().join("elsewhere");
+    fs::create_dir_all(&nowhere).unwrap();
+    let run = Run::from(run_with_engine(
+        support::clean_command(support::BIN)
+            .current_dir(&nowhere)
+            .args(["load", lonely.to_str().unwrap()]),
+    ))
+    .ok();
+    assert_eq!(ids(&fx), originals, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("check fate.images.tar.gz"),
+        "{}",
+        run.stderr
+    );
+
+    // By hand, with the README's commands.
+    remove_bundled(&fx);
+    let readme = fs::read_to_string(lonely.join("README")).unwrap();
+    assert!(readme.contains("sha256sum -c SHA256SUMS"), "{readme}");
+    assert!(
+        readme.contains("docker load -i fate.images.tar.gz"),
+        "{readme}"
+    );
+    by_hand(
+        &lonely,
+        "sha256sum -c SHA256SUMS && docker load -i third-party.images.tar.gz && docker load -i fate.images.tar.gz",
+    );
+    assert_eq!(ids(&fx), originals);
+
     // zstd, loaded by the tool through the same daemon.
     let zst = fx.tmp.path().join("bundle zst");
     fx.xtask(&[
@@ -142,6 +200,17 @@ fn bundles_round_trip_and_damaged_bundles_are_refused() {
     assert!(zst.join("fate.images.tar.zst").is_file());
     remove_bundled(&fx);
     fx.xtask(&["load", zst.to_str().unwrap()]).ok();
+    assert_eq!(ids(&fx), originals);
+    remove_bundled(&fx);
+    let readme = fs::read_to_string(zst.join("README")).unwrap();
+    assert!(
+        readme.contains("zstd -dc fate.images.tar.zst | docker load"),
+        "{readme}"
+    );
+    by_hand(
+        &zst,
+        "sha256sum -c SHA256SUMS && zstd -dc third-party.images.tar.zst | docker load && zstd -dc fate.images.tar.zst | docker load",
+    );
     assert_eq!(ids(&fx), originals);
 
     // Damaged bundles are refused before anything is loaded.

@@ -1,3 +1,7 @@
+#![allow(
+    clippy::too_many_lines,
+    reason = "a real-engine scenario reads best as one story"
+)]
 //! `cargo xtask images` against the real Docker engine and real Maven.
 
 mod support;

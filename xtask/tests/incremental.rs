@@ -1,3 +1,7 @@
+#![allow(
+    clippy::too_many_lines,
+    reason = "a real-engine scenario reads best as one story"
+)]
 //! Incremental and parallel builds: what did not change is not rebuilt, and `--jobs`
 //! does not change the result.
 

@@ -1,3 +1,7 @@
+#![allow(
+    clippy::too_many_lines,
+    reason = "a real-engine scenario reads best as one story"
+)]
 //! `--dry-run` over the real FATE definitions (docker/, example-tree-dir/, .env of the
 //! workspace) in a skeleton FATE tree: preflight passes and the plan is complete.
 

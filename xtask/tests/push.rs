@@ -1,8 +1,13 @@
+#![allow(
+    clippy::too_many_lines,
+    reason = "a real-engine scenario reads best as one story"
+)]
 //! `cargo xtask push` against real registry servers on 127.0.0.1.
 
 mod support;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::time::Instant;
 
 use support::{Fixture, Registry, Run, run_with_engine};
@@ -131,7 +136,6 @@ fn pushes_to_real_registries() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    use std::io::Write;
     child
         .stdin
         .take()

@@ -35,33 +35,43 @@ static ENGINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// Holds off image removal by other tests while the guard lives.
 pub fn engine_shared() -> std::sync::RwLockReadGuard<'static, ()> {
-    ENGINE.read().unwrap_or_else(|e| e.into_inner())
+    ENGINE
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Runs a command while no test removes images.
 pub fn run_with_engine(cmd: &mut Command) -> Output {
-    let _shared = ENGINE.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = ENGINE
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     cmd.output().unwrap()
 }
 
-/// Every key the configuration reads from the environment: cleared so the caller's
-/// shell cannot leak into a test.
-const CONFIG_KEYS: [&str; 14] = [
-    "PREFIX",
-    "BASE_TAG",
-    "BUILDER_TAG",
-    "TAG",
-    "MAVEN_IMAGE",
-    "MAVEN_MODE",
-    "MAVEN_CACHE_DIR",
-    "SOURCE_URL",
-    "REDIS_IMAGE",
-    "MYSQL_IMAGE",
-    "MAVEN_MIRROR_URL",
-    "CN_MAVEN_MIRROR_URL",
-    "PIP_INDEX_URL",
-    "CN_PIP_INDEX_URL",
+/// The only variables a test's xtask inherits: the caller's shell (PREFIX, TAG, mirror
+/// locations, ...) cannot leak into a test, whatever keys the configuration grows.
+const INHERITED: [&str; 8] = [
+    "PATH",
+    "HOME",
+    "DOCKER_HOST",
+    "DOCKER_CONFIG",
+    "TMPDIR",
+    "LANG",
+    "USER",
+    "RUST_BACKTRACE",
 ];
+
+/// A command with only [`INHERITED`] variables from this process.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
+    c.env_clear();
+    for key in INHERITED {
+        if let Some(value) = std::env::var_os(key) {
+            c.env(key, value);
+        }
+    }
+    c
+}
 
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -206,10 +216,7 @@ impl Fixture {
 
     /// The binary with `--fate-root`, this test's PREFIX and the shared Maven cache.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        for k in CONFIG_KEYS {
-            c.env_remove(k);
-        }
+        let mut c = clean_command(BIN);
         c.env("PREFIX", &self.prefix)
             .env("MAVEN_CACHE_DIR", shared_maven_cache())
             .env("NO_COLOR", "1")
@@ -292,8 +299,11 @@ impl Fixture {
     }
 
     /// Removes these images (while no other test builds).
+    #[allow(clippy::unused_self, reason = "reads as what a fixture does")]
     pub fn remove_only(&self, refs: &[String]) {
-        let _exclusive = ENGINE.write().unwrap_or_else(|e| e.into_inner());
+        let _exclusive = ENGINE
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !refs.is_empty() {
             let mut args = vec!["rmi", "-f"];
             args.extend(refs.iter().map(String::as_str));

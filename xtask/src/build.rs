@@ -1,0 +1,122 @@
+//! One image's build step: its labels, the build args its Dockerfile declares, where its
+//! context is staged, and the exact `docker build` command line that runs.
+
+use std::path::PathBuf;
+
+use crate::config::{Config, MirrorProfile};
+use crate::docker::{self, BuildSpec, LABEL_INPUTS, LABEL_TOOL};
+use crate::dockerfile::ArgDecl;
+use crate::exec::Command;
+use crate::imageset::{Image, ImageSet};
+use crate::package::StageOp;
+use crate::preflight::Facts;
+
+/// Stands in for the inputs digest, known once the context is collected.
+pub const INPUTS_PLACEHOLDER: &str = "<inputs>";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildStep {
+    pub reference: String,
+    /// The image set's Dockerfile.
+    pub dockerfile: PathBuf,
+    /// What is built: that Dockerfile plus one `LABEL` instruction with `labels` (one step;
+    /// the legacy builder makes every `--label` flag a step of its own).
+    pub staged_dockerfile: PathBuf,
+    /// OCI and tool labels; the inputs digest is filled in when known.
+    pub labels: Vec<(String, String)>,
+    /// The build args passed (those the Dockerfile declares).
+    pub build_args: Vec<(String, String)>,
+    /// References of this set's images it builds on.
+    pub parents: Vec<String>,
+    pub context: PathBuf,
+    pub ops: Vec<StageOp>,
+    /// Where the engine writes the new image's ID (part of `command`).
+    pub iidfile: PathBuf,
+    /// The exact command that runs.
+    pub command: Command,
+}
+
+/// The build step of `image`, with its context staged from `ops`.
+pub fn step(
+    config: &Config,
+    set: &ImageSet,
+    facts: &Facts,
+    image: &Image,
+    ops: Vec<StageOp>,
+    no_cache: bool,
+) -> BuildStep {
+    let reference = config.reference(image);
+    let context = config.work_dir().join("contexts").join(&image.name);
+    let staged_dockerfile = context.with_extension("Dockerfile");
+    let iidfile = context.with_extension("iid");
+    let build_args = build_args(config, image, facts.dockerfile_args.get(&image.name));
+    let command = docker::build(&BuildSpec {
+        builder: facts.builder,
+        dockerfile: staged_dockerfile.clone(),
+        tag: reference.clone(),
+        build_args: build_args.clone(),
+        no_cache,
+        iidfile: Some(iidfile.clone()),
+        context: context.clone(),
+    });
+    BuildStep {
+        labels: labels(config, facts, image),
+        dockerfile: config
+            .fate_root
+            .join(image.dockerfile_for(config.mirror == MirrorProfile::China)),
+        staged_dockerfile,
+        build_args,
+        parents: image
+            .parents
+            .iter()
+            .filter_map(|p| set.image(p))
+            .map(|p| config.reference(p))
+            .collect(),
+        context,
+        ops,
+        iidfile,
+        command,
+        reference,
+    }
+}
+
+/// The labels every image gets.
+fn labels(config: &Config, facts: &Facts, image: &Image) -> Vec<(String, String)> {
+    [
+        (
+            "org.opencontainers.image.version",
+            config.tag(image.tag_key),
+        ),
+        ("org.opencontainers.image.revision", &facts.revision),
+        ("org.opencontainers.image.created", &facts.created),
+        ("org.opencontainers.image.source", &config.source_url),
+        (&format!("{LABEL_TOOL}.image") as &str, &image.name),
+        (LABEL_INPUTS, INPUTS_PLACEHOLDER),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Values for the ARGs a Dockerfile declares: image-set args, then `.env` image naming,
+/// then the active mirror profile. Undeclared args are never passed.
+pub fn build_args(
+    config: &Config,
+    image: &Image,
+    declared: Option<&Vec<ArgDecl>>,
+) -> Vec<(String, String)> {
+    declared
+        .into_iter()
+        .flatten()
+        .filter_map(|arg| {
+            let name = arg.name.as_str();
+            let value = image
+                .args
+                .get(name)
+                .map(String::as_str)
+                .or_else(|| config.naming_value(name))
+                .or_else(|| config.locations.get(name).map(String::as_str))?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}

@@ -1,0 +1,93 @@
+//! Questions to the Docker engine and the cleanup of what a run started, through the
+//! command lines `docker` builds and the processes `exec` runs.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use xshell::Shell;
+
+use crate::docker::{self, Builder, ImageInfo};
+use crate::exec;
+
+/// Checks that `docker` is on PATH and its daemon answers; returns the server version.
+pub fn check(sh: &Shell) -> Result<String> {
+    which::which("docker").context(
+        "`docker` is not on PATH: install Docker Engine (Debian: apt-get install docker.io) or add its directory to PATH",
+    )?;
+    match exec::query(sh, &docker::server_version()) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        Ok(_) | Err(_) => {
+            let host = std::env::var("DOCKER_HOST")
+                .unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+            let why = exec::query(sh, &docker::version())
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            bail!(
+                "the Docker daemon at {host} does not answer: start it (systemctl start docker, or dockerd), check DOCKER_HOST, and that you may use its socket\n{why}"
+            )
+        }
+    }
+}
+
+/// BuildKit when the buildx plugin is present, else the legacy builder.
+pub fn builder(sh: &Shell) -> Builder {
+    if exec::query(sh, &docker::buildx_version()).is_ok() {
+        Builder::BuildKit
+    } else {
+        Builder::Legacy
+    }
+}
+
+/// The local images among `references`, with ID and inputs label: one `docker` call.
+pub fn inspect_images(sh: &Shell, references: &[String]) -> BTreeMap<String, ImageInfo> {
+    if references.is_empty() {
+        return BTreeMap::new();
+    }
+    // Exits non-zero when some are missing, still listing the ones found.
+    let out = exec::query_stdout(sh, &docker::inspect(references));
+    docker::parse_inspect(&out, references)
+}
+
+/// `docker login --password-stdin`: the password goes to the child's stdin only, never
+/// into argv, logs or messages.
+pub fn login(registry: &str, user: &str, password: &str) -> Result<()> {
+    let (ok, said) = exec::run_with_stdin(&docker::login(registry, user), &format!("{password}\n"))
+        .context("cannot run docker login")?;
+    if ok {
+        return Ok(());
+    }
+    let said = said.replace(password, "***");
+    let host = if registry.is_empty() {
+        "Docker Hub"
+    } else {
+        registry
+    };
+    bail!(
+        "docker login to {host} as {user} failed: {}; check the user and password (the password is read from stdin or --password-env VAR)",
+        said.trim()
+    )
+}
+
+/// Removes containers carrying a label when dropped, so a failed or interrupted step
+/// leaves none behind (killing the docker client does not stop its container).
+pub struct ContainerSweep {
+    label: String,
+}
+
+impl ContainerSweep {
+    pub fn new(label: String) -> ContainerSweep {
+        ContainerSweep { label }
+    }
+}
+
+impl Drop for ContainerSweep {
+    fn drop(&mut self) {
+        if let Ok(ids) = exec::run_captured(&docker::containers_with_label(&self.label)) {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let _ = exec::run_captured(&docker::remove_containers(&ids));
+            }
+        }
+    }
+}

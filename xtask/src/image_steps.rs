@@ -1,0 +1,115 @@
+//! What each step of an `images` plan does when it runs: install packages, write the
+//! Maven settings, seed the Maven cache, pull, run Maven, stage and build an image.
+//! Maven projects and images whose inputs are unchanged are left as they are.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+
+use crate::build::{BuildStep, INPUTS_PLACEHOLDER};
+use crate::docker::ImageInfo;
+use crate::executor::Done;
+use crate::freshness::{self, Decision, Reason};
+use crate::maven::{self, MavenStep};
+use crate::plan::{Action, Step};
+use crate::ui::StepLine;
+use crate::{dockerfile, exec, package};
+
+/// The step bodies of one run, with what it learns of images as it builds them.
+pub struct ImageSteps {
+    pub force: bool,
+    /// Local images by reference: what preflight found, then what this run built.
+    pub images: Mutex<BTreeMap<String, ImageInfo>>,
+}
+
+impl ImageSteps {
+    pub fn perform(
+        &self,
+        step: &Step,
+        log: &Path,
+        line: &StepLine,
+    ) -> Result<Done<Option<Reason>>> {
+        match &step.action {
+            Action::InstallPackages(command) => {
+                exec::run_logged(command, log, line)?;
+                Ok(Done::Ran(Some(Reason::PackagesMissing)))
+            }
+            Action::WriteFile { path, contents } => {
+                if freshness::file_is_current(path, contents) {
+                    return Ok(Done::UpToDate);
+                }
+                write_file(path, contents)?;
+                Ok(Done::Ran(Some(Reason::FileChanged)))
+            }
+            Action::SeedMavenRepo {
+                from_repo,
+                local_repo,
+            } => {
+                if maven::is_seeded(local_repo) {
+                    return Ok(Done::UpToDate);
+                }
+                maven::seed_plexus_utils(from_repo, local_repo)?;
+                Ok(Done::Ran(None))
+            }
+            Action::Maven(m) => self.maven(m, log, line),
+            Action::Build(b) => self.build(b, log, line),
+            Action::Pull { command, hint } => {
+                exec::run_logged(command, log, line).map_err(|e| e.context(hint.clone()))?;
+                Ok(Done::Ran(Some(Reason::ImageMissing)))
+            }
+        }
+    }
+
+    fn maven(&self, m: &MavenStep, log: &Path, line: &StepLine) -> Result<Done<Option<Reason>>> {
+        let Decision::Run { reason, inputs } = freshness::maven_decision(m, self.force)? else {
+            return Ok(Done::UpToDate);
+        };
+        // A failed or interrupted run must not look up to date.
+        let _ = std::fs::remove_file(&m.stamp);
+        exec::run_logged(&m.command, log, line)?;
+        write_file(&m.stamp, &inputs)?;
+        Ok(Done::Ran(Some(reason)))
+    }
+
+    fn build(&self, b: &BuildStep, log: &Path, line: &StepLine) -> Result<Done<Option<Reason>>> {
+        let snapshot = self.images.lock().expect("no worker panics").clone();
+        let (decision, entries) = freshness::build_decision(b, &snapshot, self.force)?;
+        let Decision::Run { reason, inputs } = decision else {
+            return Ok(Done::UpToDate);
+        };
+        package::materialize(&b.context, &entries)?;
+        let labels: Vec<(String, String)> = b
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.replace(INPUTS_PLACEHOLDER, &inputs)))
+            .collect();
+        let text = std::fs::read_to_string(&b.dockerfile)
+            .with_context(|| format!("cannot read {}", b.dockerfile.display()))?;
+        let staged = format!("{text}\n{}", dockerfile::label_instruction(&labels));
+        write_file(&b.staged_dockerfile, &staged)?;
+        let _ = std::fs::remove_file(&b.iidfile);
+        exec::run_logged(&b.command, log, line)?;
+        let id = std::fs::read_to_string(&b.iidfile).with_context(|| {
+            format!("docker build wrote no image ID to {}", b.iidfile.display())
+        })?;
+        self.images.lock().expect("no worker panics").insert(
+            b.reference.clone(),
+            ImageInfo {
+                id: id.trim().to_string(),
+                inputs: Some(inputs),
+                // Children need only the ID; the summary asks the engine for sizes.
+                size: 0,
+            },
+        );
+        Ok(Done::Ran(Some(reason)))
+    }
+}
+
+pub fn write_file(path: &Path, contents: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+}

@@ -1,0 +1,269 @@
+//! The offline bundle's format: `bundle.json` (each archive's file, compression, size,
+//! sha256 and images), the `SHA256SUMS` and `README` written beside it, and reading a
+//! bundle back with every archive name confined to the bundle's directory.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+pub const MANIFEST: &str = "bundle.json";
+pub const SUMS: &str = "SHA256SUMS";
+pub const README: &str = "README";
+const FORMAT: &str = "fate-xtask-bundle/1";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl Compression {
+    /// The archive's file extension (the old names for gzip).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => ".tar.gz",
+            Compression::Zstd => ".tar.zst",
+            Compression::None => ".tar",
+        }
+    }
+
+    /// A reader of the decompressed stream.
+    pub fn decoder<'a>(self, reader: impl Read + Send + 'a) -> Result<Box<dyn Read + Send + 'a>> {
+        Ok(match self {
+            // Also reads the several members a parallel writer may produce.
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+            Compression::Zstd => Box::new(zstd::Decoder::new(reader)?),
+            Compression::None => Box::new(reader),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: String,
+    pub created: String,
+    pub archives: Vec<Archive>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Archive {
+    pub file: String,
+    pub compression: Compression,
+    pub size: u64,
+    pub sha256: String,
+    pub images: Vec<BundledImage>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BundledImage {
+    pub reference: String,
+    pub id: String,
+}
+
+impl Manifest {
+    pub fn new(archives: Vec<Archive>) -> Manifest {
+        Manifest {
+            format: FORMAT.into(),
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            archives,
+        }
+    }
+
+    /// `sha256sum -c` input for every archive.
+    pub fn sums(&self) -> String {
+        self.archives
+            .iter()
+            .map(|a| format!("{}  {}\n", a.sha256, a.file))
+            .collect()
+    }
+
+    /// How to load this bundle, with the tool and by hand.
+    pub fn readme(&self) -> String {
+        let by_hand: Vec<String> = self
+            .archives
+            .iter()
+            .map(|a| match a.compression {
+                Compression::Zstd => format!("  zstd -dc {} | docker load", a.file),
+                _ => format!("  docker load -i {}", a.file),
+            })
+            .collect();
+        let images: Vec<String> = self
+            .archives
+            .iter()
+            .flat_map(|a| {
+                a.images
+                    .iter()
+                    .map(move |i| format!("  {} ({})", i.reference, a.file))
+            })
+            .collect();
+        format!(
+            "FATE images for a host without a registry (written {created}).\n\n\
+             Load them with the tool (checks sizes and checksums first, then the image IDs):\n\n  \
+             cargo xtask load .\n\n\
+             or by hand, in this directory:\n\n  sha256sum -c {SUMS}\n{}\n\n\
+             Images:\n{}\n",
+            by_hand.join("\n"),
+            images.join("\n"),
+            created = self.created
+        )
+    }
+}
+
+/// The archives a path names: every archive of a bundle directory, or one archive file
+/// (with the manifest beside it).
+pub fn archives_of(input: &Path) -> Result<Vec<(PathBuf, Archive)>> {
+    let (dir, only) = if input.is_dir() {
+        (input.to_path_buf(), None)
+    } else {
+        let dir = input
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        (
+            dir,
+            input.file_name().map(|n| n.to_string_lossy().into_owned()),
+        )
+    };
+    let manifest_path = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&manifest_path).with_context(|| {
+        format!(
+            "cannot read {}: a bundle is loaded with the {MANIFEST} written beside its archives (cargo xtask bundle)",
+            manifest_path.display()
+        )
+    })?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a bundle manifest", manifest_path.display()))?;
+    if manifest.format != FORMAT {
+        bail!(
+            "{} has format {:?}; this tool reads {FORMAT}",
+            manifest_path.display(),
+            manifest.format
+        );
+    }
+    let mut out = Vec::new();
+    for archive in manifest.archives {
+        check_file_name(&archive.file).with_context(|| {
+            format!(
+                "{} names archive {:?}",
+                manifest_path.display(),
+                archive.file
+            )
+        })?;
+        if only.as_ref().is_none_or(|f| *f == archive.file) {
+            out.push((dir.join(&archive.file), archive));
+        }
+    }
+    if out.is_empty() {
+        bail!(
+            "{} lists no archive named {}",
+            manifest_path.display(),
+            only.unwrap_or_default()
+        );
+    }
+    Ok(out)
+}
+
+/// An archive name must be a plain file name in the bundle's directory.
+fn check_file_name(name: &str) -> Result<()> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\\')
+        && !name.contains('\0');
+    if !plain {
+        bail!(
+            "an archive must be a plain file name in the bundle's directory; refusing to open it"
+        );
+    }
+    Ok(())
+}
+
+/// (RepoTags, Config) of each image in a `docker save` tar's manifest.json.
+pub fn image_index(manifest_json: &str) -> Result<Vec<(Vec<String>, String)>> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Entry {
+        config: String,
+        #[serde(default)]
+        repo_tags: Option<Vec<String>>,
+    }
+    let entries: Vec<Entry> =
+        serde_json::from_str(manifest_json).context("manifest.json of the archive is not valid")?;
+    Ok(entries
+        .into_iter()
+        .map(|e| (e.repo_tags.unwrap_or_default(), e.config))
+        .collect())
+}
+
+/// The images the manifest names that the archive's index does not hold with that ID.
+pub fn missing_from<'a>(
+    images: &'a [BundledImage],
+    index: &[(Vec<String>, String)],
+) -> Vec<&'a BundledImage> {
+    images
+        .iter()
+        .filter(|image| {
+            let id_hex = image.id.trim_start_matches("sha256:");
+            !index
+                .iter()
+                .any(|(tags, config)| tags.contains(&image.reference) && config.contains(id_hex))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_names_stay_in_the_bundle_directory() {
+        for bad in ["../x.tar.gz", "/etc/passwd", "a/b.tar", "..", "", "x\0y"] {
+            assert!(check_file_name(bad).is_err(), "{bad:?}");
+        }
+        check_file_name("fate.images.tar.gz").unwrap();
+    }
+
+    #[test]
+    fn the_index_must_hold_each_image_with_its_id() {
+        let index = image_index(
+            r#"[{"Config":"blobs/sha256/aaaa","RepoTags":["p/a:1"]},{"Config":"bbbb.json","RepoTags":null}]"#,
+        )
+        .unwrap();
+        let images = [
+            BundledImage {
+                reference: "p/a:1".into(),
+                id: "sha256:aaaa".into(),
+            },
+            BundledImage {
+                reference: "p/b:1".into(),
+                id: "sha256:bbbb".into(),
+            },
+        ];
+        let missing = missing_from(&images, &index);
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].reference, "p/b:1");
+    }
+
+    #[test]
+    fn sums_and_readme_name_every_archive() {
+        let m = Manifest::new(vec![Archive {
+            file: "fate.images.tar.zst".into(),
+            compression: Compression::Zstd,
+            size: 3,
+            sha256: "ab".into(),
+            images: vec![],
+        }]);
+        assert_eq!(m.sums(), "ab  fate.images.tar.zst\n");
+        assert!(
+            m.readme()
+                .contains("zstd -dc fate.images.tar.zst | docker load")
+        );
+        assert!(m.readme().contains("sha256sum -c SHA256SUMS"));
+    }
+}
