@@ -4,10 +4,10 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -81,10 +81,54 @@ impl fmt::Display for Command {
     }
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The signal that asked this run to stop (0: none yet).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Children that are running, so a signal to this process alone (SIGTERM from CI or
+/// `timeout`, SIGHUP) stops them too.
+static RUNNING: Mutex<Vec<(u64, Arc<dyn Kill>)>> = Mutex::new(Vec::new());
+static NEXT_CHILD: AtomicU64 = AtomicU64::new(0);
 
 /// When each long child ran: the time not covered by these is the tool's own overhead.
 static CHILD_SPANS: Mutex<Vec<(Instant, Instant)>> = Mutex::new(Vec::new());
+
+trait Kill: Send + Sync {
+    fn kill(&self);
+}
+
+impl Kill for duct::ReaderHandle {
+    fn kill(&self) {
+        let _ = duct::ReaderHandle::kill(self);
+    }
+}
+
+impl Kill for duct::Handle {
+    fn kill(&self) {
+        let _ = duct::Handle::kill(self);
+    }
+}
+
+/// A running child registered for killing on a signal; deregistered when dropped.
+struct Registered(u64);
+
+fn register(child: Arc<dyn Kill>) -> Registered {
+    let id = NEXT_CHILD.fetch_add(1, Ordering::SeqCst);
+    if let Ok(mut running) = RUNNING.lock() {
+        running.push((id, child.clone()));
+    }
+    if interrupted() {
+        child.kill();
+    }
+    Registered(id)
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut running) = RUNNING.lock() {
+            running.retain(|(id, _)| *id != self.0);
+        }
+    }
+}
 
 /// Wall time during which at least one step's child process was running.
 pub fn child_time() -> Duration {
@@ -108,14 +152,55 @@ pub fn child_time() -> Duration {
     total
 }
 
-/// Ctrl-C reaches the children too (same process group); we only note it, let the
-/// children stop, clean up, and exit with 130.
-pub fn install_interrupt_handler() {
-    let _ = ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst));
+/// SIGINT (Ctrl-C), SIGTERM (CI cancellation, `timeout`, `systemctl stop`) and SIGHUP
+/// all stop the run the same way: running children are killed, no new step starts, the
+/// caller cleans up and exits with 128 + the signal's number.
+pub fn install_signal_handlers() -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot install the signal handlers")?;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            SIGNAL.store(signal, Ordering::SeqCst);
+            let running: Vec<Arc<dyn Kill>> = RUNNING
+                .lock()
+                .map(|r| r.iter().map(|(_, c)| c.clone()).collect())
+                .unwrap_or_default();
+            for child in running {
+                child.kill();
+            }
+        }
+    });
+    Ok(())
 }
 
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+    SIGNAL.load(Ordering::SeqCst) != 0
+}
+
+/// The exit code of a run stopped by a signal: 128 + its number (130 for Ctrl-C).
+pub fn signal_exit_code() -> Option<u8> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        signal => u8::try_from(128 + signal).ok(),
+    }
+}
+
+/// The stopping signal's name, for messages.
+pub fn signal_name() -> &'static str {
+    match SIGNAL.load(Ordering::SeqCst) {
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGHUP => "SIGHUP",
+        _ => "Ctrl-C",
+    }
+}
+
+/// Sleeps up to `wait`, ending early when the run is interrupted.
+pub fn sleep_unless_interrupted(wait: Duration) {
+    let until = Instant::now() + wait;
+    while !interrupted() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
 }
 
 /// Runs a short command and returns its trimmed stdout; failure carries its stderr.
@@ -211,7 +296,7 @@ pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> 
     let mut file = create_log(log)?;
     writeln!(file, "$ {command}")?;
     let child_started = Instant::now();
-    let reader = expression(command).reader().map_err(|e| {
+    let reader = Arc::new(expression(command).reader().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             anyhow::anyhow!(
                 "`{}` was not found on PATH: install it or add it to PATH",
@@ -220,8 +305,9 @@ pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> 
         } else {
             anyhow::Error::new(e).context(format!("cannot start {}", command.program))
         }
-    })?;
-    let mut lines = BufReader::new(&reader);
+    })?);
+    let _registered = register(reader.clone());
+    let mut lines = BufReader::new(&*reader);
     let mut buf = Vec::new();
     loop {
         buf.clear();
@@ -252,20 +338,37 @@ pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> 
     )
 }
 
-/// Starts a child whose stdout is read as a stream (its stderr goes to `log`). Reading
-/// fails if the child exits non-zero.
-pub fn stream_stdout(command: &Command, log: &Path) -> Result<duct::ReaderHandle> {
+/// A child's stdout, read as a stream; reading fails if the child exits non-zero.
+pub struct Stream {
+    reader: Arc<duct::ReaderHandle>,
+    _registered: Registered,
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.reader).read(buf)
+    }
+}
+
+/// Starts a child whose stdout is read as a stream (its stderr goes to `log`).
+pub fn stream_stdout(command: &Command, log: &Path) -> Result<Stream> {
     create_log(log)?;
-    duct::cmd(&command.program, &command.args)
+    let reader = duct::cmd(&command.program, &command.args)
         .stdin_null()
         .stderr_path(log)
         .reader()
-        .with_context(|| format!("cannot start {}", command.program))
+        .with_context(|| format!("cannot start {}", command.program))?;
+    let reader = Arc::new(reader);
+    Ok(Stream {
+        _registered: register(reader.clone()),
+        reader,
+    })
 }
 
 /// A child reading its stdin from a pipe this process writes, its output going to a log.
 pub struct PipedChild {
-    handle: duct::Handle,
+    handle: Arc<duct::Handle>,
+    _registered: Registered,
     pub stdin: os_pipe::PipeWriter,
     command: Command,
     log: PathBuf,
@@ -276,14 +379,17 @@ pub struct PipedChild {
 pub fn spawn_piped(command: &Command, log: &Path) -> Result<PipedChild> {
     create_log(log)?;
     let (reader, writer) = os_pipe::pipe()?;
-    let handle = duct::cmd(&command.program, &command.args)
-        .stdin_file(reader)
-        .stderr_to_stdout()
-        .stdout_path(log)
-        .unchecked()
-        .start()
-        .with_context(|| format!("cannot start {}", command.program))?;
+    let handle = Arc::new(
+        duct::cmd(&command.program, &command.args)
+            .stdin_file(reader)
+            .stderr_to_stdout()
+            .stdout_path(log)
+            .unchecked()
+            .start()
+            .with_context(|| format!("cannot start {}", command.program))?,
+    );
     Ok(PipedChild {
+        _registered: register(handle.clone()),
         handle,
         stdin: writer,
         command: command.clone(),

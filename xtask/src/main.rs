@@ -59,16 +59,11 @@ pub fn started() -> Instant {
 fn main() -> ExitCode {
     started();
     let cli = Cli::parse();
-    exec::install_interrupt_handler();
-    match run(cli) {
+    match exec::install_signal_handlers().and_then(|()| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if exec::interrupted() {
-                ExitCode::from(130)
-            } else {
-                ExitCode::FAILURE
-            }
+            exec::signal_exit_code().map_or(ExitCode::FAILURE, ExitCode::from)
         }
     }
 }

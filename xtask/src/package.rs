@@ -163,21 +163,42 @@ fn add_tree(entries: &mut Entries, from: &Path, to: &Path, exclude: &GlobSet) ->
         let dest = normalize(&to.join(rel));
         let meta = entry.metadata()?;
         let mode = meta.permissions().mode() & 0o7777;
-        let source = if meta.is_dir() {
+        let kind = meta.file_type();
+        let source = if kind.is_dir() {
             Source::Dir { mode }
-        } else if meta.file_type().is_symlink() {
+        } else if kind.is_symlink() {
             Source::Symlink {
                 target: fs::read_link(entry.path())?,
             }
-        } else {
+        } else if kind.is_file() {
             Source::File {
                 from: entry.path().to_path_buf(),
                 mode,
             }
+        } else {
+            // Never opened: reading a FIFO blocks until a writer appears.
+            bail!(
+                "{} is a {} (not a file, directory or link): remove it, or leave it out with `exclude` in docker/images.toml",
+                entry.path().display(),
+                special_kind(&kind)
+            );
         };
         entries.insert(dest, source);
     }
     Ok(())
+}
+
+fn special_kind(kind: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "FIFO"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
 }
 
 fn globs(patterns: &[String]) -> Result<GlobSet> {
@@ -427,6 +448,25 @@ mod tests {
         );
         assert!(dest.join("logs").is_dir());
         assert!(!dest.with_extension("partial").exists());
+    }
+
+    #[test]
+    fn special_files_are_refused_with_their_path_never_opened() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("src")).unwrap();
+        let fifo = d.path().join("src/pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let op = StageOp::Copy {
+            from: d.path().join("src"),
+            to: ".".into(),
+            exclude: vec![],
+        };
+        let e = format!("{:#}", collect(&[op]).unwrap_err());
+        assert!(e.contains(&format!("{} is a FIFO", fifo.display())), "{e}");
     }
 
     #[test]

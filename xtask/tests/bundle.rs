@@ -260,5 +260,16 @@ fn bundles_round_trip_and_damaged_bundles_are_refused() {
         ghost.contains("does not hold") && ghost.contains("/ghost:1.0"),
         "{ghost}"
     );
+    let escape = damaged("escape", &|d| {
+        let m = d.join("bundle.json");
+        let text = fs::read_to_string(&m).unwrap();
+        let edited = text.replace(
+            "\"file\": \"third-party.images.tar.gz\"",
+            "\"file\": \"../bundle gz/third-party.images.tar.gz\"",
+        );
+        assert_ne!(edited, text);
+        fs::write(&m, edited).unwrap();
+    });
+    assert!(escape.contains("plain file name"), "{escape}");
     fx.assert_clean();
 }

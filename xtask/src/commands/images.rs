@@ -70,7 +70,10 @@ impl cli::Images {
         if exec::interrupted() {
             // Staged contexts of an interrupted run are not to be trusted.
             let _ = std::fs::remove_dir_all(work.join("contexts"));
-            bail!("interrupted; staged contexts removed, build containers stopped");
+            bail!(
+                "interrupted ({}); staged contexts removed, build containers stopped",
+                exec::signal_name()
+            );
         }
         let failed: Vec<&str> = plan
             .steps
@@ -126,7 +129,9 @@ fn summary_rows(
         };
         let result = match &report.outcome {
             Outcome::Ran(None) => "done".to_string(),
-            Outcome::Ran(Some(why)) if matches!(step.action, Action::Build(_)) => {
+            Outcome::Ran(Some(why))
+                if matches!(step.action, Action::Build(_) | Action::Maven(_)) =>
+            {
                 format!("built ({why})")
             }
             Outcome::Ran(Some(why)) => format!("ran ({why})"),

@@ -1,6 +1,7 @@
 //! `cargo xtask push`: the images the image set marks for pushing (or those named),
 //! parents first, each retried on transient failures; digests on stdout.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -144,6 +145,7 @@ fn check_built(project: &Project, images: &[&Image]) -> Result<()> {
 /// One push step per image, in build order, each after its parents' pushes.
 fn push_steps(config: &Config, images: &[&Image], registry: &str, retries: u32) -> Vec<PushStep> {
     let mut steps: Vec<PushStep> = Vec::new();
+    let mut index_of: BTreeMap<&str, usize> = BTreeMap::new();
     for image in images {
         let source = config.reference(image);
         let target = if registry.is_empty() {
@@ -154,8 +156,9 @@ fn push_steps(config: &Config, images: &[&Image], registry: &str, retries: u32) 
         let deps = image
             .parents
             .iter()
-            .filter_map(|p| steps.iter().position(|s| s.id == format!("push-{p}")))
+            .filter_map(|p| index_of.get(p.as_str()).copied())
             .collect();
+        index_of.insert(&image.name, steps.len());
         steps.push(PushStep {
             id: format!("push-{}", image.name),
             title: format!("push {target}"),
@@ -198,7 +201,7 @@ fn push_with_retries(step: &PushStep, log: &Path, line: &StepLine) -> Result<Dig
                     "transient failure; retry {attempt} of {} in {wait:?}",
                     step.retries
                 ));
-                std::thread::sleep(wait);
+                exec::sleep_unless_interrupted(wait);
             }
             Failure::Transient => {
                 return Err(e.context(format!(
