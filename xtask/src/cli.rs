@@ -79,6 +79,9 @@ pub struct Push {
     /// Retries of a push that failed for a transient reason.
     #[arg(long, default_value_t = 3)]
     pub retries: u32,
+    /// Seconds one push attempt may take before it is stopped and retried.
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

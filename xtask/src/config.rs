@@ -308,9 +308,26 @@ fn merge<'a>(
     (values, warnings)
 }
 
-/// Shell syntax, image naming and third-party references.
+/// The longest value a key may have (a longer one fails later, deep in `docker build`).
+pub const MAX_VALUE_BYTES: usize = 4096;
+
+/// Control characters, length, shell syntax, image naming and third-party references.
 fn check_values(values: &Values, problems: &mut Problems) {
     for (key, value) in &values.values {
+        if let Some(c) = value.chars().find(|c| c.is_control() && *c != '\t') {
+            problems.push(format!(
+                "{}: {key} contains the control character U+{:04X}; write a plain value on one line",
+                values.at(key),
+                u32::from(c)
+            ));
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            problems.push(format!(
+                "{}: {key} is {} bytes long; values are limited to {MAX_VALUE_BYTES} bytes",
+                values.at(key),
+                value.len()
+            ));
+        }
         if value.contains('`') || value.contains("$(") {
             problems.push(format!(
                 "{}: {key} contains shell command substitution; .env is read as data and never run: write the literal value",
@@ -490,6 +507,25 @@ mod tests {
         let e = err(&format!("{GOOD}MAVEN_IMAGE='$(id)'\n"));
         assert!(
             e.contains(":5: MAVEN_IMAGE contains shell command substitution"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn control_characters_and_huge_values_are_refused_with_their_line() {
+        let e = err(&format!("{GOOD}SOURCE_URL=\"a\u{0}b\"\n"));
+        assert!(
+            e.contains("/fate/.env:5: SOURCE_URL contains the control character U+0000"),
+            "{e}"
+        );
+        let e = err(&format!("{GOOD}SOURCE_URL=\"a\u{1b}[31mb\"\n"));
+        assert!(
+            e.contains(":5: SOURCE_URL contains the control character U+001B"),
+            "{e}"
+        );
+        let e = err(&format!("{GOOD}SOURCE_URL={}\n", "x".repeat(1_000_000)));
+        assert!(
+            e.contains(":5: SOURCE_URL is 1000000 bytes long; values are limited to 4096"),
             "{e}"
         );
     }

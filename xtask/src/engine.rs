@@ -17,8 +17,7 @@ pub fn check(sh: &Shell) -> Result<String> {
     match exec::query(sh, &docker::server_version()) {
         Ok(v) if !v.is_empty() => Ok(v),
         Ok(_) | Err(_) => {
-            let host = std::env::var("DOCKER_HOST")
-                .unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+            let host = endpoint();
             let why = exec::query(sh, &docker::version())
                 .err()
                 .map(|e| format!("{e:#}"))
@@ -28,6 +27,16 @@ pub fn check(sh: &Shell) -> Result<String> {
             )
         }
     }
+}
+
+/// Whether the daemon answers now (from any thread).
+pub fn answers() -> bool {
+    exec::run_captured(&docker::server_version()).is_ok()
+}
+
+/// The daemon the CLI talks to: `DOCKER_HOST`, else the default socket.
+pub fn endpoint() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
 }
 
 /// BuildKit when the buildx plugin is present, else the legacy builder.

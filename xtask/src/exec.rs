@@ -6,7 +6,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -293,6 +293,32 @@ fn create_log(log: &Path) -> Result<File> {
 /// Runs a step's command with stdout+stderr into `log`, the latest line shown on `line`.
 /// On failure the error holds the log's last lines and its path.
 pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> {
+    run_logged_within(command, log, line, None)
+}
+
+/// The error of a child that ran out of its time bound.
+#[derive(Debug)]
+pub struct TimedOut(pub Duration);
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gave no result within {} s and was stopped",
+            self.0.as_secs()
+        )
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// [`run_logged`], with the child killed when it runs longer than `limit`.
+pub fn run_logged_within(
+    command: &Command,
+    log: &Path,
+    line: &StepLine,
+    limit: Option<Duration>,
+) -> Result<()> {
     let mut file = create_log(log)?;
     writeln!(file, "$ {command}")?;
     let child_started = Instant::now();
@@ -307,6 +333,21 @@ pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> 
         }
     })?);
     let _registered = register(reader.clone());
+    let finished = Arc::new(AtomicBool::new(false));
+    let timed_out = Arc::new(AtomicBool::new(false));
+    if let Some(limit) = limit {
+        let (reader, finished, timed_out) = (reader.clone(), finished.clone(), timed_out.clone());
+        std::thread::spawn(move || {
+            let until = Instant::now() + limit;
+            while !finished.load(Ordering::SeqCst) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !finished.load(Ordering::SeqCst) {
+                timed_out.store(true, Ordering::SeqCst);
+                let _ = reader.kill();
+            }
+        });
+    }
     let mut lines = BufReader::new(&*reader);
     let mut buf = Vec::new();
     loop {
@@ -317,11 +358,16 @@ pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> 
         file.write_all(&buf)?;
         line.progress(&String::from_utf8_lossy(&buf));
     }
+    finished.store(true, Ordering::SeqCst);
     let status = reader
         .try_wait()?
         .map(|o| o.status)
         .context("the child's exit status was lost")?;
     file.flush()?;
+    if timed_out.load(Ordering::SeqCst) {
+        let limit = limit.unwrap_or_default();
+        return Err(anyhow::Error::new(TimedOut(limit)).context(format!("`{command}`")));
+    }
     if let Ok(mut spans) = CHILD_SPANS.lock() {
         spans.push((child_started, Instant::now()));
     }

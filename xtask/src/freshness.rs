@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::build::BuildStep;
@@ -24,6 +25,12 @@ pub enum Reason {
     NoEarlierRun,
     SourcesChanged,
     OutputMissing(PathBuf),
+    /// A Maven output differs from what Maven wrote.
+    OutputChanged(PathBuf),
+    /// The local image is not the one this tool built (committed or retagged by hand).
+    ChangedOutside,
+    /// Nothing records that this tool built the local image.
+    NotRecorded,
     NotBuilt,
     NoInputsLabel,
     InputsChanged,
@@ -41,6 +48,12 @@ impl fmt::Display for Reason {
             Reason::NoEarlierRun => write!(f, "no earlier run"),
             Reason::SourcesChanged => write!(f, "sources changed"),
             Reason::OutputMissing(p) => write!(f, "{} is missing", p.display()),
+            Reason::OutputChanged(p) => write!(f, "{} changed since Maven built it", p.display()),
+            Reason::NotRecorded => write!(f, "no record that this tool built the local image"),
+            Reason::ChangedOutside => write!(
+                f,
+                "the local image is not the one this tool built (changed outside it)"
+            ),
             Reason::NotBuilt => write!(f, "not built yet"),
             Reason::NoInputsLabel => write!(f, "built without an inputs label"),
             Reason::InputsChanged => write!(f, "inputs changed"),
@@ -78,7 +91,50 @@ impl fmt::Display for Status {
     }
 }
 
-/// A Maven project: its sources, settings and mode against the stamp of its last run.
+/// What a successful Maven run leaves: the digest of its inputs and of each output.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct MavenStamp {
+    pub inputs: String,
+    pub outputs: BTreeMap<PathBuf, String>,
+}
+
+impl MavenStamp {
+    fn read(path: &Path) -> Option<MavenStamp> {
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
+
+    /// Records `inputs` and the digests of `outputs` as they are now.
+    pub fn write(path: &Path, inputs: &str, outputs: &[PathBuf]) -> Result<()> {
+        let mut stamp = MavenStamp {
+            inputs: inputs.to_string(),
+            outputs: BTreeMap::new(),
+        };
+        for output in outputs.iter().filter(|o| o.is_file()) {
+            stamp.outputs.insert(output.clone(), file_sha256(output)?);
+        }
+        let text = serde_json::to_string_pretty(&stamp).expect("a stamp serializes");
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// sha256 of a file's bytes.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// A Maven project: its sources, settings and mode against the stamp of its last run,
+/// and its outputs against what that run wrote.
 pub fn maven_decision(m: &MavenStep, force: bool) -> Result<Decision> {
     let mut hasher = Sha256::new();
     hasher.update(&m.salt);
@@ -91,19 +147,73 @@ pub fn maven_decision(m: &MavenStep, force: bool) -> Result<Decision> {
         package::digest(&package::collect(&[op])?, &mut hasher)?;
     }
     let inputs = hex::encode(hasher.finalize());
-    let last = std::fs::read_to_string(&m.stamp).unwrap_or_default();
-    let reason = if force {
-        Reason::Forced
-    } else if last.is_empty() {
-        Reason::NoEarlierRun
-    } else if last.trim() != inputs {
-        Reason::SourcesChanged
-    } else if let Some(missing) = m.outputs.iter().find(|o| !o.is_file()) {
-        Reason::OutputMissing(missing.clone())
-    } else {
-        return Ok(Decision::UpToDate);
+    let reason = match MavenStamp::read(&m.stamp) {
+        _ if force => Reason::Forced,
+        None => Reason::NoEarlierRun,
+        Some(last) if last.inputs != inputs => Reason::SourcesChanged,
+        Some(last) => match changed_output(&m.outputs, &last)? {
+            Some(reason) => reason,
+            None => return Ok(Decision::UpToDate),
+        },
     };
     Ok(Decision::Run { reason, inputs })
+}
+
+/// The first output that is missing or not what Maven wrote.
+fn changed_output(outputs: &[PathBuf], last: &MavenStamp) -> Result<Option<Reason>> {
+    for output in outputs {
+        if !output.is_file() {
+            return Ok(Some(Reason::OutputMissing(output.clone())));
+        }
+        if last.outputs.get(output) != Some(&file_sha256(output)?) {
+            return Ok(Some(Reason::OutputChanged(output.clone())));
+        }
+    }
+    Ok(None)
+}
+
+/// The IDs of the images this tool built on a FATE root, by reference: only an image
+/// with the recorded ID is trusted as built from its sources.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Recorded(pub BTreeMap<String, String>);
+
+impl Recorded {
+    pub const FILE: &str = "images.json";
+
+    pub fn read(work: &Path) -> Recorded {
+        std::fs::read_to_string(work.join(Self::FILE))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn write(&self, work: &Path) -> Result<()> {
+        let path = work.join(Self::FILE);
+        let text = serde_json::to_string_pretty(self).expect("records serialize");
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Refuses local images that are not the ones this tool built, naming each and how
+    /// to rebuild it.
+    pub fn check<'a>(
+        &self,
+        images: impl IntoIterator<Item = (&'a str, &'a String, &'a ImageInfo)>,
+        problems: &mut crate::problems::Problems,
+    ) {
+        for (name, reference, info) in images {
+            if self.0.get(reference) != Some(&info.id) {
+                let short: String = info
+                    .id
+                    .trim_start_matches("sha256:")
+                    .chars()
+                    .take(12)
+                    .collect();
+                problems.push(format!(
+                    "{reference} (image {short}) is not the image `cargo xtask images` built on this FATE root (changed outside the tool, or built elsewhere); rebuild it: cargo xtask images {name}"
+                ));
+            }
+        }
+    }
 }
 
 /// An image: its inputs digest against the label of the local image; also returns the
@@ -111,6 +221,7 @@ pub fn maven_decision(m: &MavenStep, force: bool) -> Result<Decision> {
 pub fn build_decision(
     b: &BuildStep,
     images: &BTreeMap<String, ImageInfo>,
+    recorded: &Recorded,
     force: bool,
 ) -> Result<(Decision, Entries)> {
     let entries = package::collect(&b.ops)?;
@@ -142,7 +253,11 @@ pub fn build_decision(
         _ if force => Reason::Forced,
         None => Reason::NotBuilt,
         Some(info) if info.inputs.as_deref() == Some(inputs.as_str()) => {
-            return Ok((Decision::UpToDate, entries));
+            match recorded.0.get(&b.reference) {
+                Some(id) if *id == info.id => return Ok((Decision::UpToDate, entries)),
+                Some(_) => Reason::ChangedOutside,
+                None => Reason::NotRecorded,
+            }
         }
         Some(info) if info.inputs.is_none() => Reason::NoInputsLabel,
         Some(_) => Reason::InputsChanged,
@@ -157,7 +272,12 @@ pub fn file_is_current(path: &Path, contents: &str) -> bool {
 
 /// For `--dry-run`: what each step would do, without doing it. A step whose dependency
 /// runs runs too; everything else is decided as the real run would.
-pub fn preview(plan: &Plan, images: &BTreeMap<String, ImageInfo>, force: bool) -> Vec<Status> {
+pub fn preview(
+    plan: &Plan,
+    images: &BTreeMap<String, ImageInfo>,
+    recorded: &Recorded,
+    force: bool,
+) -> Vec<Status> {
     let mut out: Vec<Status> = Vec::new();
     for step in &plan.steps {
         let runs_first = step
@@ -169,7 +289,9 @@ pub fn preview(plan: &Plan, images: &BTreeMap<String, ImageInfo>, force: bool) -
                 Status::WillRun(Reason::DependencyRuns(plan.steps[*d].id.clone()))
             }
             (Action::Maven(m), None) => decided(maven_decision(m, force)),
-            (Action::Build(b), None) => decided(build_decision(b, images, force).map(|(d, _)| d)),
+            (Action::Build(b), None) => {
+                decided(build_decision(b, images, recorded, force).map(|(d, _)| d))
+            }
             (Action::WriteFile { path, contents }, _) => {
                 if file_is_current(path, contents) {
                     Status::UpToDate

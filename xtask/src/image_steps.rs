@@ -11,17 +11,19 @@ use anyhow::{Context, Result};
 use crate::build::{BuildStep, INPUTS_PLACEHOLDER};
 use crate::docker::ImageInfo;
 use crate::executor::Done;
-use crate::freshness::{self, Decision, Reason};
+use crate::freshness::{self, Decision, MavenStamp, Reason, Recorded};
 use crate::maven::{self, MavenStep};
 use crate::plan::{Action, Step};
 use crate::ui::StepLine;
-use crate::{dockerfile, exec, package};
+use crate::{dockerfile, engine, exec, package};
 
 /// The step bodies of one run, with what it learns of images as it builds them.
 pub struct ImageSteps {
     pub force: bool,
     /// Local images by reference: what preflight found, then what this run built.
     pub images: Mutex<BTreeMap<String, ImageInfo>>,
+    /// The IDs this tool built, updated as it builds.
+    pub recorded: Mutex<Recorded>,
 }
 
 impl ImageSteps {
@@ -31,6 +33,23 @@ impl ImageSteps {
         log: &Path,
         line: &StepLine,
     ) -> Result<Done<Option<Reason>>> {
+        let result = self.run_action(step, log, line);
+        let uses_engine = matches!(
+            step.action,
+            Action::Build(_) | Action::Pull { .. } | Action::Maven(_)
+        );
+        match result {
+            Err(e) if uses_engine && !exec::interrupted() && !engine::answers() => Err(e.context(
+                format!(
+                    "the Docker engine stopped answering during this step ({}): start it again (systemctl start docker, or dockerd) and rerun",
+                    engine::endpoint()
+                ),
+            )),
+            result => result,
+        }
+    }
+
+    fn run_action(&self, step: &Step, log: &Path, line: &StepLine) -> Result<Done<Option<Reason>>> {
         match &step.action {
             Action::InstallPackages(command) => {
                 exec::run_logged(command, log, line)?;
@@ -69,13 +88,14 @@ impl ImageSteps {
         // A failed or interrupted run must not look up to date.
         let _ = std::fs::remove_file(&m.stamp);
         exec::run_logged(&m.command, log, line)?;
-        write_file(&m.stamp, &inputs)?;
+        MavenStamp::write(&m.stamp, &inputs, &m.outputs)?;
         Ok(Done::Ran(Some(reason)))
     }
 
     fn build(&self, b: &BuildStep, log: &Path, line: &StepLine) -> Result<Done<Option<Reason>>> {
         let snapshot = self.images.lock().expect("no worker panics").clone();
-        let (decision, entries) = freshness::build_decision(b, &snapshot, self.force)?;
+        let recorded = self.recorded.lock().expect("no worker panics").clone();
+        let (decision, entries) = freshness::build_decision(b, &snapshot, &recorded, self.force)?;
         let Decision::Run { reason, inputs } = decision else {
             return Ok(Done::UpToDate);
         };
@@ -94,10 +114,13 @@ impl ImageSteps {
         let id = std::fs::read_to_string(&b.iidfile).with_context(|| {
             format!("docker build wrote no image ID to {}", b.iidfile.display())
         })?;
+        let id = id.trim().to_string();
+        let mut recorded = self.recorded.lock().expect("no worker panics");
+        recorded.0.insert(b.reference.clone(), id.clone());
         self.images.lock().expect("no worker panics").insert(
             b.reference.clone(),
             ImageInfo {
-                id: id.trim().to_string(),
+                id,
                 inputs: Some(inputs),
                 // Children need only the ID; the summary asks the engine for sizes.
                 size: 0,

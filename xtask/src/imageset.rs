@@ -237,10 +237,15 @@ impl ImageSet {
         Self::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
-    /// Parses and checks image-set text.
+    /// Parses and checks image-set text; problems say on which line.
     pub fn parse(text: &str) -> Result<ImageSet> {
         let set: ImageSet = toml::from_str(text)?;
-        set.check()?;
+        let mut p = set.check();
+        p.map(|problem| match declaration_line(text, problem) {
+            Some(line) => format!("line {line}: {problem}"),
+            None => problem.to_string(),
+        });
+        p.into_result()?;
         Ok(set)
     }
 
@@ -335,7 +340,7 @@ impl ImageSet {
     }
 
     /// Structural checks that need no file system.
-    fn check(&self) -> Result<()> {
+    fn check(&self) -> Problems {
         let mut p = Problems::new("the image set is not valid");
         self.check_names(&mut p);
         self.check_maven_and_trees(&mut p);
@@ -350,7 +355,7 @@ impl ImageSet {
                 "maven projects depend on each other in a cycle: {cycle}"
             ));
         }
-        p.into_result()
+        p
     }
 
     /// Names are valid, unique, and an image is not named like a group (which would
@@ -454,6 +459,41 @@ impl ImageSet {
             ));
         }
     }
+}
+
+/// The line declaring what a problem is about (the second declaration of a duplicate).
+fn declaration_line(text: &str, problem: &str) -> Option<usize> {
+    static SUBJECT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"^(?:(image|tree|maven project) (?:name )?"?([^" ]+)"?|(image|maven project)s? depend on each other in a cycle: ([^ ]+))"#,
+        )
+        .expect("a valid pattern")
+    });
+    let found = SUBJECT.captures(problem)?;
+    let kind = found.get(1).or_else(|| found.get(3))?.as_str();
+    let name = found.get(2).or_else(|| found.get(4))?.as_str();
+    let table = match kind {
+        "image" => "[[image]]",
+        "tree" => "[[tree]]",
+        _ => "[[maven]]",
+    };
+    let nth = usize::from(problem.contains("is declared twice"));
+    let mut in_table = false;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let line = line.trim();
+            if line.starts_with('[') {
+                in_table = line == table;
+                return false;
+            }
+            in_table
+                && line
+                    .split_once('=')
+                    .is_some_and(|(k, v)| k.trim() == "name" && v.trim().trim_matches('"') == name)
+        })
+        .nth(nth)
+        .map(|(i, _)| i + 1)
 }
 
 /// A path in the image set must stay inside the FATE root: relative, without `..`.
@@ -638,6 +678,67 @@ context = [{ tree = "python" }]
         );
         let e = format!("{:#}", ImageSet::parse(&orphan).unwrap_err());
         assert!(e.contains("image python has unknown parent nope"), "{e}");
+    }
+
+    /// The line of `needle` in `text`, 1-based.
+    fn line_of(text: &str, needle: &str, nth: usize) -> usize {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(needle))
+            .nth(nth)
+            .map(|(i, _)| i + 1)
+            .unwrap()
+    }
+
+    #[test]
+    fn semantic_errors_say_on_which_line() {
+        let orphan = SAMPLE.replace(
+            "parents = [\"base-image\"]\ncontext = [{ tree",
+            "parents = [\"nope\"]\ncontext = [{ tree",
+        );
+        let e = format!("{:#}", ImageSet::parse(&orphan).unwrap_err());
+        // The tree python comes first; the image is the second declaration.
+        let line = line_of(&orphan, "name = \"python\"", 1);
+        assert!(
+            e.contains(&format!(
+                "line {line}: image python has unknown parent nope"
+            )),
+            "{e}"
+        );
+
+        let twice =
+            format!("{SAMPLE}\n[[image]]\nname = \"egg\"\ndockerfile = \"d\"\ncontext = []\n");
+        let e = format!("{:#}", ImageSet::parse(&twice).unwrap_err());
+        let line = line_of(&twice, "name = \"egg\"", 2);
+        assert!(
+            e.contains(&format!("line {line}: image egg is declared twice")),
+            "{e}"
+        );
+
+        let cyclic = SAMPLE.replace(
+            "name = \"base-image\"\ngroup",
+            "name = \"base-image\"\nparents = [\"egg\"]\ngroup",
+        );
+        let e = format!("{:#}", ImageSet::parse(&cyclic).unwrap_err());
+        let line = line_of(&cyclic, "name = \"base-image\"", 0);
+        assert!(
+            e.contains(&format!(
+                "line {line}: images depend on each other in a cycle"
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn images_named_like_groups_are_refused() {
+        for name in ["all", "modules"] {
+            let clash = SAMPLE.replace("name = \"python\"", &format!("name = \"{name}\""));
+            let e = format!("{:#}", ImageSet::parse(&clash).unwrap_err());
+            assert!(
+                e.contains(&format!("image {name} is named like a group")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

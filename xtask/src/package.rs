@@ -180,7 +180,7 @@ fn add_tree(entries: &mut Entries, from: &Path, to: &Path, exclude: &GlobSet) ->
             bail!(
                 "{} is a {} (not a file, directory or link): remove it, or leave it out with `exclude` in docker/images.toml",
                 entry.path().display(),
-                special_kind(&kind)
+                special_kind(kind)
             );
         };
         entries.insert(dest, source);
@@ -188,7 +188,7 @@ fn add_tree(entries: &mut Entries, from: &Path, to: &Path, exclude: &GlobSet) ->
     Ok(())
 }
 
-fn special_kind(kind: &fs::FileType) -> &'static str {
+fn special_kind(kind: fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if kind.is_fifo() {
         "FIFO"

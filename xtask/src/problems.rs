@@ -21,6 +21,13 @@ impl Problems {
         self.items.push(problem.into());
     }
 
+    /// Rewrites every problem (e.g. to say on which line it is).
+    pub fn map(&mut self, f: impl Fn(&str) -> String) {
+        for item in &mut self.items {
+            *item = f(item);
+        }
+    }
+
     /// Ok when nothing was found, else one error listing every problem.
     pub fn into_result(self) -> Result<()> {
         if self.items.is_empty() {

@@ -23,76 +23,122 @@ pub enum PassError {
     NotAnArchive(anyhow::Error),
 }
 
-/// Reads `source` and writes every byte to `sink`, remembering a sink failure.
-struct Tee<'a, R, W> {
-    source: R,
-    sink: W,
-    progress: &'a ByteProgress,
-    sink_error: Option<io::Error>,
+/// Follows a tar stream block by block (headers parsed by the `tar` crate) and keeps the
+/// content of `manifest.json`, without holding or re-reading anything else.
+#[derive(Default)]
+struct TarScan {
+    header: Vec<u8>,
+    /// Bytes of the current entry's data still to come, then its padding.
+    data_left: u64,
+    padding_left: u64,
+    manifest: Option<Vec<u8>>,
+    ended: bool,
 }
 
-impl<R: Read, W: Write> Read for Tee<'_, R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.source.read(buf)?;
-        if let Err(e) = self.sink.write_all(&buf[..n]) {
-            let kind = e.kind();
-            self.sink_error = Some(e);
-            return Err(io::Error::new(kind, "the sink failed"));
+/// What a chunk fed to [`TarScan`] completed.
+enum Fed {
+    More,
+    /// `manifest.json` ended after this many bytes of the chunk.
+    Manifest(usize, Vec<u8>),
+}
+
+fn at_most(left: u64, available: usize) -> usize {
+    usize::try_from(left).map_or(available, |left| left.min(available))
+}
+
+impl TarScan {
+    fn feed(&mut self, chunk: &[u8]) -> Result<Fed, PassError> {
+        let mut at = 0;
+        while at < chunk.len() && !self.ended {
+            let rest = &chunk[at..];
+            if self.data_left > 0 {
+                let n = at_most(self.data_left, rest.len());
+                self.data_left -= n as u64;
+                at += n;
+                if let Some(content) = &mut self.manifest {
+                    content.extend_from_slice(&rest[..n]);
+                    if self.data_left == 0 {
+                        let content = self.manifest.take().unwrap_or_default();
+                        return Ok(Fed::Manifest(at, content));
+                    }
+                }
+            } else if self.padding_left > 0 {
+                let n = at_most(self.padding_left, rest.len());
+                self.padding_left -= n as u64;
+                at += n;
+            } else {
+                let n = rest.len().min(512 - self.header.len());
+                self.header.extend_from_slice(&rest[..n]);
+                at += n;
+                if self.header.len() == 512 {
+                    self.start_entry()?;
+                }
+            }
         }
-        self.progress.add(n as u64);
-        Ok(n)
+        Ok(Fed::More)
+    }
+
+    fn start_entry(&mut self) -> Result<(), PassError> {
+        let block = std::mem::take(&mut self.header);
+        if block.iter().all(|b| *b == 0) {
+            self.ended = true;
+            return Ok(());
+        }
+        let header = tar::Header::from_byte_slice(&block);
+        let size = header.entry_size().map_err(|e| {
+            PassError::NotAnArchive(anyhow::Error::new(e).context("a bad tar header"))
+        })?;
+        self.data_left = size;
+        self.padding_left = (512 - size % 512) % 512;
+        if header
+            .path()
+            .is_ok_and(|p| p.as_os_str() == "manifest.json")
+        {
+            if size == 0 {
+                return Err(PassError::NotAnArchive(anyhow::anyhow!(
+                    "its manifest.json is empty"
+                )));
+            }
+            self.manifest = Some(Vec::new());
+        }
+        Ok(())
     }
 }
 
 /// Forwards a `docker save` tar from `source` to `sink` in one pass, reading its
-/// `manifest.json` on the way; `check` sees the index before the archive's last bytes
-/// are forwarded, so a refusal leaves the sink with an incomplete archive.
+/// `manifest.json` on the way; `check` sees the index before any byte after it is
+/// forwarded, so a refusal leaves the sink with an incomplete archive.
 pub fn pass_tar(
-    source: impl Read,
-    sink: impl Write,
+    mut source: impl Read,
+    mut sink: impl Write,
     progress: &ByteProgress,
     check: impl Fn(&Index) -> Result<()>,
 ) -> Result<Index, PassError> {
-    let mut tee = Tee {
-        source,
-        sink,
-        progress,
-        sink_error: None,
-    };
-    let result = read_index(&mut tee, &check);
-    match (result, tee.sink_error.take()) {
-        (_, Some(e)) => Err(PassError::Sink(e)),
-        (Err(e), None) => Err(e),
-        (Ok(index), None) => {
-            // The end-of-archive blocks and padding.
-            match io::copy(&mut tee, &mut io::sink()) {
-                Ok(_) => Ok(index),
-                Err(e) => Err(tee
-                    .sink_error
-                    .take()
-                    .map_or(PassError::Source(e), PassError::Sink)),
-            }
-        }
-    }
-}
-
-fn read_index<R: Read>(
-    reader: &mut R,
-    check: &impl Fn(&Index) -> Result<()>,
-) -> Result<Index, PassError> {
-    let mut archive = tar::Archive::new(reader);
+    let mut scan = TarScan::default();
     let mut index = None;
-    for entry in archive.entries().map_err(PassError::Source)? {
-        let mut entry = entry.map_err(PassError::Source)?;
-        let is_manifest = entry.path().is_ok_and(|p| p.as_os_str() == "manifest.json");
-        if is_manifest {
-            let mut text = String::new();
-            entry.read_to_string(&mut text).map_err(PassError::Source)?;
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(PassError::Source(e)),
+        };
+        let chunk = &buf[..n];
+        let mut rest = chunk;
+        if let Fed::Manifest(end, content) = scan.feed(chunk)? {
+            sink.write_all(&chunk[..end]).map_err(PassError::Sink)?;
+            rest = &chunk[end..];
+            let text = String::from_utf8_lossy(&content);
             let parsed = manifest::image_index(&text).map_err(PassError::NotAnArchive)?;
             check(&parsed).map_err(PassError::Refused)?;
             index = Some(parsed);
+            scan.feed(rest)?;
         }
+        sink.write_all(rest).map_err(PassError::Sink)?;
+        progress.add(n as u64);
     }
+    sink.flush().map_err(PassError::Sink)?;
     index.ok_or_else(|| PassError::NotAnArchive(anyhow::anyhow!("it has no manifest.json")))
 }
 
@@ -134,13 +180,15 @@ pub trait Finish: Write + Send {
     fn finish_stream(self: Box<Self>) -> io::Result<()>;
 }
 
-/// gzip level chosen by measurement (BENCHMARKS.md): level 1 on every core keeps pace
-/// with `docker save` and still halves a JDK-sized image.
+/// Levels chosen by measurement (BENCHMARKS.md, `cargo xtask bench --only bundle`):
+/// libdeflate's level 1 on every core stays within 1.5x of `docker save`, and higher
+/// levels gain little on images that are mostly jars; zstd's level 3 keeps a JDK-sized
+/// image under half its size.
 pub const GZIP_LEVEL: u32 = 1;
 pub const ZSTD_LEVEL: i32 = 3;
 
 struct Gzip<W: Write + Send + 'static>(
-    gzp::par::compress::ParCompress<'static, gzp::deflate::Gzip, W>,
+    gzp::par::compress::ParCompress<'static, gzp::deflate::Mgzip, W>,
 );
 
 impl<W: Write + Send + 'static> Write for Gzip<W> {
@@ -193,10 +241,11 @@ impl<W: Write + Send> Finish for Plain<W> {
     }
 }
 
-/// gzip at `level` on every core: one standard stream.
+/// gzip at `level` on every core (libdeflate): a series of standard gzip members, as
+/// `gunzip`, `docker load` and every multi-member gzip reader read them.
 pub fn gzip_writer<W: Write + Send + 'static>(inner: W, level: u32) -> Result<Box<dyn Finish>> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let writer = gzp::par::compress::ParCompressBuilder::<gzp::deflate::Gzip>::new()
+    let writer = gzp::par::compress::ParCompressBuilder::<gzp::deflate::Mgzip>::new()
         .num_threads(threads)
         .map_err(|e| anyhow::anyhow!("gzip on {threads} threads: {e}"))?
         .compression_level(gzp::Compression::new(level))
@@ -270,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn gzip_on_every_core_is_one_readable_stream() {
+    fn gzip_on_every_core_reads_back_as_written() {
         let data: Vec<u8> = (0..3_000_000u32)
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
@@ -287,9 +336,9 @@ mod tests {
         assert_eq!(tally.result().0, written.len() as u64);
         assert!(written.len() < data.len() / 2);
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&written[..])
+        flate2::read::MultiGzDecoder::new(&written[..])
             .read_to_end(&mut back)
             .unwrap();
-        assert_eq!(back, data, "a single-member reader gets everything");
+        assert_eq!(back, data);
     }
 }

@@ -562,5 +562,90 @@ fn bad_input_is_refused_before_any_work() {
         &["resolves to /etc/passwd, outside the FATE root"],
     );
     restore(&fx);
+    // Semantic errors of the image set say on which line; an image named like a group is
+    // refused.
+    edit(&fx.root, toml, "name = \"python\"", "name = \"modules\"");
+    fails_with(
+        &fx,
+        &mut fx.command(&["images", "--dry-run"]),
+        &["images.toml", "image modules is named like a group"],
+    );
+    restore(&fx);
+    edit(
+        &fx.root,
+        toml,
+        "name = \"base-image\"\ngroup = \"base\"",
+        "name = \"base-image\"\ngroup = \"base\"\nparents = [\"nope\"]",
+    );
+    let text = fs::read_to_string(fx.root.join(toml)).unwrap();
+    let line = 1 + text
+        .lines()
+        .position(|l| l == "name = \"base-image\"")
+        .unwrap();
+    fails_with(
+        &fx,
+        &mut fx.command(&["images", "--dry-run"]),
+        &[&format!(
+            "line {line}: image base-image has unknown parent nope"
+        )],
+    );
+    restore(&fx);
+
+    // .env values: control characters and huge values, with the key and line.
+    check_env(
+        &format!("{good}SOURCE_URL=\"a\u{0}b\"\n"),
+        &["test.env:5: SOURCE_URL contains the control character U+0000"],
+    );
+    check_env(
+        &format!("{good}SOURCE_URL={}\n", "x".repeat(1_000_000)),
+        &["test.env:5: SOURCE_URL is 1000000 bytes long"],
+    );
+
+    // A FIFO in a copied source directory is refused with its path, never opened (which
+    // would block until a writer appears).
+    let fifo = fx.root.join("federatedml/pipe");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = within(
+        &mut fx.command(&["images", "--dry-run", "python"]),
+        Duration::from_secs(30),
+    );
+    assert!(run.stdout.contains("pipe is a FIFO"), "{}", run.stdout);
+    let run = within(
+        &mut fx.command(&["images", "python"]),
+        Duration::from_mins(2),
+    );
+    assert_ne!(run.code, Some(0));
+    assert!(
+        run.stderr
+            .contains(&format!("{} is a FIFO", fifo.display())),
+        "{}",
+        run.stderr
+    );
+    fs::remove_file(&fifo).unwrap();
     fx.assert_clean();
+}
+
+/// Runs a command that must end within `limit` (killed and failed otherwise).
+fn within(cmd: &mut Command, limit: Duration) -> Run {
+    let _shared = support::engine_shared();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{cmd:?} did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Run::from(child.wait_with_output().unwrap())
 }

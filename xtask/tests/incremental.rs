@@ -118,6 +118,82 @@ fn rebuilds_only_what_changed() {
         run.stdout
     );
 
+    // A Maven output overwritten by hand: Maven runs again, the image keeps its content.
+    let jar = fx
+        .root
+        .join("arch/driver/federation/target/fate-federation-0.3.jar");
+    assert!(jar.is_file(), "{}", jar.display());
+    let before = fx.images();
+    std::fs::write(&jar, "NOT A JAR").unwrap();
+    let run = fx.xtask(&["images"]).ok();
+    assert!(
+        run.results()["mvn-arch"].contains("changed since Maven built it"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        images_built(&run, &fx),
+        Vec::<String>::new(),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(fx.images(), before);
+    assert_ne!(std::fs::read(&jar).unwrap(), b"NOT A JAR");
+
+    // An image changed by hand keeps the inputs label but not the ID this tool built:
+    // push and bundle refuse it, and the next run rebuilds it.
+    let federation = fx.reference("federation");
+    let container = support::docker(&["create", &federation, "/nonexistent"]);
+    support::docker(&[
+        "commit",
+        "--change",
+        "ENV HAND=made",
+        &container,
+        &federation,
+    ]);
+    support::docker(&["rm", &container]);
+    let hand_made = fx.images()[&federation].clone();
+    let out = fx.tmp.path().join("bundle");
+    let run = fx
+        .xtask(&["bundle", "--no-pull", "--out", out.to_str().unwrap()])
+        .failed();
+    assert!(
+        run.stderr.contains(&format!("{federation} (image "))
+            && run
+                .stderr
+                .contains("is not the image `cargo xtask images` built"),
+        "{}",
+        run.stderr
+    );
+    assert!(!out.join("bundle.json").exists());
+    let run = fx.xtask(&["push", "federation"]).failed();
+    assert!(
+        run.stderr
+            .contains("is not the image `cargo xtask images` built"),
+        "{}",
+        run.stderr
+    );
+    let run = fx.xtask(&["images"]).ok();
+    assert_eq!(images_built(&run, &fx), ["federation"], "{}", run.stdout);
+    assert!(
+        run.results()[&federation].contains("changed outside it"),
+        "{}",
+        run.stdout
+    );
+    let rebuilt = fx.images()[&federation].clone();
+    assert_ne!(rebuilt, hand_made, "a new image, not the hand-made one");
+    assert_eq!(
+        support::docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Config.Env}}",
+            &federation
+        ]),
+        "[]",
+        "the hand-made change is gone"
+    );
+
     support::git(&fx.root, &["checkout", "--", "."]);
     fx.assert_clean();
 }

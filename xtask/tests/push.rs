@@ -8,7 +8,8 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use support::{Fixture, Registry, Run, run_with_engine};
 
@@ -174,4 +175,111 @@ fn pushes_to_real_registries() {
         "backoff 1 s + 2 s, bounded: {took:?}"
     );
     fx.assert_clean();
+}
+
+/// A registry that accepts connections and never answers: each attempt is bounded by
+/// `--timeout`, retried, and the failure says to check the registry. SIGTERM during such a
+/// push stops it within 5 s and removes the registry tag.
+#[test]
+fn a_silent_registry_is_bounded_by_the_timeout_and_sigterm_cleans_up() {
+    let fx = Fixture::mini("silent");
+    fx.xtask(&["images", "base"]).ok();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let tagged = format!("{addr}/{}", fx.reference("base-image"));
+
+    let started = Instant::now();
+    let run = fx
+        .xtask(&[
+            "push",
+            "base-image",
+            "--registry",
+            &addr,
+            "--timeout",
+            "3",
+            "--retries",
+            "1",
+        ])
+        .failed();
+    let took = started.elapsed();
+    assert!(
+        run.stderr
+            .contains("failed after 2 attempts (each bounded by --timeout 3 s)")
+            && run.stderr.contains("is the registry up and reachable?"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        took >= Duration::from_secs(6) && took < Duration::from_secs(30),
+        "two bounded attempts took {took:?}"
+    );
+    assert!(
+        !fx.images().keys().any(|r| r.starts_with(&addr)),
+        "{tagged} was left"
+    );
+    assert!(
+        support::docker(&["images", "-q", &tagged]).is_empty(),
+        "the registry tag was left"
+    );
+
+    // SIGTERM to the tool alone (as CI cancellation or `timeout` send it).
+    let mut child = fx
+        .command(&[
+            "push",
+            "base-image",
+            "--registry",
+            &addr,
+            "--timeout",
+            "120",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = fx.root.join("target/xtask/logs/push-base-image.log");
+    let waited = Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains(&addr)) {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the push never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = child.id().to_string();
+    let stopping = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            stopping.elapsed() < Duration::from_secs(5),
+            "not stopped within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, Some(143), "{}", run.stderr);
+    assert!(
+        support::docker(&["images", "-q", &tagged]).is_empty(),
+        "the registry tag was left"
+    );
+    let pushes = Command::new("pgrep")
+        .args(["-f", &format!("docker push {addr}")])
+        .output()
+        .unwrap();
+    assert!(
+        pushes.stdout.is_empty(),
+        "a docker push child was left running"
+    );
 }

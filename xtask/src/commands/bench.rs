@@ -212,10 +212,11 @@ fn load_name(compression: &str) -> &'static str {
 
 /// The gzip levels the bundle's level was chosen from: each compresses the raw tars on
 /// every core, as `bundle` does.
-const GZIP_LEVELS: [(u32, &str); 3] = [
+const GZIP_LEVELS: [(u32, &str); 4] = [
     (1, "gzip level 1"),
     (3, "gzip level 3"),
     (6, "gzip level 6"),
+    (9, "gzip level 9"),
 ];
 
 fn gzip_levels(samples: &mut Samples, raw_dir: &Path) -> Result<()> {

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::config::Config;
 use crate::docker::{self, ImageInfo};
+use crate::freshness::Recorded;
 use crate::imageset::ImageSet;
 use crate::manifest::{self, Archive, BundledImage, Compression, Manifest};
 use crate::problems::Problems;
@@ -39,6 +40,7 @@ impl cli::Bundle {
         if self.pull_missing(project, &groups, &present)? {
             present = engine::inspect_images(sh, &all);
         }
+        check_fate_images(project, &present)?;
 
         let mut partial = PartialFiles::default();
         let mut archives = Vec::new();
@@ -115,6 +117,24 @@ impl cli::Bundle {
 }
 
 const THIRD_PARTY: &str = "third-party.images";
+
+/// FATE's own images must be the ones this tool built from their sources.
+fn check_fate_images(project: &Project, present: &BTreeMap<String, ImageInfo>) -> Result<()> {
+    let mut problems = Problems::new("images to bundle are not the ones built from their sources");
+    let recorded = Recorded::read(&project.config.work_dir());
+    let fate: Vec<(String, String)> = project
+        .set
+        .build_order()
+        .into_iter()
+        .filter(|i| i.bundle)
+        .map(|i| (i.name.clone(), project.config.reference(i)))
+        .collect();
+    let found = fate
+        .iter()
+        .filter_map(|(name, r)| present.get(r).map(|info| (name.as_str(), r, info)));
+    recorded.check(found, &mut problems);
+    problems.into_result()
+}
 
 /// The two archives of the old recipe and their images: the third-party ones `.env`
 /// names, and the ones the image set marks for bundling (the modules).
@@ -236,7 +256,6 @@ fn save(
     }
     drop(source);
     sink.finish_stream().map_err(disk)?;
-    File::open(path).and_then(|f| f.sync_all()).map_err(disk)?;
     let (size, sha256) = tally.result();
     progress.finish("done", &format!(" {}", crate::ui::human_size(size)));
     Ok(Archive {

@@ -9,7 +9,7 @@ use crate::cli;
 use crate::docker::LABEL_TOOL;
 use crate::engine::{self, ContainerSweep};
 use crate::executor::{Executor, Outcome, StepReport};
-use crate::freshness::{self, Reason};
+use crate::freshness::{self, Reason, Recorded};
 use crate::image_steps::ImageSteps;
 use crate::plan::{self, Action, Options, Plan};
 use crate::report::{self, RunReport};
@@ -36,11 +36,13 @@ impl cli::Images {
             no_cache: self.no_cache,
         };
         let plan = plan::images(config, set, &facts, &options)?;
+        let recorded = Recorded::read(&work);
         if self.dry_run {
-            let status: Vec<String> = freshness::preview(&plan, &facts.existing, self.force)
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let status: Vec<String> =
+                freshness::preview(&plan, &facts.existing, &recorded, self.force)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
             print!("{}", plan.render(&status));
             return Ok(());
         }
@@ -55,10 +57,13 @@ impl cli::Images {
         let steps = ImageSteps {
             force: self.force,
             images: Mutex::new(facts.existing.clone()),
+            recorded: Mutex::new(recorded),
         };
         let reports = executor.run(&plan.steps, |step, log, line| {
             steps.perform(step, log, line)
         });
+        let recorded = steps.recorded.into_inner().expect("no worker panics");
+        recorded.write(&work)?;
         print_summary(project, &plan, &reports, started.elapsed());
         RunReport::new(
             &plan,

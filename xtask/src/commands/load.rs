@@ -7,15 +7,16 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use xshell::Shell;
 
-use crate::manifest::{self, Archive};
+use crate::manifest::{self, Archive, Compression};
 use crate::problems::Problems;
 use crate::streams::{self, PassError};
-use crate::ui::Ui;
+use crate::ui::{ByteProgress, Ui};
 use crate::{cli, docker, engine, exec};
 
 impl cli::BundleLoad {
@@ -99,12 +100,12 @@ fn check_file(ui: &Ui, path: &Path, archive: &Archive) -> Result<()> {
 }
 
 /// Counts the compressed bytes read, for progress against the file's size.
-struct Counted<'a, R> {
+struct Counted<R> {
     inner: R,
-    progress: &'a crate::ui::ByteProgress,
+    progress: Arc<ByteProgress>,
 }
 
-impl<R: Read> Read for Counted<'_, R> {
+impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.progress.add(n as u64);
@@ -112,15 +113,40 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
-/// One pass: the file, decompressed, into `docker load`.
-fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path) -> Result<()> {
-    let progress = ui.bytes(&format!("load {}", archive.file), Some(archive.size));
+/// Whether a gzip file is a series of independent members with their sizes (as `bundle`
+/// writes them), which decompress on every core.
+fn is_gzip_members(path: &Path) -> Result<bool> {
+    let mut head = [0u8; 14];
+    let read = File::open(path)?.read(&mut head)?;
+    Ok(read == head.len() && head[3] & 0x04 != 0 && &head[12..14] == b"IG")
+}
+
+/// The decompressed stream of an archive, its compressed bytes counted on `progress`.
+fn decompressed(
+    path: &Path,
+    archive: &Archive,
+    progress: Arc<ByteProgress>,
+) -> Result<Box<dyn Read + Send>> {
     let file = BufReader::with_capacity(1 << 20, File::open(path)?);
     let counted = Counted {
         inner: file,
-        progress: &progress,
+        progress,
     };
-    let reader = archive.compression.decoder(counted)?;
+    if archive.compression == Compression::Gzip && is_gzip_members(path)? {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let reader = gzp::par::decompress::ParDecompressBuilder::<gzp::deflate::Mgzip>::new()
+            .num_threads(threads)
+            .map_err(|e| anyhow::anyhow!("gzip on {threads} threads: {e}"))?
+            .from_reader(counted);
+        return Ok(Box::new(reader));
+    }
+    archive.compression.decoder(counted)
+}
+
+/// One pass: the file, decompressed, into `docker load`.
+fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path) -> Result<()> {
+    let progress = Arc::new(ui.bytes(&format!("load {}", archive.file), Some(archive.size)));
+    let reader = decompressed(path, archive, progress.clone())?;
     let mut child = exec::spawn_piped(&docker::load(), log)?;
     // Progress is counted on the compressed side; the tar side needs no second count.
     let quiet = Ui::Quiet.bytes("", None);
@@ -134,10 +160,13 @@ fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path) -> Result<()> {
             None => Ok(()),
         }
     });
+    let progress = Arc::try_unwrap(progress).ok();
     let error = match passed {
         Ok(_) => match child.wait() {
             Ok(()) => {
-                progress.finish("done", "");
+                if let Some(progress) = progress {
+                    progress.finish("done", "");
+                }
                 return Ok(());
             }
             Err(e) => e,
@@ -154,7 +183,9 @@ fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path) -> Result<()> {
             }
         }
     };
-    progress.finish("FAILED", "");
+    if let Some(progress) = progress {
+        progress.finish("FAILED", "");
+    }
     Err(error)
 }
 

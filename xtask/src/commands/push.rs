@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::config::Config;
 use crate::executor::{Done, Executor, Outcome, Scheduled};
+use crate::freshness::Recorded;
 use crate::imageset::Image;
 use crate::problems::Problems;
 use crate::ui::StepLine;
@@ -25,6 +26,8 @@ pub struct PushStep {
     /// What is pushed: the source, or `<registry>/<source>`.
     target: String,
     retries: u32,
+    /// Bound of one attempt.
+    timeout: Duration,
 }
 
 impl Scheduled for PushStep {
@@ -73,7 +76,8 @@ impl cli::Push {
         if self.login {
             self.log_in(config, &registry)?;
         }
-        let steps = push_steps(config, &images, &registry, self.retries);
+        let bounds = (self.retries, Duration::from_secs(self.timeout));
+        let steps = push_steps(config, &images, &registry, bounds);
         let executor = Executor {
             ui: ui.clone(),
             log_dir: config.work_dir().join("logs"),
@@ -126,24 +130,36 @@ impl cli::Push {
     }
 }
 
-/// Every image to push must be built.
+/// Every image to push must be built, by this tool, from its sources.
 fn check_built(project: &Project, images: &[&Image]) -> Result<()> {
     let references: Vec<String> = images.iter().map(|i| project.config.reference(i)).collect();
     let present = engine::inspect_images(&project.sh, &references);
-    let mut missing = Problems::new("images to push are not built");
+    let mut problems = Problems::new("images to push are not built");
     for (image, reference) in images.iter().zip(&references) {
         if !present.contains_key(reference) {
-            missing.push(format!(
+            problems.push(format!(
                 "{reference} is missing; build it: cargo xtask images {}",
                 image.name
             ));
         }
     }
-    missing.into_result()
+    let recorded = Recorded::read(&project.config.work_dir());
+    let found = images
+        .iter()
+        .zip(&references)
+        .filter_map(|(i, r)| present.get(r).map(|info| (i.name.as_str(), r, info)));
+    recorded.check(found, &mut problems);
+    problems.into_result()
 }
 
-/// One push step per image, in build order, each after its parents' pushes.
-fn push_steps(config: &Config, images: &[&Image], registry: &str, retries: u32) -> Vec<PushStep> {
+/// One push step per image, each after its parents' pushes; `bounds` are the retries
+/// and the time bound of each attempt.
+fn push_steps(
+    config: &Config,
+    images: &[&Image],
+    registry: &str,
+    (retries, timeout): (u32, Duration),
+) -> Vec<PushStep> {
     let mut steps: Vec<PushStep> = Vec::new();
     let mut index_of: BTreeMap<&str, usize> = BTreeMap::new();
     for image in images {
@@ -166,6 +182,7 @@ fn push_steps(config: &Config, images: &[&Image], registry: &str, retries: u32) 
             source,
             target,
             retries,
+            timeout,
         });
     }
     steps
@@ -181,14 +198,19 @@ fn push_with_retries(step: &PushStep, log: &Path, line: &StepLine) -> Result<Dig
     let command = docker::push(&step.target);
     let mut attempt = 0;
     loop {
-        let Err(e) = exec::run_logged(&command, log, line) else {
+        let Err(e) = exec::run_logged_within(&command, log, line, Some(step.timeout)) else {
             let text = std::fs::read_to_string(log)?;
             return digest_of(&text)
                 .map(Digest)
                 .with_context(|| format!("docker push printed no digest (see {})", log.display()));
         };
         let text = std::fs::read_to_string(log).unwrap_or_default();
-        match classify(&text) {
+        let failure = if e.downcast_ref::<exec::TimedOut>().is_some() {
+            Failure::Transient
+        } else {
+            classify(&text)
+        };
+        match failure {
             Failure::Auth => bail!(
                 "the registry refused {} (not logged in, wrong credentials or no permission); log in with `cargo xtask push --login --user USER` (password on stdin or --password-env VAR) or `docker login`; log: {}",
                 step.target,
@@ -205,9 +227,10 @@ fn push_with_retries(step: &PushStep, log: &Path, line: &StepLine) -> Result<Dig
             }
             Failure::Transient => {
                 return Err(e.context(format!(
-                    "pushing {} failed after {} attempts; is the registry up and reachable?",
+                    "pushing {} failed after {} attempts (each bounded by --timeout {} s); is the registry up and reachable?",
                     step.target,
-                    attempt + 1
+                    attempt + 1,
+                    step.timeout.as_secs()
                 )));
             }
             Failure::Other => return Err(e),
@@ -248,6 +271,7 @@ fn classify(output: &str) -> Failure {
         "connection reset",
         "timeout",
         "timed out",
+        "deadline exceeded",
         "blob upload unknown",
         "eof",
         "500 internal server error",
@@ -305,6 +329,10 @@ mod tests {
             classify(
                 "Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused"
             ),
+            Failure::Transient
+        );
+        assert_eq!(
+            classify("Get \"https://h/v2/\": context deadline exceeded"),
             Failure::Transient
         );
         assert_eq!(
