@@ -10,7 +10,7 @@ use crate::ui::Progress;
 
 /// Builds, pushes and bundles FATE's Docker images.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version, about)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -31,8 +31,11 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = Progress::Auto)]
     pub progress: Progress,
     /// Print only warnings, errors and results.
-    #[arg(long, short = 'q', global = true)]
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Also print each command line as its step starts.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,6 +51,9 @@ pub enum Command {
     Bundle(Bundle),
     /// Verify and load an offline bundle (the same as `bundle load`).
     Load(BundleLoad),
+    /// Print a completion script for a shell (e.g. `cargo xtask completions bash >
+    /// ~/.local/share/bash-completion/completions/cargo-xtask`).
+    Completions(Completions),
     /// Measure cold, no-op and one-file rebuilds against the old way
     /// [default FATE root: examples/mini-fate].
     Bench(Bench),
@@ -112,6 +118,12 @@ pub struct BundleLoad {
     /// bundle.json, else the bundle `cargo xtask bundle` writes in this workspace]
     #[arg(value_name = "DIR|FILE")]
     pub paths: Vec<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Completions {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -203,4 +215,38 @@ impl Global {
             ..Overrides::default()
         }
     }
+}
+
+/// The command line, with `images --help` listing the images and groups of the image
+/// set the run would use (that of `--fate-root`, else the default FATE root).
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let root = fate_root_of(&args).unwrap_or_else(crate::workspace_root);
+    let mut command = Cli::command();
+    if let Ok(set) = crate::imageset::ImageSet::load(&root) {
+        let listing = format!(
+            "The image set of {}:\n{}",
+            root.join(crate::imageset::IMAGE_SET_FILE).display(),
+            set.listing()
+        );
+        command = command.mut_subcommand("images", |c| c.after_help(listing));
+    }
+    let matches = command.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// `--fate-root DIR` or `--fate-root=DIR`, read before clap parses.
+fn fate_root_of(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let text = arg.to_string_lossy();
+        if text == "--fate-root" {
+            return iter.next().map(PathBuf::from);
+        }
+        if let Some(root) = text.strip_prefix("--fate-root=") {
+            return Some(PathBuf::from(root));
+        }
+    }
+    None
 }

@@ -204,7 +204,7 @@ pub fn resolve(
     overrides: &Overrides,
 ) -> Result<Config> {
     let mut problems = Problems::new(format!("{} is not valid", env_file.display()));
-    let entries = envfile::parse(text, env_file, &mut problems);
+    let entries = envfile::parse(text, env_file, process_env, &mut problems);
     let defaults = known_keys(images);
     let (values, warnings) = merge(env_file, &entries, process_env, &defaults, &mut problems);
     check_values(&values, &mut problems);

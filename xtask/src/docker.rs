@@ -138,6 +138,19 @@ pub fn version() -> Command {
     Command::new("docker", ["version"])
 }
 
+/// The endpoint of the docker context the CLI uses.
+pub fn context_endpoint() -> Command {
+    Command::new(
+        "docker",
+        [
+            "context",
+            "inspect",
+            "--format",
+            "{{.Endpoints.docker.Host}}",
+        ],
+    )
+}
+
 pub fn buildx_version() -> Command {
     Command::new("docker", ["buildx", "version"])
 }

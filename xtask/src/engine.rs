@@ -23,7 +23,7 @@ pub fn check(sh: &Shell) -> Result<String> {
                 .map(|e| format!("{e:#}"))
                 .unwrap_or_default();
             bail!(
-                "the Docker daemon at {host} does not answer: start it (systemctl start docker, or dockerd), check DOCKER_HOST, and that you may use its socket\n{why}"
+                "the Docker daemon at {host} does not answer: start it (systemctl start docker, or dockerd), check DOCKER_HOST and the docker context (docker context ls), and that you may use its socket\n{why}"
             )
         }
     }
@@ -34,9 +34,19 @@ pub fn answers() -> bool {
     exec::run_captured(&docker::server_version()).is_ok()
 }
 
-/// The daemon the CLI talks to: `DOCKER_HOST`, else the default socket.
+/// The daemon the CLI talks to: `DOCKER_HOST`, else the endpoint of the selected docker
+/// context (`docker context use`, `DOCKER_CONTEXT`), else the default socket.
 pub fn endpoint() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+    if let Ok(host) = std::env::var("DOCKER_HOST")
+        && !host.is_empty()
+    {
+        return host;
+    }
+    exec::run_captured(&docker::context_endpoint())
+        .ok()
+        .map(|out| out.trim().to_string())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
 }
 
 /// BuildKit when the buildx plugin is present, else the legacy builder.

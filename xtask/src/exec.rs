@@ -321,6 +321,7 @@ pub fn run_logged_within(
 ) -> Result<()> {
     let mut file = create_log(log)?;
     writeln!(file, "$ {command}")?;
+    line.command(&command.to_string());
     let child_started = Instant::now();
     let reader = Arc::new(expression(command).reader().map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {

@@ -17,6 +17,7 @@ use crate::docker::{ImageInfo, VOLATILE_LABELS};
 use crate::maven::{self, MavenStep};
 use crate::package::{self, Entries, StageOp};
 use crate::plan::{Action, Plan};
+use crate::pom::Module;
 
 /// Why a step runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,14 +104,15 @@ impl MavenStamp {
         serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
     }
 
-    /// Records `inputs` and the digests of `outputs` as they are now.
-    pub fn write(path: &Path, inputs: &str, outputs: &[PathBuf]) -> Result<()> {
+    /// Records `inputs` and the digests of the jars Maven built for `outputs`.
+    pub fn write(path: &Path, inputs: &str, outputs: &[Module]) -> Result<()> {
         let mut stamp = MavenStamp {
             inputs: inputs.to_string(),
             outputs: BTreeMap::new(),
         };
-        for output in outputs.iter().filter(|o| o.is_file()) {
-            stamp.outputs.insert(output.clone(), file_sha256(output)?);
+        for jar in outputs.iter().filter_map(|m| m.built_jar().ok()) {
+            let digest = file_sha256(&jar)?;
+            stamp.outputs.insert(jar, digest);
         }
         let text = serde_json::to_string_pretty(&stamp).expect("a stamp serializes");
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
@@ -138,14 +140,16 @@ pub fn file_sha256(path: &Path) -> Result<String> {
 pub fn maven_decision(m: &MavenStep, force: bool) -> Result<Decision> {
     let mut hasher = Sha256::new();
     hasher.update(&m.salt);
-    for source in &m.sources {
-        let op = StageOp::Copy {
-            from: source.clone(),
-            to: ".".into(),
+    let ops: Vec<StageOp> = m
+        .sources
+        .iter()
+        .map(|rel| StageOp::Copy {
+            from: m.root.join(rel),
+            to: rel.display().to_string(),
             exclude: Vec::new(),
-        };
-        package::digest(&package::collect(&[op])?, &mut hasher)?;
-    }
+        })
+        .collect();
+    package::digest(&package::collect(&ops)?, &mut hasher)?;
     let inputs = hex::encode(hasher.finalize());
     let reason = match MavenStamp::read(&m.stamp) {
         _ if force => Reason::Forced,
@@ -160,13 +164,13 @@ pub fn maven_decision(m: &MavenStep, force: bool) -> Result<Decision> {
 }
 
 /// The first output that is missing or not what Maven wrote.
-fn changed_output(outputs: &[PathBuf], last: &MavenStamp) -> Result<Option<Reason>> {
-    for output in outputs {
-        if !output.is_file() {
-            return Ok(Some(Reason::OutputMissing(output.clone())));
-        }
-        if last.outputs.get(output) != Some(&file_sha256(output)?) {
-            return Ok(Some(Reason::OutputChanged(output.clone())));
+fn changed_output(outputs: &[Module], last: &MavenStamp) -> Result<Option<Reason>> {
+    for module in outputs {
+        let Ok(jar) = module.built_jar() else {
+            return Ok(Some(Reason::OutputMissing(module.jar())));
+        };
+        if last.outputs.get(&jar) != Some(&file_sha256(&jar)?) {
+            return Ok(Some(Reason::OutputChanged(jar)));
         }
     }
     Ok(None)

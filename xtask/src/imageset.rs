@@ -272,6 +272,31 @@ impl ImageSet {
         )
     }
 
+    /// Every image with its group and parents, then the groups, for `images --help`.
+    pub fn listing(&self) -> String {
+        let mut out = String::new();
+        for image in self.build_order() {
+            let parents = if image.parents.is_empty() {
+                String::new()
+            } else {
+                format!(", on {}", image.parents.join(", "))
+            };
+            let default = if image.default {
+                ""
+            } else {
+                ", only when named"
+            };
+            out.push_str(&format!(
+                "  {:<26} group {}{parents}{default}\n",
+                image.name, image.group
+            ));
+        }
+        let groups: BTreeSet<&str> = self.images.iter().map(|i| i.group.as_str()).collect();
+        let groups: Vec<&str> = groups.into_iter().collect();
+        out.push_str(&format!("Groups: {}, {ALL_GROUP}\n", groups.join(", ")));
+        out
+    }
+
     /// Resolves names and groups to images, in build order. Empty selects all.
     pub fn select(&self, wanted: &[String]) -> Result<Vec<&Image>> {
         let mut chosen = BTreeSet::new();

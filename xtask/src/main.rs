@@ -34,7 +34,6 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use clap::Parser;
 use xshell::Shell;
 
 use crate::cli::{BundleAction, Cli, Command};
@@ -58,7 +57,7 @@ pub fn started() -> Instant {
 
 fn main() -> ExitCode {
     started();
-    let cli = Cli::parse();
+    let cli = cli::parse();
     match exec::install_signal_handlers().and_then(|()| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -70,7 +69,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     let Cli { global, command } = cli;
-    let ui = ui::Ui::new(global.progress, global.quiet);
+    let ui = ui::Ui::new(global.progress, global.quiet, global.verbose);
     let sh = Shell::new().context("cannot start a shell for commands")?;
     match command {
         Command::Images(args) => {
@@ -87,6 +86,17 @@ fn run(cli: Cli) -> Result<()> {
             None => args.run(&Project::load(&global, &global.overrides(), ui, sh)?),
         },
         Command::Load(args) => args.run(&ui, &sh),
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(
+                args.shell,
+                &mut command,
+                "cargo-xtask",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Bench(args) => {
             let root = global
                 .fate_root

@@ -22,15 +22,17 @@ const CONTAINER_MAVEN_HOME: &str = "/var/maven";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MavenStep {
     pub command: Command,
-    /// Source directories whose content decides whether to run (the project and the
-    /// projects it uses by path).
+    /// The FATE root the sources are relative to.
+    pub root: PathBuf,
+    /// What decides whether to run: the poms and `src/` trees of the project's reactor and
+    /// of the projects it uses by path, relative to `root`.
     pub sources: Vec<PathBuf>,
     /// Everything else the result depends on (Maven mode and image, settings).
     pub salt: String,
     /// Where the inputs digest of the last successful run is kept.
     pub stamp: PathBuf,
-    /// Jars the plan needs from this project: all must exist to skip the run.
-    pub outputs: Vec<PathBuf>,
+    /// Modules whose jars the plan needs: all must be as Maven built them to skip the run.
+    pub outputs: Vec<crate::pom::Module>,
 }
 
 /// Who runs a Maven container, and the run it belongs to (its name and label).

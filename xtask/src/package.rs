@@ -107,23 +107,21 @@ pub fn collect(ops: &[StageOp]) -> Result<Entries> {
                 java_home,
             } => {
                 let to = &normalize(Path::new(to));
-                let jar = module.jar();
-                if !jar.is_file() {
-                    bail!(
-                        "{} has no jar {}: Maven did not build module {} (look at its Maven log, or run the Maven step again)",
-                        module.dir.display(),
-                        jar.display(),
-                        module.artifact_id
+                let jar = module.built_jar()?;
+                let jar_name = jar
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                add_tree(&mut entries, &jar, &to.join(&jar_name), &GlobSet::empty())?;
+                // A jar Maven already named `<artifact>.jar` needs no link.
+                if *link != jar_name {
+                    entries.insert(
+                        to.join(link),
+                        Source::Symlink {
+                            target: PathBuf::from(&jar_name),
+                        },
                     );
                 }
-                let jar_name = format!("{}.jar", module.final_name);
-                add_tree(&mut entries, &jar, &to.join(&jar_name), &GlobSet::empty())?;
-                entries.insert(
-                    to.join(link),
-                    Source::Symlink {
-                        target: PathBuf::from(&jar_name),
-                    },
-                );
                 if *lib {
                     let libdir = module.target().join("lib");
                     if !libdir.is_dir() {
@@ -509,7 +507,34 @@ mod tests {
             lib: true,
             java_home: "/j".into(),
         };
+        let e = collect(std::slice::from_ref(&op)).unwrap_err().to_string();
+        assert!(
+            e.contains("Maven built no single jar for module fate-proxy")
+                && e.contains("expected fate-proxy-0.3.jar; it holds no jar"),
+            "{e}"
+        );
+        // Maven decides the name: a jar named otherwise is found by its artifactId, and
+        // one already named `<artifact>.jar` gets no link to itself.
+        let target = tmp.path().join("arch/proxy/target");
+        std::fs::create_dir_all(target.join("lib")).unwrap();
+        std::fs::write(target.join("fate-proxy.jar"), "jar").unwrap();
+        std::fs::write(tmp.path().join("service.sh"), "JAVA_HOME=x\n").unwrap();
+        let skeleton = StageOp::Copy {
+            from: tmp.path().join("service.sh"),
+            to: "service.sh".into(),
+            exclude: vec![],
+        };
+        let entries = collect(&[skeleton, op.clone()]).unwrap();
+        assert!(matches!(
+            entries[Path::new("fate-proxy.jar")],
+            Source::File { .. }
+        ));
+        std::fs::write(target.join("other.jar"), "jar").unwrap();
+        std::fs::write(target.join("fate-proxy-0.9.jar"), "jar").unwrap();
         let e = collect(&[op]).unwrap_err().to_string();
-        assert!(e.contains("Maven did not build module fate-proxy"), "{e}");
+        assert!(
+            e.contains("it holds fate-proxy-0.9.jar, fate-proxy.jar, other.jar"),
+            "{e}"
+        );
     }
 }

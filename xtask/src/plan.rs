@@ -223,9 +223,10 @@ fn maven_steps<'a>(
         );
         let step = MavenStep {
             command,
+            root: config.fate_root.clone(),
             sources: std::iter::once(&project.name)
                 .chain(&project.after)
-                .map(|p| config.fate_root.join(p))
+                .flat_map(|p| facts.maven_inputs.get(p).cloned().unwrap_or_default())
                 .collect(),
             salt: salt.clone(),
             stamp: work.join("maven").join(format!("{}.inputs", project.name)),
@@ -234,7 +235,7 @@ fn maven_steps<'a>(
                 .iter()
                 .filter(|t| t.java.as_ref().is_some_and(|j| j.maven == project.name))
                 .filter_map(|t| facts.modules.get(&t.name))
-                .map(crate::pom::Module::jar)
+                .cloned()
                 .collect(),
         };
         let id = format!("mvn-{}", project.name);
@@ -430,6 +431,17 @@ mod tests {
             builder: Builder::Legacy,
             existing: BTreeMap::new(),
             modules: [("egg".to_string(), module)].into(),
+            maven_inputs: [
+                (
+                    "arch".to_string(),
+                    vec!["arch/pom.xml".into(), "arch/core/src".into()],
+                ),
+                (
+                    "fate-serving".to_string(),
+                    vec!["fate-serving/pom.xml".into()],
+                ),
+            ]
+            .into(),
             dockerfile_args: [
                 (
                     "egg".to_string(),
@@ -632,10 +644,15 @@ mod tests {
         };
         assert_eq!(
             m.sources,
-            [Path::new("/fate/fate-serving"), Path::new("/fate/arch")]
+            [
+                Path::new("fate-serving/pom.xml"),
+                Path::new("arch/pom.xml"),
+                Path::new("arch/core/src")
+            ]
         );
+        let jars: Vec<PathBuf> = m.outputs.iter().map(pom::Module::jar).collect();
         assert_eq!(
-            m.outputs,
+            jars,
             [Path::new("/fate/arch/eggroll/egg/target/fate-egg-0.3.jar")]
         );
         let argv = m.command.to_string();

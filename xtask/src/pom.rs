@@ -34,8 +34,54 @@ impl Module {
         self.dir.join("target")
     }
 
+    /// The jar the pom predicts.
     pub fn jar(&self) -> PathBuf {
         self.target().join(format!("{}.jar", self.final_name))
+    }
+
+    /// The jar Maven built: the predicted one when present, else the one jar in `target/`
+    /// named after the artifactId (profiles, a parent's `finalName` and the like decide the
+    /// name in ways this reader does not follow: Maven's result decides).
+    pub fn built_jar(&self) -> Result<PathBuf> {
+        let predicted = self.jar();
+        if predicted.is_file() {
+            return Ok(predicted);
+        }
+        let target = self.target();
+        let all: Vec<String> = std::fs::read_dir(&target)
+            .map(|entries| {
+                let mut names: Vec<String> = entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| Path::new(n).extension().is_some_and(|e| e == "jar"))
+                    .collect();
+                names.sort();
+                names
+            })
+            .unwrap_or_default();
+        let ours: Vec<&String> = all
+            .iter()
+            .filter(|n| n.starts_with(&self.artifact_id))
+            .filter(|n| {
+                !["-sources.jar", "-javadoc.jar", "-tests.jar"]
+                    .iter()
+                    .any(|s| n.ends_with(s))
+            })
+            .collect();
+        match ours.as_slice() {
+            [one] => Ok(target.join(one)),
+            _ => bail!(
+                "Maven built no single jar for module {} in {}: expected {}.jar; it holds {}",
+                self.artifact_id,
+                target.display(),
+                self.final_name,
+                if all.is_empty() {
+                    "no jar".to_string()
+                } else {
+                    all.join(", ")
+                }
+            ),
+        }
     }
 }
 
@@ -165,6 +211,22 @@ pub fn reactor(dir: &Path) -> Result<Vec<Module>> {
         }
     }
     Ok(out)
+}
+
+/// What decides a reactor's build: every module's `pom.xml` and its `src/` (sources and
+/// resources), relative to `root`. Anything else in the project (Python files, the C++
+/// storage service) is not Maven's input.
+pub fn reactor_inputs(dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
+    let mut inputs = Vec::new();
+    for module in reactor(dir)? {
+        for path in [module.dir.join("pom.xml"), module.dir.join("src")] {
+            if path.exists() {
+                let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+                inputs.push(rel);
+            }
+        }
+    }
+    Ok(inputs)
 }
 
 /// The module of `dir`'s reactor whose artifactId is `artifact`.

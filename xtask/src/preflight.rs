@@ -28,6 +28,8 @@ pub struct Facts {
     pub existing: BTreeMap<String, ImageInfo>,
     /// Java tree name -> its Maven module.
     pub modules: BTreeMap<String, pom::Module>,
+    /// Maven project -> its reactor's poms and `src/` trees, relative to the FATE root.
+    pub maven_inputs: BTreeMap<String, Vec<PathBuf>>,
     /// Image name -> ARGs of the Dockerfile that will be used.
     pub dockerfile_args: BTreeMap<String, Vec<ArgDecl>>,
     /// Debian packages the image set needs that are not installed.
@@ -58,6 +60,7 @@ pub fn check(sh: &Shell, config: &Config, set: &ImageSet, selection: &[String]) 
     let modules = check_trees(config, set, &needs, &root, &mut p);
     let uid = exec::query(sh, &Command::new("id", ["-u"]))?;
     let missing_packages = check_maven(sh, config, set, &needs, &uid, &mut p);
+    let maven_inputs = maven_inputs(config, set, &needs, &mut p);
     let seed_from_repo = if needs.projects.is_empty() {
         None
     } else {
@@ -84,6 +87,7 @@ pub fn check(sh: &Shell, config: &Config, set: &ImageSet, selection: &[String]) 
         },
         existing: engine.existing,
         modules,
+        maven_inputs,
         dockerfile_args,
         missing_packages,
         run_id: format!("{}", std::process::id()),
@@ -254,6 +258,34 @@ fn check_maven(
         ));
     }
     missing
+}
+
+/// The reactor inputs of every needed Maven project and the projects they use.
+fn maven_inputs(
+    config: &Config,
+    set: &ImageSet,
+    needs: &Needs,
+    p: &mut Problems,
+) -> BTreeMap<String, Vec<PathBuf>> {
+    let mut inputs = BTreeMap::new();
+    let used = set
+        .maven
+        .iter()
+        .filter(|m| needs.projects.contains(m.name.as_str()))
+        .flat_map(|m| std::iter::once(&m.name).chain(&m.after));
+    for project in used {
+        let dir = config.fate_root.join(project);
+        if inputs.contains_key(project) || !dir.join("pom.xml").is_file() {
+            continue;
+        }
+        match pom::reactor_inputs(&dir, &config.fate_root) {
+            Ok(found) => {
+                inputs.insert(project.clone(), found);
+            }
+            Err(e) => p.push(format!("Maven project {project}: {e:#}")),
+        }
+    }
+    inputs
 }
 
 /// Debian's repository is being installed by this run: it will lack plexus-utils 1.1 too.

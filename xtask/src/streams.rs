@@ -294,7 +294,7 @@ mod tests {
     #[test]
     fn a_tar_passes_through_whole_with_its_index() {
         let tar = docker_like_tar(r#"[{"Config":"abc.json","RepoTags":["p/a:1"]}]"#);
-        let ui = crate::ui::Ui::Plain;
+        let ui = crate::ui::Ui::plain();
         let progress = ui.bytes("t", Some(tar.len() as u64));
         let mut out = Vec::new();
         let index = pass_tar(&tar[..], &mut out, &progress, |_| Ok(()))
@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn a_refused_index_stops_before_the_archive_ends() {
         let tar = docker_like_tar(r#"[{"Config":"abc.json","RepoTags":["p/a:1"]}]"#);
-        let ui = crate::ui::Ui::Plain;
+        let ui = crate::ui::Ui::plain();
         let progress = ui.bytes("t", None);
         let mut out = Vec::new();
         let result = pass_tar(&tar[..], &mut out, &progress, |_| anyhow::bail!("no"));

@@ -9,7 +9,14 @@ use std::time::{Duration, Instant, SystemTime};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Clone)]
-pub enum Ui {
+pub struct Ui {
+    kind: Kind,
+    /// Show each step's command line as it starts (`-v`).
+    verbose: bool,
+}
+
+#[derive(Clone)]
+enum Kind {
     Bars(MultiProgress),
     Plain,
     Quiet,
@@ -30,19 +37,33 @@ pub enum Progress {
 impl Ui {
     /// Bars on a terminal (not `TERM=dumb`), plain lines elsewhere; `NO_COLOR` only
     /// removes colour, which the bars do not use.
-    pub fn new(progress: Progress, quiet: bool) -> Ui {
+    pub fn new(progress: Progress, quiet: bool, verbose: bool) -> Ui {
         let terminal =
             std::io::stderr().is_terminal() && std::env::var("TERM").is_ok_and(|t| t != "dumb");
-        match (quiet, progress) {
-            (true, _) => Ui::Quiet,
-            (false, Progress::Tty) => Ui::bars(),
-            (false, Progress::Auto) if terminal => Ui::bars(),
-            (false, _) => Ui::Plain,
+        let bars = || Kind::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let kind = match (quiet, progress) {
+            (true, _) => Kind::Quiet,
+            (false, Progress::Tty) => bars(),
+            (false, Progress::Auto) if terminal => bars(),
+            (false, _) => Kind::Plain,
+        };
+        Ui { kind, verbose }
+    }
+
+    /// Plain lines (tests, children of the benchmark).
+    pub fn plain() -> Ui {
+        Ui {
+            kind: Kind::Plain,
+            verbose: false,
         }
     }
 
-    fn bars() -> Ui {
-        Ui::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
+    /// Nothing but notes.
+    pub fn quiet() -> Ui {
+        Ui {
+            kind: Kind::Quiet,
+            verbose: false,
+        }
     }
 
     /// A line for a starting step: a spinner with the child's latest output line.
@@ -50,7 +71,10 @@ impl Ui {
         let line = self.line(title, ProgressBar::new_spinner(), || {
             ProgressStyle::with_template("{spinner} [{elapsed:>4}] {prefix} {wide_msg}")
         });
-        StepLine(line)
+        StepLine {
+            line,
+            ui: self.verbose.then(|| self.clone()),
+        }
     }
 
     /// Progress through a byte stream of `total` bytes (when known): a bar with bytes,
@@ -78,19 +102,19 @@ impl Ui {
         bar: ProgressBar,
         style: impl Fn() -> Result<ProgressStyle, indicatif::style::TemplateError>,
     ) -> Line {
-        let display = match self {
-            Ui::Bars(multi) => {
+        let display = match &self.kind {
+            Kind::Bars(multi) => {
                 let bar = multi.add(bar);
                 bar.set_style(style().expect("static template"));
                 bar.set_prefix(title.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
                 Display::Bar(bar)
             }
-            Ui::Plain => {
+            Kind::Plain => {
                 eprintln!("[{}] start {title}", timestamp());
                 Display::Plain
             }
-            Ui::Quiet => Display::Hidden,
+            Kind::Quiet => Display::Hidden,
         };
         Line {
             title: title.to_string(),
@@ -101,11 +125,11 @@ impl Ui {
 
     /// A line that is not tied to a step (warnings, summaries); shown even when quiet.
     pub fn note(&self, text: &str) {
-        match self {
-            Ui::Bars(multi) => {
+        match &self.kind {
+            Kind::Bars(multi) => {
                 let _ = multi.println(text);
             }
-            Ui::Plain | Ui::Quiet => eprintln!("{text}"),
+            Kind::Plain | Kind::Quiet => eprintln!("{text}"),
         }
     }
 }
@@ -138,19 +162,30 @@ impl Line {
 }
 
 /// The display of one running step.
-pub struct StepLine(Line);
+pub struct StepLine {
+    line: Line,
+    /// Where to show command lines, when verbose.
+    ui: Option<Ui>,
+}
 
 impl StepLine {
     /// Shows the child's latest output line next to the spinner.
     pub fn progress(&self, line: &str) {
-        if let Display::Bar(bar) = &self.0.display {
+        if let Display::Bar(bar) = &self.line.display {
             bar.set_message(line.trim().chars().take(200).collect::<String>());
+        }
+    }
+
+    /// Shows the command line a step runs (with `-v`).
+    pub fn command(&self, command: &str) {
+        if let Some(ui) = &self.ui {
+            ui.note(&format!("  $ {command}"));
         }
     }
 
     /// Ends the step with a status word (`done`, `FAILED`, `fresh`).
     pub fn finish(self, status: &str, detail: &str) {
-        self.0.finish(status, detail);
+        self.line.finish(status, detail);
     }
 }
 

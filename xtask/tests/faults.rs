@@ -564,7 +564,7 @@ fn bad_input_is_refused_before_any_work() {
     restore(&fx);
     // Semantic errors of the image set say on which line; an image named like a group is
     // refused.
-    edit(&fx.root, toml, "name = \"python\"", "name = \"modules\"");
+    edit(&fx.root, toml, "name = \"redis\"", "name = \"modules\"");
     fails_with(
         &fx,
         &mut fx.command(&["images", "--dry-run"]),

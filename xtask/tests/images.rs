@@ -382,3 +382,56 @@ fn env_errors_are_reported_and_nothing_is_executed() {
     );
     fx.assert_clean();
 }
+
+/// Maven decides the jar's name (here a parent's `finalName`, which the pom reader does
+/// not follow): the jar packaged is the one Maven built, and a module whose jar Maven did
+/// not build is named with what was expected and what Maven produced.
+#[test]
+fn the_jar_packaged_is_the_one_maven_built() {
+    let fx = Fixture::mini("jarname");
+    let driver = fx.root.join("arch/driver/pom.xml");
+    let pom = fs::read_to_string(&driver).unwrap();
+    fs::write(
+        &driver,
+        pom.replace(
+            "<packaging>pom</packaging>",
+            "<packaging>pom</packaging>\n  <build><finalName>${project.artifactId}</finalName></build>",
+        ),
+    )
+    .unwrap();
+    let run = fx.xtask(&["images", "federation"]).ok();
+    let built = fx
+        .root
+        .join("arch/driver/federation/target/fate-federation.jar");
+    assert!(built.is_file(), "{}", run.stderr);
+    let dir = fx.tmp.path().join("federation-fs");
+    export_image(&fx.reference("federation"), &dir);
+    let packaged = dir.join("data/projects/fate/federation/fate-federation.jar");
+    assert_eq!(fs::read(&packaged).unwrap(), fs::read(&built).unwrap());
+    assert!(
+        !packaged.is_symlink(),
+        "a jar already named <artifact>.jar is no link"
+    );
+
+    // A finalName that does not start with the artifactId: the module's jar is not there.
+    fs::write(
+        &driver,
+        pom.replace(
+            "<packaging>pom</packaging>",
+            "<packaging>pom</packaging>\n  <build><finalName>renamed</finalName></build>",
+        ),
+    )
+    .unwrap();
+    let run = fx.xtask(&["images", "federation"]).failed();
+    assert!(
+        run.stderr
+            .contains("Maven built no single jar for module fate-federation")
+            && run
+                .stderr
+                .contains("expected fate-federation-0.3.jar; it holds renamed.jar"),
+        "{}",
+        run.stderr
+    );
+    fs::write(&driver, pom).unwrap();
+    fx.assert_clean();
+}

@@ -81,6 +81,22 @@ fn rebuilds_only_what_changed() {
         assert_eq!(second[reference] != *id, changed, "{reference}");
     }
 
+    // A Python-only edit inside a Maven project: Maven's inputs are the reactor's poms and
+    // src/ trees, so Maven stays up to date; the images with the Python tree rebuild.
+    edit(
+        &fx.root,
+        "arch/api/__init__.py",
+        "\"\"\"The python",
+        "# edited\n\"\"\"The python",
+    );
+    let run = fx.xtask(&["images"]).ok();
+    assert!(
+        run.results()["mvn-arch"].starts_with("up to date"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(images_built(&run, &fx), ["egg", "python"], "{}", run.stdout);
+
     // A build arg of the base: the base and everything built on it.
     let run = support::run_with_engine(
         fx.command(&["images"])
@@ -154,6 +170,7 @@ fn rebuilds_only_what_changed() {
     support::docker(&["rm", &container]);
     let hand_made = fx.images()[&federation].clone();
     let out = fx.tmp.path().join("bundle");
+    fx.xtask(&["images", "third-party"]).ok();
     let run = fx
         .xtask(&["bundle", "--no-pull", "--out", out.to_str().unwrap()])
         .failed();

@@ -198,3 +198,109 @@ fn doctor_reports_the_example_ready() {
     );
     fx.assert_clean();
 }
+
+/// How the tool reads to a person: usage as `cargo xtask`, `images --help` listing the
+/// image set it would use, completions, the endpoint of the selected docker context in
+/// the "does not answer" error, `-v` and `-q`, and docker compose's `.env` forms.
+#[test]
+fn the_cli_speaks_as_cargo_xtask() {
+    let fx = Fixture::mini("cli");
+    let run = fx.xtask(&["--help"]).ok();
+    assert!(run.stdout.contains("Usage: cargo xtask"), "{}", run.stdout);
+    let run = fx.xtask(&["images", "--help"]).ok();
+    assert!(
+        run.stdout.contains("The image set of")
+            && run.stdout.contains("redis")
+            && run
+                .stdout
+                .contains("Groups: base, builder, modules, third-party, all"),
+        "{}",
+        run.stdout
+    );
+    let run = fx.xtask(&["completions", "bash"]).ok();
+    assert!(run.stdout.contains("complete -F"), "{}", run.stdout);
+
+    // A docker context selected with `docker context use`: the error names its endpoint.
+    let config = fx.tmp.path().join("docker-config");
+    let socket = fx.tmp.path().join("nope.sock");
+    let host = format!("host=unix://{}", socket.display());
+    for args in [
+        vec!["context", "create", "broken", "--docker", host.as_str()],
+        vec!["context", "use", "broken"],
+    ] {
+        let out = support::clean_command("docker")
+            .env("DOCKER_CONFIG", &config)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut doctor = fx.command(&["doctor"]);
+    doctor
+        .env("DOCKER_CONFIG", &config)
+        .env_remove("DOCKER_HOST");
+    let run = support::Run::from(doctor.output().unwrap()).failed();
+    assert!(
+        run.stderr.contains(&format!(
+            "the Docker daemon at unix://{} does not answer",
+            socket.display()
+        )),
+        "{}",
+        run.stderr
+    );
+
+    // -v shows each command line; -q only results.
+    let run = fx.xtask(&["-v", "images", "base-image"]).ok();
+    assert!(run.stderr.contains("  $ "), "{}", run.stderr);
+    assert!(run.stderr.contains("build"), "{}", run.stderr);
+    let run = fx.xtask(&["-q", "images", "base-image", "--force"]).ok();
+    assert!(!run.stderr.contains("start build"), "{}", run.stderr);
+    assert!(run.stdout.contains("built (--force)"), "{}", run.stdout);
+
+    // docker compose's forms in .env.
+    let env_file = fx.tmp.path().join("compose.env");
+    fs::write(
+        &env_file,
+        "PREFIX=${FATE_TEST_PREFIX:?set it}\nBASE_TAG=${UNSET:-1.0}\nBUILDER_TAG=${BASE_TAG}-b\nTAG=1.0\n",
+    )
+    .unwrap();
+    let mut cmd = fx.command(&[
+        "--env-file",
+        env_file.to_str().unwrap(),
+        "images",
+        "--dry-run",
+        "storage-service-builder",
+    ]);
+    cmd.env_remove("PREFIX").env("FATE_TEST_PREFIX", &fx.prefix);
+    let run = support::run_with_engine(&mut cmd);
+    let run = support::Run::from(run);
+    let run = if run.code == Some(0) {
+        run
+    } else {
+        run.failed()
+    };
+    assert!(
+        run.stdout.contains(&format!(
+            "--tag {}/storage-service-builder:1.0-b",
+            fx.prefix
+        )),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    let mut cmd = fx.command(&["--env-file", env_file.to_str().unwrap(), "doctor"]);
+    cmd.env_remove("PREFIX");
+    let run = support::Run::from(support::run_with_engine(&mut cmd)).failed();
+    assert!(
+        run.stderr.contains(
+            "compose.env:1: PREFIX: required variable FATE_TEST_PREFIX is missing a value: set it"
+        ),
+        "{}",
+        run.stderr
+    );
+    fx.assert_clean();
+}

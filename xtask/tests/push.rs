@@ -166,7 +166,7 @@ fn pushes_to_real_registries() {
     let took = started.elapsed();
     assert!(
         run.stderr
-            .contains("failed after 3 attempts; is the registry up and reachable?"),
+            .contains("failed after 3 attempts (each bounded by --timeout 300 s); is the registry up and reachable?"),
         "{}",
         run.stderr
     );

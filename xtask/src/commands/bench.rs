@@ -491,7 +491,7 @@ fn median(values: &mut [f64]) -> f64 {
 /// The figures as a Markdown report, with the machine they were taken on.
 fn report(sh: &Shell, samples: &Samples, runs: usize) -> String {
     let machine = format!(
-        "{} CPUs, {} memory, kernel {}, Docker Engine {} ({} storage, {} builder)",
+        "{} CPUs, {} memory, kernel {}, Docker Engine {} ({} storage, building with {})",
         std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
         exec::query(
             sh,

@@ -78,8 +78,8 @@ impl cli::Bundle {
         Ok(())
     }
 
-    /// Pulls missing third-party images (unless `--no-pull`); FATE's own must be built.
-    /// Returns whether anything was pulled.
+    /// Builds missing third-party images the image set declares, pulls the others
+    /// (unless `--no-pull`); FATE's own must be built. Returns whether anything was added.
     fn pull_missing(
         &self,
         project: &Project,
@@ -92,6 +92,19 @@ impl cli::Bundle {
             for r in refs.iter().filter(|r| !present.contains_key(*r)) {
                 if *name != THIRD_PARTY {
                     missing.push(format!("{r} is not built; run: cargo xtask images"));
+                } else if let Some(image) = project
+                    .set
+                    .images
+                    .iter()
+                    .find(|i| project.config.reference(i) == **r)
+                {
+                    // The image set builds it (the example's stand-ins): build, not pull.
+                    project.ui.note(&format!(
+                        "{r} is not present; building it from the image set (image {})",
+                        image.name
+                    ));
+                    cli::Images::of(vec![image.name.clone()]).run_locked(project)?;
+                    pulled = true;
                 } else if self.no_pull {
                     missing.push(format!(
                         "{r} is not present and --no-pull was given; pull or load it first"

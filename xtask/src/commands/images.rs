@@ -17,6 +17,33 @@ use crate::{Project, exec, preflight, root_lock, ui};
 
 impl cli::Images {
     pub fn run(self, project: &Project) -> Result<()> {
+        // Taken before preflight: what a concurrent run is building counts as built.
+        let _lock = if self.dry_run {
+            None
+        } else {
+            Some(root_lock::lock(&project.config.work_dir(), &project.ui)?)
+        };
+        self.run_locked(project)
+    }
+
+    /// The images named, built with default flags (for commands that need them).
+    pub fn of(images: Vec<String>) -> cli::Images {
+        cli::Images {
+            images,
+            config: cli::ConfigFlags {
+                chinese_mirror: false,
+                maven: None,
+            },
+            dry_run: false,
+            no_cache: false,
+            keep_going: false,
+            force: false,
+            jobs: None,
+        }
+    }
+
+    /// The run, with the FATE root's lock held by the caller.
+    pub fn run_locked(self, project: &Project) -> Result<()> {
         let Project {
             set,
             config,
@@ -24,12 +51,6 @@ impl cli::Images {
             sh,
         } = project;
         let work = config.work_dir();
-        // Taken before preflight: what a concurrent run is building counts as built.
-        let _lock = if self.dry_run {
-            None
-        } else {
-            Some(root_lock::lock(&work, ui)?)
-        };
         let facts = preflight::check(sh, config, set, &self.images)?;
         let options = Options {
             selection: self.images.clone(),

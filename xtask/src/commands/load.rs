@@ -149,7 +149,7 @@ fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path) -> Result<()> {
     let reader = decompressed(path, archive, progress.clone())?;
     let mut child = exec::spawn_piped(&docker::load(), log)?;
     // Progress is counted on the compressed side; the tar side needs no second count.
-    let quiet = Ui::Quiet.bytes("", None);
+    let quiet = Ui::quiet().bytes("", None);
     let passed = streams::pass_tar(reader, &mut child.stdin, &quiet, |index| {
         match manifest::missing_from(&archive.images, index).first() {
             Some(image) => bail!(
