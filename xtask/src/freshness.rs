@@ -289,7 +289,13 @@ pub fn preview(
             .iter()
             .find(|d| matches!(out[**d], Status::WillRun(_) | Status::Unknown(_)));
         let status = match (&step.action, runs_first) {
-            (Action::Maven(_) | Action::Build(_), Some(d)) => {
+            // Its sources are still collected (jars come later): staging problems show
+            // before anything runs.
+            (Action::Build(b), Some(d)) => match package::collect(&sources_of(&b.ops)) {
+                Ok(_) => Status::WillRun(Reason::DependencyRuns(plan.steps[*d].id.clone())),
+                Err(e) => Status::Unknown(format!("{e:#}")),
+            },
+            (Action::Maven(_), Some(d)) => {
                 Status::WillRun(Reason::DependencyRuns(plan.steps[*d].id.clone()))
             }
             (Action::Maven(m), None) => decided(maven_decision(m, force)),
@@ -316,6 +322,14 @@ pub fn preview(
         out.push(status);
     }
     out
+}
+
+/// The staging operations that read the FATE tree (not Maven's output).
+fn sources_of(ops: &[StageOp]) -> Vec<StageOp> {
+    ops.iter()
+        .filter(|op| !matches!(op, StageOp::Jar { .. }))
+        .cloned()
+        .collect()
 }
 
 fn decided(decision: Result<Decision>) -> Status {

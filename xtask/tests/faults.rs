@@ -40,13 +40,6 @@ fn path_with(dir: &Path, programs: &[&str]) -> PathBuf {
     dir.to_path_buf()
 }
 
-fn edit(root: &Path, rel: &str, from: &str, to: &str) {
-    let p = root.join(rel);
-    let text = fs::read_to_string(&p).unwrap();
-    assert!(text.contains(from), "{rel} lacks {from:?}");
-    fs::write(&p, text.replacen(from, to, 1)).unwrap();
-}
-
 /// Containers left by the broken Dockerfiles' failed `RUN ["/bin/false"]`.
 fn failed_run_containers() -> Vec<String> {
     support::docker(&["ps", "-a", "--format", "{{.ID}} {{.Command}}"])
@@ -114,7 +107,7 @@ fn build_failures_stop_dependents_and_keep_going_builds_the_rest() {
     let fx = Fixture::mini("build-faults");
     // 4. A Java compile error: Maven's error is shown, and no image is built after it.
     let src = "arch/driver/federation/src/main/java/com/webank/ai/fate/driver/Federation.java";
-    edit(
+    support::edit(
         &fx.root,
         src,
         "public static void main",
@@ -149,7 +142,7 @@ fn build_failures_stop_dependents_and_keep_going_builds_the_rest() {
     )
     .unwrap();
     let toml = "docker/images.toml";
-    edit(
+    support::edit(
         &fx.root,
         toml,
         "name = \"proxy\"\ndockerfile = \"docker/modules/java/Dockerfile\"",
@@ -185,7 +178,7 @@ fn build_failures_stop_dependents_and_keep_going_builds_the_rest() {
         "--keep-going builds the independent rest: {}",
         run.stdout
     );
-    edit(
+    support::edit(
         &fx.root,
         toml,
         "docker/broken/Dockerfile\"",
@@ -198,7 +191,7 @@ fn build_failures_stop_dependents_and_keep_going_builds_the_rest() {
     );
 
     // A failed parent: its dependents are not built, the independent rest is.
-    edit(
+    support::edit(
         &fx.root,
         toml,
         "dockerfile = \"docker/base/Dockerfile\"",
@@ -506,7 +499,7 @@ fn bad_input_is_refused_before_any_work() {
 
     // 13. The image set: a missing Dockerfile, a cycle, paths out of the FATE root.
     let toml = "docker/images.toml";
-    edit(
+    support::edit(
         &fx.root,
         toml,
         "docker/modules/python/Dockerfile",
@@ -518,7 +511,7 @@ fn bad_input_is_refused_before_any_work() {
         &["image python: Dockerfile", "Nope does not exist"],
     );
     restore(&fx);
-    edit(
+    support::edit(
         &fx.root,
         toml,
         "name = \"base-image\"\ngroup = \"base\"",
@@ -530,7 +523,7 @@ fn bad_input_is_refused_before_any_work() {
         &["cycle: ", "base-image -> egg"],
     );
     restore(&fx);
-    edit(
+    support::edit(
         &fx.root,
         toml,
         "{ from = \"requirements.txt\" }",
@@ -542,7 +535,7 @@ fn bad_input_is_refused_before_any_work() {
         &["escapes the FATE root"],
     );
     restore(&fx);
-    edit(
+    support::edit(
         &fx.root,
         toml,
         "{ from = \"requirements.txt\" }",
@@ -564,14 +557,14 @@ fn bad_input_is_refused_before_any_work() {
     restore(&fx);
     // Semantic errors of the image set say on which line; an image named like a group is
     // refused.
-    edit(&fx.root, toml, "name = \"redis\"", "name = \"modules\"");
+    support::edit(&fx.root, toml, "name = \"redis\"", "name = \"modules\"");
     fails_with(
         &fx,
         &mut fx.command(&["images", "--dry-run"]),
         &["images.toml", "image modules is named like a group"],
     );
     restore(&fx);
-    edit(
+    support::edit(
         &fx.root,
         toml,
         "name = \"base-image\"\ngroup = \"base\"",

@@ -111,6 +111,23 @@ fn builds_all_ten_images_of_the_example() {
             "{reference}: created"
         );
     }
+    // The summary: columns as wide as their content (references here are over 40
+    // characters), sizes in Docker's units.
+    let header = run.stdout.lines().find(|l| l.starts_with("step ")).unwrap();
+    let at = header.find("image id").unwrap();
+    for row in run.stdout.lines().filter(|l| l.starts_with(&fx.prefix)) {
+        assert!(row.find(' ').unwrap() > 40, "{row}");
+        let id = &row[at..at + 12];
+        assert!(
+            id.chars().all(|c| c.is_ascii_hexdigit()),
+            "misaligned: {row}"
+        );
+    }
+    assert!(
+        run.stdout.contains("kB") && !run.stdout.contains("0.0MB"),
+        "{}",
+        run.stdout
+    );
     let built = run.steps_with("built");
     assert_eq!(
         built.len(),

@@ -16,13 +16,6 @@ use support::{Fixture, export_image, label};
 const FEDERATION_SRC: &str =
     "arch/driver/federation/src/main/java/com/webank/ai/fate/driver/Federation.java";
 
-fn edit(root: &Path, rel: &str, from: &str, to: &str) {
-    let p = root.join(rel);
-    let text = fs::read_to_string(&p).unwrap();
-    assert!(text.contains(from), "{rel} lacks {from:?}");
-    fs::write(&p, text.replace(from, to)).unwrap();
-}
-
 fn images_built(run: &support::Run, fx: &Fixture) -> Vec<String> {
     let prefix = format!("{}/", fx.prefix);
     let mut built: Vec<String> = run
@@ -62,7 +55,7 @@ fn rebuilds_only_what_changed() {
     assert_eq!(fx.images(), first);
 
     // One module's source: Maven runs again, only that module's image is rebuilt.
-    edit(
+    support::edit(
         &fx.root,
         FEDERATION_SRC,
         "\"federation\"",
@@ -83,7 +76,7 @@ fn rebuilds_only_what_changed() {
 
     // A Python-only edit inside a Maven project: Maven's inputs are the reactor's poms and
     // src/ trees, so Maven stays up to date; the images with the Python tree rebuild.
-    edit(
+    support::edit(
         &fx.root,
         "arch/api/__init__.py",
         "\"\"\"The python",
@@ -111,7 +104,7 @@ fn rebuilds_only_what_changed() {
     );
 
     // A base input file: the same descendants again.
-    edit(
+    support::edit(
         &fx.root,
         "cluster-deploy/scripts/fate-base/env.sh",
         "ready",

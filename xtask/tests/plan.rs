@@ -186,6 +186,15 @@ fn doctor_reports_the_example_ready() {
     let fx = Fixture::mini("doctor");
     let run = fx.xtask(&["doctor"]).ok();
     assert!(
+        run.stdout.contains("building with the legacy builder")
+            || run
+                .stdout
+                .contains("building with BuildKit (docker buildx)"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("Legacy"), "{}", run.stdout);
+    assert!(
         run.stdout.contains("ok: preflight passed"),
         "{}",
         run.stdout
@@ -251,6 +260,33 @@ fn the_cli_speaks_as_cargo_xtask() {
         )),
         "{}",
         run.stderr
+    );
+
+    // On a terminal, NO_COLOR keeps the spinners (the bars use no colour).
+    let typescript = fx.tmp.path().join("typescript");
+    let line = format!(
+        "NO_COLOR=1 {} --fate-root '{}' images base-image --force",
+        support::BIN,
+        fx.root.display()
+    );
+    let shared = support::engine_shared();
+    let out = support::clean_command("script")
+        .args(["-qec", &line])
+        .arg(&typescript)
+        .env("PREFIX", &fx.prefix)
+        .env("TERM", "xterm")
+        .output()
+        .unwrap();
+    drop(shared);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let screen = fs::read_to_string(&typescript).unwrap();
+    assert!(
+        screen.contains("\u{1b}[") && !screen.contains("start build"),
+        "bars on a terminal, not plain lines: {screen}"
     );
 
     // -v shows each command line; -q only results.

@@ -503,6 +503,14 @@ pub fn label(reference: &str, key: &str) -> String {
     ])
 }
 
+/// Replaces the first `from` in a file of the tree (which must contain it) with `to`.
+pub fn edit(root: &Path, rel: &str, from: &str, to: &str) {
+    let p = root.join(rel);
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains(from), "{rel} lacks {from:?}");
+    std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+}
+
 /// Copies a tree, leaving out build output.
 pub fn copy_tree(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from)
