@@ -11,6 +11,9 @@ use crate::exec::Command;
 pub const LABEL_TOOL: &str = "org.fedai.fate-xtask";
 /// The label holding an image's inputs digest.
 pub const LABEL_INPUTS: &str = "org.fedai.fate-xtask.inputs";
+/// Put after every `FROM` of a built Dockerfile: the legacy builder's intermediate
+/// containers carry it, so those a crashed engine left behind can be found.
+pub const LABEL_STAGE: &str = "org.fedai.fate-xtask.stage";
 /// Labels that do not decide the image's content (and so not whether to rebuild).
 pub const VOLATILE_LABELS: [&str; 3] = [
     "org.opencontainers.image.created",
@@ -226,6 +229,25 @@ pub fn containers_with_label(label: &str) -> Command {
     Command::new(
         "docker",
         ["ps", "-aq", "--filter", &format!("label={label}")],
+    )
+}
+
+/// Build containers of this tool that are not running (left by a crashed engine).
+pub fn stopped_build_containers() -> Command {
+    Command::new(
+        "docker",
+        [
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label={LABEL_STAGE}"),
+            "--filter",
+            "status=created",
+            "--filter",
+            "status=exited",
+            "--filter",
+            "status=dead",
+        ],
     )
 }
 

@@ -118,6 +118,35 @@ pub fn label_instruction(labels: &[(String, String)]) -> String {
     format!("LABEL {}\n", pairs.join(" \\\n      "))
 }
 
+/// The Dockerfile that is built: `stage_label` right after every `FROM` (so the legacy
+/// builder's intermediate containers carry it and a crash's leftovers can be found), and
+/// the image's labels at the end (one build step).
+pub fn staged(text: &str, stage_label: (&str, &str), labels: &[(String, String)]) -> String {
+    let stage = label_instruction(&[(stage_label.0.to_string(), stage_label.1.to_string())]);
+    let mut out = String::with_capacity(text.len() + 256);
+    // Inside an instruction continued with `\`, and whether that instruction is a FROM.
+    let (mut continued, mut in_from) = (false, false);
+    for line in text.split_inclusive('\n') {
+        out.push_str(line);
+        let body = line.trim_end();
+        let starts_from = !continued
+            && body
+                .trim_start()
+                .get(..5)
+                .is_some_and(|w| w.eq_ignore_ascii_case("FROM "));
+        in_from = starts_from || (continued && in_from);
+        continued = body.ends_with('\\') || (continued && body.trim_start().starts_with('#'));
+        if in_from && !continued {
+            if !line.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&stage);
+            in_from = false;
+        }
+    }
+    format!("{out}\n{}", label_instruction(labels))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +170,17 @@ mod tests {
         assert_eq!(args[0].default.as_deref(), Some("federatedai"));
         assert_eq!(args[1].default, None);
         assert_eq!(args[4].default.as_deref(), Some("x y"));
+    }
+
+    #[test]
+    fn every_stage_is_labelled_right_after_its_from() {
+        let text =
+            "ARG A\nFROM scratch AS one\nCOPY a /a\nFROM \\\n  scratch\nRUN x \\\n  from here\n";
+        let staged = staged(text, ("s", "1"), &[("k".into(), "v".into())]);
+        assert_eq!(
+            staged,
+            "ARG A\nFROM scratch AS one\nLABEL \"s\"=\"1\"\nCOPY a /a\nFROM \\\n  scratch\nLABEL \"s\"=\"1\"\nRUN x \\\n  from here\n\nLABEL \"k\"=\"v\"\n"
+        );
     }
 
     #[test]

@@ -88,6 +88,21 @@ pub fn login(registry: &str, user: &str, password: &str) -> Result<()> {
     )
 }
 
+/// After the engine stopped answering during a run (its marker file exists): removes the
+/// build containers the crash left, then the marker.
+pub fn sweep_after_crash(marker: &std::path::Path) -> Result<()> {
+    if !marker.exists() {
+        return Ok(());
+    }
+    let ids = exec::run_captured(&docker::stopped_build_containers())?;
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if !ids.is_empty() {
+        exec::run_captured(&docker::remove_containers(&ids))
+            .context("removing the build containers a crashed engine left")?;
+    }
+    std::fs::remove_file(marker).with_context(|| format!("cannot remove {}", marker.display()))
+}
+
 /// Removes containers carrying a label when dropped, so a failed or interrupted step
 /// leaves none behind (killing the docker client does not stop its container).
 pub struct ContainerSweep {

@@ -320,7 +320,13 @@ pub fn run_logged_within(
     limit: Option<Duration>,
 ) -> Result<()> {
     let mut file = create_log(log)?;
-    writeln!(file, "$ {command}")?;
+    let log_error = |e: std::io::Error| {
+        anyhow::Error::new(e).context(format!(
+            "cannot write the log {} (is the disk full?)",
+            log.display()
+        ))
+    };
+    writeln!(file, "$ {command}").map_err(log_error)?;
     line.command(&command.to_string());
     let child_started = Instant::now();
     let reader = Arc::new(expression(command).reader().map_err(|e| {
@@ -356,7 +362,7 @@ pub fn run_logged_within(
         if lines.read_until(b'\n', &mut buf)? == 0 {
             break;
         }
-        file.write_all(&buf)?;
+        file.write_all(&buf).map_err(log_error)?;
         line.progress(&String::from_utf8_lossy(&buf));
     }
     finished.store(true, Ordering::SeqCst);
@@ -364,7 +370,7 @@ pub fn run_logged_within(
         .try_wait()?
         .map(|o| o.status)
         .context("the child's exit status was lost")?;
-    file.flush()?;
+    file.flush().map_err(log_error)?;
     if timed_out.load(Ordering::SeqCst) {
         let limit = limit.unwrap_or_default();
         return Err(anyhow::Error::new(TimedOut(limit)).context(format!("`{command}`")));

@@ -3,13 +3,13 @@
 //! Maven projects and images whose inputs are unchanged are left as they are.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 
 use crate::build::{BuildStep, INPUTS_PLACEHOLDER};
-use crate::docker::ImageInfo;
+use crate::docker::{ImageInfo, LABEL_STAGE};
 use crate::executor::Done;
 use crate::freshness::{self, Decision, MavenStamp, Reason, Recorded};
 use crate::maven::{self, MavenStep};
@@ -24,6 +24,8 @@ pub struct ImageSteps {
     pub images: Mutex<BTreeMap<String, ImageInfo>>,
     /// The IDs this tool built, updated as it builds.
     pub recorded: Mutex<Recorded>,
+    /// Written when the engine stops answering: the next run removes what the crash left.
+    pub engine_lost: PathBuf,
 }
 
 impl ImageSteps {
@@ -39,12 +41,13 @@ impl ImageSteps {
             Action::Build(_) | Action::Pull { .. } | Action::Maven(_)
         );
         match result {
-            Err(e) if uses_engine && !exec::interrupted() && !engine::answers() => Err(e.context(
-                format!(
-                    "the Docker engine stopped answering during this step ({}): start it again (systemctl start docker, or dockerd) and rerun",
-                    engine::endpoint()
-                ),
-            )),
+            Err(e) if uses_engine && !exec::interrupted() && !engine::answers() => {
+                let endpoint = engine::endpoint();
+                let _ = std::fs::write(&self.engine_lost, &endpoint);
+                Err(e.context(format!(
+                    "the Docker engine stopped answering during this step ({endpoint}): start it again (systemctl start docker, or dockerd) and rerun"
+                )))
+            }
             result => result,
         }
     }
@@ -107,7 +110,7 @@ impl ImageSteps {
             .collect();
         let text = std::fs::read_to_string(&b.dockerfile)
             .with_context(|| format!("cannot read {}", b.dockerfile.display()))?;
-        let staged = format!("{text}\n{}", dockerfile::label_instruction(&labels));
+        let staged = dockerfile::staged(&text, (LABEL_STAGE, "1"), &labels);
         write_file(&b.staged_dockerfile, &staged)?;
         let _ = std::fs::remove_file(&b.iidfile);
         exec::run_logged(&b.command, log, line)?;

@@ -339,7 +339,11 @@ fn write_entries(root: &Path, entries: &Entries) -> Result<()> {
             Source::Bytes { bytes, mode } => fs::write(&path, bytes)
                 .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(*mode))),
         };
-        written.with_context(|| format!("cannot stage {}", path.display()))?;
+        written.map_err(|e| {
+            let full = e.kind() == std::io::ErrorKind::StorageFull;
+            let hint = if full { " (the disk is full)" } else { "" };
+            anyhow::Error::new(e).context(format!("cannot stage {}{hint}", path.display()))
+        })?;
     }
     // Directory modes last: a read-only directory would refuse its own entries.
     for (rel, source) in entries.iter().rev() {

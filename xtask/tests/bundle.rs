@@ -280,3 +280,70 @@ fn bundles_round_trip_and_damaged_bundles_are_refused() {
     assert!(escape.contains("plain file name"), "{escape}");
     fx.assert_clean();
 }
+
+/// `bundle` beside `images --force` on the same FATE root: the bundle waits for the
+/// rebuild (the root's lock) and holds exactly the images, by ID, its manifest names.
+#[test]
+fn a_bundle_beside_a_rebuild_holds_what_its_manifest_names() {
+    let fx = Fixture::mini("bundle-race");
+    fx.xtask(&["images"]).ok();
+    fx.xtask(&["images", "third-party"]).ok();
+    let log = fx.root.join("target/xtask/logs/mvn-arch.log");
+    fs::remove_file(&log).unwrap();
+    let shared = support::engine_shared();
+    let rebuild = fx
+        .command(&["images", "--force"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !log.exists() {
+        assert!(
+            started.elapsed().as_secs() < 120,
+            "the rebuild never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = fx.tmp.path().join("raced");
+    let bundle = Run::from(
+        fx.command(&["bundle", "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    let rebuilt = Run::from(rebuild.wait_with_output().unwrap()).ok();
+    drop(shared);
+    assert!(
+        bundle
+            .stderr
+            .contains("another cargo xtask is running on this FATE root; waiting"),
+        "{}",
+        bundle.stderr
+    );
+    assert_eq!(rebuilt.steps_with("built").len(), 13, "{}", rebuilt.stdout);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("bundle.json")).unwrap()).unwrap();
+    let named: BTreeMap<String, String> = manifest["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["images"].as_array().unwrap().iter())
+        .map(|i| {
+            let id = i["id"].as_str().unwrap().trim_start_matches("sha256:");
+            (
+                i["reference"].as_str().unwrap().to_string(),
+                id[..12].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        ids(&fx),
+        "the manifest names the images as they are now"
+    );
+    remove_bundled(&fx);
+    fx.xtask(&["load", out.to_str().unwrap()]).ok();
+    assert_eq!(ids(&fx), named);
+    fx.assert_clean();
+}

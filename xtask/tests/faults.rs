@@ -247,13 +247,15 @@ fn wait_for(path: &Path, text: &str, limit: Duration) {
 }
 
 /// Ctrl-C: SIGINT to the whole process group, then an exit with 130 within 5 s.
-fn interrupt(fx: &Fixture, mut child: std::process::Child) -> Run {
-    let pgid = i32::try_from(child.id()).expect("a pid fits an i32");
+fn interrupt(fx: &Fixture, child: std::process::Child) -> Run {
+    let group = format!("-{}", child.id());
+    stop_with(fx, child, &["-INT", "--", &group], 130)
+}
+
+/// Sends `kill ARGS` and expects an exit with `code` within 5 s, contexts removed.
+fn stop_with(fx: &Fixture, mut child: std::process::Child, kill: &[&str], code: i32) -> Run {
     let started = Instant::now();
-    let ok = Command::new("kill")
-        .args(["-INT", "--", &format!("-{pgid}")])
-        .status()
-        .unwrap();
+    let ok = Command::new("kill").args(kill).status().unwrap();
     assert!(ok.success());
     loop {
         if child.try_wait().unwrap().is_some() {
@@ -266,7 +268,7 @@ fn interrupt(fx: &Fixture, mut child: std::process::Child) -> Run {
         std::thread::sleep(Duration::from_millis(50));
     }
     let run = Run::from(child.wait_with_output().unwrap());
-    assert_eq!(run.code, Some(130), "{}", run.stderr);
+    assert_eq!(run.code, Some(code), "{}", run.stderr);
     assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
     assert!(
         !fx.root.join("target/xtask/contexts").exists(),
@@ -312,6 +314,25 @@ fn ctrl_c_stops_maven_and_builds_and_cleans_up() {
         Duration::from_mins(3),
     );
     interrupt(&fx, child);
+    drop(guard);
+    fx.assert_clean();
+
+    // SIGTERM to the tool alone (CI cancellation, `timeout`): the same cleanup, exit 143.
+    let _ = fs::remove_file(logs.join("build-base-image.log"));
+    let guard = support::engine_shared();
+    let child = spawn_group(&mut fx.command(&["images", "--jobs", "1"]));
+    wait_for(
+        &logs.join("build-base-image.log"),
+        "Step 1/",
+        Duration::from_mins(3),
+    );
+    let pid = child.id().to_string();
+    let run = stop_with(&fx, child, &["-TERM", &pid], 143);
+    assert!(
+        run.stderr.contains("interrupted (SIGTERM)"),
+        "{}",
+        run.stderr
+    );
     drop(guard);
     fx.assert_clean();
 }
@@ -377,6 +398,30 @@ fn concurrent_runs_wait_and_a_full_disk_leaves_no_bundle() {
         run.stderr
     );
     assert!(left.is_empty(), "left at the destination: {left:?}");
+
+    // A full disk while staging: the message names the path.
+    let contexts = fx.root.join("target/xtask/contexts");
+    fs::create_dir_all(&contexts).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&contexts)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let run = Run::from(run_with_engine(&mut fx.command(&[
+        "images",
+        "federation",
+        "--force",
+    ])));
+    let _ = Command::new("umount").arg(&contexts).status();
+    let run = run.failed();
+    assert!(
+        run.stderr
+            .contains(&format!("cannot stage {}", contexts.display()))
+            && run.stderr.contains("No space left on device"),
+        "{}",
+        run.stderr
+    );
     fx.assert_clean();
 }
 
@@ -641,4 +686,152 @@ fn within(cmd: &mut Command, limit: Duration) -> Run {
         std::thread::sleep(Duration::from_millis(50));
     }
     Run::from(child.wait_with_output().unwrap())
+}
+
+/// A second Docker engine on a private socket, in its own network namespace (started
+/// plainly it would take over the running engine's bridge), killed and restarted by a test.
+struct PrivateEngine {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl PrivateEngine {
+    fn start(dir: &Path) -> PrivateEngine {
+        fs::create_dir_all(dir).unwrap();
+        // Its own (empty) configuration, not the host engine's /etc/docker/daemon.json.
+        fs::write(dir.join("daemon.json"), "{}").unwrap();
+        let log = fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("unshare")
+            .arg("--net")
+            .arg("dockerd")
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--iptables=false",
+                "--bridge=none",
+            ])
+            .arg("--data-root")
+            .arg(dir.join("root"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", dir.join("docker.sock").display()))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut engine = PrivateEngine {
+            child,
+            dir: dir.to_path_buf(),
+        };
+        let started = Instant::now();
+        while !engine.docker(&["version"]).status.success() {
+            assert!(
+                started.elapsed() < Duration::from_mins(1)
+                    && engine.child.try_wait().unwrap().is_none(),
+                "the private engine did not start: {}",
+                fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        engine
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.dir.join("docker.sock").display())
+    }
+
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .env("DOCKER_HOST", self.host())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// SIGKILL to the engine and to the containerd it started, as a crash.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let pid_file = self.dir.join("exec/containerd/containerd.pid");
+        if let Ok(pid) = fs::read_to_string(&pid_file) {
+            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+            let _ = fs::remove_file(&pid_file);
+        }
+    }
+}
+
+impl Drop for PrivateEngine {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The engine dies in the middle of a build: the error says the engine stopped answering
+/// (not a bare `unexpected EOF`), and once it is back the next run removes the build
+/// container the crash left (the legacy builder's container of a `RUN` step).
+#[test]
+fn an_engine_that_dies_mid_build_is_named_and_its_leftovers_are_removed() {
+    let fx = Fixture::mini("crash");
+    let engine_dir = fx.tmp.path().join("engine");
+    let mut engine = PrivateEngine::start(&engine_dir);
+    // A base with `sleep` (from this host) so a RUN step lasts until the crash.
+    let rootfs = "fate-crash-rootfs:1";
+    let import = format!(
+        "tar -chf - -C / usr/bin/sleep lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 | DOCKER_HOST={} docker import - {rootfs}",
+        engine.host()
+    );
+    let out = Command::new("sh").args(["-ec", &import]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    support::edit(
+        &fx.root,
+        "docker/base/Dockerfile",
+        "FROM scratch",
+        &format!("FROM {rootfs}\nRUN [\"/usr/bin/sleep\", \"300\"]"),
+    );
+    let log = fx.root.join("target/xtask/logs/build-base-image.log");
+    let mut cmd = fx.command(&["images", "base-image"]);
+    cmd.env("DOCKER_HOST", engine.host());
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&log, "Running in", Duration::from_mins(3));
+    engine.kill();
+    let run = Run::from(child.wait_with_output().unwrap()).failed();
+    assert!(
+        run.stderr.contains(&format!(
+            "the Docker engine stopped answering during this step ({})",
+            engine.host()
+        )),
+        "{}",
+        run.stderr
+    );
+    let marker = fx.root.join("target/xtask/engine-lost");
+    assert!(marker.exists());
+
+    // Back up: the crash left the RUN step's container; the next run removes it.
+    let engine = PrivateEngine::start(&engine_dir);
+    let left = String::from_utf8(engine.docker(&["ps", "-aq"]).stdout).unwrap();
+    assert!(
+        !left.trim().is_empty(),
+        "the crash left no container to remove"
+    );
+    support::git(&fx.root, &["checkout", "--", "."]);
+    let mut cmd = fx.command(&["images", "base-image"]);
+    cmd.env("DOCKER_HOST", engine.host());
+    Run::from(cmd.output().unwrap()).ok();
+    let after = String::from_utf8(engine.docker(&["ps", "-aq"]).stdout).unwrap();
+    assert_eq!(after.trim(), "", "containers left: {after}");
+    assert!(!marker.exists());
+    assert_eq!(fx.git_status(), "");
 }

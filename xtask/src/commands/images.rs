@@ -73,12 +73,15 @@ impl cli::Images {
             keep_going: self.keep_going,
             jobs: self.jobs(),
         };
+        let engine_lost = work.join("engine-lost");
+        engine::sweep_after_crash(&engine_lost)?;
         let _sweep = ContainerSweep::new(format!("{LABEL_TOOL}.run={}", facts.run_id));
         let started = Instant::now();
         let steps = ImageSteps {
             force: self.force,
             images: Mutex::new(facts.existing.clone()),
             recorded: Mutex::new(recorded),
+            engine_lost,
         };
         let reports = executor.run(&plan.steps, |step, log, line| {
             steps.perform(step, log, line)
