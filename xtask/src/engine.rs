@@ -103,20 +103,33 @@ pub fn sweep_after_crash(marker: &std::path::Path) -> Result<()> {
     std::fs::remove_file(marker).with_context(|| format!("cannot remove {}", marker.display()))
 }
 
-/// Removes containers carrying a label when dropped, so a failed or interrupted step
-/// leaves none behind (killing the docker client does not stop its container).
+/// Removes containers carrying a label when dropped, once armed (a step started one), so
+/// a failed or interrupted step leaves none behind (killing the docker client does not
+/// stop its container). A run that started no container asks the engine nothing.
 pub struct ContainerSweep {
     label: String,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl ContainerSweep {
     pub fn new(label: String) -> ContainerSweep {
-        ContainerSweep { label }
+        ContainerSweep {
+            label,
+            armed: std::sync::Arc::default(),
+        }
+    }
+
+    /// What a step sets before it starts a container.
+    pub fn trigger(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.armed.clone()
     }
 }
 
 impl Drop for ContainerSweep {
     fn drop(&mut self) {
+        if !self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         if let Ok(ids) = exec::run_captured(&docker::containers_with_label(&self.label)) {
             let ids: Vec<&str> = ids.split_whitespace().collect();
             if !ids.is_empty() {

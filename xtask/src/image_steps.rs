@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
@@ -26,6 +27,8 @@ pub struct ImageSteps {
     pub recorded: Mutex<Recorded>,
     /// Written when the engine stops answering: the next run removes what the crash left.
     pub engine_lost: PathBuf,
+    /// Set before a step starts a container, so the run's containers are swept.
+    pub containers_started: Arc<AtomicBool>,
 }
 
 impl ImageSteps {
@@ -90,6 +93,9 @@ impl ImageSteps {
         };
         // A failed or interrupted run must not look up to date.
         let _ = std::fs::remove_file(&m.stamp);
+        if m.command.program == "docker" {
+            self.containers_started.store(true, Ordering::SeqCst);
+        }
         exec::run_logged(&m.command, log, line)?;
         MavenStamp::write(&m.stamp, &inputs, &m.outputs)?;
         Ok(Done::Ran(Some(reason)))

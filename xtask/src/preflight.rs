@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use xshell::Shell;
 
 use crate::config::{Config, MavenMode, MirrorProfile};
@@ -44,22 +44,23 @@ pub struct Facts {
     pub engine_version: String,
 }
 
-/// The engine's answers, or the problem that it gave none.
-struct Engine {
-    version: Option<String>,
-    existing: BTreeMap<String, ImageInfo>,
-}
-
 /// Checks the FATE root, `.env`-derived config, host and Docker engine for `selection`.
 pub fn check(sh: &Shell, config: &Config, set: &ImageSet, selection: &[String]) -> Result<Facts> {
     let mut p = Problems::new("preflight found problems; nothing was built");
     let root = canonical_root(config, &mut p);
-    let engine = ask_engine(sh, config, set, &mut p);
-    let needs = selection::needs(config, set, &engine.existing, selection)?;
+    let machine = ask_machine(config, set);
+    let engine_version = match &machine.engine {
+        Ok(v) => Some(v.clone()),
+        Err(e) => {
+            p.push(format!("{e:#}"));
+            None
+        }
+    };
+    let needs = selection::needs(config, set, &machine.existing, selection)?;
     let dockerfile_args = check_images(config, set, &needs, &root, &mut p);
     let modules = check_trees(config, set, &needs, &root, &mut p);
-    let uid = exec::query(sh, &Command::new("id", ["-u"]))?;
-    let missing_packages = check_maven(sh, config, set, &needs, &uid, &mut p);
+    let (uid, gid) = uid_gid()?;
+    let missing_packages = check_maven(config, set, &needs, &machine.packages, uid, &mut p);
     let maven_inputs = maven_inputs(config, set, &needs, &mut p);
     let seed_from_repo = if needs.projects.is_empty() {
         None
@@ -69,23 +70,17 @@ pub fn check(sh: &Shell, config: &Config, set: &ImageSet, selection: &[String]) 
     };
     p.into_result()?;
     let maven_image_present = match &config.maven {
-        MavenMode::Docker { image } if engine.version.is_some() && !needs.projects.is_empty() => {
+        MavenMode::Docker { image } if engine_version.is_some() && !needs.projects.is_empty() => {
             engine::inspect_images(sh, std::slice::from_ref(image)).contains_key(image)
         }
         _ => true,
     };
-    let root_arg = config.fate_root.to_string_lossy();
-    let revision = Command::new("git", ["-C", &root_arg, "rev-parse", "HEAD"]);
     Ok(Facts {
-        uid_gid: format!("{uid}:{}", exec::query(sh, &Command::new("id", ["-g"]))?),
-        revision: exec::query(sh, &revision).unwrap_or_else(|_| "unknown".into()),
+        uid_gid: format!("{uid}:{gid}"),
+        revision: machine.revision,
         created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        builder: if engine.version.is_some() {
-            engine::builder(sh)
-        } else {
-            Builder::Legacy
-        },
-        existing: engine.existing,
+        builder: machine.builder,
+        existing: machine.existing,
         modules,
         maven_inputs,
         dockerfile_args,
@@ -93,27 +88,55 @@ pub fn check(sh: &Shell, config: &Config, set: &ImageSet, selection: &[String]) 
         run_id: format!("{}", std::process::id()),
         seed_from_repo,
         maven_image_present,
-        engine_version: engine.version.unwrap_or_default(),
+        engine_version: engine_version.unwrap_or_default(),
     })
 }
 
-fn ask_engine(sh: &Shell, config: &Config, set: &ImageSet, p: &mut Problems) -> Engine {
-    match engine::check(sh) {
-        Ok(version) => {
-            let references: Vec<String> = set.images.iter().map(|i| config.reference(i)).collect();
-            Engine {
-                version: Some(version),
-                existing: engine::inspect_images(sh, &references),
-            }
+/// What the machine answered; the independent questions are asked at once.
+struct Machine {
+    /// The engine's version, or why it does not answer.
+    engine: Result<String>,
+    existing: BTreeMap<String, ImageInfo>,
+    builder: Builder,
+    revision: String,
+    /// `dpkg-query`'s listing of the image set's host packages.
+    packages: String,
+}
+
+fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
+    let references: Vec<String> = set.images.iter().map(|i| config.reference(i)).collect();
+    let root = config.fate_root.to_string_lossy().into_owned();
+    let shell = || Shell::new().expect("a shell for short commands");
+    std::thread::scope(|scope| {
+        let engine = scope.spawn(|| engine::check(&shell()));
+        let existing = scope.spawn(|| engine::inspect_images(&shell(), &references));
+        let builder = scope.spawn(|| engine::builder(&shell()));
+        let revision = scope.spawn(|| {
+            let git = Command::new("git", ["-C", &root, "rev-parse", "HEAD"]);
+            exec::query(&shell(), &git).unwrap_or_else(|_| "unknown".into())
+        });
+        let packages = scope.spawn(|| dpkg_listing(&shell(), &set.maven_debian_packages));
+        let join = "a preflight question panicked";
+        let engine = engine.join().expect(join);
+        Machine {
+            existing: existing.join().expect(join),
+            builder: if engine.is_ok() {
+                builder.join().expect(join)
+            } else {
+                Builder::Legacy
+            },
+            revision: revision.join().expect(join),
+            packages: packages.join().expect(join),
+            engine,
         }
-        Err(e) => {
-            p.push(format!("{e:#}"));
-            Engine {
-                version: None,
-                existing: BTreeMap::new(),
-            }
-        }
-    }
+    })
+}
+
+/// This process's `uid` and `gid`, for Maven containers (no `id` process needed).
+fn uid_gid() -> Result<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").context("cannot read /proc/self")?;
+    Ok((me.uid(), me.gid()))
 }
 
 /// Dockerfiles (present, inside the root, FROM only declared parents) and source
@@ -219,11 +242,11 @@ fn check_trees(
 
 /// Maven projects, host packages, `mvn` and the cache; returns the packages to install.
 fn check_maven(
-    sh: &Shell,
     config: &Config,
     set: &ImageSet,
     needs: &Needs,
-    uid: &str,
+    dpkg_listing: &str,
+    uid: u32,
     p: &mut Problems,
 ) -> Vec<String> {
     if needs.projects.is_empty() {
@@ -239,8 +262,8 @@ fn check_maven(
             ));
         }
     }
-    let missing = missing_debian_packages(sh, &set.maven_debian_packages);
-    let can_install = uid == "0" && which::which("apt-get").is_ok();
+    let missing = missing_debian_packages(&set.maven_debian_packages, dpkg_listing);
+    let can_install = uid == 0 && which::which("apt-get").is_ok();
     if !missing.is_empty() && !can_install {
         p.push(format!(
             "docker/images.toml needs host packages that are missing; install them: sudo apt-get install -y {}",
@@ -332,10 +355,10 @@ fn check_inside(root: &Path, path: &Path, what: &str, p: &mut Problems) {
     }
 }
 
-/// The packages not installed, asked of dpkg in one call.
-fn missing_debian_packages(sh: &Shell, packages: &[String]) -> Vec<String> {
+/// `dpkg-query`'s status lines for `packages`: one call (empty off Debian).
+fn dpkg_listing(sh: &Shell, packages: &[String]) -> String {
     if packages.is_empty() || which::which("dpkg-query").is_err() {
-        return Vec::new(); // not a Debian host: nothing to tell
+        return String::new();
     }
     let mut args = vec![
         "-W".to_string(),
@@ -344,7 +367,14 @@ fn missing_debian_packages(sh: &Shell, packages: &[String]) -> Vec<String> {
     ];
     args.extend(packages.iter().cloned());
     // Exits non-zero when some are unknown, still listing the known ones.
-    let listed = exec::query_stdout(sh, &Command::new("dpkg-query", args));
+    exec::query_stdout(sh, &Command::new("dpkg-query", args))
+}
+
+/// The packages the listing does not show installed (none off Debian).
+fn missing_debian_packages(packages: &[String], listed: &str) -> Vec<String> {
+    if which::which("dpkg-query").is_err() {
+        return Vec::new(); // not a Debian host: nothing to tell
+    }
     packages
         .iter()
         .filter(|pkg| {

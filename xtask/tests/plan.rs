@@ -290,7 +290,7 @@ fn the_cli_speaks_as_cargo_xtask() {
     );
 
     // -v shows each command line; -q only results.
-    let run = fx.xtask(&["-v", "images", "base-image"]).ok();
+    let run = fx.xtask(&["-v", "images", "base-image", "--force"]).ok();
     assert!(run.stderr.contains("  $ "), "{}", run.stderr);
     assert!(run.stderr.contains("build"), "{}", run.stderr);
     let run = fx.xtask(&["-q", "images", "base-image", "--force"]).ok();

@@ -1,12 +1,13 @@
 //! `cargo xtask images`: preflight, plan, then Maven, packaging and docker builds.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
 use crate::cli;
-use crate::docker::LABEL_TOOL;
+use crate::docker::{ImageInfo, LABEL_TOOL};
 use crate::engine::{self, ContainerSweep};
 use crate::executor::{Executor, Outcome, StepReport};
 use crate::freshness::{self, Reason, Recorded};
@@ -75,20 +76,22 @@ impl cli::Images {
         };
         let engine_lost = work.join("engine-lost");
         engine::sweep_after_crash(&engine_lost)?;
-        let _sweep = ContainerSweep::new(format!("{LABEL_TOOL}.run={}", facts.run_id));
+        let sweep = ContainerSweep::new(format!("{LABEL_TOOL}.run={}", facts.run_id));
         let started = Instant::now();
         let steps = ImageSteps {
             force: self.force,
             images: Mutex::new(facts.existing.clone()),
             recorded: Mutex::new(recorded),
             engine_lost,
+            containers_started: sweep.trigger(),
         };
         let reports = executor.run(&plan.steps, |step, log, line| {
             steps.perform(step, log, line)
         });
         let recorded = steps.recorded.into_inner().expect("no worker panics");
         recorded.write(&work)?;
-        print_summary(project, &plan, &reports, started.elapsed());
+        let known = steps.images.into_inner().expect("no worker panics");
+        print_summary(project, &plan, &reports, &known, started.elapsed());
         RunReport::new(
             &plan,
             &reports,
@@ -128,16 +131,20 @@ fn summary_rows(
     project: &Project,
     plan: &Plan,
     reports: &[StepReport<Option<Reason>>],
+    known: &BTreeMap<String, ImageInfo>,
 ) -> Vec<[String; 5]> {
-    let references: Vec<String> = plan
+    // Sizes are known of the images preflight found; only those built now are asked for.
+    let built: Vec<String> = plan
         .steps
         .iter()
-        .filter_map(|s| match &s.action {
-            Action::Build(b) => Some(b.reference.clone()),
+        .zip(reports)
+        .filter_map(|(s, r)| match (&s.action, &r.outcome) {
+            (Action::Build(b), Outcome::Ran(_)) => Some(b.reference.clone()),
             _ => None,
         })
         .collect();
-    let images = engine::inspect_images(&project.sh, &references);
+    let mut images = known.clone();
+    images.extend(engine::inspect_images(&project.sh, &built));
     let mut rows = vec![["step", "image id", "size", "time", "result"].map(String::from)];
     for (step, report) in plan.steps.iter().zip(reports) {
         let (name, id, size) = match &step.action {
@@ -179,9 +186,10 @@ fn print_summary(
     project: &Project,
     plan: &Plan,
     reports: &[StepReport<Option<Reason>>],
+    known: &BTreeMap<String, ImageInfo>,
     total: Duration,
 ) {
-    let rows = summary_rows(project, plan, reports);
+    let rows = summary_rows(project, plan, reports, known);
     let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
     let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
     for [name, id, size, time, result] in &rows {
