@@ -170,38 +170,7 @@ fn maven_steps<'a>(
 ) -> BTreeMap<&'a str, usize> {
     let work = config.work_dir();
     let settings_xml = maven::settings_xml(config);
-    let mut before = prelude.to_vec();
-    let settings = settings_xml.as_ref().map(|xml| {
-        let path = work.join("maven").join("settings.xml");
-        let action = Action::WriteFile {
-            path: path.clone(),
-            contents: xml.clone(),
-        };
-        let title = "write Maven settings (mirror)".to_string();
-        before.push(plan.push("maven-settings", title, prelude.to_vec(), action));
-        path
-    });
-    if let MavenMode::Docker { image } = &config.maven
-        && !facts.maven_image_present
-    {
-        let hint = format!(
-            "the Maven image {image} is not present and cannot be pulled; load it (docker load), set MAVEN_IMAGE in .env to one you have, or use --maven host"
-        );
-        let action = Action::Pull {
-            command: docker::pull(image),
-            hint,
-        };
-        let title = format!("pull the Maven image {image}");
-        before.push(plan.push("maven-image", title, prelude.to_vec(), action));
-    }
-    if let Some(from_repo) = &facts.seed_from_repo {
-        let action = Action::SeedMavenRepo {
-            from_repo: from_repo.clone(),
-            local_repo: config.maven_cache.join("repository"),
-        };
-        let title = "give the Maven cache plexus-utils 1.1 (missing from the file mirror)".into();
-        before.push(plan.push("maven-seed", title, prelude.to_vec(), action));
-    }
+    let (settings, before) = maven_prelude(plan, config, facts, settings_xml.as_deref(), prelude);
     let runner = maven::Runner {
         uid_gid: facts.uid_gid.clone(),
         run_id: facts.run_id.clone(),
@@ -246,6 +215,50 @@ fn maven_steps<'a>(
         );
     }
     steps
+}
+
+/// What every Maven step waits for: the generated settings (their path, if any), the
+/// Maven image, the cache seed; returns the settings' path and the steps to wait for.
+fn maven_prelude(
+    plan: &mut Plan,
+    config: &Config,
+    facts: &Facts,
+    settings_xml: Option<&str>,
+    prelude: &[usize],
+) -> (Option<PathBuf>, Vec<usize>) {
+    let mut before = prelude.to_vec();
+    let settings = settings_xml.map(|xml| {
+        let path = config.work_dir().join("maven").join("settings.xml");
+        let action = Action::WriteFile {
+            path: path.clone(),
+            contents: xml.to_string(),
+        };
+        let title = "write Maven settings (mirror)".to_string();
+        before.push(plan.push("maven-settings", title, prelude.to_vec(), action));
+        path
+    });
+    if let MavenMode::Docker { image } = &config.maven
+        && !facts.maven_image_present
+    {
+        let hint = format!(
+            "the Maven image {image} is not present and cannot be pulled; load it (docker load), set MAVEN_IMAGE in .env to one you have, or use --maven host"
+        );
+        let action = Action::Pull {
+            command: docker::pull(image),
+            hint,
+        };
+        let title = format!("pull the Maven image {image}");
+        before.push(plan.push("maven-image", title, prelude.to_vec(), action));
+    }
+    if let Some(from_repo) = &facts.seed_from_repo {
+        let action = Action::SeedMavenRepo {
+            from_repo: from_repo.clone(),
+            local_repo: config.maven_cache.join("repository"),
+        };
+        let title = "give the Maven cache plexus-utils 1.1 (missing from the file mirror)".into();
+        before.push(plan.push("maven-seed", title, prelude.to_vec(), action));
+    }
+    (settings, before)
 }
 
 /// The operations that stage a module tree at `to` inside a context.
