@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::config::{Config, MirrorProfile};
-use crate::docker::{self, BuildSpec, LABEL_INPUTS, LABEL_TOOL};
+use crate::docker::{self, BuildSpec, Builder, LABEL_INPUTS, LABEL_TOOL};
 use crate::dockerfile::ArgDecl;
 use crate::exec::Command;
 use crate::imageset::{Image, ImageSet};
@@ -32,6 +32,8 @@ pub struct BuildStep {
     pub ops: Vec<StageOp>,
     /// Where the engine writes the new image's ID (part of `command`).
     pub iidfile: PathBuf,
+    /// Which builder `command` runs.
+    pub builder: Builder,
     /// The exact command that runs.
     pub command: Command,
 }
@@ -75,6 +77,7 @@ pub fn step(
         context,
         ops,
         iidfile,
+        builder: facts.builder,
         command,
         reference,
     }

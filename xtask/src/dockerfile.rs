@@ -118,11 +118,25 @@ pub fn label_instruction(labels: &[(String, String)]) -> String {
     format!("LABEL {}\n", pairs.join(" \\\n      "))
 }
 
-/// The Dockerfile that is built: `stage_label` right after every `FROM` (so the legacy
-/// builder's intermediate containers carry it and a crash's leftovers can be found), and
-/// the image's labels at the end (one build step).
-pub fn staged(text: &str, stage_label: (&str, &str), labels: &[(String, String)]) -> String {
-    let stage = label_instruction(&[(stage_label.0.to_string(), stage_label.1.to_string())]);
+/// Whether any step runs a command (and so makes the legacy builder start a container).
+pub fn runs_commands(text: &str) -> bool {
+    instructions(text)
+        .iter()
+        .any(|(keyword, _)| keyword == "RUN")
+}
+
+/// The Dockerfile that is built: `stage_label`, if given, right after every `FROM` (so the
+/// legacy builder's containers for `RUN` steps carry it and a crash's leftovers can be
+/// found), and the image's labels at the end (one build step).
+pub fn staged(
+    text: &str,
+    stage_label: Option<(&str, &str)>,
+    labels: &[(String, String)],
+) -> String {
+    let Some((key, value)) = stage_label else {
+        return format!("{text}\n{}", label_instruction(labels));
+    };
+    let stage = label_instruction(&[(key.to_string(), value.to_string())]);
     let mut out = String::with_capacity(text.len() + 256);
     // Inside an instruction continued with `\`, and whether that instruction is a FROM.
     let (mut continued, mut in_from) = (false, false);
@@ -176,10 +190,21 @@ mod tests {
     fn every_stage_is_labelled_right_after_its_from() {
         let text =
             "ARG A\nFROM scratch AS one\nCOPY a /a\nFROM \\\n  scratch\nRUN x \\\n  from here\n";
-        let staged = staged(text, ("s", "1"), &[("k".into(), "v".into())]);
+        let staged = staged(text, Some(("s", "1")), &[("k".into(), "v".into())]);
         assert_eq!(
             staged,
             "ARG A\nFROM scratch AS one\nLABEL \"s\"=\"1\"\nCOPY a /a\nFROM \\\n  scratch\nLABEL \"s\"=\"1\"\nRUN x \\\n  from here\n\nLABEL \"k\"=\"v\"\n"
+        );
+    }
+
+    #[test]
+    fn without_a_stage_label_only_the_labels_are_added() {
+        let text = "FROM scratch\nCOPY a /a\n";
+        assert!(!runs_commands(text));
+        assert!(runs_commands("FROM x\nrun true\n"));
+        assert_eq!(
+            staged(text, None, &[("k".into(), "v".into())]),
+            "FROM scratch\nCOPY a /a\n\nLABEL \"k\"=\"v\"\n"
         );
     }
 

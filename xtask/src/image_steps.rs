@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 
 use crate::build::{BuildStep, INPUTS_PLACEHOLDER};
-use crate::docker::{ImageInfo, LABEL_STAGE};
+use crate::docker::{Builder, ImageInfo, LABEL_STAGE};
 use crate::executor::Done;
 use crate::freshness::{self, Decision, MavenStamp, Reason, Recorded};
 use crate::maven::{self, MavenStep};
@@ -116,7 +116,11 @@ impl ImageSteps {
             .collect();
         let text = std::fs::read_to_string(&b.dockerfile)
             .with_context(|| format!("cannot read {}", b.dockerfile.display()))?;
-        let staged = dockerfile::staged(&text, (LABEL_STAGE, "1"), &labels);
+        // Only the legacy builder leaves containers, and only for RUN steps: other builds
+        // get no extra (legacy: costly) LABEL step.
+        let stage = (b.builder == Builder::Legacy && dockerfile::runs_commands(&text))
+            .then_some((LABEL_STAGE, "1"));
+        let staged = dockerfile::staged(&text, stage, &labels);
         write_file(&b.staged_dockerfile, &staged)?;
         let _ = std::fs::remove_file(&b.iidfile);
         exec::run_logged(&b.command, log, line)?;
