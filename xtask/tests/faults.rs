@@ -234,6 +234,16 @@ fn spawn_group(cmd: &mut Command) -> std::process::Child {
         .unwrap()
 }
 
+/// Starts `images --jobs 1` in its own process group and waits until its first docker
+/// build has begun.
+fn start_during_build(fx: &Fixture, logs: &Path) -> std::process::Child {
+    let log = logs.join("build-base-image.log");
+    let _ = fs::remove_file(&log);
+    let child = spawn_group(&mut fx.command(&["images", "--jobs", "1"]));
+    wait_for(&log, "Step 1/", Duration::from_mins(3));
+    child
+}
+
 /// Waits until `path` exists and contains `text`.
 fn wait_for(path: &Path, text: &str, limit: Duration) {
     let started = Instant::now();
@@ -307,25 +317,14 @@ fn ctrl_c_stops_maven_and_builds_and_cleans_up() {
 
     // During a docker build.
     let guard = support::engine_shared();
-    let child = spawn_group(&mut fx.command(&["images", "--jobs", "1"]));
-    wait_for(
-        &logs.join("build-base-image.log"),
-        "Step 1/",
-        Duration::from_mins(3),
-    );
+    let child = start_during_build(&fx, &logs);
     interrupt(&fx, child);
     drop(guard);
     fx.assert_clean();
 
     // SIGTERM to the tool alone (CI cancellation, `timeout`): the same cleanup, exit 143.
-    let _ = fs::remove_file(logs.join("build-base-image.log"));
     let guard = support::engine_shared();
-    let child = spawn_group(&mut fx.command(&["images", "--jobs", "1"]));
-    wait_for(
-        &logs.join("build-base-image.log"),
-        "Step 1/",
-        Duration::from_mins(3),
-    );
+    let child = start_during_build(&fx, &logs);
     let pid = child.id().to_string();
     let run = stop_with(&fx, child, &["-TERM", &pid], 143);
     assert!(
