@@ -76,6 +76,12 @@ fn bundles_round_trip_and_damaged_bundles_are_refused() {
         "{}",
         run.stderr
     );
+    // stdout is the archives only (path, size, sha256), the build's summary went to stderr.
+    assert!(
+        run.stdout.lines().count() == 2 && run.stdout.lines().all(|l| l.split('\t').count() == 3),
+        "{}",
+        run.stdout
+    );
     let originals = ids(&fx);
     assert_eq!(originals.len(), 10, "{originals:?}");
     let names: Vec<String> = fs::read_dir(&out)

@@ -103,7 +103,9 @@ impl cli::Bundle {
                         "{r} is not present; building it from the image set (image {})",
                         image.name
                     ));
-                    cli::Images::of(vec![image.name.clone()]).run_locked(project)?;
+                    // Its summary goes to stderr: stdout is for the archives.
+                    cli::Images::of(vec![image.name.clone()])
+                        .run_locked(project, &mut std::io::stderr())?;
                     pulled = true;
                 } else if self.no_pull {
                     missing.push(format!(

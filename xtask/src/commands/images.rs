@@ -24,7 +24,7 @@ impl cli::Images {
         } else {
             Some(root_lock::lock(&project.config.work_dir(), &project.ui)?)
         };
-        self.run_locked(project)
+        self.run_locked(project, &mut std::io::stdout())
     }
 
     /// The images named, built with default flags (for commands that need them).
@@ -43,8 +43,9 @@ impl cli::Images {
         }
     }
 
-    /// The run, with the FATE root's lock held by the caller.
-    pub fn run_locked(self, project: &Project) -> Result<()> {
+    /// The run, with the FATE root's lock held by the caller; the summary goes to `summary`
+    /// (stdout for `images`, stderr where another command's results own stdout).
+    pub fn run_locked(self, project: &Project, summary: &mut dyn std::io::Write) -> Result<()> {
         let Project {
             set,
             config,
@@ -91,7 +92,7 @@ impl cli::Images {
         let recorded = steps.recorded.into_inner().expect("no worker panics");
         recorded.write(&work)?;
         let known = steps.images.into_inner().expect("no worker panics");
-        print_summary(project, &plan, &reports, &known, started.elapsed());
+        print_summary(summary, project, &plan, &reports, &known, started.elapsed());
         RunReport::new(
             &plan,
             &reports,
@@ -183,6 +184,7 @@ fn summary_rows(
 
 /// The summary table on stdout, each column as wide as its content; failures on stderr.
 fn print_summary(
+    out: &mut dyn std::io::Write,
     project: &Project,
     plan: &Plan,
     reports: &[StepReport<Option<Reason>>],
@@ -192,10 +194,14 @@ fn print_summary(
     let rows = summary_rows(project, plan, reports, known);
     let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
     let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
+    // A closed stdout (`| head`) must not turn a finished run into a failure.
     for [name, id, size, time, result] in &rows {
-        println!("{name:<w0$}  {id:<w1$}  {size:>w2$}  {time:>w3$}  {result}");
+        let _ = writeln!(
+            out,
+            "{name:<w0$}  {id:<w1$}  {size:>w2$}  {time:>w3$}  {result}"
+        );
     }
-    println!("total {:.1}s", total.as_secs_f64());
+    let _ = writeln!(out, "total {:.1}s", total.as_secs_f64());
     for (step, report) in plan.steps.iter().zip(reports) {
         if let Outcome::Failed(message) = &report.outcome {
             eprintln!("\nFAILED {}: {message}", step.id);
