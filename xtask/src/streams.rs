@@ -111,7 +111,7 @@ impl TarScan {
 pub fn pass_tar(
     mut source: impl Read,
     mut sink: impl Write,
-    progress: &ByteProgress,
+    progress: Option<&ByteProgress>,
     check: impl Fn(&Index) -> Result<()>,
 ) -> Result<Index, PassError> {
     let mut scan = TarScan::default();
@@ -136,7 +136,9 @@ pub fn pass_tar(
             scan.feed(rest)?;
         }
         sink.write_all(rest).map_err(PassError::Sink)?;
-        progress.add(n as u64);
+        if let Some(progress) = progress {
+            progress.add(n as u64);
+        }
     }
     sink.flush().map_err(PassError::Sink)?;
     index.ok_or_else(|| PassError::NotAnArchive(anyhow::anyhow!("it has no manifest.json")))
@@ -187,57 +189,24 @@ pub trait Finish: Write + Send {
 pub const GZIP_LEVEL: u32 = 1;
 pub const ZSTD_LEVEL: i32 = 3;
 
-struct Gzip<W: Write + Send + 'static>(
-    gzp::par::compress::ParCompress<'static, gzp::deflate::Mgzip, W>,
-);
+/// A compressing writer and how to complete its stream.
+struct Finishing<W> {
+    writer: W,
+    finish: fn(W) -> io::Result<()>,
+}
 
-impl<W: Write + Send + 'static> Write for Gzip<W> {
+impl<W: Write> Write for Finishing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
+        self.writer.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
+        self.writer.flush()
     }
 }
 
-impl<W: Write + Send + 'static> Finish for Gzip<W> {
-    fn finish_stream(mut self: Box<Self>) -> io::Result<()> {
-        let mut inner = gzp::ZWriter::finish(&mut self.0).map_err(io::Error::other)?;
-        inner.flush()
-    }
-}
-
-struct Zstd<W: Write + Send>(zstd::Encoder<'static, W>);
-
-impl<W: Write + Send> Write for Zstd<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl<W: Write + Send> Finish for Zstd<W> {
+impl<W: Write + Send> Finish for Finishing<W> {
     fn finish_stream(self: Box<Self>) -> io::Result<()> {
-        self.0.finish()?.flush()
-    }
-}
-
-struct Plain<W: Write + Send>(W);
-
-impl<W: Write + Send> Write for Plain<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-
-impl<W: Write + Send> Finish for Plain<W> {
-    fn finish_stream(mut self: Box<Self>) -> io::Result<()> {
-        self.0.flush()
+        (self.finish)(self.writer)
     }
 }
 
@@ -250,7 +219,13 @@ pub fn gzip_writer<W: Write + Send + 'static>(inner: W, level: u32) -> Result<Bo
         .map_err(|e| anyhow::anyhow!("gzip on {threads} threads: {e}"))?
         .compression_level(gzp::Compression::new(level))
         .from_writer(inner);
-    Ok(Box::new(Gzip(writer)))
+    Ok(Box::new(Finishing {
+        writer,
+        finish: |mut writer| {
+            let mut inner = gzp::ZWriter::finish(&mut writer).map_err(io::Error::other)?;
+            inner.flush()
+        },
+    }))
 }
 
 /// A writer compressing into `inner` on every core.
@@ -266,9 +241,15 @@ pub fn compressor<W: Write + Send + 'static>(
             encoder
                 .multithread(u32::try_from(threads).unwrap_or(1))
                 .context("zstd without threads")?;
-            Box::new(Zstd(encoder))
+            Box::new(Finishing {
+                writer: encoder,
+                finish: |encoder| encoder.finish()?.flush(),
+            })
         }
-        Compression::None => Box::new(Plain(inner)),
+        Compression::None => Box::new(Finishing {
+            writer: inner,
+            finish: |mut inner| inner.flush(),
+        }),
     })
 }
 
@@ -297,7 +278,7 @@ mod tests {
         let ui = crate::ui::Ui::plain();
         let progress = ui.bytes("t", Some(tar.len() as u64));
         let mut out = Vec::new();
-        let index = pass_tar(&tar[..], &mut out, &progress, |_| Ok(()))
+        let index = pass_tar(&tar[..], &mut out, Some(&progress), |_| Ok(()))
             .ok()
             .unwrap();
         assert_eq!(out, tar);
@@ -313,7 +294,7 @@ mod tests {
         let ui = crate::ui::Ui::plain();
         let progress = ui.bytes("t", None);
         let mut out = Vec::new();
-        let result = pass_tar(&tar[..], &mut out, &progress, |_| anyhow::bail!("no"));
+        let result = pass_tar(&tar[..], &mut out, Some(&progress), |_| anyhow::bail!("no"));
         assert!(matches!(result, Err(PassError::Refused(_))));
         assert!(out.len() < tar.len());
     }

@@ -50,18 +50,11 @@ impl Ui {
         Ui { kind, verbose }
     }
 
-    /// Plain lines (tests, children of the benchmark).
+    /// Plain lines, whatever the terminal (for tests).
+    #[cfg(test)]
     pub fn plain() -> Ui {
         Ui {
             kind: Kind::Plain,
-            verbose: false,
-        }
-    }
-
-    /// Nothing but notes.
-    pub fn quiet() -> Ui {
-        Ui {
-            kind: Kind::Quiet,
             verbose: false,
         }
     }

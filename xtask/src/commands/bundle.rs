@@ -243,7 +243,7 @@ fn save(
         &format!("save {}", name.trim_end_matches(".part")),
         Some(total),
     );
-    let passed = streams::pass_tar(&source, &mut sink, &progress, |index| {
+    let passed = streams::pass_tar(&source, &mut sink, Some(&progress), |index| {
         let changed = manifest::missing_from(&expected, index);
         if let Some(image) = changed.first() {
             bail!(

@@ -148,9 +148,8 @@ fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path) -> Result<()> {
     let progress = Arc::new(ui.bytes(&format!("load {}", archive.file), Some(archive.size)));
     let reader = decompressed(path, archive, progress.clone())?;
     let mut child = exec::spawn_piped(&docker::load(), log)?;
-    // Progress is counted on the compressed side; the tar side needs no second count.
-    let quiet = Ui::quiet().bytes("", None);
-    let passed = streams::pass_tar(reader, &mut child.stdin, &quiet, |index| {
+    // Progress is counted on the compressed side (`Counted`), not again here.
+    let passed = streams::pass_tar(reader, &mut child.stdin, None, |index| {
         match manifest::missing_from(&archive.images, index).first() {
             Some(image) => bail!(
                 "the bundle is not intact; nothing of it was loaded: it does not hold {} with ID {} that the manifest names",
