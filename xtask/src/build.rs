@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{Config, MirrorProfile};
+use crate::config::{BuildOptions, Config, MirrorProfile};
 use crate::docker::{self, BuildSpec, Builder, LABEL_INPUTS, LABEL_TOOL};
 use crate::dockerfile::ArgDecl;
 use crate::exec::Command;
@@ -16,6 +16,8 @@ pub const INPUTS_PLACEHOLDER: &str = "<inputs>";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BuildStep {
+    /// The image set's name of the image.
+    pub name: String,
     pub reference: String,
     /// The image set's Dockerfile.
     pub dockerfile: PathBuf,
@@ -34,6 +36,8 @@ pub struct BuildStep {
     pub iidfile: PathBuf,
     /// Which builder `command` runs.
     pub builder: Builder,
+    /// Builder, cache, pull and platform of this image's build.
+    pub options: BuildOptions,
     /// The exact command that runs.
     pub command: Command,
 }
@@ -52,6 +56,7 @@ pub fn step(
     let staged_dockerfile = context.with_extension("Dockerfile");
     let iidfile = context.with_extension("iid");
     let build_args = build_args(config, image, facts.dockerfile_args.get(&image.name));
+    let options = options_for(&config.build, image);
     let command = docker::build(&BuildSpec {
         builder: facts.builder,
         dockerfile: staged_dockerfile.clone(),
@@ -60,8 +65,10 @@ pub fn step(
         no_cache,
         iidfile: Some(iidfile.clone()),
         context: context.clone(),
+        options: options.clone(),
     });
     BuildStep {
+        name: image.name.clone(),
         labels: labels(config, facts, image),
         dockerfile: config
             .fate_root
@@ -78,8 +85,27 @@ pub fn step(
         ops,
         iidfile,
         builder: facts.builder,
+        options,
         command,
         reference,
+    }
+}
+
+/// The run's build options as they apply to `image`: cache specs name it, and only an
+/// image that starts from no image of this set pulls (its parents are local only).
+fn options_for(options: &BuildOptions, image: &Image) -> BuildOptions {
+    let expand = |specs: &[String]| -> Vec<String> {
+        specs
+            .iter()
+            .map(|s| BuildOptions::for_image(s, &image.name))
+            .collect()
+    };
+    BuildOptions {
+        builder: options.builder.clone(),
+        cache_from: expand(&options.cache_from),
+        cache_to: expand(&options.cache_to),
+        pull: options.pull && image.parents.is_empty(),
+        platforms: options.platforms.clone(),
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{MavenWhere, Overrides};
+use crate::config::{BuildOverrides, MavenWhere, Overrides};
 use crate::manifest::Compression;
 use crate::ui::Progress;
 
@@ -42,6 +42,9 @@ pub struct Global {
 pub enum Command {
     /// Compile with Maven, package the module trees and build the images.
     Images(Images),
+    /// Run Maven and stage every context, then write a docker-bake.json for the builds,
+    /// to hand them to a BuildKit fleet (`docker buildx bake -f FILE`).
+    Bake(Bake),
     /// Check the configuration, the FATE tree, the host and the Docker engine.
     Doctor(Doctor),
     /// Push the images marked for pushing (modules), or those named, to a registry.
@@ -155,6 +158,9 @@ pub struct Images {
     /// Print the plan (every command line, in order) and run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// How --dry-run prints the plan: text, or JSON for programs.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text, requires = "dry_run")]
+    pub format: PlanFormat,
     /// Build images without Docker's layer cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -167,6 +173,29 @@ pub struct Images {
     /// Steps run at once (Maven projects, image builds) [default: CPU count]
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Bake {
+    /// Images or groups to include (base, builder, modules, all) [default: all]
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<String>,
+    #[command(flatten)]
+    pub config: ConfigFlags,
+    /// Where the bake file is written [default: <fate-root>/target/xtask/docker-bake.json]
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Leave out the `contexts` that tie each target to the targets it starts from, for
+    /// BuildKit before 0.10 (Docker Engine 20.10's own): then bake the groups stage-1,
+    /// stage-2, ... one after the other.
+    #[arg(long)]
+    pub no_named_contexts: bool,
 }
 
 impl Images {
@@ -186,7 +215,7 @@ pub struct Doctor {
 }
 
 /// Flags that choose configuration, shared by the commands that build.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct ConfigFlags {
     /// Fetch from the China mirror profile everywhere the build downloads.
     #[arg(long)]
@@ -194,6 +223,33 @@ pub struct ConfigFlags {
     /// Where Maven runs [default: MAVEN_MODE of .env, else docker]
     #[arg(long, value_enum)]
     pub maven: Option<MavenWhere>,
+    #[command(flatten)]
+    pub build: BuildFlags,
+}
+
+/// How images are built: BuildKit's builder, cache, pull and platform.
+#[derive(Clone, Debug, Default, Args)]
+pub struct BuildFlags {
+    /// The buildx builder to use; a remote, kubernetes or docker-container builder spreads
+    /// builds over other machines [default: BUILDX_BUILDER of .env, else the current one]
+    #[arg(long, value_name = "NAME")]
+    pub builder: Option<String>,
+    /// Import build cache, e.g. type=registry,ref=HOST/fate/{image}:cache, where {image} is
+    /// the image's name; repeatable [default: BUILD_CACHE_FROM of .env]
+    #[arg(long, value_name = "SPEC")]
+    pub cache_from: Vec<String>,
+    /// Export build cache, e.g. type=inline or type=registry,ref=HOST/fate/{image}:cache;
+    /// repeatable [default: BUILD_CACHE_TO of .env]
+    #[arg(long, value_name = "SPEC")]
+    pub cache_to: Vec<String>,
+    /// Look for newer versions of the external images builds start from (rebuilds the
+    /// images that start from one).
+    #[arg(long)]
+    pub pull: bool,
+    /// The platform to build for, e.g. linux/arm64 [default: BUILD_PLATFORM of .env, else
+    /// the engine's]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
 }
 
 impl ConfigFlags {
@@ -203,6 +259,13 @@ impl ConfigFlags {
             env_file: global.env_file.clone(),
             chinese_mirror: self.chinese_mirror,
             maven: self.maven,
+            build: BuildOverrides {
+                builder: self.build.builder.clone(),
+                cache_from: self.build.cache_from.clone(),
+                cache_to: self.build.cache_to.clone(),
+                pull: self.build.pull,
+                platform: self.build.platform.clone(),
+            },
         }
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use crate::config::BuildOptions;
 use crate::exec::Command;
 
 /// The label every image and container of this tool carries (as a prefix).
@@ -26,6 +27,31 @@ pub const VOLATILE_LABELS: [&str; 3] = [
 pub enum Builder {
     BuildKit,
     Legacy,
+}
+
+/// How to get BuildKit where only the legacy builder is installed.
+pub const GET_BUILDKIT: &str = "install the buildx plugin (Debian 13 and Ubuntu 24.04: apt install docker-buildx; Docker's own repository: docker-buildx-plugin)";
+
+/// The notice the legacy builder prints at the start of every build, line by line
+/// (trimmed): said once per run instead.
+pub const LEGACY_BANNER: [&str; 3] = [
+    "DEPRECATED: The legacy builder is deprecated and will be removed in a future release.",
+    "BuildKit is currently disabled; enable it by removing the DOCKER_BUILDKIT=0",
+    "environment-variable.",
+];
+
+/// Which builder runs: Docker's own switch `DOCKER_BUILDKIT` first (0 or false: the
+/// legacy builder; 1 or true: BuildKit, which then must be installed), else BuildKit
+/// when the buildx plugin answers.
+pub fn choose_builder(docker_buildkit: Option<&str>, buildx: bool) -> Result<Builder, String> {
+    match docker_buildkit.map(str::to_ascii_lowercase).as_deref() {
+        Some("0" | "false") => Ok(Builder::Legacy),
+        Some("1" | "true") if !buildx => Err(format!(
+            "DOCKER_BUILDKIT=1 asks for BuildKit, but `docker buildx` does not answer: {GET_BUILDKIT}"
+        )),
+        _ if buildx => Ok(Builder::BuildKit),
+        _ => Ok(Builder::Legacy),
+    }
 }
 
 impl Builder {
@@ -59,20 +85,38 @@ pub struct BuildSpec {
     /// Where the engine writes the new image's ID.
     pub iidfile: Option<PathBuf>,
     pub context: PathBuf,
+    /// Builder, cache (specs for this image), pull and platform.
+    pub options: BuildOptions,
 }
 
 /// `docker build` (legacy) or `docker buildx build --load` of a spec.
 pub fn build(spec: &BuildSpec) -> Command {
+    let options = &spec.options;
     let mut args: Vec<String> = match spec.builder {
-        Builder::BuildKit => vec![
-            "buildx".into(),
-            "build".into(),
-            "--load".into(),
-            "--progress=plain".into(),
-        ],
+        Builder::BuildKit => {
+            let mut args = vec!["buildx".to_string(), "build".into()];
+            if let Some(name) = &options.builder {
+                args.extend(["--builder".into(), name.clone()]);
+            }
+            // The output goes to the step's log, not a terminal.
+            args.extend(["--load".into(), "--progress=plain".into()]);
+            args
+        }
         // Also remove the container of a failed step, which --rm (the default) keeps.
         Builder::Legacy => vec!["build".into(), "--force-rm".into()],
     };
+    if !options.platforms.is_empty() {
+        args.extend(["--platform".into(), options.platforms.join(",")]);
+    }
+    if options.pull {
+        args.push("--pull".into());
+    }
+    for spec in &options.cache_from {
+        args.extend(["--cache-from".into(), spec.clone()]);
+    }
+    for spec in &options.cache_to {
+        args.extend(["--cache-to".into(), spec.clone()]);
+    }
     args.extend([
         "--file".into(),
         spec.dockerfile.display().to_string(),
@@ -93,10 +137,18 @@ pub fn build(spec: &BuildSpec) -> Command {
     args.push(spec.context.display().to_string());
     let command = Command::new("docker", args);
     match spec.builder {
-        // Without buildx, say so explicitly rather than let the client guess.
-        Builder::Legacy => command.env("DOCKER_BUILDKIT", "0"),
+        // Without buildx, say so explicitly rather than let the client guess; its notice
+        // that this is deprecated is said once per run, not in every log.
+        Builder::Legacy => command
+            .env("DOCKER_BUILDKIT", "0")
+            .quiet_lines(&LEGACY_BANNER),
         Builder::BuildKit => command,
     }
+}
+
+/// `docker buildx inspect NAME`: whether a builder exists.
+pub fn buildx_inspect(name: &str) -> Command {
+    Command::new("docker", ["buildx", "inspect", name])
 }
 
 /// A throwaway container: `docker run --rm` with a name and labels to find it by.
@@ -330,7 +382,48 @@ mod tests {
             no_cache: true,
             iidfile: Some("/w/egg.iid".into()),
             context: "/w/egg".into(),
+            options: BuildOptions::default(),
         }
+    }
+
+    #[test]
+    fn buildkit_options_in_the_argv() {
+        let mut s = spec(Builder::BuildKit);
+        s.no_cache = false;
+        s.options = BuildOptions {
+            builder: Some("fleet".into()),
+            cache_from: vec!["type=registry,ref=r:5000/fed/egg:cache".into()],
+            cache_to: vec!["type=inline".into()],
+            pull: true,
+            platforms: vec!["linux/arm64".into()],
+        };
+        assert_eq!(
+            build(&s).to_string(),
+            "docker buildx build --builder fleet --load --progress=plain --platform linux/arm64 --pull --cache-from type=registry,ref=r:5000/fed/egg:cache --cache-to type=inline --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --iidfile /w/egg.iid /w/egg"
+        );
+        let mut s = spec(Builder::Legacy);
+        s.no_cache = false;
+        s.options = BuildOptions {
+            cache_from: vec!["r:5000/fed/egg:1".into()],
+            pull: true,
+            platforms: vec!["linux/amd64".into()],
+            ..BuildOptions::default()
+        };
+        assert_eq!(
+            build(&s).to_string(),
+            "DOCKER_BUILDKIT=0 docker build --force-rm --platform linux/amd64 --pull --cache-from r:5000/fed/egg:1 --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --iidfile /w/egg.iid /w/egg"
+        );
+    }
+
+    #[test]
+    fn docker_buildkit_decides_before_the_plugin() {
+        assert_eq!(choose_builder(Some("0"), true), Ok(Builder::Legacy));
+        assert_eq!(choose_builder(Some("false"), true), Ok(Builder::Legacy));
+        assert_eq!(choose_builder(None, true), Ok(Builder::BuildKit));
+        assert_eq!(choose_builder(None, false), Ok(Builder::Legacy));
+        assert_eq!(choose_builder(Some("1"), true), Ok(Builder::BuildKit));
+        let e = choose_builder(Some("1"), false).unwrap_err();
+        assert!(e.contains("docker-buildx"), "{e}");
     }
 
     #[test]

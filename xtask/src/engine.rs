@@ -49,13 +49,13 @@ pub fn endpoint() -> String {
         .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
 }
 
-/// BuildKit when the buildx plugin is present, else the legacy builder.
-pub fn builder(sh: &Shell) -> Builder {
-    if exec::query(sh, &docker::buildx_version()).is_ok() {
-        Builder::BuildKit
-    } else {
-        Builder::Legacy
-    }
+/// The builder that runs: `DOCKER_BUILDKIT` first, else BuildKit when the buildx plugin
+/// answers (not asked when the switch is off).
+pub fn builder(sh: &Shell) -> Result<Builder, String> {
+    let switch = std::env::var("DOCKER_BUILDKIT").ok();
+    let off = docker::choose_builder(switch.as_deref(), true) == Ok(Builder::Legacy);
+    let buildx = !off && exec::query(sh, &docker::buildx_version()).is_ok();
+    docker::choose_builder(switch.as_deref(), buildx)
 }
 
 /// The local images among `references`, with ID and inputs label: one `docker` call.

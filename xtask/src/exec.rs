@@ -25,6 +25,8 @@ pub struct Command {
     pub args: Vec<String>,
     pub cwd: Option<PathBuf>,
     pub env: Vec<(String, String)>,
+    /// Output lines (trimmed) left out of logs and progress: known noise.
+    pub quiet_lines: Vec<String>,
 }
 
 impl Command {
@@ -34,7 +36,14 @@ impl Command {
             args: args.into_iter().map(Into::into).collect(),
             cwd: None,
             env: Vec::new(),
+            quiet_lines: Vec::new(),
         }
+    }
+
+    #[must_use]
+    pub fn quiet_lines(mut self, lines: &[&str]) -> Command {
+        self.quiet_lines = lines.iter().map(|l| (*l).to_string()).collect();
+        self
     }
 
     #[must_use]
@@ -91,6 +100,17 @@ static NEXT_CHILD: AtomicU64 = AtomicU64::new(0);
 
 /// When each long child ran: the time not covered by these is the tool's own overhead.
 static CHILD_SPANS: Mutex<Vec<(Instant, Instant)>> = Mutex::new(Vec::new());
+/// Every process this run started.
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// How many processes this run has started.
+pub fn processes_started() -> u64 {
+    STARTED.load(Ordering::SeqCst)
+}
+
+fn count_start() {
+    STARTED.fetch_add(1, Ordering::SeqCst);
+}
 
 trait Kill: Send + Sync {
     fn kill(&self);
@@ -205,6 +225,7 @@ pub fn sleep_unless_interrupted(wait: Duration) {
 
 /// Runs a short command and returns its trimmed stdout; failure carries its stderr.
 pub fn query(sh: &Shell, command: &Command) -> Result<String> {
+    count_start();
     let output = sh
         .cmd(&command.program)
         .args(&command.args)
@@ -223,6 +244,7 @@ pub fn query(sh: &Shell, command: &Command) -> Result<String> {
 
 /// Runs a short command and returns its trimmed stdout whatever its exit status.
 pub fn query_stdout(sh: &Shell, command: &Command) -> String {
+    count_start();
     sh.cmd(&command.program)
         .args(&command.args)
         .quiet()
@@ -235,6 +257,7 @@ pub fn query_stdout(sh: &Shell, command: &Command) -> String {
 /// A command as a duct expression: stdin empty, stderr into stdout, exit status not
 /// turned into an error (callers report it with the output).
 fn expression(command: &Command) -> duct::Expression {
+    count_start();
     let mut expr = duct::cmd(&command.program, &command.args)
         .stderr_to_stdout()
         .stdin_null()
@@ -269,6 +292,7 @@ pub fn run_captured(command: &Command) -> Result<String> {
 /// Runs a command with `input` on its stdin (a secret never put in argv); returns its
 /// combined output and whether it succeeded.
 pub fn run_with_stdin(command: &Command, input: &str) -> Result<(bool, String)> {
+    count_start();
     let out = duct::cmd(&command.program, &command.args)
         .stdin_bytes(input.as_bytes())
         .stderr_to_stdout()
@@ -362,6 +386,10 @@ pub fn run_logged_within(
         if lines.read_until(b'\n', &mut buf)? == 0 {
             break;
         }
+        let text = String::from_utf8_lossy(&buf);
+        if command.quiet_lines.iter().any(|q| q == text.trim()) {
+            continue;
+        }
         file.write_all(&buf).map_err(log_error)?;
         line.progress(&String::from_utf8_lossy(&buf));
     }
@@ -406,6 +434,7 @@ impl Read for &Stream {
 /// Starts a child whose stdout is read as a stream (its stderr goes to `log`).
 pub fn stream_stdout(command: &Command, log: &Path) -> Result<Stream> {
     create_log(log)?;
+    count_start();
     let reader = duct::cmd(&command.program, &command.args)
         .stdin_null()
         .stderr_path(log)
@@ -431,6 +460,7 @@ pub struct PipedChild {
 /// (or [`PipedChild::abort`]s, so the child sees no clean end of input).
 pub fn spawn_piped(command: &Command, log: &Path) -> Result<PipedChild> {
     create_log(log)?;
+    count_start();
     let (reader, writer) = os_pipe::pipe()?;
     let handle = Arc::new(
         duct::cmd(&command.program, &command.args)

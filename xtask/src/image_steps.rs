@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 
 use crate::build::{BuildStep, INPUTS_PLACEHOLDER};
-use crate::docker::{Builder, ImageInfo, LABEL_STAGE};
+use crate::docker::{Builder, ImageInfo, LABEL_INPUTS, LABEL_STAGE};
 use crate::executor::Done;
-use crate::freshness::{self, Decision, MavenStamp, Reason, Recorded};
+use crate::freshness::{self, Decision, MavenDecision, MavenStamp, Reason, Recorded};
 use crate::maven::{self, MavenStep};
 use crate::plan::{Action, Step};
 use crate::ui::StepLine;
@@ -29,6 +29,8 @@ pub struct ImageSteps {
     pub engine_lost: PathBuf,
     /// Set before a step starts a container, so the run's containers are swept.
     pub containers_started: Arc<AtomicBool>,
+    /// Stage contexts and Dockerfiles but build nothing (for a bake file).
+    pub stage_only: bool,
 }
 
 impl ImageSteps {
@@ -88,40 +90,53 @@ impl ImageSteps {
     }
 
     fn maven(&self, m: &MavenStep, log: &Path, line: &StepLine) -> Result<Done<Option<Reason>>> {
-        let Decision::Run { reason, inputs } = freshness::maven_decision(m, self.force)? else {
+        let MavenDecision::Run {
+            reason,
+            inputs,
+            only,
+        } = freshness::maven_decision(m, self.force)?
+        else {
             return Ok(Done::UpToDate);
+        };
+        let command = if only.is_empty() {
+            m.command.clone()
+        } else {
+            maven::only_modules(&m.command, &only)
         };
         // A failed or interrupted run must not look up to date.
         let _ = std::fs::remove_file(&m.stamp);
         if m.command.program == "docker" {
             self.containers_started.store(true, Ordering::SeqCst);
         }
-        exec::run_logged(&m.command, log, line)?;
+        exec::run_logged(&command, log, line)?;
         MavenStamp::write(&m.stamp, &inputs, &m.outputs)?;
         Ok(Done::Ran(Some(reason)))
     }
 
     fn build(&self, b: &BuildStep, log: &Path, line: &StepLine) -> Result<Done<Option<Reason>>> {
+        if self.stage_only {
+            // Whoever builds these records no inputs digest: `images` rebuilds its own.
+            let labels: Vec<(String, String)> = b
+                .labels
+                .iter()
+                .filter(|(k, _)| k != LABEL_INPUTS)
+                .cloned()
+                .collect();
+            stage(b, &package::collect(&b.ops)?, &labels)?;
+            return Ok(Done::Ran(None));
+        }
         let snapshot = self.images.lock().expect("no worker panics").clone();
         let recorded = self.recorded.lock().expect("no worker panics").clone();
         let (decision, entries) = freshness::build_decision(b, &snapshot, &recorded, self.force)?;
         let Decision::Run { reason, inputs } = decision else {
             return Ok(Done::UpToDate);
         };
-        package::materialize(&b.context, &entries)?;
         let labels: Vec<(String, String)> = b
             .labels
             .iter()
             .map(|(k, v)| (k.clone(), v.replace(INPUTS_PLACEHOLDER, &inputs)))
             .collect();
-        let text = std::fs::read_to_string(&b.dockerfile)
-            .with_context(|| format!("cannot read {}", b.dockerfile.display()))?;
-        // Only the legacy builder leaves containers, and only for RUN steps: other builds
-        // get no extra (legacy: costly) LABEL step.
-        let stage = (b.builder == Builder::Legacy && dockerfile::runs_commands(&text))
-            .then_some((LABEL_STAGE, "1"));
-        let staged = dockerfile::staged(&text, stage, &labels);
-        write_file(&b.staged_dockerfile, &staged)?;
+        stage(b, &entries, &labels)?;
         let _ = std::fs::remove_file(&b.iidfile);
         exec::run_logged(&b.command, log, line)?;
         let id = std::fs::read_to_string(&b.iidfile).with_context(|| {
@@ -141,6 +156,21 @@ impl ImageSteps {
         );
         Ok(Done::Ran(Some(reason)))
     }
+}
+
+/// Writes a build's context and its Dockerfile with `labels`.
+fn stage(b: &BuildStep, entries: &package::Entries, labels: &[(String, String)]) -> Result<()> {
+    package::materialize(&b.context, entries)?;
+    let text = std::fs::read_to_string(&b.dockerfile)
+        .with_context(|| format!("cannot read {}", b.dockerfile.display()))?;
+    // Only the legacy builder leaves containers, and only for RUN steps: other builds
+    // get no extra (legacy: costly) LABEL step.
+    let stage = (b.builder == Builder::Legacy && dockerfile::runs_commands(&text))
+        .then_some((LABEL_STAGE, "1"));
+    write_file(
+        &b.staged_dockerfile,
+        &dockerfile::staged(&text, stage, labels),
+    )
 }
 
 pub fn write_file(path: &Path, contents: &str) -> Result<()> {

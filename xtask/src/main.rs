@@ -1,9 +1,11 @@
 //! `cargo xtask`: FATE's image build. Parse, resolve the configuration, dispatch.
 
+mod bakefile;
 mod build;
 mod cli;
 mod commands;
 mod config;
+mod digest_cache;
 mod docker;
 mod dockerfile;
 mod engine;
@@ -17,6 +19,7 @@ mod manifest;
 mod maven;
 mod package;
 mod plan;
+mod plan_json;
 mod pom;
 mod preflight;
 mod problems;
@@ -73,6 +76,10 @@ fn run(cli: Cli) -> Result<()> {
     let sh = Shell::new().context("cannot start a shell for commands")?;
     match command {
         Command::Images(args) => {
+            let overrides = args.config.overrides(&global);
+            args.run(&Project::load(&global, &overrides, ui, sh)?)
+        }
+        Command::Bake(args) => {
             let overrides = args.config.overrides(&global);
             args.run(&Project::load(&global, &overrides, ui, sh)?)
         }

@@ -22,11 +22,13 @@ const CONTAINER_MAVEN_HOME: &str = "/var/maven";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MavenStep {
     pub command: Command,
-    /// The FATE root the sources are relative to.
+    /// The FATE root the modules' inputs are relative to.
     pub root: PathBuf,
-    /// What decides whether to run: the poms and `src/` trees of the project's reactor and
-    /// of the projects it uses by path, relative to `root`.
-    pub sources: Vec<PathBuf>,
+    /// The reactor's directory.
+    pub project: PathBuf,
+    /// What decides whether to run, module by module: the poms and `src/` trees of the
+    /// project's reactor, and the files its poms use by path (other projects' jars).
+    pub modules: Vec<crate::pom::ReactorModule>,
     /// Everything else the result depends on (Maven mode and image, settings).
     pub salt: String,
     /// Where the inputs digest of the last successful run is kept.
@@ -141,6 +143,16 @@ pub fn command(
             })
         }
     }
+}
+
+/// `command` limited to the modules at `paths` (relative to the reactor), the modules
+/// they need and the modules that need them; every other module's output is kept.
+pub fn only_modules(command: &Command, paths: &[String]) -> Command {
+    let mut limited = command.clone();
+    limited
+        .args
+        .extend(["-pl".into(), paths.join(","), "-am".into(), "-amd".into()]);
+    limited
 }
 
 const PLEXUS_UTILS: &str = "org/codehaus/plexus/plexus-utils";

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -14,6 +13,8 @@ use anyhow::{Context, Result, bail};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
+
+use crate::digest_cache;
 
 use crate::pom;
 
@@ -297,17 +298,10 @@ pub fn digest(entries: &Entries, hasher: &mut Sha256) -> Result<()> {
                 hasher.update(bytes);
             }
             Source::File { from, mode } => {
-                let mut file = fs::File::open(from)
-                    .with_context(|| format!("cannot read {}", from.display()))?;
-                hasher.update(format!("f{mode:o}:{}\0", file.metadata()?.len()));
-                let mut buf = vec![0; 64 * 1024];
-                loop {
-                    let n = file.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    hasher.update(&buf[..n]);
-                }
+                // The contents' own digest, remembered across runs while the file is unchanged.
+                let (size, digest) = digest_cache::sized_sha256(from)?;
+                hasher.update(format!("f{mode:o}:{size}\0"));
+                hasher.update(digest);
             }
         }
     }

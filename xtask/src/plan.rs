@@ -20,6 +20,10 @@ use crate::selection;
 
 /// What a step does.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a plan holds a few dozen steps: boxing the large ones would save nothing"
+)]
 pub enum Action {
     /// Install the host packages Maven needs (apt).
     InstallPackages(Command),
@@ -193,10 +197,12 @@ fn maven_steps<'a>(
         let step = MavenStep {
             command,
             root: config.fate_root.clone(),
-            sources: std::iter::once(&project.name)
-                .chain(&project.after)
-                .flat_map(|p| facts.maven_inputs.get(p).cloned().unwrap_or_default())
-                .collect(),
+            project: config.fate_root.join(&project.name),
+            modules: facts
+                .maven_inputs
+                .get(&project.name)
+                .cloned()
+                .unwrap_or_default(),
             salt: salt.clone(),
             stamp: work.join("maven").join(format!("{}.inputs", project.name)),
             outputs: set
@@ -447,11 +453,14 @@ mod tests {
             maven_inputs: [
                 (
                     "arch".to_string(),
-                    vec!["arch/pom.xml".into(), "arch/core/src".into()],
+                    vec![
+                        reactor_module(".", &["arch/pom.xml"], true),
+                        reactor_module("core", &["arch/core/pom.xml", "arch/core/src"], false),
+                    ],
                 ),
                 (
                     "fate-serving".to_string(),
-                    vec!["fate-serving/pom.xml".into()],
+                    vec![reactor_module(".", &["fate-serving/pom.xml"], false)],
                 ),
             ]
             .into(),
@@ -468,7 +477,28 @@ mod tests {
             seed_from_repo: None,
             maven_image_present: true,
             engine_version: "20.10".into(),
+            engine_down: None,
         }
+    }
+
+    fn reactor_module(path: &str, inputs: &[&str], aggregates: bool) -> pom::ReactorModule {
+        pom::ReactorModule {
+            path: path.into(),
+            inputs: inputs.iter().map(PathBuf::from).collect(),
+            aggregates,
+            uses: Vec::new(),
+        }
+    }
+
+    /// The plan of the sample set with default flags.
+    fn default_plan() -> Plan {
+        images(
+            &config(Overrides::default()),
+            &sample_set(),
+            &facts(),
+            &Options::default(),
+        )
+        .unwrap()
     }
 
     fn ids(plan: &Plan) -> Vec<&str> {
@@ -477,13 +507,7 @@ mod tests {
 
     #[test]
     fn all_images_in_dependency_order() {
-        let plan = images(
-            &config(Overrides::default()),
-            &sample_set(),
-            &facts(),
-            &Options::default(),
-        )
-        .unwrap();
+        let plan = default_plan();
         assert_eq!(
             plan.images,
             ["base-image", "storage-service-builder", "egg", "python"]
@@ -527,13 +551,7 @@ mod tests {
 
     #[test]
     fn build_argv_has_tag_labels_and_declared_args_only() {
-        let plan = images(
-            &config(Overrides::default()),
-            &sample_set(),
-            &facts(),
-            &Options::default(),
-        )
-        .unwrap();
+        let plan = default_plan();
         let Action::Build(BuildStep {
             command, reference, ..
         }) = &plan.steps[3].action
@@ -656,13 +674,10 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            m.sources,
-            [
-                Path::new("fate-serving/pom.xml"),
-                Path::new("arch/pom.xml"),
-                Path::new("arch/core/src")
-            ]
+            m.modules,
+            [reactor_module(".", &["fate-serving/pom.xml"], false)]
         );
+        assert_eq!(m.project, Path::new("/fate/fate-serving"));
         let jars: Vec<PathBuf> = m.outputs.iter().map(pom::Module::jar).collect();
         assert_eq!(
             jars,
@@ -725,5 +740,123 @@ mod tests {
             "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends libmaven-jar-plugin-java"
         );
         assert_eq!(plan.steps[1].deps, vec![0]);
+    }
+
+    #[test]
+    fn buildkit_options_apply_per_image() {
+        let cfg = config(Overrides {
+            build: crate::config::BuildOverrides {
+                builder: Some("fleet".into()),
+                cache_from: vec!["type=registry,ref=r:5000/fed/{image}:cache".into()],
+                cache_to: vec!["type=inline".into()],
+                pull: true,
+                platform: Some("linux/arm64".into()),
+            },
+            ..Default::default()
+        });
+        let mut facts = facts();
+        facts.builder = Builder::BuildKit;
+        let plan = images(&cfg, &sample_set(), &facts, &Options::default()).unwrap();
+        let build = |id: &str| -> BuildStep {
+            let step = plan.steps.iter().find(|s| s.id == id).unwrap();
+            let Action::Build(b) = &step.action else {
+                panic!()
+            };
+            b.clone()
+        };
+        let (base, egg) = (build("build-base-image"), build("build-egg"));
+        assert_eq!(
+            base.command.args[..13],
+            [
+                "buildx",
+                "build",
+                "--builder",
+                "fleet",
+                "--load",
+                "--progress=plain",
+                "--platform",
+                "linux/arm64",
+                "--pull",
+                "--cache-from",
+                "type=registry,ref=r:5000/fed/base-image:cache",
+                "--cache-to",
+                "type=inline",
+            ]
+        );
+        // egg starts from this set's images, which are local only: it does not pull.
+        assert!(!egg.command.args.contains(&"--pull".to_string()));
+        assert!(
+            egg.command
+                .args
+                .contains(&"type=registry,ref=r:5000/fed/egg:cache".to_string())
+        );
+        assert!(egg.command.env.is_empty(), "BuildKit needs no switch");
+    }
+
+    #[test]
+    fn the_bake_file_ties_targets_to_their_parents() {
+        let plan = default_plan();
+        let bake = crate::bakefile::of(&plan, true);
+        let egg = &bake.target["egg"];
+        assert_eq!(egg.tags, ["fed/egg:t1"]);
+        assert_eq!(egg.dockerfile, "/fate/target/xtask/contexts/egg.Dockerfile");
+        assert_eq!(egg.context, "/fate/target/xtask/contexts/egg");
+        assert_eq!(egg.args["PREFIX"], "fed");
+        assert_eq!(
+            egg.contexts,
+            BTreeMap::from([
+                (
+                    "fed/base-image:b1".to_string(),
+                    "target:base-image".to_string()
+                ),
+                (
+                    "fed/storage-service-builder:s1".to_string(),
+                    "target:storage-service-builder".to_string()
+                ),
+            ])
+        );
+        let targets = |g: &str| bake.group[g].targets.clone();
+        assert_eq!(targets("stage-1"), ["base-image"]);
+        assert_eq!(targets("stage-2"), ["storage-service-builder", "python"]);
+        assert_eq!(targets("stage-3"), ["egg"]);
+        assert_eq!(targets("default").len(), 4);
+        let flat = crate::bakefile::of(&plan, false);
+        assert!(flat.target.values().all(|t| t.contexts.is_empty()));
+    }
+
+    #[test]
+    fn json_and_text_plans_agree() {
+        use crate::freshness::{Reason, Status};
+        let plan = default_plan();
+        let status: Vec<Status> = (0..plan.steps.len())
+            .map(|i| match i {
+                0 => Status::UpToDate,
+                1 => Status::WillRun(Reason::NotBuilt),
+                _ => Status::Unknown("the Docker engine is unreachable".into()),
+            })
+            .collect();
+        let json: serde_json::Value =
+            serde_json::from_str(&crate::plan_json::render(&plan, &status, &facts())).unwrap();
+        let text = plan.render(&status.iter().map(ToString::to_string).collect::<Vec<_>>());
+        let steps = json["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), plan.steps.len());
+        for (step, status) in steps.iter().zip(&status) {
+            let id = step["id"].as_str().unwrap();
+            assert!(text.contains(&format!("[{id}]")), "{id}");
+            assert!(text.contains(&format!("-> {status}")));
+            let argv: Vec<&str> = step["argv"]
+                .as_array()
+                .map(|a| a.iter().map(|v| v.as_str().unwrap()).collect())
+                .unwrap_or_default();
+            if !argv.is_empty() {
+                assert!(text.contains(&argv[1..].join(" ")), "{id}: {argv:?}");
+            }
+        }
+        assert_eq!(steps[0]["decision"], "up-to-date");
+        assert_eq!(steps[1]["decision"], "will-run");
+        assert_eq!(steps[1]["reason"], "not built yet");
+        assert_eq!(steps[2]["decision"], "unknown");
+        assert_eq!(steps[3]["dependencies"][0], "mvn-arch");
+        assert_eq!(json["builder"], "legacy");
     }
 }

@@ -17,6 +17,8 @@ struct RawPom {
     final_name: Option<String>,
     properties: BTreeMap<String, String>,
     modules: Vec<String>,
+    /// `<systemPath>` of its dependencies: files it uses by path.
+    system_paths: Vec<String>,
 }
 
 /// A module of a Maven project with its resolved coordinates.
@@ -115,6 +117,11 @@ fn parse(text: &str) -> Result<RawPom> {
             );
         }
     }
+    pom.system_paths = doc
+        .descendants()
+        .filter(|n| n.is_element() && n.tag_name().name() == "systemPath")
+        .filter_map(|n| n.text().map(|t| t.trim().to_string()))
+        .collect();
     if let Some(modules) = child(project, "modules") {
         pom.modules = modules
             .children()
@@ -201,32 +208,87 @@ fn resolve(dir: &Path, pom: &RawPom) -> Result<Module> {
 
 /// Every module of the reactor rooted at `dir`, the root first.
 pub fn reactor(dir: &Path) -> Result<Vec<Module>> {
+    walk(dir)?.iter().map(|(d, pom)| resolve(d, pom)).collect()
+}
+
+/// The directory and POM of every module of the reactor rooted at `dir`, the root first.
+fn walk(dir: &Path) -> Result<Vec<(PathBuf, RawPom)>> {
     let mut out = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {
         let pom = read(&d)?;
-        out.push(resolve(&d, &pom)?);
         for m in pom.modules.iter().rev() {
             pending.push(d.join(m));
         }
+        out.push((d, pom));
     }
     Ok(out)
 }
 
-/// What decides a reactor's build: every module's `pom.xml` and its `src/` (sources and
-/// resources), relative to `root`. Anything else in the project (Python files, the C++
-/// storage service) is not Maven's input.
-pub fn reactor_inputs(dir: &Path, root: &Path) -> Result<Vec<PathBuf>> {
-    let mut inputs = Vec::new();
-    for module in reactor(dir)? {
-        for path in [module.dir.join("pom.xml"), module.dir.join("src")] {
-            if path.exists() {
-                let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-                inputs.push(rel);
+/// One module of a reactor, and what decides its build.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReactorModule {
+    /// Relative to the reactor's directory (`.` for the root), as `mvn -pl` takes it.
+    pub path: String,
+    /// Its `pom.xml` and `src/` (sources and resources), relative to the FATE root.
+    pub inputs: Vec<PathBuf>,
+    /// It lists modules of its own: a change to it concerns all of them.
+    pub aggregates: bool,
+    /// Files outside the reactor that it uses by path (`<systemPath>`), e.g. another
+    /// project's jar.
+    pub uses: Vec<PathBuf>,
+}
+
+/// The modules of the reactor at `dir`, the root first. Anything else in the project
+/// (Python files, the C++ storage service) is not Maven's input.
+pub fn reactor_modules(dir: &Path, root: &Path) -> Result<Vec<ReactorModule>> {
+    let mut out = Vec::new();
+    for (d, pom) in walk(dir)? {
+        let inputs = [d.join("pom.xml"), d.join("src")]
+            .into_iter()
+            .filter(|p| p.exists())
+            .map(|p| p.strip_prefix(root).unwrap_or(&p).to_path_buf())
+            .collect();
+        let mut props = properties(&d, &pom, 0);
+        for key in ["project.basedir", "basedir"] {
+            props.insert(key.into(), d.display().to_string());
+        }
+        let mut uses = Vec::new();
+        for raw in &pom.system_paths {
+            let path = PathBuf::from(
+                substitute(raw, &props)
+                    .with_context(|| format!("a <systemPath> of {}/pom.xml", d.display()))?,
+            );
+            let path = lexical(&path);
+            if !path.starts_with(lexical(dir)) {
+                uses.push(path);
             }
         }
+        let rel = d.strip_prefix(dir).unwrap_or(&d).display().to_string();
+        out.push(ReactorModule {
+            path: if rel.is_empty() { ".".into() } else { rel },
+            inputs,
+            aggregates: !pom.modules.is_empty(),
+            uses,
+        });
     }
-    Ok(inputs)
+    Ok(out)
+}
+
+/// `path` with `.` and `..` resolved by name (links are not followed).
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// The module of `dir`'s reactor whose artifactId is `artifact`.
@@ -309,5 +371,50 @@ mod tests {
         );
         let e = format!("{:#}", reactor(tmp.path()).unwrap_err());
         assert!(e.contains("property nope"), "{e}");
+    }
+
+    #[test]
+    fn reactor_modules_say_what_decides_each_build() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(
+            root,
+            "arch/pom.xml",
+            "<project><artifactId>arch</artifactId><version>1</version><modules><module>core</module></modules></project>",
+        );
+        write(
+            root,
+            "arch/core/pom.xml",
+            "<project><parent><version>1</version></parent><artifactId>core</artifactId></project>",
+        );
+        write(root, "arch/core/src/main/java/C.java", "class C {}");
+        write(
+            root,
+            "serving/pom.xml",
+            "<project><artifactId>serving</artifactId><version>1</version><properties><arch.version>1</arch.version></properties>\
+             <dependencies><dependency><systemPath>${project.basedir}/../arch/core/target/core-${arch.version}.jar</systemPath></dependency>\
+             <dependency><systemPath>${basedir}/lib/own.jar</systemPath></dependency></dependencies></project>",
+        );
+        let arch = reactor_modules(&root.join("arch"), root).unwrap();
+        assert_eq!(
+            arch,
+            [
+                ReactorModule {
+                    path: ".".into(),
+                    inputs: vec!["arch/pom.xml".into()],
+                    aggregates: true,
+                    uses: vec![],
+                },
+                ReactorModule {
+                    path: "core".into(),
+                    inputs: vec!["arch/core/pom.xml".into(), "arch/core/src".into()],
+                    aggregates: false,
+                    uses: vec![],
+                },
+            ]
+        );
+        // A jar of another project, used by path, is an input; its own lib/ is not outside.
+        let serving = reactor_modules(&root.join("serving"), root).unwrap();
+        assert_eq!(serving[0].uses, [root.join("arch/core/target/core-1.jar")]);
     }
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use crate::config::{Config, MavenMode, MirrorProfile};
-use crate::docker::{Builder, ImageInfo};
+use crate::docker::{self, Builder, ImageInfo};
 use crate::dockerfile::{self, ArgDecl};
 use crate::exec::{self, Command};
 use crate::imageset::{ContextPart, Image, ImageSet};
@@ -28,8 +28,8 @@ pub struct Facts {
     pub existing: BTreeMap<String, ImageInfo>,
     /// Java tree name -> its Maven module.
     pub modules: BTreeMap<String, pom::Module>,
-    /// Maven project -> its reactor's poms and `src/` trees, relative to the FATE root.
-    pub maven_inputs: BTreeMap<String, Vec<PathBuf>>,
+    /// Maven project -> its reactor's modules and what decides their builds.
+    pub maven_inputs: BTreeMap<String, Vec<pom::ReactorModule>>,
     /// Image name -> ARGs of the Dockerfile that will be used.
     pub dockerfile_args: BTreeMap<String, Vec<ArgDecl>>,
     /// Debian packages the image set needs that are not installed.
@@ -42,20 +42,42 @@ pub struct Facts {
     pub maven_image_present: bool,
     /// The Docker engine's version.
     pub engine_version: String,
+    /// Why the engine does not answer, when a dry run goes on without it.
+    pub engine_down: Option<String>,
+}
+
+/// Whether the run needs the Docker engine, or only prints what it would do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Run,
+    /// A dry run: an engine that does not answer leaves decisions unknown.
+    Preview,
 }
 
 /// Checks the FATE root, `.env`-derived config, host and Docker engine for `selection`.
-pub fn check(sh: &Shell, config: &Config, set: &ImageSet, selection: &[String]) -> Result<Facts> {
+pub fn check(
+    sh: &Shell,
+    config: &Config,
+    set: &ImageSet,
+    selection: &[String],
+    purpose: Purpose,
+) -> Result<Facts> {
     let mut p = Problems::new("preflight found problems; nothing was built");
     let root = canonical_root(config, &mut p);
     let machine = ask_machine(config, set);
+    let mut engine_down = None;
     let engine_version = match &machine.engine {
         Ok(v) => Some(v.clone()),
+        Err(e) if purpose == Purpose::Preview => {
+            engine_down = Some(format!("{e:#}"));
+            None
+        }
         Err(e) => {
             p.push(format!("{e:#}"));
             None
         }
     };
+    let builder = check_builder(sh, config, &machine, &mut p);
     let needs = selection::needs(config, set, &machine.existing, selection)?;
     let dockerfile_args = check_images(config, set, &needs, &root, &mut p);
     let modules = check_trees(config, set, &needs, &root, &mut p);
@@ -79,7 +101,7 @@ pub fn check(sh: &Shell, config: &Config, set: &ImageSet, selection: &[String]) 
         uid_gid: format!("{uid}:{gid}"),
         revision: machine.revision,
         created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        builder: machine.builder,
+        builder,
         existing: machine.existing,
         modules,
         maven_inputs,
@@ -89,7 +111,43 @@ pub fn check(sh: &Shell, config: &Config, set: &ImageSet, selection: &[String]) 
         seed_from_repo,
         maven_image_present,
         engine_version: engine_version.unwrap_or_default(),
+        engine_down,
     })
+}
+
+/// The builder that runs, and whether it can do what the build options ask.
+fn check_builder(sh: &Shell, config: &Config, machine: &Machine, p: &mut Problems) -> Builder {
+    let builder = match &machine.builder {
+        Ok(b) => *b,
+        Err(why) => {
+            p.push(why.clone());
+            Builder::Legacy
+        }
+    };
+    let options = &config.build;
+    match builder {
+        Builder::Legacy => {
+            let needs = options.buildkit_only();
+            if !needs.is_empty() && machine.engine.is_ok() {
+                p.push(format!(
+                    "{} need BuildKit, but this run uses the legacy builder (DOCKER_BUILDKIT=0, or no buildx plugin): {}; or drop them",
+                    needs.join(", "),
+                    docker::GET_BUILDKIT
+                ));
+            }
+        }
+        Builder::BuildKit => {
+            if let Some(name) = &options.builder
+                && machine.engine.is_ok()
+                && exec::query(sh, &docker::buildx_inspect(name)).is_err()
+            {
+                p.push(format!(
+                    "buildx builder {name:?} does not exist: `docker buildx ls` lists the builders, `docker buildx create --name {name} ...` makes one"
+                ));
+            }
+        }
+    }
+    builder
 }
 
 /// What the machine answered; the independent questions are asked at once.
@@ -97,7 +155,7 @@ struct Machine {
     /// The engine's version, or why it does not answer.
     engine: Result<String>,
     existing: BTreeMap<String, ImageInfo>,
-    builder: Builder,
+    builder: std::result::Result<Builder, String>,
     revision: String,
     /// `dpkg-query`'s listing of the image set's host packages.
     packages: String,
@@ -120,11 +178,7 @@ fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
         let engine = engine.join().expect(join);
         Machine {
             existing: existing.join().expect(join),
-            builder: if engine.is_ok() {
-                builder.join().expect(join)
-            } else {
-                Builder::Legacy
-            },
+            builder: builder.join().expect(join),
             revision: revision.join().expect(join),
             packages: packages.join().expect(join),
             engine,
@@ -193,7 +247,9 @@ fn check_from_lines(set: &ImageSet, image: &Image, path: &Path, text: &str, p: &
     }
 }
 
-/// Skeletons, copied sources and Java modules of the needed trees; returns each Java
+/// Skeletons, copied sources and Java modules of the needed trees, and of every tree
+/// whose jar a needed Maven project builds (a Maven run records all its outputs, so a
+/// run for one image does not make the others' jars look changed); returns each Java
 /// tree's Maven module.
 fn check_trees(
     config: &Config,
@@ -203,11 +259,12 @@ fn check_trees(
     p: &mut Problems,
 ) -> BTreeMap<String, pom::Module> {
     let mut modules = BTreeMap::new();
-    for tree in set
-        .trees
-        .iter()
-        .filter(|t| needs.trees.contains(t.name.as_str()))
-    {
+    for tree in set.trees.iter().filter(|t| {
+        needs.trees.contains(t.name.as_str())
+            || t.java
+                .as_ref()
+                .is_some_and(|j| needs.projects.contains(j.maven.as_str()))
+    }) {
         let skeleton = config
             .fate_root
             .join(&set.packaging.skeletons)
@@ -289,23 +346,22 @@ fn maven_inputs(
     set: &ImageSet,
     needs: &Needs,
     p: &mut Problems,
-) -> BTreeMap<String, Vec<PathBuf>> {
+) -> BTreeMap<String, Vec<pom::ReactorModule>> {
     let mut inputs = BTreeMap::new();
-    let used = set
+    for project in set
         .maven
         .iter()
         .filter(|m| needs.projects.contains(m.name.as_str()))
-        .flat_map(|m| std::iter::once(&m.name).chain(&m.after));
-    for project in used {
-        let dir = config.fate_root.join(project);
-        if inputs.contains_key(project) || !dir.join("pom.xml").is_file() {
+    {
+        let dir = config.fate_root.join(&project.name);
+        if !dir.join("pom.xml").is_file() {
             continue;
         }
-        match pom::reactor_inputs(&dir, &config.fate_root) {
+        match pom::reactor_modules(&dir, &config.fate_root) {
             Ok(found) => {
-                inputs.insert(project.clone(), found);
+                inputs.insert(project.name.clone(), found);
             }
-            Err(e) => p.push(format!("Maven project {project}: {e:#}")),
+            Err(e) => p.push(format!("Maven project {}: {e:#}", project.name)),
         }
     }
     inputs

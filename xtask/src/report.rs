@@ -16,6 +16,9 @@ pub const FILE: &str = "last-run.json";
 pub struct RunReport {
     pub wall_seconds: f64,
     pub child_seconds: f64,
+    /// Processes the run started (engine questions, Maven, builds).
+    #[serde(default)]
+    pub processes: u64,
     pub steps: Vec<StepRecord>,
 }
 
@@ -69,6 +72,7 @@ impl RunReport {
         RunReport {
             wall_seconds: wall,
             child_seconds: child,
+            processes: crate::exec::processes_started(),
             steps,
         }
     }

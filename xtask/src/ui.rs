@@ -117,6 +117,11 @@ impl Ui {
     }
 
     /// A line that is not tied to a step (warnings, summaries); shown even when quiet.
+    /// `-q`: only warnings, errors and results.
+    pub fn is_quiet(&self) -> bool {
+        matches!(self.kind, Kind::Quiet)
+    }
+
     pub fn note(&self, text: &str) {
         match &self.kind {
             Kind::Bars(multi) => {

@@ -780,16 +780,7 @@ fn an_engine_that_dies_mid_build_is_named_and_its_leftovers_are_removed() {
     let mut engine = PrivateEngine::start(&engine_dir);
     // A base with `sleep` (from this host) so a RUN step lasts until the crash.
     let rootfs = "fate-crash-rootfs:1";
-    let import = format!(
-        "tar -chf - -C / usr/bin/sleep lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 | DOCKER_HOST={} docker import - {rootfs}",
-        engine.host()
-    );
-    let out = Command::new("sh").args(["-ec", &import]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::import_sleep_rootfs(rootfs, Some(&engine.host()));
     support::edit(
         &fx.root,
         "docker/base/Dockerfile",

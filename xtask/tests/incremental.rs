@@ -8,10 +8,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::Path;
 
-use support::{Fixture, export_image, label};
+use support::{Fixture, label};
 
 const FEDERATION_SRC: &str =
     "arch/driver/federation/src/main/java/com/webank/ai/fate/driver/Federation.java";
@@ -53,8 +51,21 @@ fn rebuilds_only_what_changed() {
         .collect();
     assert_eq!(fresh.len(), 13, "{}", run.stdout);
     assert_eq!(fx.images(), first);
+    // A no-op asks a few questions at once and builds nothing; the tree's unchanged files
+    // are known by their metadata.
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fx.root.join("target/xtask/last-run.json")).unwrap(),
+    )
+    .unwrap();
+    let processes = report["processes"].as_u64().unwrap();
+    assert!((1..=5).contains(&processes), "{processes} processes");
+    let digests = std::fs::read_to_string(fx.root.join("target/xtask/file-digests.json")).unwrap();
+    assert!(digests.contains("Federation.java"), "{digests}");
 
-    // One module's source: Maven runs again, only that module's image is rebuilt.
+    // One module's source: Maven builds that module (with what it needs and what needs
+    // it), the other modules' jars stay as they are, only that module's image is rebuilt.
+    let roll_jar = fx.root.join("arch/eggroll/roll/target/fate-roll-0.3.jar");
+    let roll_written = std::fs::metadata(&roll_jar).unwrap().modified().unwrap();
     support::edit(
         &fx.root,
         FEDERATION_SRC,
@@ -64,7 +75,26 @@ fn rebuilds_only_what_changed() {
     let run = fx.xtask(&["images"]).ok();
     assert_eq!(images_built(&run, &fx), ["federation"], "{}", run.stdout);
     assert!(
-        run.results()["mvn-arch"].starts_with("built (sources changed)"),
+        run.results()["mvn-arch"].starts_with("built (sources changed in driver/federation"),
+        "{}",
+        run.stdout
+    );
+    let log = std::fs::read_to_string(fx.root.join("target/xtask/logs/mvn-arch.log")).unwrap();
+    assert!(
+        log.lines()
+            .next()
+            .unwrap()
+            .contains(" -pl driver/federation -am -amd"),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::metadata(&roll_jar).unwrap().modified().unwrap(),
+        roll_written,
+        "roll's jar was rebuilt"
+    );
+    // fate-serving uses arch's core jar, which Maven rebuilt byte for byte.
+    assert!(
+        run.results()["mvn-fate-serving"].starts_with("up to date"),
         "{}",
         run.stdout
     );
@@ -208,28 +238,6 @@ fn rebuilds_only_what_changed() {
     fx.assert_clean();
 }
 
-/// Every file of an image: path -> (mode and link target or content).
-fn image_files(reference: &str, dest: &Path) -> BTreeMap<String, String> {
-    export_image(reference, dest);
-    walkdir::WalkDir::new(dest)
-        .into_iter()
-        .map(|e| e.unwrap())
-        .filter(|e| e.path() != dest.join(".dockerenv"))
-        .map(|e| {
-            let rel = e.path().strip_prefix(dest).unwrap().display().to_string();
-            let ft = e.file_type();
-            let what = if ft.is_symlink() {
-                format!("-> {}", fs::read_link(e.path()).unwrap().display())
-            } else if ft.is_file() {
-                format!("{:?}", fs::read(e.path()).unwrap())
-            } else {
-                "dir".into()
-            };
-            (rel, what)
-        })
-        .collect()
-}
-
 #[test]
 fn parallel_and_sequential_builds_give_the_same_images() {
     let fx = Fixture::mini("jobs");
@@ -240,7 +248,7 @@ fn parallel_and_sequential_builds_give_the_same_images() {
             .iter()
             .map(|name| {
                 let r = fx.reference(name);
-                let files = image_files(&r, &fx.tmp.path().join(tag).join(name));
+                let files = support::image_files(&r, &fx.tmp.path().join(tag).join(name));
                 (
                     label(&r, "org.fedai.fate-xtask.inputs"),
                     label(&r, "org.opencontainers.image.version"),

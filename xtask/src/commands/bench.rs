@@ -38,6 +38,8 @@ struct Sample {
     images_built: usize,
     /// Bytes written (bundle scenarios).
     bytes: u64,
+    /// Processes xtask started.
+    processes: u64,
 }
 
 type Samples = BTreeMap<&'static str, Vec<Sample>>;
@@ -56,6 +58,7 @@ impl cli::Bench {
         let old = tmp.path().join("old-way");
         for (root, prefix) in [(&ours, BENCH_PREFIX), (&old, OLD_PREFIX)] {
             copy_source_tree(source_root, root)?;
+            grow_to_fate_size(root)?;
             set_prefix(root, prefix)?;
         }
 
@@ -113,6 +116,16 @@ fn build_scenarios(
         "cold xtask --jobs 2",
         xtask(ours, &["images", "--jobs", "2", "--no-cache"])?,
     );
+    if engine::builder(sh) == Ok(docker::Builder::BuildKit) {
+        clean(sh, ours, BENCH_PREFIX).context("cleaning")?;
+        let legacy = xtask_command(ours, &["images", "--jobs", "2", "--no-cache"])?
+            .env("DOCKER_BUILDKIT", "0");
+        record(
+            samples,
+            "cold xtask --jobs 2 legacy",
+            xtask_run(ours, &legacy)?,
+        );
+    }
     record(samples, "no-op xtask", xtask(ours, &["images"])?);
     record(
         samples,
@@ -270,13 +283,14 @@ fn build_payload_image(sh: &Shell, scratch: &Path) -> Result<()> {
         "FROM scratch\nCOPY jdk /opt/jdk\n",
     )?;
     exec::run_captured(&docker::build(&BuildSpec {
-        builder: engine::builder(sh),
+        builder: engine::builder(sh).map_err(anyhow::Error::msg)?,
         dockerfile: context.join("Dockerfile"),
         tag: PAYLOAD_IMAGE.into(),
         build_args: Vec::new(),
         no_cache: false,
         iidfile: None,
         context: context.clone(),
+        options: crate::config::BuildOptions::default(),
     }))?;
     std::fs::remove_dir_all(&context)?;
     Ok(())
@@ -359,6 +373,35 @@ fn set_prefix(root: &Path, prefix: &str) -> Result<()> {
     Ok(std::fs::write(&env_file, env)?)
 }
 
+/// Python files and data added to the copy, so that it reads like FATE's own tree
+/// (whose `federatedml`, `examples` and `fate_flow` hold thousands of files): every
+/// no-op reads this much to know nothing changed.
+pub const GENERATED_PY_FILES: usize = 3000;
+pub const GENERATED_DATA_FILES: usize = 4;
+const GENERATED_DATA_BYTES: usize = 2 << 20;
+
+/// Adds [`GENERATED_PY_FILES`] Python modules under `federatedml/generated/` and
+/// [`GENERATED_DATA_FILES`] data files of 2 MiB under `examples/data/generated/`, the
+/// same on every run.
+fn grow_to_fate_size(root: &Path) -> Result<()> {
+    for i in 0..GENERATED_PY_FILES {
+        let dir = root.join(format!("federatedml/generated/pkg{:02}", i / 100));
+        std::fs::create_dir_all(&dir)?;
+        let body: String = (0..40)
+            .map(|n| format!("def feature_{i}_{n}(x):\n    return x * {n} + {i}\n\n"))
+            .collect();
+        std::fs::write(dir.join(format!("module_{i}.py")), body)?;
+    }
+    let data = root.join("examples/data/generated");
+    std::fs::create_dir_all(&data)?;
+    for k in 0..GENERATED_DATA_FILES {
+        let row = format!("{k},0.125,0.25,0.5,1.0,label\n");
+        let text = row.repeat(GENERATED_DATA_BYTES / row.len());
+        std::fs::write(data.join(format!("train_{k}.csv")), text)?;
+    }
+    Ok(())
+}
+
 /// Copies the FATE tree without build output.
 fn copy_source_tree(from: &Path, to: &Path) -> Result<()> {
     let op = StageOp::Copy {
@@ -412,9 +455,12 @@ fn edit(root: &Path, n: usize) -> Result<()> {
 
 /// `cargo xtask images` on the copy, as a child process, with its own run report.
 fn xtask(root: &Path, args: &[&str]) -> Result<Sample> {
-    let command = xtask_command(root, args)?;
+    xtask_run(root, &xtask_command(root, args)?)
+}
+
+fn xtask_run(root: &Path, command: &Command) -> Result<Sample> {
     let started = Instant::now();
-    exec::run_captured(&command)?;
+    exec::run_captured(command)?;
     let wall = started.elapsed();
     let report = RunReport::read(&root.join("target/xtask").join(report::FILE))?;
     let child = Duration::from_secs_f64(report.child_seconds);
@@ -423,6 +469,7 @@ fn xtask(root: &Path, args: &[&str]) -> Result<Sample> {
         overhead: wall.saturating_sub(child),
         images_built: report.ran(StepKind::Build),
         bytes: 0,
+        processes: report.processes,
     })
 }
 
@@ -432,7 +479,7 @@ fn xtask(root: &Path, args: &[&str]) -> Result<Sample> {
 fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample> {
     let set = ImageSet::load(root)?;
     let config = config::load(root, &set, &config::Overrides::default())?;
-    let facts = preflight::check(sh, &config, &set, &[])?;
+    let facts = preflight::check(sh, &config, &set, &[], preflight::Purpose::Run)?;
     let options = Options {
         no_cache,
         ..Options::default()
@@ -460,6 +507,7 @@ fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample> {
                     no_cache,
                     iidfile: None,
                     context: b.context.clone(),
+                    options: crate::config::BuildOptions::default(),
                 })
             }
             Action::WriteFile { path, contents } => {
@@ -501,7 +549,7 @@ fn report(sh: &Shell, samples: &Samples, runs: usize) -> String {
         exec::query(sh, &Command::new("uname", ["-r"])).unwrap_or_default(),
         exec::query(sh, &docker::server_version()).unwrap_or_default(),
         exec::query(sh, &docker::storage_driver()).unwrap_or_default(),
-        engine::builder(sh).describe(),
+        engine::builder(sh).map_or("no builder", docker::Builder::describe),
     );
     let mut out = format!(
         "# Benchmarks\n\nTaken by `cargo xtask bench --runs {runs}` on a copy of examples/mini-fate, {}.\n\
@@ -547,11 +595,13 @@ fn build_section(samples: &Samples) -> String {
     }
     let med = |name: &str, f: fn(&Sample) -> f64| med(samples, name, f);
     let mut out = String::new();
-    out.push_str(
-        "\n## Image builds\n\nHost Maven, offline. The baseline runs the same Maven and `docker build` \
+    out.push_str(&format!(
+        "\n## Image builds\n\nOn the example grown to FATE's size: {GENERATED_PY_FILES} generated Python \
+         files and {GENERATED_DATA_FILES} data files of 2 MiB added (both copied into the python and egg \
+         images). Host Maven, offline. The baseline runs the same Maven and `docker build` \
          commands as the old script, all of them every time, in sequence (cold: with `--no-cache`, as \
          xtask's cold runs).\n\n| scenario | xtask | baseline | xtask / baseline | images built by xtask |\n|---|---|---|---|---|\n",
-    );
+    ));
     for (label, ours, theirs) in [
         (
             "cold build (--jobs 2)",
@@ -576,6 +626,23 @@ fn build_section(samples: &Samples) -> String {
     out.push_str(&format!(
         "\nCold build with --jobs 2: {j2:.2} s; with --jobs 1: {j1:.2} s (ratio {:.3}).\n",
         j2 / j1
+    ));
+    let legacy = med("cold xtask --jobs 2 legacy", wall);
+    if legacy.is_nan() {
+        out.push_str(
+            "\nBuildKit vs the legacy builder: not measured (this machine builds with the legacy \
+             builder; install docker-buildx and rerun).\n",
+        );
+    } else {
+        out.push_str(&format!(
+            "\nCold build with --jobs 2, BuildKit: {j2:.2} s; the same with the legacy builder \
+             (`DOCKER_BUILDKIT=0`): {legacy:.2} s (BuildKit {:.1}x faster).\n",
+            legacy / j2
+        ));
+    }
+    out.push_str(&format!(
+        "A no-op starts {} processes (all at once; none of them a build).\n",
+        med("no-op xtask", |s| s.processes as f64)
     ));
     let overhead = med("cold xtask --jobs 2", |s| s.overhead.as_secs_f64());
     out.push_str(&format!(

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use crate::config::MavenMode;
-use crate::docker::Builder;
+use crate::docker::{self, Builder};
 use crate::{Project, cli, preflight};
 
 impl cli::Doctor {
@@ -15,7 +15,7 @@ impl cli::Doctor {
         let Project {
             set, config, sh, ..
         } = project;
-        let facts = preflight::check(sh, config, set, &[])?;
+        let facts = preflight::check(sh, config, set, &[], preflight::Purpose::Run)?;
         println!("FATE root      {}", config.fate_root.display());
         println!("env file       {}", config.env_file.display());
         println!(
@@ -23,10 +23,30 @@ impl cli::Doctor {
             facts.engine_version,
             facts.builder.describe()
         );
-        if facts.builder == Builder::Legacy {
-            println!(
-                "               BuildKit is faster: install the buildx plugin (Debian: the docker-buildx package)"
-            );
+        match facts.builder {
+            Builder::Legacy => println!(
+                "               (deprecated by Docker) BuildKit is faster: {}",
+                docker::GET_BUILDKIT
+            ),
+            Builder::BuildKit => {
+                let b = &config.build;
+                println!(
+                    "buildx builder {}",
+                    b.builder
+                        .as_deref()
+                        .unwrap_or("the current one (docker buildx ls)")
+                );
+                if !b.cache_from.is_empty() || !b.cache_to.is_empty() {
+                    println!(
+                        "build cache    from {} to {}",
+                        or_none(&b.cache_from),
+                        or_none(&b.cache_to)
+                    );
+                }
+            }
+        }
+        if !config.build.platforms.is_empty() {
+            println!("platform       {}", config.build.platforms.join(","));
         }
         match &config.maven {
             MavenMode::Docker { image } => println!("maven          in a container of {image}"),
@@ -52,5 +72,13 @@ impl cli::Doctor {
         }
         println!("ok: preflight passed");
         Ok(())
+    }
+}
+
+fn or_none(specs: &[String]) -> String {
+    if specs.is_empty() {
+        "none".into()
+    } else {
+        specs.join(" ")
     }
 }

@@ -1,20 +1,25 @@
 //! `cargo xtask images`: preflight, plan, then Maven, packaging and docker builds.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
 use crate::cli;
-use crate::docker::{ImageInfo, LABEL_TOOL};
+use crate::docker::{self, Builder, ImageInfo, LABEL_TOOL};
 use crate::engine::{self, ContainerSweep};
 use crate::executor::{Executor, Outcome, StepReport};
 use crate::freshness::{self, Reason, Recorded};
 use crate::image_steps::ImageSteps;
 use crate::plan::{self, Action, Options, Plan};
+use crate::preflight::{self, Facts, Purpose};
 use crate::report::{self, RunReport};
-use crate::{Project, exec, preflight, root_lock, ui};
+use crate::{Project, digest_cache, exec, plan_json, root_lock, ui};
+
+/// Where the contents' digests of the files runs read are remembered.
+pub const DIGEST_CACHE: &str = "file-digests.json";
 
 impl cli::Images {
     pub fn run(self, project: &Project) -> Result<()> {
@@ -31,11 +36,9 @@ impl cli::Images {
     pub fn of(images: Vec<String>) -> cli::Images {
         cli::Images {
             images,
-            config: cli::ConfigFlags {
-                chinese_mirror: false,
-                maven: None,
-            },
+            config: cli::ConfigFlags::default(),
             dry_run: false,
+            format: cli::PlanFormat::Text,
             no_cache: false,
             keep_going: false,
             force: false,
@@ -53,7 +56,19 @@ impl cli::Images {
             sh,
         } = project;
         let work = config.work_dir();
-        let facts = preflight::check(sh, config, set, &self.images)?;
+        if config.build.platforms.len() > 1 {
+            bail!(
+                "several platforms ({}) cannot be loaded into the local engine, which holds one image per tag: build one platform here (--platform linux/amd64), or write a bake file (cargo xtask bake) and let a multi-platform builder push them: docker buildx bake -f target/xtask/docker-bake.json --push",
+                config.build.platforms.join(",")
+            );
+        }
+        let purpose = if self.dry_run {
+            Purpose::Preview
+        } else {
+            Purpose::Run
+        };
+        let facts = preflight::check(sh, config, set, &self.images, purpose)?;
+        digest_cache::open(&work.join(DIGEST_CACHE));
         let options = Options {
             selection: self.images.clone(),
             no_cache: self.no_cache,
@@ -61,12 +76,7 @@ impl cli::Images {
         let plan = plan::images(config, set, &facts, &options)?;
         let recorded = Recorded::read(&work);
         if self.dry_run {
-            let status: Vec<String> =
-                freshness::preview(&plan, &facts.existing, &recorded, self.force)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
-            print!("{}", plan.render(&status));
+            self.print_preview(project, &plan, &facts, &recorded);
             return Ok(());
         }
         let executor = Executor {
@@ -85,14 +95,26 @@ impl cli::Images {
             recorded: Mutex::new(recorded),
             engine_lost,
             containers_started: sweep.trigger(),
+            stage_only: false,
         };
         let reports = executor.run(&plan.steps, |step, log, line| {
             steps.perform(step, log, line)
         });
         let recorded = steps.recorded.into_inner().expect("no worker panics");
         recorded.write(&work)?;
+        digest_cache::save()?;
         let known = steps.images.into_inner().expect("no worker panics");
         print_summary(summary, project, &plan, &reports, &known, started.elapsed());
+        let built = plan.steps.iter().zip(&reports).any(|(s, r)| {
+            matches!(s.action, Action::Build(_)) && matches!(r.outcome, Outcome::Ran(_))
+        });
+        if built && facts.builder == Builder::Legacy && !ui.is_quiet() {
+            // Said once here; the legacy builder's own notice is kept out of every log.
+            ui.note(&format!(
+                "note: built with the legacy builder, which Docker deprecates; BuildKit is faster: {}",
+                docker::GET_BUILDKIT
+            ));
+        }
         RunReport::new(
             &plan,
             &reports,
@@ -100,31 +122,57 @@ impl cli::Images {
             exec::child_time().as_secs_f64(),
         )
         .write(&work.join(report::FILE))?;
-        if exec::interrupted() {
-            // Staged contexts of an interrupted run are not to be trusted.
-            let _ = std::fs::remove_dir_all(work.join("contexts"));
-            bail!(
-                "interrupted ({}); staged contexts removed, build containers stopped",
-                exec::signal_name()
-            );
-        }
-        let failed: Vec<&str> = plan
-            .steps
-            .iter()
-            .zip(&reports)
-            .filter(|(_, r)| matches!(r.outcome, Outcome::Failed(_)))
-            .map(|(s, _)| s.id.as_str())
-            .collect();
-        if !failed.is_empty() {
-            bail!(
-                "{} step(s) failed: {}; full logs are in {}",
-                failed.len(),
-                failed.join(", "),
-                work.join("logs").display()
-            );
-        }
-        Ok(())
+        outcome(&work, &plan, &reports)
     }
+
+    /// `--dry-run`: the plan with each step's decision, as text or JSON.
+    fn print_preview(&self, project: &Project, plan: &Plan, facts: &Facts, recorded: &Recorded) {
+        let status = freshness::preview(
+            plan,
+            &facts.existing,
+            recorded,
+            self.force,
+            facts.engine_down.is_some(),
+        );
+        match self.format {
+            cli::PlanFormat::Json => print!("{}", plan_json::render(plan, &status, facts)),
+            cli::PlanFormat::Text => {
+                if let Some(why) = &facts.engine_down {
+                    project.ui.note(&format!("warning: {why}"));
+                }
+                let status: Vec<String> = status.iter().map(ToString::to_string).collect();
+                print!("{}", plan.render(&status));
+            }
+        }
+    }
+}
+
+/// The run's end: an error when it was interrupted or a step failed.
+fn outcome(work: &Path, plan: &Plan, reports: &[StepReport<Option<Reason>>]) -> Result<()> {
+    if exec::interrupted() {
+        // Staged contexts of an interrupted run are not to be trusted.
+        let _ = std::fs::remove_dir_all(work.join("contexts"));
+        bail!(
+            "interrupted ({}); staged contexts removed, build containers stopped",
+            exec::signal_name()
+        );
+    }
+    let failed: Vec<&str> = plan
+        .steps
+        .iter()
+        .zip(reports)
+        .filter(|(_, r)| matches!(r.outcome, Outcome::Failed(_)))
+        .map(|(s, _)| s.id.as_str())
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} step(s) failed: {}; full logs are in {}",
+            failed.len(),
+            failed.join(", "),
+            work.join("logs").display()
+        );
+    }
+    Ok(())
 }
 
 /// One summary row per step: what happened and why; per image also its ID and size.

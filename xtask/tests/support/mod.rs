@@ -166,16 +166,67 @@ impl From<Output> for Run {
     }
 }
 
+/// Which image builder a test's runs use; chosen per command, never by the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builder {
+    /// `DOCKER_BUILDKIT=0`.
+    Legacy,
+    /// The buildx plugin from Debian's archive, in a test-private `DOCKER_CONFIG`.
+    BuildKit,
+}
+
+impl Builder {
+    pub fn apply(self, c: &mut Command) {
+        match self {
+            Builder::Legacy => {
+                c.env("DOCKER_BUILDKIT", "0");
+            }
+            Builder::BuildKit => {
+                c.env("DOCKER_CONFIG", buildkit_config())
+                    .env_remove("DOCKER_BUILDKIT");
+            }
+        }
+    }
+}
+
+/// A `DOCKER_CONFIG` whose cli-plugins/ holds docker-buildx, fetched once per machine
+/// by get-buildx.sh; a failed download fails the test with its reason.
+pub fn buildkit_config() -> PathBuf {
+    static CONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("buildkit-docker-config");
+            let script = workspace().join("xtask/tests/support/get-buildx.sh");
+            let out = Command::new(&script).arg(&dir).output().unwrap();
+            assert!(
+                out.status.success(),
+                "BuildKit tests need docker-buildx, and {} could not get it:\n{}{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            dir
+        })
+        .clone()
+}
+
 /// A private FATE tree (a git repository) and the image prefix only this test uses.
 pub struct Fixture {
     pub tmp: tempfile::TempDir,
     pub root: PathBuf,
     pub prefix: String,
+    /// The builder its commands use.
+    pub builder: Builder,
 }
 
 impl Fixture {
     /// A committed copy of examples/mini-fate; the path has a space and non-ASCII letters.
     pub fn mini(name: &str) -> Fixture {
+        Fixture::mini_with(name, Builder::Legacy)
+    }
+
+    /// [`Fixture::mini`] whose commands build with `builder`.
+    pub fn mini_with(name: &str, builder: Builder) -> Fixture {
         require_docker();
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("mini fate é");
@@ -198,6 +249,7 @@ impl Fixture {
             tmp,
             root,
             prefix: format!("fate-test-{name}-{}", std::process::id()),
+            builder,
         }
     }
 
@@ -211,6 +263,7 @@ impl Fixture {
             tmp,
             root,
             prefix: format!("fate-test-{name}-{}", std::process::id()),
+            builder: Builder::Legacy,
         }
     }
 
@@ -223,6 +276,14 @@ impl Fixture {
             .arg("--fate-root")
             .arg(&self.root)
             .args(args);
+        self.builder.apply(&mut c);
+        c
+    }
+
+    /// [`Fixture::command`] with another builder.
+    pub fn command_with(&self, builder: Builder, args: &[&str]) -> Command {
+        let mut c = self.command(args);
+        builder.apply(&mut c);
         c
     }
 
@@ -490,6 +551,81 @@ pub fn export_image(reference: &str, dest: &Path) {
         export.status.success(),
         "export {reference}: {}",
         String::from_utf8_lossy(&export.stderr)
+    );
+}
+
+/// Every file of an image: path -> (mode and link target or content).
+pub fn image_files(reference: &str, dest: &Path) -> BTreeMap<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    export_image(reference, dest);
+    walkdir::WalkDir::new(dest)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path() != dest.join(".dockerenv"))
+        .map(|e| {
+            let rel = e.path().strip_prefix(dest).unwrap().display().to_string();
+            let ft = e.file_type();
+            let what = if ft.is_symlink() {
+                format!("-> {}", std::fs::read_link(e.path()).unwrap().display())
+            } else if ft.is_file() {
+                let mode = e.metadata().unwrap().permissions().mode() & 0o7777;
+                format!("{mode:o} {:?}", std::fs::read(e.path()).unwrap())
+            } else {
+                "dir".into()
+            };
+            (rel, what)
+        })
+        .collect()
+}
+
+/// An image's labels, without the time of its build.
+pub fn labels(reference: &str) -> BTreeMap<String, String> {
+    let json = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.Labels}}",
+        reference,
+    ]);
+    let mut labels: BTreeMap<String, String> = serde_json::from_str(&json).unwrap();
+    labels.remove("org.opencontainers.image.created");
+    labels
+}
+
+/// Empties the engine's build cache (while no other test builds), so that what a build
+/// reuses must come from elsewhere.
+pub fn prune_build_cache() {
+    let _exclusive = ENGINE
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut c = Command::new("docker");
+    c.args(["builder", "prune", "--all", "--force"]);
+    Builder::BuildKit.apply(&mut c);
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Imports `reference`: an image holding only this host's `sleep` and the C library it
+/// needs, so that a `RUN` step can last (nothing can be pulled). `docker_host`: another
+/// engine than the tests' own.
+pub fn import_sleep_rootfs(reference: &str, docker_host: Option<&str>) {
+    let import = format!(
+        "tar -chf - -C / usr/bin/sleep lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 | docker import - {reference}"
+    );
+    let mut c = Command::new("sh");
+    c.args(["-ec", &import]);
+    if let Some(host) = docker_host {
+        c.env("DOCKER_HOST", host);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -1,0 +1,194 @@
+//! The sha256 of files' contents, remembered by size, times and inode: on a tree of
+//! thousands of files, a no-op run reads their metadata, not their bytes. A file whose
+//! modification time is too recent to tell apart from a later edit in the same tick is
+//! not remembered (it is read again next time).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What identifies a file's contents without reading them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Stamp {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            size: meta.size(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            inode: meta.ino(),
+        }
+    }
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Known {
+    files: HashMap<PathBuf, (Stamp, String)>,
+}
+
+/// The cache of one run, saved where it was opened.
+struct Cache {
+    file: PathBuf,
+    known: Known,
+    changed: bool,
+}
+
+static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
+
+/// Edits closer to "now" than this may share a timestamp with the remembered state.
+const RACY: Duration = Duration::from_secs(2);
+
+/// Uses (and later [`save`]s) the cache kept in `file`; without it, files are read every
+/// time. A missing or unreadable cache is an empty one.
+pub fn open(file: &Path) {
+    let known = std::fs::read(file)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    let _ = CACHE.set(Mutex::new(Cache {
+        file: file.to_path_buf(),
+        known,
+        changed: false,
+    }));
+}
+
+/// Writes what this run learned (whole or not at all); files that are gone are forgotten.
+pub fn save() -> Result<()> {
+    let Some(cache) = CACHE.get() else {
+        return Ok(());
+    };
+    let mut cache = cache.lock().expect("no digest panics");
+    if !cache.changed {
+        return Ok(());
+    }
+    cache.known.files.retain(|path, _| path.exists());
+    let text = serde_json::to_vec(&cache.known).expect("the cache serializes");
+    let partial = cache.file.with_extension("partial");
+    std::fs::write(&partial, text)
+        .and_then(|()| std::fs::rename(&partial, &cache.file))
+        .with_context(|| format!("cannot write {}", cache.file.display()))?;
+    cache.changed = false;
+    Ok(())
+}
+
+/// The sha256 (hex) of a file's contents.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    sized_sha256(path).map(|(_, digest)| digest)
+}
+
+/// A file's size and the sha256 (hex) of its contents: one `stat` when the file is
+/// unchanged.
+pub fn sized_sha256(path: &Path) -> Result<(u64, String)> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let stamp = Stamp::of(&meta);
+    if let Some(cache) = CACHE.get()
+        && let Some((known, digest)) = cache
+            .lock()
+            .expect("no digest panics")
+            .known
+            .files
+            .get(path)
+        && *known == stamp
+    {
+        return Ok((stamp.size, digest.clone()));
+    }
+    let digest = read_sha256(path)?;
+    let settled = meta
+        .modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_some_and(|age| age > RACY);
+    if settled && let Some(cache) = CACHE.get() {
+        let mut cache = cache.lock().expect("no digest panics");
+        cache
+            .known
+            .files
+            .insert(path.to_path_buf(), (stamp, digest.clone()));
+        cache.changed = true;
+    }
+    Ok((stamp.size, digest))
+}
+
+fn read_sha256(path: &Path) -> Result<String> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_file_is_read_again_and_a_fresh_one_is_not_remembered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("a");
+        std::fs::write(&f, "one").unwrap();
+        // Old enough to be remembered.
+        let old = SystemTime::now() - Duration::from_mins(1);
+        std::fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        open(&tmp.path().join("cache.json"));
+        let first = file_sha256(&f).unwrap();
+        assert_eq!(first, read_sha256(&f).unwrap());
+        save().unwrap();
+        let saved: Known =
+            serde_json::from_slice(&std::fs::read(tmp.path().join("cache.json")).unwrap()).unwrap();
+        assert!(saved.files.contains_key(&f));
+        // Same size, new contents, new times: the stamp differs, the file is read.
+        std::fs::write(&f, "two").unwrap();
+        let second = file_sha256(&f).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(second, read_sha256(&f).unwrap());
+        // Just written: not remembered, so a same-tick edit cannot hide.
+        assert_eq!(
+            CACHE.get().unwrap().lock().unwrap().known.files[&f].1,
+            first
+        );
+        // Same size and the old modification time put back: the change time still tells.
+        let g = tmp.path().join("g");
+        std::fs::write(&g, "abc").unwrap();
+        let set_old = |p: &Path| {
+            std::fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        };
+        set_old(&g);
+        let before = file_sha256(&g).unwrap();
+        std::fs::write(&g, "xyz").unwrap();
+        set_old(&g);
+        assert_ne!(file_sha256(&g).unwrap(), before);
+    }
+}
