@@ -173,6 +173,10 @@ pub struct Images {
     /// Steps run at once (Maven projects, image builds) [default: CPU count]
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
+    /// Check out the git submodules the images stage when they are empty (git submodule
+    /// update --init --recursive).
+    #[arg(long)]
+    pub init_submodules: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

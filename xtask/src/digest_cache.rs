@@ -65,7 +65,8 @@ pub fn open(file: &Path) {
     }));
 }
 
-/// Writes what this run learned (whole or not at all); files that are gone are forgotten.
+/// Writes what this run learned (whole or not at all). Entries of files that are gone
+/// stay: they are few, and never match a new file (its inode and times differ).
 pub fn save() -> Result<()> {
     let Some(cache) = CACHE.get() else {
         return Ok(());
@@ -74,7 +75,6 @@ pub fn save() -> Result<()> {
     if !cache.changed {
         return Ok(());
     }
-    cache.known.files.retain(|path, _| path.exists());
     let text = serde_json::to_vec(&cache.known).expect("the cache serializes");
     let partial = cache.file.with_extension("partial");
     std::fs::write(&partial, text)

@@ -101,6 +101,9 @@ impl ImageSteps {
         let command = if only.is_empty() {
             m.command.clone()
         } else {
+            for target in maven::clean_first(m, &only) {
+                remove_dir(&target)?;
+            }
             maven::only_modules(&m.command, &only)
         };
         // A failed or interrupted run must not look up to date.
@@ -155,6 +158,15 @@ impl ImageSteps {
             },
         );
         Ok(Done::Ran(Some(reason)))
+    }
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(anyhow::Error::new(e).context(format!("cannot remove {}", dir.display())))
+        }
+        _ => Ok(()),
     }
 }
 

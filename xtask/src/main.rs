@@ -28,6 +28,7 @@ mod report;
 mod root_lock;
 mod selection;
 mod streams;
+mod submodules;
 mod suggest;
 mod ui;
 

@@ -146,13 +146,25 @@ pub fn command(
 }
 
 /// `command` limited to the modules at `paths` (relative to the reactor), the modules
-/// they need and the modules that need them; every other module's output is kept.
+/// they need and the modules that need them, without `clean`: the caller removes the
+/// `target/` of the modules whose classes must be compiled again (see [`clean_first`]),
+/// and the modules they need, unchanged, have nothing to compile.
 pub fn only_modules(command: &Command, paths: &[String]) -> Command {
     let mut limited = command.clone();
+    limited.args.retain(|a| a != "clean");
     limited
         .args
         .extend(["-pl".into(), paths.join(","), "-am".into(), "-amd".into()]);
     limited
+}
+
+/// The `target/` directories to remove before [`only_modules`] runs: the changed modules'
+/// and those of every module that depends on them (what `clean` would have removed).
+pub fn clean_first(step: &MavenStep, changed: &[String]) -> Vec<PathBuf> {
+    crate::pom::with_dependents(&step.modules, changed)
+        .iter()
+        .map(|path| step.project.join(path).join("target"))
+        .collect()
 }
 
 const PLEXUS_UTILS: &str = "org/codehaus/plexus/plexus-utils";

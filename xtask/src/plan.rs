@@ -487,6 +487,8 @@ mod tests {
             inputs: inputs.iter().map(PathBuf::from).collect(),
             aggregates,
             uses: Vec::new(),
+            artifact_id: path.into(),
+            depends_on: Vec::new(),
         }
     }
 

@@ -19,6 +19,8 @@ struct RawPom {
     modules: Vec<String>,
     /// `<systemPath>` of its dependencies: files it uses by path.
     system_paths: Vec<String>,
+    /// artifactIds of its `<dependencies>`.
+    dependencies: Vec<String>,
 }
 
 /// A module of a Maven project with its resolved coordinates.
@@ -122,6 +124,13 @@ fn parse(text: &str) -> Result<RawPom> {
         .filter(|n| n.is_element() && n.tag_name().name() == "systemPath")
         .filter_map(|n| n.text().map(|t| t.trim().to_string()))
         .collect();
+    if let Some(deps) = child(project, "dependencies") {
+        pom.dependencies = deps
+            .children()
+            .filter(|d| d.is_element() && d.tag_name().name() == "dependency")
+            .filter_map(|d| text_of(child(d, "artifactId")))
+            .collect();
+    }
     if let Some(modules) = child(project, "modules") {
         pom.modules = modules
             .children()
@@ -237,6 +246,32 @@ pub struct ReactorModule {
     /// Files outside the reactor that it uses by path (`<systemPath>`), e.g. another
     /// project's jar.
     pub uses: Vec<PathBuf>,
+    pub artifact_id: String,
+    /// artifactIds of its dependencies.
+    pub depends_on: Vec<String>,
+}
+
+/// The modules at `changed` and every module that depends on them, directly or not
+/// (paths relative to the reactor).
+pub fn with_dependents(modules: &[ReactorModule], changed: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = changed.to_vec();
+    loop {
+        let ids: Vec<&str> = modules
+            .iter()
+            .filter(|m| out.contains(&m.path))
+            .map(|m| m.artifact_id.as_str())
+            .collect();
+        let more: Vec<String> = modules
+            .iter()
+            .filter(|m| !out.contains(&m.path))
+            .filter(|m| m.depends_on.iter().any(|d| ids.contains(&d.as_str())))
+            .map(|m| m.path.clone())
+            .collect();
+        if more.is_empty() {
+            return out;
+        }
+        out.extend(more);
+    }
 }
 
 /// The modules of the reactor at `dir`, the root first. Anything else in the project
@@ -270,6 +305,8 @@ pub fn reactor_modules(dir: &Path, root: &Path) -> Result<Vec<ReactorModule>> {
             inputs,
             aggregates: !pom.modules.is_empty(),
             uses,
+            artifact_id: pom.artifact_id.clone(),
+            depends_on: pom.dependencies.clone(),
         });
     }
     Ok(out)
@@ -404,17 +441,41 @@ mod tests {
                     inputs: vec!["arch/pom.xml".into()],
                     aggregates: true,
                     uses: vec![],
+                    artifact_id: "arch".into(),
+                    depends_on: vec![],
                 },
                 ReactorModule {
                     path: "core".into(),
                     inputs: vec!["arch/core/pom.xml".into(), "arch/core/src".into()],
                     aggregates: false,
                     uses: vec![],
+                    artifact_id: "core".into(),
+                    depends_on: vec![],
                 },
             ]
         );
         // A jar of another project, used by path, is an input; its own lib/ is not outside.
         let serving = reactor_modules(&root.join("serving"), root).unwrap();
         assert_eq!(serving[0].uses, [root.join("arch/core/target/core-1.jar")]);
+        assert!(serving[0].depends_on.is_empty());
+        let chain = |path: &str, id: &str, deps: &[&str]| ReactorModule {
+            path: path.into(),
+            inputs: vec![],
+            aggregates: false,
+            uses: vec![],
+            artifact_id: id.into(),
+            depends_on: deps.iter().map(|d| (*d).to_string()).collect(),
+        };
+        let modules = [
+            chain("core", "core", &[]),
+            chain("a", "a", &["core"]),
+            chain("b", "b", &["a"]),
+            chain("c", "c", &["core"]),
+        ];
+        assert_eq!(with_dependents(&modules, &["a".into()]), ["a", "b"]);
+        assert_eq!(
+            with_dependents(&modules, &["core".into()]),
+            ["core", "a", "c", "b"]
+        );
     }
 }

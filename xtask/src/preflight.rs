@@ -15,7 +15,7 @@ use crate::exec::{self, Command};
 use crate::imageset::{ContextPart, Image, ImageSet};
 use crate::problems::Problems;
 use crate::selection::{self, Needs};
-use crate::{engine, maven, pom};
+use crate::{engine, maven, pom, submodules};
 
 /// What the machine and the FATE tree told preflight; the plan is a function of these.
 #[derive(Clone, Debug)]
@@ -50,6 +50,9 @@ pub struct Facts {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
     Run,
+    /// A run that first checks out the git submodules its images stage
+    /// (`--init-submodules`).
+    RunWithSubmodules,
     /// A dry run: an engine that does not answer leaves decisions unknown.
     Preview,
 }
@@ -79,6 +82,7 @@ pub fn check(
     };
     let builder = check_builder(sh, config, &machine, &mut p);
     let needs = selection::needs(config, set, &machine.existing, selection)?;
+    check_submodules(config, set, &needs, purpose, &mut p);
     let dockerfile_args = check_images(config, set, &needs, &root, &mut p);
     let modules = check_trees(config, set, &needs, &root, &mut p);
     let (uid, gid) = uid_gid()?;
@@ -113,6 +117,64 @@ pub fn check(
         engine_version: engine_version.unwrap_or_default(),
         engine_down,
     })
+}
+
+/// The paths of the FATE root that the needed images stage.
+fn staged_sources(set: &ImageSet, needs: &Needs) -> Vec<PathBuf> {
+    let mut sources = Vec::new();
+    for image in &needs.images {
+        for part in &image.context {
+            match part {
+                ContextPart::Source(c) => sources.push(PathBuf::from(&c.from)),
+                ContextPart::Tree { tree, .. } => {
+                    let Some(tree) = set.tree(tree) else { continue };
+                    sources.push(Path::new(&set.packaging.skeletons).join(&tree.name));
+                    sources.extend(tree.copy.iter().map(|c| PathBuf::from(&c.from)));
+                }
+            }
+        }
+    }
+    sources
+}
+
+/// Submodules the needed images stage must be checked out; `--init-submodules` does it.
+fn check_submodules(
+    config: &Config,
+    set: &ImageSet,
+    needs: &Needs,
+    purpose: Purpose,
+    p: &mut Problems,
+) {
+    let root = &config.fate_root;
+    let Ok(text) = std::fs::read_to_string(root.join(".gitmodules")) else {
+        return;
+    };
+    let declared = submodules::declared(&text);
+    let sources = staged_sources(set, needs);
+    let mut empty = submodules::not_checked_out(root, &declared, &sources);
+    if empty.is_empty() {
+        return;
+    }
+    let init = submodules::init(root, &empty);
+    if purpose == Purpose::RunWithSubmodules {
+        if let Err(e) = exec::run_captured(&init) {
+            p.push(format!(
+                "checking out the git submodules failed: {e:#}\ncheck the network and the URLs in {}",
+                root.join(".gitmodules").display()
+            ));
+            return;
+        }
+        empty = submodules::not_checked_out(root, &declared, &sources);
+        if empty.is_empty() {
+            return;
+        }
+    }
+    let paths: Vec<String> = empty.iter().map(|e| e.display().to_string()).collect();
+    p.push(format!(
+        "{} git submodule(s) that the images stage are not checked out (empty): {}; the build would fail inside them. Run: {init}  (or add --init-submodules)",
+        empty.len(),
+        paths.join(", ")
+    ));
 }
 
 /// The builder that runs, and whether it can do what the build options ask.

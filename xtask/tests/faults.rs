@@ -825,3 +825,107 @@ fn an_engine_that_dies_mid_build_is_named_and_its_leftovers_are_removed() {
     assert!(!marker.exists());
     assert_eq!(fx.git_status(), "");
 }
+
+/// A git submodule inside what an image stages, empty after a plain clone: named before
+/// any work with the exact command, and checked out by `--init-submodules`.
+#[test]
+fn empty_git_submodules_are_named_and_can_be_checked_out() {
+    let fx = Fixture::mini("submodules");
+    // A real repository, added as a submodule by a file:// URL.
+    let lib = fx.tmp.path().join("lmdb-src");
+    fs::create_dir_all(&lib).unwrap();
+    fs::write(lib.join("lmdb.h"), "/* lmdb */\n").unwrap();
+    support::git(&lib, &["init", "-q"]);
+    support::git(&lib, &["add", "-A"]);
+    support::git(
+        &lib,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "lmdb",
+        ],
+    );
+    let sub = "arch/eggroll/storage-service-cxx/third_party/lmdb";
+    let url = format!("file://{}", lib.display());
+    support::git(
+        &fx.root,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &url,
+            sub,
+        ],
+    );
+    support::git(
+        &fx.root,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "submodule",
+        ],
+    );
+    // A plain clone: the submodule is an empty directory.
+    let clone = fx.tmp.path().join("clone é");
+    let out = Command::new("git")
+        .args(["clone", "-q"])
+        .arg(&fx.root)
+        .arg(&clone)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read_dir(clone.join(sub)).unwrap().count(), 0);
+    let cloned = Fixture {
+        tmp: tempfile::tempdir().unwrap(),
+        root: clone.clone(),
+        prefix: format!("{}-clone", fx.prefix),
+        builder: fx.builder,
+    };
+    let run = cloned.xtask(&["images", "--dry-run"]).failed();
+    for expected in [
+        format!("1 git submodule(s) that the images stage are not checked out (empty): {sub}"),
+        format!("submodule update --init --recursive -- {sub}"),
+        "--init-submodules".to_string(),
+    ] {
+        assert!(run.stderr.contains(&expected), "{expected}: {}", run.stderr);
+    }
+    let run = cloned
+        .xtask(&["images", "storage-service-builder"])
+        .failed();
+    assert!(run.stderr.contains("not checked out"), "{}", run.stderr);
+    assert!(cloned.images().is_empty(), "nothing may be built");
+
+    // git allows file:// submodules only when asked (this test's URL; FATE's are https).
+    let run = Run::from(support::run_with_engine(
+        cloned
+            .command(&["images", "storage-service-builder", "--init-submodules"])
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "protocol.file.allow")
+            .env("GIT_CONFIG_VALUE_0", "always"),
+    ))
+    .ok();
+    assert!(clone.join(sub).join("lmdb.h").is_file(), "{}", run.stderr);
+    let staged = clone.join("target/xtask/contexts/storage-service-builder/third_party/lmdb");
+    assert!(staged.join("lmdb.h").is_file(), "the submodule is staged");
+    assert!(!staged.join(".git").exists(), "its .git link is not");
+    assert_eq!(
+        cloned.git_status(),
+        "",
+        "checking out a submodule leaves the tree clean"
+    );
+    assert_eq!(cloned.images().len(), 2, "the builder and its base");
+}

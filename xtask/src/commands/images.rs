@@ -43,6 +43,7 @@ impl cli::Images {
             keep_going: false,
             force: false,
             jobs: None,
+            init_submodules: false,
         }
     }
 
@@ -62,10 +63,10 @@ impl cli::Images {
                 config.build.platforms.join(",")
             );
         }
-        let purpose = if self.dry_run {
-            Purpose::Preview
-        } else {
-            Purpose::Run
+        let purpose = match (self.dry_run, self.init_submodules) {
+            (true, _) => Purpose::Preview,
+            (false, true) => Purpose::RunWithSubmodules,
+            (false, false) => Purpose::Run,
         };
         let facts = preflight::check(sh, config, set, &self.images, purpose)?;
         digest_cache::open(&work.join(DIGEST_CACHE));

@@ -1,0 +1,147 @@
+//! The real FATE 1.0.2 definitions (`docker/`, `example-tree-dir/`), read as data: what
+//! cannot be built here (nothing can be pulled, CentOS's mirrors are out of reach) is
+//! held to its contract instead.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::PathBuf;
+
+fn dockerfiles() -> Vec<PathBuf> {
+    walkdir::WalkDir::new(support::workspace().join("docker"))
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("Dockerfile"))
+        })
+        .collect()
+}
+
+/// Download locations the image set declares, per profile.
+fn mirrors() -> (BTreeSet<String>, BTreeSet<String>) {
+    let text = fs::read_to_string(support::workspace().join("docker/images.toml")).unwrap();
+    let set: toml::Table = text.parse().unwrap();
+    let names = |profile: &str| -> BTreeSet<String> {
+        set["mirrors"][profile]
+            .as_table()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    (names("global"), names("cn"))
+}
+
+#[test]
+fn every_download_is_a_build_arg_with_a_global_and_a_china_location() {
+    let url = regex::Regex::new(r"\b(?:https?|ftp)://[^\s'\x22|]+").unwrap();
+    let arg = regex::Regex::new(r"^ARG ([A-Z0-9_]+)=").unwrap();
+    let (global, cn) = mirrors();
+    let files = dockerfiles();
+    assert!(files.len() >= 5, "{files:?}");
+    let mut args_seen = 0;
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with('#') || !url.is_match(line) {
+                continue;
+            }
+            let at = format!("{}:{}: {line}", file.display(), n + 1);
+            let name = arg
+                .captures(line.trim_start())
+                .unwrap_or_else(|| panic!("a URL that is not a build arg's default: {at}"))[1]
+                .to_string();
+            assert!(
+                global.contains(&name) && cn.contains(&name),
+                "{name} needs a global and a China location in docker/images.toml: {at}"
+            );
+            args_seen += 1;
+        }
+    }
+    assert!(args_seen >= 6, "only {args_seen} download args found");
+}
+
+#[test]
+fn the_egg_make_line_names_its_tools_and_the_builder_only_the_linked_boost() {
+    let root = support::workspace();
+    let egg = fs::read_to_string(root.join("docker/modules/egg/Dockerfile")).unwrap();
+    let make: String = egg
+        .split("RUN ")
+        .find(|r| r.contains("make -C"))
+        .expect("egg runs make")
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("COPY"))
+        .collect();
+    for expected in [
+        "LD_LIBRARY_PATH=${THIRD_PARTY}/lib make",
+        "PROTOC=${THIRD_PARTY}/bin/protoc",
+        "GRPC_CPP_PLUGIN=${THIRD_PARTY}/bin/grpc_cpp_plugin",
+    ] {
+        assert!(make.contains(expected), "{expected} in {make}");
+    }
+    let builder = fs::read_to_string(root.join("docker/builder/Dockerfile")).unwrap();
+    assert!(builder.contains("--with-libraries=system,filesystem"));
+    let base = fs::read_to_string(root.join("docker/base/Dockerfile")).unwrap();
+    // The Makefile's own checks run `which`.
+    assert!(base.contains(" which;"), "the base installs which");
+    for pin in [
+        "--no-wheel --no-setuptools --no-download",
+        "pip==18.1 setuptools==40.6.3 wheel==0.32.3",
+    ] {
+        assert!(base.contains(pin), "{pin}");
+    }
+}
+
+#[test]
+fn fateboard_keeps_its_heap_flags_and_lets_them_be_replaced() {
+    let sh = support::workspace().join("example-tree-dir/fateboard/service.sh");
+    let text = fs::read_to_string(&sh).unwrap();
+    assert!(text.contains(": \"${FATEBOARD_JAVA_OPTS:=-Xmx2048m -Xms2048m -XX:+PrintGCDetails"));
+    // Started for real with a stand-in java that prints its arguments.
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("fateboard");
+    fs::create_dir_all(tree.join("conf")).unwrap();
+    let java_home = tmp.path().join("jdk");
+    fs::create_dir_all(java_home.join("bin")).unwrap();
+    let java = java_home.join("bin/java");
+    fs::write(&java, "#!/bin/sh\necho \"$@\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&java, fs::Permissions::from_mode(0o755)).unwrap();
+    let script = text.replace(
+        "JAVA_HOME=\n",
+        &format!("JAVA_HOME={}\n", java_home.display()),
+    );
+    fs::write(tree.join("service.sh"), script).unwrap();
+    let run = |opts: Option<&str>| {
+        let mut c = std::process::Command::new("bash");
+        c.arg(tree.join("service.sh"))
+            .env_remove("FATEBOARD_JAVA_OPTS");
+        if let Some(o) = opts {
+            c.env("FATEBOARD_JAVA_OPTS", o);
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let default = run(None);
+    assert!(
+        default.contains("-Xmx2048m -Xms2048m -XX:+PrintGCDetails"),
+        "{default}"
+    );
+    assert!(
+        default.trim_end().ends_with("-jar fateboard.jar"),
+        "{default}"
+    );
+    let small = run(Some("-Xmx512m -Xms256m"));
+    assert!(
+        small.contains("-Xmx512m -Xms256m -jar fateboard.jar"),
+        "{small}"
+    );
+    assert!(!small.contains("2048m"), "{small}");
+}
