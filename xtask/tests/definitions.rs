@@ -6,6 +6,7 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 fn dockerfiles() -> Vec<PathBuf> {
@@ -107,7 +108,6 @@ fn fateboard_keeps_its_heap_flags_and_lets_them_be_replaced() {
     fs::create_dir_all(java_home.join("bin")).unwrap();
     let java = java_home.join("bin/java");
     fs::write(&java, "#!/bin/sh\necho \"$@\"\n").unwrap();
-    use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&java, fs::Permissions::from_mode(0o755)).unwrap();
     let script = text.replace(
         "JAVA_HOME=\n",
