@@ -145,3 +145,168 @@ fn fateboard_keeps_its_heap_flags_and_lets_them_be_replaced() {
     );
     assert!(!small.contains("2048m"), "{small}");
 }
+
+/// The conf files of FATE 1.0.2's `cluster-deploy/example-dir-tree`, per module, with the
+/// keys its `.properties` files set. The modules load them from `conf/` (e.g.
+/// `Federation.java` loads `applicationContext-federation.xml`), and KubeFATE's chart
+/// mounts single files over them with `subPath`: the rest must come from the image.
+const FATE_CONF: [(&str, &str, &[&str]); 24] = [
+    ("egg", "applicationContext-egg.xml", &[]),
+    (
+        "egg",
+        "egg.properties",
+        &[
+            "party.id",
+            "service.port",
+            "processor.venv",
+            "processor.path",
+            "python.path",
+            "data.dir",
+            "max.processors.count",
+        ],
+    ),
+    (
+        "egg",
+        "log4j2.properties",
+        &["property.module", "rootLogger.level"],
+    ),
+    (
+        "fateboard",
+        "application.properties",
+        &[
+            "server.port",
+            "fateflow.url",
+            "spring.datasource.url",
+            "spring.datasource.username",
+            "spring.datasource.password",
+        ],
+    ),
+    ("fateboard", "ssh.properties", &[]),
+    ("federation", "applicationContext-federation.xml", &[]),
+    (
+        "federation",
+        "federation.properties",
+        &[
+            "party.id",
+            "service.port",
+            "meta.service.ip",
+            "meta.service.port",
+        ],
+    ),
+    (
+        "federation",
+        "log4j2.properties",
+        &["property.module", "rootLogger.level"],
+    ),
+    ("meta-service", "applicationContext-meta-service.xml", &[]),
+    (
+        "meta-service",
+        "jdbc.properties",
+        &[
+            "jdbc.driver.classname",
+            "jdbc.url",
+            "jdbc.username",
+            "jdbc.password",
+            "target.project",
+        ],
+    ),
+    (
+        "meta-service",
+        "log4j2.properties",
+        &["property.module", "rootLogger.level"],
+    ),
+    (
+        "meta-service",
+        "meta-service.properties",
+        &["party.id", "service.port"],
+    ),
+    ("proxy", "applicationContext-proxy.xml", &[]),
+    (
+        "proxy",
+        "log4j2.properties",
+        &["property.module", "rootLogger.level"],
+    ),
+    (
+        "proxy",
+        "proxy.properties",
+        &["coordinator", "ip", "port", "route.table", "root.crt"],
+    ),
+    ("proxy", "route_table.json", &[]),
+    ("python", "mock_roll.json", &[]),
+    ("python", "server_conf.json", &[]),
+    ("python", "setting_conf.json", &[]),
+    ("roll", "applicationContext-roll.xml", &[]),
+    (
+        "roll",
+        "log4j2.properties",
+        &["property.module", "rootLogger.level"],
+    ),
+    (
+        "roll",
+        "roll.properties",
+        &[
+            "party.id",
+            "service.port",
+            "meta.service.ip",
+            "meta.service.port",
+        ],
+    ),
+    ("serving-server", "log4j2.xml", &[]),
+    (
+        "serving-server",
+        "serving-server.properties",
+        &[
+            "ip",
+            "port",
+            "workMode",
+            "redis.ip",
+            "redis.port",
+            "redis.password",
+            "party.id",
+            "proxy",
+            "roll",
+            "OnlineDataAccessAdapter",
+        ],
+    ),
+];
+
+#[test]
+fn every_module_has_the_conf_files_fate_loads_with_their_keys() {
+    let tree = support::workspace().join("example-tree-dir");
+    for (module, file, keys) in FATE_CONF {
+        let path = tree.join(module).join("conf").join(file);
+        let text =
+            fs::read_to_string(&path).unwrap_or_else(|_| panic!("{module} lacks conf/{file}"));
+        let extension = std::path::Path::new(file)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default();
+        if extension == "properties" {
+            let set: BTreeSet<&str> = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
+                .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+                .collect();
+            for key in keys {
+                assert!(set.contains(key), "{module}/conf/{file} lacks {key}");
+            }
+        }
+        if extension == "json" {
+            let _: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{module}/conf/{file}: {e}"));
+        }
+        if file.starts_with("applicationContext-") {
+            assert!(text.contains("<context:component-scan base-package=\"com.webank.ai.fate\"/>"));
+        }
+    }
+    // The services find each other by the compose service names.
+    let federation =
+        fs::read_to_string(tree.join("federation/conf/federation.properties")).unwrap();
+    assert!(federation.contains("meta.service.ip=meta-service"));
+    let server: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(tree.join("python/conf/server_conf.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(server["servers"]["roll"]["host"], "roll");
+    assert_eq!(server["servers"]["federation"]["port"], 9394);
+}
