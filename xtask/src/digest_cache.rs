@@ -16,15 +16,15 @@ use sha2::{Digest, Sha256};
 
 /// What identifies a file's contents without reading them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Stamp {
-    size: u64,
+pub struct Stamp {
+    pub size: u64,
     mtime_ns: i64,
     ctime_ns: i64,
     inode: u64,
 }
 
 impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
         Stamp {
             size: meta.size(),
             mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
@@ -95,6 +95,11 @@ pub fn sized_sha256(path: &Path) -> Result<(u64, String)> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     let stamp = Stamp::of(&meta);
+    Ok((stamp.size, sha256_stamped(path, stamp)?))
+}
+
+/// The sha256 (hex) of the contents of a file whose metadata the caller just read.
+pub fn sha256_stamped(path: &Path, stamp: Stamp) -> Result<String> {
     if let Some(cache) = CACHE.get()
         && let Some((known, digest)) = cache
             .lock()
@@ -104,14 +109,13 @@ pub fn sized_sha256(path: &Path) -> Result<(u64, String)> {
             .get(path)
         && *known == stamp
     {
-        return Ok((stamp.size, digest.clone()));
+        return Ok(digest.clone());
     }
     let digest = read_sha256(path)?;
-    let settled = meta
-        .modified()
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .is_some_and(|age| age > RACY);
+    let now_ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+    let settled = now_ns - stamp.mtime_ns > i64::try_from(RACY.as_nanos()).unwrap_or(0);
     if settled && let Some(cache) = CACHE.get() {
         let mut cache = cache.lock().expect("no digest panics");
         cache
@@ -120,7 +124,7 @@ pub fn sized_sha256(path: &Path) -> Result<(u64, String)> {
             .insert(path.to_path_buf(), (stamp, digest.clone()));
         cache.changed = true;
     }
-    Ok((stamp.size, digest))
+    Ok(digest)
 }
 
 fn read_sha256(path: &Path) -> Result<String> {

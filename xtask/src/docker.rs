@@ -146,6 +146,30 @@ pub fn build(spec: &BuildSpec) -> Command {
     }
 }
 
+/// Where the docker CLI finds the buildx plugin: `$DOCKER_CONFIG/cli-plugins` (else
+/// `~/.docker/cli-plugins`), then the system's plugin directories.
+pub fn buildx_plugin_paths(
+    docker_config: Option<&std::path::Path>,
+    home: Option<&std::path::Path>,
+) -> Vec<PathBuf> {
+    let user = docker_config
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| home.map(|h| h.join(".docker")));
+    user.into_iter()
+        .map(|d| d.join("cli-plugins"))
+        .chain(
+            [
+                "/usr/local/lib/docker/cli-plugins",
+                "/usr/local/libexec/docker/cli-plugins",
+                "/usr/lib/docker/cli-plugins",
+                "/usr/libexec/docker/cli-plugins",
+            ]
+            .map(PathBuf::from),
+        )
+        .map(|d| d.join("docker-buildx"))
+        .collect()
+}
+
 /// `docker buildx inspect NAME`: whether a builder exists.
 pub fn buildx_inspect(name: &str) -> Command {
     Command::new("docker", ["buildx", "inspect", name])
@@ -412,6 +436,20 @@ mod tests {
         assert_eq!(
             build(&s).to_string(),
             "DOCKER_BUILDKIT=0 docker build --force-rm --platform linux/amd64 --pull --cache-from r:5000/fed/egg:1 --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --iidfile /w/egg.iid /w/egg"
+        );
+    }
+
+    #[test]
+    fn buildx_is_looked_for_where_the_cli_looks() {
+        let paths = buildx_plugin_paths(Some("/cfg".as_ref()), Some("/home/u".as_ref()));
+        assert_eq!(paths[0], PathBuf::from("/cfg/cli-plugins/docker-buildx"));
+        assert!(paths.contains(&PathBuf::from(
+            "/usr/libexec/docker/cli-plugins/docker-buildx"
+        )));
+        let paths = buildx_plugin_paths(None, Some("/home/u".as_ref()));
+        assert_eq!(
+            paths[0],
+            PathBuf::from("/home/u/.docker/cli-plugins/docker-buildx")
         );
     }
 

@@ -50,11 +50,19 @@ pub fn endpoint() -> String {
 }
 
 /// The builder that runs: `DOCKER_BUILDKIT` first, else BuildKit when the buildx plugin
-/// answers (not asked when the switch is off).
+/// is installed: found where the docker CLI looks for plugins (no process), else when
+/// `docker buildx version` answers (a plugin dir set in the CLI's config.json).
 pub fn builder(sh: &Shell) -> Result<Builder, String> {
     let switch = std::env::var("DOCKER_BUILDKIT").ok();
     let off = docker::choose_builder(switch.as_deref(), true) == Ok(Builder::Legacy);
-    let buildx = !off && exec::query(sh, &docker::buildx_version()).is_ok();
+    let installed = || {
+        let config = std::env::var_os("DOCKER_CONFIG").map(std::path::PathBuf::from);
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        docker::buildx_plugin_paths(config.as_deref(), home.as_deref())
+            .iter()
+            .any(|p| p.is_file())
+    };
+    let buildx = !off && (installed() || exec::query(sh, &docker::buildx_version()).is_ok());
     docker::choose_builder(switch.as_deref(), buildx)
 }
 

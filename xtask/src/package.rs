@@ -77,6 +77,9 @@ pub enum Source {
     File {
         from: PathBuf,
         mode: u32,
+        /// Its metadata when listed: the contents' digest is known from it while the
+        /// file is unchanged.
+        stamp: digest_cache::Stamp,
     },
     Symlink {
         target: PathBuf,
@@ -97,7 +100,7 @@ pub fn collect(ops: &[StageOp]) -> Result<Entries> {
     for op in ops {
         match op {
             StageOp::Copy { from, to, exclude } => {
-                add_tree(&mut entries, from, Path::new(to), &globs(exclude)?)?;
+                add_tree(&mut entries, from, Path::new(to), exclude, Walks::Shared)?;
             }
             StageOp::EmptyDir(d) => add_dirs(&mut entries, Path::new(d), 0o755),
             StageOp::Jar {
@@ -113,7 +116,7 @@ pub fn collect(ops: &[StageOp]) -> Result<Entries> {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                add_tree(&mut entries, &jar, &to.join(&jar_name), &GlobSet::empty())?;
+                add_tree(&mut entries, &jar, &to.join(&jar_name), &[], Walks::Own)?;
                 // A jar Maven already named `<artifact>.jar` needs no link.
                 if *link != jar_name {
                     entries.insert(
@@ -132,7 +135,7 @@ pub fn collect(ops: &[StageOp]) -> Result<Entries> {
                             module.artifact_id
                         );
                     }
-                    add_tree(&mut entries, &libdir, &to.join("lib"), &GlobSet::empty())?;
+                    add_tree(&mut entries, &libdir, &to.join("lib"), &[], Walks::Own)?;
                 }
                 set_java_home(&mut entries, &to.join("service.sh"), java_home)?;
             }
@@ -141,25 +144,90 @@ pub fn collect(ops: &[StageOp]) -> Result<Entries> {
     Ok(entries)
 }
 
+/// A tree's entries by path relative to its root.
+type Walked = Vec<(PathBuf, Source)>;
+
+/// Whether a tree's walk may be shared: source trees may, Maven's output (written
+/// during the run) may not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walks {
+    Shared,
+    Own,
+}
+
+/// Whether walks of source trees are shared within this process (see [`share_walks`]).
+static SHARING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Walks done, by tree and exclusions; the first caller walks, the others wait for it.
+#[allow(
+    clippy::type_complexity,
+    reason = "a memo table: key, then a slot filled once"
+)]
+static WALKS: std::sync::Mutex<
+    BTreeMap<
+        (PathBuf, Vec<String>),
+        std::sync::Arc<std::sync::OnceLock<Result<std::sync::Arc<Walked>, String>>>,
+    >,
+> = std::sync::Mutex::new(BTreeMap::new());
+
+/// From now on, a source tree staged by several images (python and egg both stage the
+/// python tree) is walked once. For one run: Maven does not write into source trees
+/// (its `target/` directories are left out), so they hold still while it lasts.
+pub fn share_walks() {
+    SHARING.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// Adds a file or directory tree at `to`. Symlinks are kept as links; `.git/` and Maven
 /// `target/` directories (beside a `pom.xml`) are left out.
-fn add_tree(entries: &mut Entries, from: &Path, to: &Path, exclude: &GlobSet) -> Result<()> {
-    fs::symlink_metadata(from).with_context(|| format!("{} does not exist", from.display()))?;
+fn add_tree(
+    entries: &mut Entries,
+    from: &Path,
+    to: &Path,
+    exclude: &[String],
+    walks: Walks,
+) -> Result<()> {
+    let walked = if walks == Walks::Shared && SHARING.load(std::sync::atomic::Ordering::SeqCst) {
+        let slot = WALKS
+            .lock()
+            .expect("no walk panics")
+            .entry((from.to_path_buf(), exclude.to_vec()))
+            .or_default()
+            .clone();
+        slot.get_or_init(|| {
+            walk(from, exclude)
+                .map(std::sync::Arc::new)
+                .map_err(|e| format!("{e:#}"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)?
+    } else {
+        std::sync::Arc::new(walk(from, exclude)?)
+    };
     if let Some(parent) = to.parent() {
         add_dirs(entries, parent, 0o755);
     }
+    for (rel, source) in walked.iter() {
+        entries.insert(normalize(&to.join(rel)), source.clone());
+    }
+    Ok(())
+}
+
+/// The entries of the tree at `from`, relative to it, in order.
+fn walk(from: &Path, exclude: &[String]) -> Result<Walked> {
+    fs::symlink_metadata(from).with_context(|| format!("{} does not exist", from.display()))?;
+    let exclude = globs(exclude)?;
     let walk = WalkDir::new(from).follow_links(false).sort_by_file_name();
     let kept = |e: &walkdir::DirEntry| {
         let rel = e.path().strip_prefix(from).unwrap_or(e.path());
         !is_excluded(e.path()) && !exclude.is_match(rel)
     };
+    let mut out = Vec::new();
     for entry in walk.into_iter().filter_entry(kept) {
         let entry = entry.with_context(|| format!("cannot read {}", from.display()))?;
         let rel = entry
             .path()
             .strip_prefix(from)
-            .expect("walk stays below its root");
-        let dest = normalize(&to.join(rel));
+            .expect("walk stays below its root")
+            .to_path_buf();
         let meta = entry.metadata()?;
         let mode = meta.permissions().mode() & 0o7777;
         let kind = meta.file_type();
@@ -173,6 +241,7 @@ fn add_tree(entries: &mut Entries, from: &Path, to: &Path, exclude: &GlobSet) ->
             Source::File {
                 from: entry.path().to_path_buf(),
                 mode,
+                stamp: digest_cache::Stamp::of(&meta),
             }
         } else {
             // Never opened: reading a FIFO blocks until a writer appears.
@@ -182,9 +251,9 @@ fn add_tree(entries: &mut Entries, from: &Path, to: &Path, exclude: &GlobSet) ->
                 special_kind(kind)
             );
         };
-        entries.insert(dest, source);
+        out.push((rel, source));
     }
-    Ok(())
+    Ok(out)
 }
 
 fn special_kind(kind: fs::FileType) -> &'static str {
@@ -241,7 +310,7 @@ fn set_java_home(entries: &mut Entries, service_sh: &Path, java_home: &str) -> R
         )
     };
     let (text, mode) = match entries.get(service_sh) {
-        Some(Source::File { from, mode }) => (fs::read_to_string(from)?, *mode),
+        Some(Source::File { from, mode, .. }) => (fs::read_to_string(from)?, *mode),
         Some(Source::Bytes { bytes, mode }) => (String::from_utf8_lossy(bytes).into_owned(), *mode),
         _ => bail!(missing()),
     };
@@ -297,11 +366,10 @@ pub fn digest(entries: &Entries, hasher: &mut Sha256) -> Result<()> {
                 hasher.update(format!("f{mode:o}:{}\0", bytes.len()));
                 hasher.update(bytes);
             }
-            Source::File { from, mode } => {
+            Source::File { from, mode, stamp } => {
                 // The contents' own digest, remembered across runs while the file is unchanged.
-                let (size, digest) = digest_cache::sized_sha256(from)?;
-                hasher.update(format!("f{mode:o}:{size}\0"));
-                hasher.update(digest);
+                hasher.update(format!("f{mode:o}:{}\0", stamp.size));
+                hasher.update(digest_cache::sha256_stamped(from, *stamp)?);
             }
         }
     }

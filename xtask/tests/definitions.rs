@@ -310,3 +310,90 @@ fn every_module_has_the_conf_files_fate_loads_with_their_keys() {
     assert_eq!(server["servers"]["roll"]["host"], "roll");
     assert_eq!(server["servers"]["federation"]["port"], 9394);
 }
+
+/// The make step and the library copies of an egg Dockerfile.
+fn make_step(dockerfile: &str) -> Vec<String> {
+    let text = fs::read_to_string(support::workspace().join(dockerfile)).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with("RUN LD_LIBRARY_PATH="))
+        .unwrap_or_else(|| panic!("{dockerfile} has no make step"));
+    let mut step: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("COPY --from=builder") || l.starts_with("ARG THIRD_PARTY="))
+        .map(|l| (*l).to_string())
+        .collect();
+    step.extend(
+        lines[start..]
+            .iter()
+            .take_while(|l| !l.trim().is_empty() && !l.starts_with("COPY") && !l.starts_with("ENV"))
+            .map(|l| (*l).to_string()),
+    );
+    step
+}
+
+#[test]
+fn the_example_egg_runs_the_real_egg_make_step() {
+    let real = make_step("docker/modules/egg/Dockerfile");
+    assert_eq!(real.len(), 8, "{real:?}");
+    assert_eq!(real, make_step("examples/cxx-egg/docker/egg/Dockerfile"));
+}
+
+/// The ports KubeFATE v1.0.2's `docker-deploy/docker-compose.yml` exposes per service.
+/// serving-server: compose exposes 8001, while its conf (FATE's and KubeFATE's alike)
+/// makes it listen on 8000, which the image declares.
+const COMPOSE_PORTS: [(&str, &[u16]); 8] = [
+    ("federation", &[9394]),
+    ("proxy", &[9370]),
+    ("serving-server", &[8000]),
+    ("fateboard", &[8080]),
+    ("roll", &[8011]),
+    ("egg", &[7888, 7778, 50001, 50002, 50003, 50004]),
+    ("python", &[9360, 9380]),
+    ("meta-service", &[8590]),
+];
+
+#[test]
+fn every_image_declares_the_ports_and_start_kubefate_uses() {
+    let root = support::workspace();
+    let set: toml::Table = fs::read_to_string(root.join("docker/images.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let images = set["image"].as_array().unwrap();
+    for (name, ports) in COMPOSE_PORTS {
+        let image = images
+            .iter()
+            .find(|i| i["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no image {name}"));
+        let text = fs::read_to_string(root.join(image["dockerfile"].as_str().unwrap())).unwrap();
+        let port_arg = image
+            .get("args")
+            .and_then(|a| a.get("PORT"))
+            .and_then(|p| p.as_str())
+            .unwrap_or_default();
+        let mut declared = BTreeSet::new();
+        for line in text.lines().filter(|l| l.starts_with("EXPOSE ")) {
+            for word in line.split_whitespace().skip(1) {
+                let word = word.replace("${PORT}", port_arg);
+                let (from, to) = word.split_once('-').unwrap_or((&word, &word));
+                let (from, to): (u16, u16) = (from.parse().unwrap(), to.parse().unwrap());
+                declared.extend(from..=to);
+            }
+        }
+        for port in ports {
+            assert!(
+                declared.contains(port),
+                "{name} does not EXPOSE {port}: {declared:?}"
+            );
+        }
+        let start = text.lines().rfind(|l| l.starts_with("CMD ")).unwrap();
+        let expected = match name {
+            "python" => "fate_flow_server.py",
+            "egg" => "storage-service -p 7778",
+            _ => "service.sh",
+        };
+        assert!(start.contains(expected), "{name} starts with {start}");
+    }
+}

@@ -25,6 +25,7 @@ impl cli::Bake {
         let _lock = root_lock::lock(&work, ui)?;
         let mut facts = preflight::check(sh, config, set, &self.images, Purpose::Run)?;
         digest_cache::open(&work.join(super::images::DIGEST_CACHE));
+        crate::package::share_walks();
         // The builders that bake it start with nothing: every parent is a target.
         facts.existing.clear();
         let options = Options {

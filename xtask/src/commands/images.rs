@@ -16,7 +16,7 @@ use crate::image_steps::ImageSteps;
 use crate::plan::{self, Action, Options, Plan};
 use crate::preflight::{self, Facts, Purpose};
 use crate::report::{self, RunReport};
-use crate::{Project, digest_cache, exec, plan_json, root_lock, ui};
+use crate::{Project, digest_cache, exec, package, plan_json, root_lock, ui};
 
 /// Where the contents' digests of the files runs read are remembered.
 pub const DIGEST_CACHE: &str = "file-digests.json";
@@ -70,6 +70,7 @@ impl cli::Images {
         };
         let facts = preflight::check(sh, config, set, &self.images, purpose)?;
         digest_cache::open(&work.join(DIGEST_CACHE));
+        package::share_walks();
         let options = Options {
             selection: self.images.clone(),
             no_cache: self.no_cache,

@@ -9,17 +9,7 @@ plugin="$dest/cli-plugins/docker-buildx"
 if [ -x "$plugin" ] && "$plugin" version >/dev/null 2>&1; then
   exit 0
 fi
-# The archive URI of the system's own sources (deb822 or one-line format).
-uri=$(
-  { grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' || true
-    grep -hE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-      sed -E 's/\[[^]]*\]//' | awk '{print $2}' || true
-  } | grep -v security | head -n1
-) || true
-if [ -z "$uri" ]; then
-  echo "get-buildx: no Debian archive found in /etc/apt/sources.list*" >&2
-  exit 1
-fi
+uri=$("$(dirname "$0")/debian-archive.sh")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/parts"

@@ -227,10 +227,20 @@ impl Fixture {
 
     /// [`Fixture::mini`] whose commands build with `builder`.
     pub fn mini_with(name: &str, builder: Builder) -> Fixture {
+        Fixture::committed_copy("mini-fate", "mini fate é", name, builder)
+    }
+
+    /// A committed copy of `examples/<example>` whose commands build with `builder`.
+    pub fn example(example: &str, name: &str, builder: Builder) -> Fixture {
+        Fixture::committed_copy(example, example, name, builder)
+    }
+
+    /// `examples/<example>` copied to a git repository named `dir`, committed.
+    fn committed_copy(example: &str, dir: &str, name: &str, builder: Builder) -> Fixture {
         require_docker();
         let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("mini fate é");
-        copy_tree(&workspace().join("examples/mini-fate"), &root);
+        let root = tmp.path().join(dir);
+        copy_tree(&workspace().join("examples").join(example), &root);
         git(&root, &["init", "-q"]);
         git(&root, &["add", "-A"]);
         git(
@@ -552,6 +562,29 @@ pub fn export_image(reference: &str, dest: &Path) {
         "export {reference}: {}",
         String::from_utf8_lossy(&export.stderr)
     );
+}
+
+/// A Debian bookworm image with make and g++, made once per engine from Debian's
+/// archive by make-toolchain-image.sh (debootstrap, about 4 minutes); a failure fails
+/// the test with its reason.
+pub fn toolchain_image() -> String {
+    static IMAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IMAGE
+        .get_or_init(|| {
+            let name = "fate-xtask/toolchain:bookworm".to_string();
+            ensure_packages("debootstrap", &["debootstrap"]);
+            let script = workspace().join("xtask/tests/support/make-toolchain-image.sh");
+            let out = Command::new(&script).arg(&name).output().unwrap();
+            assert!(
+                out.status.success(),
+                "the C++ tests need a toolchain image, and {} could not make it:\n{}{}",
+                script.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            name
+        })
+        .clone()
 }
 
 /// Every file of an image: path -> (mode and link target or content).
