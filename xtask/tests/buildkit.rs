@@ -442,8 +442,12 @@ fn a_bake_file_bakes_the_images_xtask_builds() {
 #[test]
 fn a_dry_run_needs_no_engine() {
     let fx = Fixture::mini_with("bk-offline", Builder::Legacy);
+    // A Maven cache of its own: the shared one may be filled by another test between
+    // the two dry runs, which would then rightly decide differently.
+    let cache = fx.tmp.path().join("maven-cache");
     let offline = |args: &[&str]| -> Run {
         fx.command(args)
+            .env("MAVEN_CACHE_DIR", &cache)
             .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
             .output()
             .unwrap()
