@@ -142,6 +142,8 @@ pub struct Config {
     pub naming: Naming,
     pub maven: MavenMode,
     pub maven_cache: PathBuf,
+    /// The caller's MAVEN_OPTS (proxies, memory), kept when this tool adds its own.
+    pub maven_opts: String,
     pub source_url: String,
     pub redis_image: String,
     pub mysql_image: String,
@@ -295,6 +297,7 @@ pub fn resolve(
         },
         maven,
         maven_cache,
+        maven_opts: process_env.get("MAVEN_OPTS").cloned().unwrap_or_default(),
         source_url: owned("SOURCE_URL"),
         redis_image: owned("REDIS_IMAGE"),
         mysql_image: owned("MYSQL_IMAGE"),

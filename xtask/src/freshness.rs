@@ -485,6 +485,7 @@ mod tests {
         }
         MavenStep {
             command: Command::new("mvn", ["clean", "package"]),
+            modules_command: Command::new("mvn", ["package"]),
             root: root.to_path_buf(),
             project: arch.clone(),
             modules: crate::pom::reactor_modules(&arch, root).unwrap(),
@@ -544,7 +545,7 @@ mod tests {
     #[test]
     fn only_modules_limits_the_reactor() {
         let c = crate::maven::only_modules(
-            &Command::new("mvn", ["clean", "package"]),
+            &Command::new("mvn", ["package"]),
             &["a".into(), "b/c".into()],
         );
         assert_eq!(c.to_string(), "mvn package -pl a,b/c -am -amd");

@@ -104,7 +104,7 @@ impl ImageSteps {
             for target in maven::clean_first(m, &only) {
                 remove_dir(&target)?;
             }
-            maven::only_modules(&m.command, &only)
+            maven::only_modules(&m.modules_command, &only)
         };
         // A failed or interrupted run must not look up to date.
         let _ = std::fs::remove_file(&m.stamp);

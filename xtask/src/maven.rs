@@ -22,6 +22,8 @@ const CONTAINER_MAVEN_HOME: &str = "/var/maven";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MavenStep {
     pub command: Command,
+    /// The same run for some modules only ([`Scope::Modules`]; [`only_modules`] names them).
+    pub modules_command: Command,
     /// The FATE root the modules' inputs are relative to.
     pub root: PathBuf,
     /// The reactor's directory.
@@ -71,24 +73,44 @@ pub fn settings_xml(config: &Config) -> Option<String> {
     ))
 }
 
+/// How much of a reactor a Maven run builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// `clean package` of every module.
+    Reactor,
+    /// `package` of some modules (see [`only_modules`]): a short run, whose JVM starts
+    /// faster with [`SHORT_RUN_JVM`] (C1 only, serial GC).
+    Modules,
+}
+
+/// JVM options for short Maven runs: measured on a FATE-sized reactor, a one-module
+/// build took 1.5 s instead of 2.35 s. Added to the caller's own MAVEN_OPTS.
+pub const SHORT_RUN_JVM: &str = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC";
+
 /// `mvn clean package` of one project (with `siblings` beside it), in a container or on
-/// the host.
+/// the host; for [`Scope::Modules`], `mvn package` with the short-run JVM options.
 pub fn command(
     config: &Config,
     runner: &Runner,
     project: &str,
     siblings: &[String],
     settings: Option<&Path>,
+    scope: Scope,
 ) -> Command {
     let timestamp = format!("-Dproject.build.outputTimestamp={OUTPUT_TIMESTAMP}");
-    let goals = [
-        "-B",
-        "-Dstyle.color=never",
-        &timestamp,
-        "clean",
-        "package",
-        "-DskipTests",
-    ];
+    let mut goals = vec!["-B", "-Dstyle.color=never", &timestamp];
+    if scope == Scope::Reactor {
+        goals.push("clean");
+    }
+    goals.extend(["package", "-DskipTests"]);
+    let maven_opts = (scope == Scope::Modules).then(|| {
+        [config.maven_opts.as_str(), SHORT_RUN_JVM]
+            .iter()
+            .filter(|o| !o.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
     match &config.maven {
         MavenMode::Host => {
             let mut args = vec![format!(
@@ -99,7 +121,11 @@ pub fn command(
                 args.extend(["-s".into(), s.display().to_string()]);
             }
             args.extend(goals.iter().map(ToString::to_string));
-            Command::new("mvn", args).current_dir(config.fate_root.join(project))
+            let command = Command::new("mvn", args).current_dir(config.fate_root.join(project));
+            match &maven_opts {
+                Some(opts) => command.env("MAVEN_OPTS", opts),
+                None => command,
+            }
         }
         MavenMode::Docker { image } => {
             let mut volumes = vec![format!(
@@ -135,7 +161,9 @@ pub fn command(
                     ),
                 ],
                 user: runner.uid_gid.clone(),
-                env: vec![("HOME".into(), CONTAINER_MAVEN_HOME.into())],
+                env: std::iter::once(("HOME".to_string(), CONTAINER_MAVEN_HOME.to_string()))
+                    .chain(maven_opts.map(|o| ("MAVEN_OPTS".to_string(), o)))
+                    .collect(),
                 volumes,
                 workdir: format!("{CONTAINER_FATE_ROOT}/{project}"),
                 image: image.clone(),
@@ -145,13 +173,12 @@ pub fn command(
     }
 }
 
-/// `command` limited to the modules at `paths` (relative to the reactor), the modules
-/// they need and the modules that need them, without `clean`: the caller removes the
-/// `target/` of the modules whose classes must be compiled again (see [`clean_first`]),
-/// and the modules they need, unchanged, have nothing to compile.
+/// `command` (of [`Scope::Modules`]: no `clean`) limited to the modules at `paths`
+/// (relative to the reactor), the modules they need and the modules that need them: the
+/// caller removes the `target/` of the modules whose classes must be compiled again (see
+/// [`clean_first`]), and the modules they need, unchanged, have nothing to compile.
 pub fn only_modules(command: &Command, paths: &[String]) -> Command {
     let mut limited = command.clone();
-    limited.args.retain(|a| a != "clean");
     limited
         .args
         .extend(["-pl".into(), paths.join(","), "-am".into(), "-amd".into()]);

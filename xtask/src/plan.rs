@@ -187,15 +187,19 @@ fn maven_steps<'a>(
         }
         let mut deps = before.clone();
         deps.extend(project.after.iter().filter_map(|a| steps.get(a.as_str())));
-        let command = maven::command(
-            config,
-            &runner,
-            &project.name,
-            &project.after,
-            settings.as_deref(),
-        );
+        let command = |scope| {
+            maven::command(
+                config,
+                &runner,
+                &project.name,
+                &project.after,
+                settings.as_deref(),
+                scope,
+            )
+        };
         let step = MavenStep {
-            command,
+            command: command(maven::Scope::Reactor),
+            modules_command: command(maven::Scope::Modules),
             root: config.fate_root.clone(),
             project: config.fate_root.join(&project.name),
             modules: facts
@@ -860,5 +864,43 @@ mod tests {
         assert_eq!(steps[2]["decision"], "unknown");
         assert_eq!(steps[3]["dependencies"][0], "mvn-arch");
         assert_eq!(json["builder"], "legacy");
+    }
+
+    #[test]
+    fn a_modules_run_keeps_the_callers_maven_opts_and_adds_the_short_run_jvm() {
+        let env: BTreeMap<String, String> =
+            [("MAVEN_OPTS".to_string(), "-Dhttp.proxyHost=p".to_string())].into();
+        let host = resolve(
+            Path::new("/fate"),
+            Path::new("/fate/.env"),
+            "PREFIX=fed\nBASE_TAG=b1\nBUILDER_TAG=s1\nTAG=t1\nMAVEN_MODE=host\n",
+            &env,
+            &sample_set(),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let plan = images(&host, &sample_set(), &facts(), &Options::default()).unwrap();
+        let Action::Maven(m) = &plan.steps[0].action else {
+            panic!()
+        };
+        assert!(m.command.args.contains(&"clean".to_string()));
+        assert!(m.command.env.is_empty());
+        assert!(!m.modules_command.args.contains(&"clean".to_string()));
+        assert_eq!(
+            m.modules_command.env,
+            [(
+                "MAVEN_OPTS".to_string(),
+                format!("-Dhttp.proxyHost=p {}", maven::SHORT_RUN_JVM)
+            )]
+        );
+        let docker = default_plan();
+        let Action::Maven(m) = &docker.steps[0].action else {
+            panic!()
+        };
+        let argv = m.modules_command.to_string();
+        assert!(
+            argv.contains("--env 'MAVEN_OPTS=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC'"),
+            "{argv}"
+        );
     }
 }

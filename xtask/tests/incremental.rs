@@ -80,13 +80,13 @@ fn rebuilds_only_what_changed() {
         run.stdout
     );
     let log = std::fs::read_to_string(fx.root.join("target/xtask/logs/mvn-arch.log")).unwrap();
+    let argv = log.lines().next().unwrap();
+    assert!(argv.contains(" -pl driver/federation -am -amd"), "{log}");
     assert!(
-        log.lines()
-            .next()
-            .unwrap()
-            .contains(" -pl driver/federation -am -amd"),
-        "{log}"
+        argv.contains("-XX:TieredStopAtLevel=1"),
+        "a short run's JVM: {argv}"
     );
+    assert!(!argv.contains(" clean "), "{argv}");
     assert_eq!(
         std::fs::metadata(&roll_jar).unwrap().modified().unwrap(),
         roll_written,
