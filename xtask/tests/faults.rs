@@ -835,20 +835,7 @@ fn empty_git_submodules_are_named_and_can_be_checked_out() {
     let lib = fx.tmp.path().join("lmdb-src");
     fs::create_dir_all(&lib).unwrap();
     fs::write(lib.join("lmdb.h"), "/* lmdb */\n").unwrap();
-    support::git(&lib, &["init", "-q"]);
-    support::git(&lib, &["add", "-A"]);
-    support::git(
-        &lib,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "lmdb",
-        ],
-    );
+    support::commit_all(&lib, "lmdb");
     let sub = "arch/eggroll/storage-service-cxx/third_party/lmdb";
     let url = format!("file://{}", lib.display());
     support::git(
@@ -863,18 +850,7 @@ fn empty_git_submodules_are_named_and_can_be_checked_out() {
             sub,
         ],
     );
-    support::git(
-        &fx.root,
-        &[
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "commit",
-            "-qm",
-            "submodule",
-        ],
-    );
+    support::commit_all(&fx.root, "submodule");
     // A plain clone: the submodule is an empty directory.
     let clone = fx.tmp.path().join("clone é");
     let out = Command::new("git")

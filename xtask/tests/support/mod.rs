@@ -241,20 +241,7 @@ impl Fixture {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join(dir);
         copy_tree(&workspace().join("examples").join(example), &root);
-        git(&root, &["init", "-q"]);
-        git(&root, &["add", "-A"]);
-        git(
-            &root,
-            &[
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "commit",
-                "-qm",
-                "fixture",
-            ],
-        );
+        commit_all(&root, "fixture");
         Fixture {
             tmp,
             root,
@@ -529,6 +516,26 @@ pub fn docker(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Makes `dir` a git repository (if it is not one) and commits all it holds.
+pub fn commit_all(dir: &Path, message: &str) {
+    if !dir.join(".git").exists() {
+        git(dir, &["init", "-q"]);
+    }
+    git(dir, &["add", "-A"]);
+    git(
+        dir,
+        &[
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            message,
+        ],
+    );
 }
 
 pub fn git(dir: &Path, args: &[&str]) {
