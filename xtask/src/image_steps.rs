@@ -102,7 +102,7 @@ impl ImageSteps {
             m.command.clone()
         } else {
             for target in maven::clean_first(m, &only) {
-                remove_dir(&target)?;
+                package::remove_if_present(&target)?;
             }
             maven::only_modules(&m.modules_command, &only)
         };
@@ -158,15 +158,6 @@ impl ImageSteps {
             },
         );
         Ok(Done::Ran(Some(reason)))
-    }
-}
-
-fn remove_dir(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(anyhow::Error::new(e).context(format!("cannot remove {}", dir.display())))
-        }
-        _ => Ok(()),
     }
 }
 

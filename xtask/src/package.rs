@@ -416,7 +416,8 @@ fn write_entries(root: &Path, entries: &Entries) -> Result<()> {
     Ok(())
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
+/// Removes a directory tree, if there is one.
+pub fn remove_if_present(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
         Ok(_) => {
             fs::remove_dir_all(path).with_context(|| format!("cannot remove {}", path.display()))

@@ -353,39 +353,74 @@ impl Plan {
 }
 
 impl Action {
-    /// What the step runs or writes, as the plan shows it.
-    fn write(&self, f: &mut impl fmt::Write) -> fmt::Result {
+    /// The kind of step, as the JSON plan names it.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Action::InstallPackages(c) | Action::Pull { command: c, .. } => {
-                writeln!(f, "       $ {c}")
-            }
-            Action::Maven(m) => writeln!(f, "       $ {}", m.command),
-            Action::WriteFile { path, .. } => writeln!(f, "       write {}", path.display()),
+            Action::InstallPackages(_) => "install-packages",
+            Action::WriteFile { .. } => "write-file",
+            Action::SeedMavenRepo { .. } => "seed-maven-repo",
+            Action::Maven(_) => "maven",
+            Action::Build(_) => "build",
+            Action::Pull { .. } => "pull",
+        }
+    }
+
+    /// The process the step runs (a Maven step: when all of it runs).
+    pub fn command(&self) -> Option<&Command> {
+        match self {
+            Action::InstallPackages(c) | Action::Pull { command: c, .. } => Some(c),
+            Action::Maven(m) => Some(&m.command),
+            Action::Build(b) => Some(&b.command),
+            Action::WriteFile { .. } | Action::SeedMavenRepo { .. } => None,
+        }
+    }
+
+    /// What the step writes or stages, in order; a build's staging operations come after
+    /// its Dockerfile and context lines.
+    pub fn operations(&self) -> Vec<String> {
+        match self {
+            Action::WriteFile { path, .. } => vec![format!("write {}", path.display())],
             Action::SeedMavenRepo {
                 from_repo,
                 local_repo,
-            } => writeln!(
-                f,
-                "       link plexus-utils 1.1 in {} to the 3.x jar of {}",
+            } => vec![format!(
+                "link plexus-utils 1.1 in {} to the 3.x jar of {}",
                 local_repo.display(),
                 from_repo.display()
-            ),
+            )],
             Action::Build(b) => {
                 let labels: Vec<String> =
                     b.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                writeln!(
-                    f,
-                    "       {} = {} + LABEL {}",
-                    b.staged_dockerfile.display(),
-                    b.dockerfile.display(),
-                    labels.join(" ")
-                )?;
-                writeln!(f, "       stage {}", b.context.display())?;
-                for op in &b.ops {
-                    writeln!(f, "         {op}")?;
-                }
-                writeln!(f, "       $ {}", b.command)
+                let mut ops = vec![
+                    format!(
+                        "{} = {} + LABEL {}",
+                        b.staged_dockerfile.display(),
+                        b.dockerfile.display(),
+                        labels.join(" ")
+                    ),
+                    format!("stage {}", b.context.display()),
+                ];
+                ops.extend(b.ops.iter().map(ToString::to_string));
+                ops
             }
+            Action::InstallPackages(_) | Action::Maven(_) | Action::Pull { .. } => Vec::new(),
+        }
+    }
+
+    /// What the step runs or writes, as the plan shows it.
+    fn write(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        for (n, op) in self.operations().iter().enumerate() {
+            // A build's staging operations sit under its `stage` line.
+            let indent = if matches!(self, Action::Build(_)) && n >= 2 {
+                9
+            } else {
+                7
+            };
+            writeln!(f, "{:indent$}{op}", "")?;
+        }
+        match self.command() {
+            Some(c) => writeln!(f, "       $ {c}"),
+            None => Ok(()),
         }
     }
 }

@@ -5,9 +5,8 @@
 use serde::Serialize;
 
 use crate::docker::Builder;
-use crate::exec::Command;
 use crate::freshness::Status;
-use crate::plan::{Action, Plan};
+use crate::plan::Plan;
 use crate::preflight::Facts;
 
 #[derive(Serialize)]
@@ -43,7 +42,7 @@ pub fn render(plan: &Plan, status: &[Status], facts: &Facts) -> String {
         .iter()
         .zip(status)
         .map(|(step, status)| {
-            let (kind, command, operations) = describe(&step.action);
+            let command = step.action.command();
             let (decision, reason) = match status {
                 Status::UpToDate => ("up-to-date", None),
                 Status::WillRun(reason) => ("will-run", Some(reason.to_string())),
@@ -51,7 +50,7 @@ pub fn render(plan: &Plan, status: &[Status], facts: &Facts) -> String {
             };
             StepJson {
                 id: &step.id,
-                kind,
+                kind: step.action.kind(),
                 title: &step.title,
                 dependencies: step
                     .deps
@@ -70,7 +69,7 @@ pub fn render(plan: &Plan, status: &[Status], facts: &Facts) -> String {
                         .collect()
                 }),
                 cwd: command.and_then(|c| c.cwd.as_ref().map(|d| d.display().to_string())),
-                operations,
+                operations: step.action.operations(),
                 decision,
                 reason,
             }
@@ -89,39 +88,4 @@ pub fn render(plan: &Plan, status: &[Status], facts: &Facts) -> String {
         steps,
     };
     serde_json::to_string_pretty(&json).expect("the plan serializes") + "\n"
-}
-
-/// A step's kind, the process it runs, and what it writes or stages.
-fn describe(action: &Action) -> (&'static str, Option<&Command>, Vec<String>) {
-    match action {
-        Action::InstallPackages(c) => ("install-packages", Some(c), Vec::new()),
-        Action::Pull { command, .. } => ("pull", Some(command), Vec::new()),
-        Action::WriteFile { path, .. } => (
-            "write-file",
-            None,
-            vec![format!("write {}", path.display())],
-        ),
-        Action::SeedMavenRepo {
-            from_repo,
-            local_repo,
-        } => (
-            "seed-maven-repo",
-            None,
-            vec![format!(
-                "link plexus-utils 1.1 in {} to the 3.x jar of {}",
-                local_repo.display(),
-                from_repo.display()
-            )],
-        ),
-        Action::Maven(m) => ("maven", Some(&m.command), Vec::new()),
-        Action::Build(b) => {
-            let mut ops = vec![format!(
-                "write {} = {} + LABEL",
-                b.staged_dockerfile.display(),
-                b.dockerfile.display()
-            )];
-            ops.extend(b.ops.iter().map(ToString::to_string));
-            ("build", Some(&b.command), ops)
-        }
-    }
 }
