@@ -32,6 +32,15 @@ impl Compression {
         }
     }
 
+    /// As `--compress` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::None => "none",
+        }
+    }
+
     /// A reader of the decompressed stream.
     pub fn decoder<'a>(self, reader: impl Read + Send + 'a) -> Result<Box<dyn Read + Send + 'a>> {
         Ok(match self {
@@ -103,8 +112,9 @@ impl Manifest {
             .collect();
         format!(
             "FATE images for a host without a registry (written {created}).\n\n\
-             Load them with the tool (checks sizes and checksums first, then the image IDs):\n\n  \
-             cargo xtask load .\n\n\
+             Load them with the tool, from a checkout of fate-xtask (it checks every size and \
+             checksum before loading anything, then the image IDs), DIR being this directory:\n\n  \
+             cargo xtask load DIR\n\n\
              or by hand, in this directory:\n\n  sha256sum -c {SUMS}\n{}\n\n\
              Images:\n{}\n",
             by_hand.join("\n"),

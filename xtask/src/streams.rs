@@ -183,10 +183,11 @@ pub trait Finish: Write + Send {
 }
 
 /// Levels chosen by measurement (BENCHMARKS.md, `cargo xtask bench --only bundle`):
-/// libdeflate's level 1 on every core stays within 1.5x of `docker save`, and higher
-/// levels gain little on images that are mostly jars; zstd's level 3 keeps a JDK-sized
-/// image under half its size.
-pub const GZIP_LEVEL: u32 = 1;
+/// libdeflate's level 1 already writes under half the raw size, and each higher level
+/// costs far more time than the 1-2% it saves on images that are mostly jars and
+/// binaries; zstd's level 3 is smaller than any gzip level at a third of gzip's time,
+/// while level 6 doubles the time for 3% less.
+pub const GZIP_LEVEL: i32 = 1;
 pub const ZSTD_LEVEL: i32 = 3;
 
 /// A compressing writer and how to complete its stream.
@@ -210,34 +211,46 @@ impl<W: Write + Send> Finish for Finishing<W> {
     }
 }
 
-/// gzip at `level` on every core (libdeflate): a series of standard gzip members, as
-/// `gunzip`, `docker load` and every multi-member gzip reader read them.
-pub fn gzip_writer<W: Write + Send + 'static>(inner: W, level: u32) -> Result<Box<dyn Finish>> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let writer = gzp::par::compress::ParCompressBuilder::<gzp::deflate::Mgzip>::new()
-        .num_threads(threads)
-        .map_err(|e| anyhow::anyhow!("gzip on {threads} threads: {e}"))?
-        .compression_level(gzp::Compression::new(level))
-        .from_writer(inner);
-    Ok(Box::new(Finishing {
-        writer,
-        finish: |mut writer| {
-            let mut inner = gzp::ZWriter::finish(&mut writer).map_err(io::Error::other)?;
-            inner.flush()
-        },
-    }))
-}
-
-/// A writer compressing into `inner` on every core.
+/// A writer compressing into `inner` on every core, at the level chosen for bundles.
 pub fn compressor<W: Write + Send + 'static>(
     compression: Compression,
     inner: W,
 ) -> Result<Box<dyn Finish>> {
+    let level = match compression {
+        Compression::Gzip => GZIP_LEVEL,
+        Compression::Zstd => ZSTD_LEVEL,
+        Compression::None => 0,
+    };
+    compressor_at(compression, level, inner)
+}
+
+/// A writer compressing into `inner` at `level` on every core: gzip as a series of
+/// standard gzip members (libdeflate), as `gunzip`, `docker load` and every multi-member
+/// gzip reader read them; zstd as one frame.
+pub fn compressor_at<W: Write + Send + 'static>(
+    compression: Compression,
+    level: i32,
+    inner: W,
+) -> Result<Box<dyn Finish>> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     Ok(match compression {
-        Compression::Gzip => gzip_writer(inner, GZIP_LEVEL)?,
+        Compression::Gzip => {
+            let level = u32::try_from(level).context("gzip levels are 0 to 12")?;
+            let writer = gzp::par::compress::ParCompressBuilder::<gzp::deflate::Mgzip>::new()
+                .num_threads(threads)
+                .map_err(|e| anyhow::anyhow!("gzip on {threads} threads: {e}"))?
+                .compression_level(gzp::Compression::new(level))
+                .from_writer(inner);
+            Box::new(Finishing {
+                writer,
+                finish: |mut writer| {
+                    let mut inner = gzp::ZWriter::finish(&mut writer).map_err(io::Error::other)?;
+                    inner.flush()
+                },
+            })
+        }
         Compression::Zstd => {
-            let mut encoder = zstd::Encoder::new(inner, ZSTD_LEVEL)?;
+            let mut encoder = zstd::Encoder::new(inner, level)?;
             encoder
                 .multithread(u32::try_from(threads).unwrap_or(1))
                 .context("zstd without threads")?;

@@ -204,27 +204,33 @@ impl ByteProgress {
             Display::Bar(bar) => bar.inc(n),
             Display::Hidden => {}
             Display::Plain => {
-                let Ok(mut state) = self.plain.lock() else {
-                    return;
-                };
-                state.0 += n;
-                if state.1.elapsed() >= PLAIN_EVERY {
-                    state.1 = Instant::now();
-                    let done = state.0;
-                    let percent = self
-                        .total
-                        .filter(|t| *t > 0)
-                        .map(|t| format!(" ({}%)", (done.saturating_mul(100) / t).min(100)))
-                        .unwrap_or_default();
-                    eprintln!(
-                        "[{}]   {}: {}{percent}",
-                        timestamp(),
-                        self.line.title,
-                        human_size(done)
-                    );
+                if let Some(line) = self.plain_line(n, PLAIN_EVERY) {
+                    eprintln!("[{}]   {line}", timestamp());
                 }
             }
         }
+    }
+
+    /// Counts `n` more bytes; once `every` has passed since the last line, the next line
+    /// to print: bytes so far, and the percentage when the total is known.
+    fn plain_line(&self, n: u64, every: Duration) -> Option<String> {
+        let mut state = self.plain.lock().ok()?;
+        state.0 += n;
+        if state.1.elapsed() < every {
+            return None;
+        }
+        state.1 = Instant::now();
+        let done = state.0;
+        let percent = self
+            .total
+            .filter(|t| *t > 0)
+            .map(|t| format!(" ({}%)", (done.saturating_mul(100) / t).min(100)))
+            .unwrap_or_default();
+        Some(format!(
+            "{}: {}{percent}",
+            self.line.title,
+            human_size(done)
+        ))
     }
 
     /// Ends the stream with a status word and a detail.
@@ -267,7 +273,32 @@ pub fn human_size(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::human_size;
+    use super::{Ui, human_size};
+    use std::time::Duration;
+
+    #[test]
+    fn plain_progress_says_bytes_and_percent_every_few_seconds() {
+        let ui = Ui::plain();
+        let progress = ui.bytes("save fate.images.tar.gz", Some(4_000_000));
+        let every = Duration::from_millis(50);
+        assert_eq!(progress.plain_line(1_000_000, every), None, "too soon");
+        std::thread::sleep(every);
+        assert_eq!(
+            progress.plain_line(1_000_000, every).as_deref(),
+            Some("save fate.images.tar.gz: 2MB (50%)")
+        );
+        assert_eq!(
+            progress.plain_line(1, every),
+            None,
+            "a line was just printed"
+        );
+        let unknown = ui.bytes("load x", None);
+        std::thread::sleep(every);
+        assert_eq!(
+            unknown.plain_line(72_800_000, every).as_deref(),
+            Some("load x: 72.8MB")
+        );
+    }
 
     #[test]
     fn sizes_read_as_docker_prints_them() {

@@ -200,19 +200,45 @@ fn bundles_round_trip_and_damaged_bundles_are_refused() {
     );
     assert_eq!(ids(&fx), originals);
 
-    // zstd, loaded by the tool through the same daemon.
+    // zstd, written and loaded by the tool on a terminal: bars with bytes done, the total,
+    // the rate and the time left.
     let zst = fx.tmp.path().join("bundle zst");
-    fx.xtask(&[
+    let on_terminal = |args: &[&str]| {
+        let run = Run::from(run_with_engine(&mut support::on_terminal(
+            &fx.command(args),
+        )))
+        .ok();
+        run.stdout
+    };
+    let drawn = on_terminal(&[
         "bundle",
         "--compress",
         "zstd",
         "--out",
         zst.to_str().unwrap(),
-    ])
-    .ok();
+    ]);
     assert!(zst.join("fate.images.tar.zst").is_file());
+    // As indicatif draws it: `save x [=====>   ] 1.2 MiB/3.4 MiB 5.6 MiB/s eta 0s`.
+    let has_bar = |drawn: &str, title: &str| {
+        let size = r"[0-9.]+ [KMG]?i?B";
+        regex::Regex::new(&format!(
+            r"{} \[[=> ]+\] {size}/{size} {size}/s eta [0-9]+[smh]",
+            regex::escape(title)
+        ))
+        .unwrap()
+        .is_match(drawn)
+    };
+    for title in [
+        "save fate.images.tar.zst",
+        "save third-party.images.tar.zst",
+    ] {
+        assert!(has_bar(&drawn, title), "no bar for {title}: {drawn}");
+    }
     remove_bundled(&fx);
-    fx.xtask(&["load", zst.to_str().unwrap()]).ok();
+    let drawn = on_terminal(&["load", zst.to_str().unwrap()]);
+    for title in ["check fate.images.tar.zst", "load fate.images.tar.zst"] {
+        assert!(has_bar(&drawn, title), "no bar for {title}: {drawn}");
+    }
     assert_eq!(ids(&fx), originals);
     remove_bundled(&fx);
     let readme = fs::read_to_string(zst.join("README")).unwrap();
@@ -271,6 +297,11 @@ fn bundles_round_trip_and_damaged_bundles_are_refused() {
     });
     assert!(
         ghost.contains("does not hold") && ghost.contains("/ghost:1.0"),
+        "{ghost}"
+    );
+    // The other archive, loading at the same time, was held back before its end.
+    assert!(
+        ghost.contains("loading") && ghost.contains("as another archive of the bundle failed"),
         "{ghost}"
     );
     let escape = damaged("escape", &|d| {

@@ -1,7 +1,8 @@
 //! `cargo xtask bundle`: the offline bundle for air-gapped hosts. Each archive is one
-//! `docker save` compressed on every core as it streams, checked to hold exactly the
-//! images (by ID) that its manifest names, and written beside `bundle.json`,
-//! `SHA256SUMS` and a `README`, all renamed into place only when everything is complete.
+//! `docker save` compressed on every core as it streams, all archives at once, each
+//! checked to hold exactly the images (by ID) that its manifest names, and written beside
+//! `bundle.json`, `SHA256SUMS` and a `README`, all renamed into place only when
+//! everything is complete.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -43,18 +44,22 @@ impl cli::Bundle {
         check_fate_images(project, &present)?;
 
         let mut partial = PartialFiles::default();
-        let mut archives = Vec::new();
-        for (name, refs) in &groups {
-            let file = format!("{name}{}", self.compress.extension());
-            let part = partial.add(&out, &file);
-            let log = config
-                .work_dir()
-                .join("logs")
-                .join(format!("save-{name}.log"));
-            let archive = save(ui, refs, &present, &part, self.compress, &log)
-                .with_context(|| format!("writing {}", out.join(&file).display()))?;
-            archives.push(Archive { file, ..archive });
-        }
+        let saves: Vec<ArchiveSave> = groups
+            .iter()
+            .map(|(name, refs)| {
+                let file = format!("{name}{}", self.compress.extension());
+                ArchiveSave {
+                    part: partial.add(&out, &file),
+                    log: config
+                        .work_dir()
+                        .join("logs")
+                        .join(format!("save-{name}.log")),
+                    file,
+                    refs,
+                }
+            })
+            .collect();
+        let archives = save_all(ui, &saves, &present, self.compress, &out)?;
         let manifest = Manifest::new(archives);
         let json = serde_json::to_string_pretty(&manifest)? + "\n";
         for (file, text) in [
@@ -198,6 +203,54 @@ impl Drop for PartialFiles {
             let _ = std::fs::remove_file(part);
         }
     }
+}
+
+/// One archive to write: its images, its file name and where it is written until complete.
+struct ArchiveSave<'a> {
+    file: String,
+    part: PathBuf,
+    log: PathBuf,
+    refs: &'a [String],
+}
+
+/// Writes every archive at once: `docker save` exports all the layers before its first
+/// byte (one core's work in the daemon), so one archive's export overlaps another's
+/// compression. Every failure is reported, not only the first.
+fn save_all(
+    ui: &Ui,
+    saves: &[ArchiveSave],
+    present: &BTreeMap<String, ImageInfo>,
+    compression: Compression,
+    out: &Path,
+) -> Result<Vec<Archive>> {
+    let results: Vec<Result<Archive>> = std::thread::scope(|scope| {
+        let running: Vec<_> = saves
+            .iter()
+            .map(|s| {
+                scope.spawn(move || {
+                    save(ui, s.refs, present, &s.part, compression, &s.log)
+                        .map(|archive| Archive {
+                            file: s.file.clone(),
+                            ..archive
+                        })
+                        .with_context(|| format!("writing {}", out.join(&s.file).display()))
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|t| t.join().expect("a save does not panic"))
+            .collect()
+    });
+    let mut problems = Problems::new("the bundle was not written");
+    let mut archives = Vec::new();
+    for result in results {
+        match result {
+            Ok(archive) => archives.push(archive),
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
+    problems.into_result().map(|()| archives)
 }
 
 fn default_dir(config: &Config) -> PathBuf {

@@ -1,13 +1,15 @@
 //! `cargo xtask load` (also `bundle load`): loads an offline bundle on a host that has
 //! nothing but the bundle: no FATE root, no `.env`, no image set. Every archive's size
-//! and sha256 are checked against `bundle.json` before anything is loaded; each is then
-//! decompressed once, straight into `docker load`, its image index checked on the way
-//! (a mismatch stops the load before it completes), and the loaded IDs checked after.
+//! and sha256 are checked against `bundle.json` before anything is loaded; then all
+//! archives load at once, each decompressed once, straight into `docker load`, its image
+//! index checked on the way. The end of every archive is held back until every index is
+//! as the manifest says (a mismatch anywhere loads nothing), and the loaded IDs are
+//! checked after.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
@@ -30,6 +32,12 @@ impl cli::BundleLoad {
         for input in &inputs {
             chosen.extend(manifest::archives_of(input)?);
         }
+        // The engine is asked while the archives are read.
+        let engine = std::thread::spawn(|| {
+            Shell::new()
+                .map_err(Into::into)
+                .and_then(|sh| engine::check(&sh))
+        });
         let mut problems = Problems::new("the bundle is not intact; nothing was loaded");
         for (path, archive) in &chosen {
             if let Err(e) = check_file(ui, path, archive) {
@@ -37,15 +45,43 @@ impl cli::BundleLoad {
             }
         }
         problems.into_result()?;
-        engine::check(sh)?;
-        let log_dir = std::env::temp_dir().join("fate-xtask-logs");
-        for (path, archive) in &chosen {
-            let log = log_dir.join(format!("load-{}.log", archive.file));
-            load(ui, path, archive, &log).with_context(|| format!("loading {}", path.display()))?;
-            check_loaded(sh, path, archive)?;
-        }
-        Ok(())
+        engine.join().expect("the engine check does not panic")?;
+        load_all(ui, &chosen)?;
+        check_loaded(sh, &chosen)
     }
+}
+
+/// Loads every archive at once: `docker load` reads its input quickly, then works alone
+/// on it, so one archive's decompression overlaps another's load. Every failure is
+/// reported, not only the first.
+fn load_all(ui: &Ui, chosen: &[(PathBuf, Archive)]) -> Result<()> {
+    let log_dir = std::env::temp_dir().join("fate-xtask-logs");
+    let gate = &Gate::new(chosen.len());
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let running: Vec<_> = chosen
+            .iter()
+            .map(|(path, archive)| {
+                let log = log_dir.join(format!("load-{}.log", archive.file));
+                scope.spawn(move || {
+                    let loaded = load(ui, path, archive, &log, gate);
+                    if loaded.is_err() {
+                        // The others stop at the gate, if they have not passed it.
+                        gate.refuse();
+                    }
+                    loaded.with_context(|| format!("loading {}", path.display()))
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|t| t.join().expect("a load does not panic"))
+            .collect()
+    });
+    let mut problems = Problems::new("loading the bundle failed");
+    for e in results.into_iter().filter_map(Result::err) {
+        problems.push(format!("{e:#}"));
+    }
+    problems.into_result()
 }
 
 /// A bundle in the working directory, else the one `cargo xtask bundle` writes here.
@@ -62,6 +98,52 @@ fn default_bundle() -> Result<PathBuf> {
         "no bundle here: name its directory (the one holding {}), e.g. cargo xtask load /media/fate-bundle",
         manifest::MANIFEST
     )
+}
+
+/// Where each archive's load waits once its index (near the end of the archive) has
+/// been checked, the rest still held back: they all go on only when every archive's
+/// index was as the manifest says, so a bad archive loads nothing of the bundle.
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+    archives: usize,
+}
+
+#[derive(Default)]
+struct GateState {
+    passed: usize,
+    refused: bool,
+}
+
+impl Gate {
+    fn new(archives: usize) -> Gate {
+        Gate {
+            state: Mutex::new(GateState::default()),
+            changed: Condvar::new(),
+            archives,
+        }
+    }
+
+    /// This archive's index is good: waits for the others' verdicts.
+    fn pass(&self) -> Result<()> {
+        let mut state = self.state.lock().expect("no gate user panics");
+        state.passed += 1;
+        self.changed.notify_all();
+        while !state.refused && state.passed < self.archives {
+            state = self.changed.wait(state).expect("no gate user panics");
+        }
+        if state.refused {
+            bail!("stopped before it completed, as another archive of the bundle failed");
+        }
+        Ok(())
+    }
+
+    /// An archive failed: those waiting stop, and none passes after this.
+    fn refuse(&self) {
+        let mut state = self.state.lock().expect("no gate user panics");
+        state.refused = true;
+        self.changed.notify_all();
+    }
 }
 
 /// Size and sha256 as the manifest says, read once, without decompressing.
@@ -144,19 +226,22 @@ fn decompressed(
 }
 
 /// One pass: the file, decompressed, into `docker load`.
-fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path) -> Result<()> {
+fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path, gate: &Gate) -> Result<()> {
     let progress = Arc::new(ui.bytes(&format!("load {}", archive.file), Some(archive.size)));
     let reader = decompressed(path, archive, progress.clone())?;
     let mut child = exec::spawn_piped(&docker::load(), log)?;
     // Progress is counted on the compressed side (`Counted`), not again here.
     let passed = streams::pass_tar(reader, &mut child.stdin, None, |index| {
         match manifest::missing_from(&archive.images, index).first() {
-            Some(image) => bail!(
-                "the bundle is not intact; nothing of it was loaded: it does not hold {} with ID {} that the manifest names",
-                image.reference,
-                image.id
-            ),
-            None => Ok(()),
+            Some(image) => {
+                gate.refuse();
+                bail!(
+                    "the bundle is not intact; nothing of it was loaded: it does not hold {} with ID {} that the manifest names",
+                    image.reference,
+                    image.id
+                )
+            }
+            None => gate.pass(),
         }
     });
     let progress = Arc::try_unwrap(progress).ok();
@@ -189,24 +274,64 @@ fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path) -> Result<()> {
 }
 
 /// Every image the manifest names is present with its ID; prints `reference\tid`.
-fn check_loaded(sh: &Shell, path: &Path, archive: &Archive) -> Result<()> {
-    let refs: Vec<String> = archive.images.iter().map(|i| i.reference.clone()).collect();
+fn check_loaded(sh: &Shell, chosen: &[(PathBuf, Archive)]) -> Result<()> {
+    let refs: Vec<String> = chosen
+        .iter()
+        .flat_map(|(_, archive)| archive.images.iter().map(|i| i.reference.clone()))
+        .collect();
     let loaded = engine::inspect_images(sh, &refs);
-    for image in &archive.images {
-        match loaded.get(&image.reference) {
-            Some(info) if info.id == image.id => println!("{}\t{}", image.reference, image.id),
-            Some(info) => bail!(
-                "{} loaded as {}, but the manifest says {}",
-                image.reference,
-                info.id,
-                image.id
-            ),
-            None => bail!(
-                "{} is not present after loading {}",
-                image.reference,
-                path.display()
-            ),
+    for (path, archive) in chosen {
+        for image in &archive.images {
+            match loaded.get(&image.reference) {
+                Some(info) if info.id == image.id => {
+                    println!("{}\t{}", image.reference, image.id);
+                }
+                Some(info) => bail!(
+                    "{} loaded as {}, but the manifest says {}",
+                    image.reference,
+                    info.id,
+                    image.id
+                ),
+                None => bail!(
+                    "{} is not present after loading {}",
+                    image.reference,
+                    path.display()
+                ),
+            }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Gate;
+
+    #[test]
+    fn the_gate_opens_only_when_every_archive_passed() {
+        let gate = Gate::new(3);
+        let passed: Vec<bool> = std::thread::scope(|scope| {
+            let waiting: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| gate.pass().is_ok()))
+                .collect();
+            waiting.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert_eq!(passed, [true, true, true]);
+    }
+
+    #[test]
+    fn one_refusal_stops_those_waiting_and_those_to_come() {
+        let gate = Gate::new(3);
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| gate.pass());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            gate.refuse();
+            let error = waiting.join().unwrap().unwrap_err().to_string();
+            assert!(
+                error.contains("another archive of the bundle failed"),
+                "{error}"
+            );
+        });
+        assert!(gate.pass().is_err(), "a later archive is stopped too");
+    }
 }

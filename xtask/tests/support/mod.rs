@@ -687,6 +687,28 @@ pub fn edit(root: &Path, rel: &str, from: &str, to: &str) {
     std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
 }
 
+/// `cmd` run on a pseudo-terminal (util-linux `script`), with its environment and working
+/// directory: what it drew on the terminal comes back as the wrapper's stdout.
+pub fn on_terminal(cmd: &Command) -> Command {
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', r"'\''")))
+        .collect();
+    let mut wrapper = clean_command("script");
+    wrapper.args(["-qec", &line.join(" "), "/dev/null"]);
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapper.env(key, value),
+            None => wrapper.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapper.current_dir(dir);
+    }
+    wrapper.env("TERM", "xterm");
+    wrapper
+}
+
 /// Copies a tree, leaving out build output.
 pub fn copy_tree(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from)
