@@ -2,8 +2,9 @@
 //! run, side by side with the old way:
 //! - cold, no-op and one-file rebuilds vs the same Maven and `docker build` commands, all
 //!   of them, in sequence;
-//! - `bundle` vs `docker save -o`, and `load` vs `docker load -i` of the raw tars, with a
-//!   JDK-sized image among the bundled ones.
+//! - `bundle` vs `docker save -o`, and `load` vs `docker load -i` of the raw tars (one
+//!   after another, as the old way ran them, and at once, as xtask runs them), with a
+//!   JDK-sized image among the bundled ones, and the compression levels on those tars.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +20,7 @@ use crate::imageset::ImageSet;
 use crate::manifest::Compression;
 use crate::package::{self, StageOp};
 use crate::plan::{self, Action, Options};
+use crate::problems::Problems;
 use crate::report::{self, RunReport, StepKind};
 use crate::{cli, config, engine, preflight, streams};
 
@@ -233,15 +235,7 @@ fn load_name(compression: &str) -> &'static str {
 fn timed(commands: &[Command], at_once: bool) -> Result<Duration> {
     let started = Instant::now();
     if at_once {
-        std::thread::scope(|scope| {
-            let running: Vec<_> = commands
-                .iter()
-                .map(|c| scope.spawn(move || exec::run_captured(c)))
-                .collect();
-            running
-                .into_iter()
-                .try_for_each(|t| t.join().expect("a command does not panic").map(|_| ()))
-        })?;
+        Problems::each_at_once("a raw command failed", commands, exec::run_captured)?;
     } else {
         for command in commands {
             exec::run_captured(command)?;

@@ -223,34 +223,14 @@ fn save_all(
     compression: Compression,
     out: &Path,
 ) -> Result<Vec<Archive>> {
-    let results: Vec<Result<Archive>> = std::thread::scope(|scope| {
-        let running: Vec<_> = saves
-            .iter()
-            .map(|s| {
-                scope.spawn(move || {
-                    save(ui, s.refs, present, &s.part, compression, &s.log)
-                        .map(|archive| Archive {
-                            file: s.file.clone(),
-                            ..archive
-                        })
-                        .with_context(|| format!("writing {}", out.join(&s.file).display()))
-                })
+    Problems::each_at_once("the bundle was not written", saves, |s| {
+        save(ui, s.refs, present, &s.part, compression, &s.log)
+            .map(|archive| Archive {
+                file: s.file.clone(),
+                ..archive
             })
-            .collect();
-        running
-            .into_iter()
-            .map(|t| t.join().expect("a save does not panic"))
-            .collect()
-    });
-    let mut problems = Problems::new("the bundle was not written");
-    let mut archives = Vec::new();
-    for result in results {
-        match result {
-            Ok(archive) => archives.push(archive),
-            Err(e) => problems.push(format!("{e:#}")),
-        }
-    }
-    problems.into_result().map(|()| archives)
+            .with_context(|| format!("writing {}", out.join(&s.file).display()))
+    })
 }
 
 fn default_dir(config: &Config) -> PathBuf {

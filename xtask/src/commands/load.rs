@@ -57,31 +57,16 @@ impl cli::BundleLoad {
 fn load_all(ui: &Ui, chosen: &[(PathBuf, Archive)]) -> Result<()> {
     let log_dir = std::env::temp_dir().join("fate-xtask-logs");
     let gate = &Gate::new(chosen.len());
-    let results: Vec<Result<()>> = std::thread::scope(|scope| {
-        let running: Vec<_> = chosen
-            .iter()
-            .map(|(path, archive)| {
-                let log = log_dir.join(format!("load-{}.log", archive.file));
-                scope.spawn(move || {
-                    let loaded = load(ui, path, archive, &log, gate);
-                    if loaded.is_err() {
-                        // The others stop at the gate, if they have not passed it.
-                        gate.refuse();
-                    }
-                    loaded.with_context(|| format!("loading {}", path.display()))
-                })
-            })
-            .collect();
-        running
-            .into_iter()
-            .map(|t| t.join().expect("a load does not panic"))
-            .collect()
-    });
-    let mut problems = Problems::new("loading the bundle failed");
-    for e in results.into_iter().filter_map(Result::err) {
-        problems.push(format!("{e:#}"));
-    }
-    problems.into_result()
+    Problems::each_at_once("loading the bundle failed", chosen, |(path, archive)| {
+        let log = log_dir.join(format!("load-{}.log", archive.file));
+        let loaded = load(ui, path, archive, &log, gate);
+        if loaded.is_err() {
+            // The others stop at the gate, if they have not passed it.
+            gate.refuse();
+        }
+        loaded.with_context(|| format!("loading {}", path.display()))
+    })
+    .map(|_| ())
 }
 
 /// A bundle in the working directory, else the one `cargo xtask bundle` writes here.
