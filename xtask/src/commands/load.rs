@@ -218,14 +218,12 @@ fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path, gate: &Gate) -> Res
     // Progress is counted on the compressed side (`Counted`), not again here.
     let passed = streams::pass_tar(reader, &mut child.stdin, None, |index| {
         match manifest::missing_from(&archive.images, index).first() {
-            Some(image) => {
-                gate.refuse();
-                bail!(
-                    "the bundle is not intact; nothing of it was loaded: it does not hold {} with ID {} that the manifest names",
-                    image.reference,
-                    image.id
-                )
-            }
+            // The caller refuses the gate for the others.
+            Some(image) => bail!(
+                "the bundle is not intact; nothing of it was loaded: it does not hold {} with ID {} that the manifest names",
+                image.reference,
+                image.id
+            ),
             None => gate.pass(),
         }
     });
