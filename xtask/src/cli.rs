@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::bundle::bundle_json::Compression;
 use crate::config::{BuildOverrides, MavenWhere, Overrides};
-use crate::manifest::Compression;
 use crate::ui::Progress;
 
 /// Builds, pushes and bundles FATE's Docker images.

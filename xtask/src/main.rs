@@ -1,35 +1,18 @@
 //! `cargo xtask`: FATE's image build. Parse, resolve the configuration, dispatch.
 
-mod bakefile;
-mod build;
+mod bake;
+mod bench;
+mod bundle;
 mod cli;
 mod commands;
 mod config;
-mod digest_cache;
-mod docker;
-mod dockerfile;
-mod engine;
-mod envfile;
-mod exec;
-mod executor;
-mod freshness;
-mod image_steps;
+mod image;
 mod imageset;
-mod manifest;
 mod maven;
-mod package;
 mod plan;
-mod plan_json;
-mod pom;
-mod preflight;
-mod problems;
-mod reference;
-mod report;
-mod root_lock;
-mod selection;
-mod streams;
-mod submodules;
-mod suggest;
+mod process;
+mod push;
+mod run;
 mod ui;
 
 use std::path::{Path, PathBuf};
@@ -62,11 +45,11 @@ pub fn started() -> Instant {
 fn main() -> ExitCode {
     started();
     let cli = cli::parse();
-    match exec::install_signal_handlers().and_then(|()| run(cli)) {
+    match process::install_signal_handlers().and_then(|()| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            exec::signal_exit_code().map_or(ExitCode::FAILURE, ExitCode::from)
+            process::signal_exit_code().map_or(ExitCode::FAILURE, ExitCode::from)
         }
     }
 }

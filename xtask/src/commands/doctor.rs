@@ -3,8 +3,8 @@
 use anyhow::Result;
 
 use crate::config::MavenMode;
-use crate::docker::{self, Builder};
-use crate::{Project, cli, preflight};
+use crate::process::docker_argv::{self, Builder};
+use crate::{Project, cli, plan::preflight};
 
 impl cli::Doctor {
     #[allow(
@@ -26,7 +26,7 @@ impl cli::Doctor {
         match facts.builder {
             Builder::Legacy => println!(
                 "               (deprecated by Docker) BuildKit is faster: {}",
-                docker::GET_BUILDKIT
+                docker_argv::GET_BUILDKIT
             ),
             Builder::BuildKit => {
                 let b = &config.build;

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 
 use crate::cli;
-use crate::docker::{self, Builder, ImageInfo, LABEL_TOOL};
-use crate::engine::{self, ContainerSweep};
-use crate::executor::{Executor, Outcome, StepReport};
-use crate::freshness::{self, Reason, Recorded};
-use crate::image_steps::ImageSteps;
+use crate::plan::freshness::{self, Reason, Recorded};
+use crate::plan::preflight::{self, Facts, Purpose};
 use crate::plan::{self, Action, Options, Plan};
-use crate::preflight::{self, Facts, Purpose};
-use crate::report::{self, RunReport};
-use crate::{Project, digest_cache, exec, package, plan_json, root_lock, ui};
+use crate::process::docker_argv::{self, Builder, ImageInfo, LABEL_TOOL};
+use crate::process::engine::{self, ContainerSweep};
+use crate::run::report::{self, RunReport};
+use crate::run::scheduler::{Executor, Outcome, StepReport};
+use crate::run::steps::ImageSteps;
+use crate::{Project, image::staging, plan::json, process, run::digest_cache, run::lock, ui};
 
 /// Where the contents' digests of the files runs read are remembered.
 pub const DIGEST_CACHE: &str = "file-digests.json";
@@ -27,7 +27,7 @@ impl cli::Images {
         let _lock = if self.dry_run {
             None
         } else {
-            Some(root_lock::lock(&project.config.work_dir(), &project.ui)?)
+            Some(lock::lock(&project.config.work_dir(), &project.ui)?)
         };
         self.run_locked(project, &mut std::io::stdout())
     }
@@ -70,7 +70,7 @@ impl cli::Images {
         };
         let facts = preflight::check(sh, config, set, &self.images, purpose)?;
         digest_cache::open(&work.join(DIGEST_CACHE));
-        package::share_walks();
+        staging::share_walks();
         let options = Options {
             selection: self.images.clone(),
             no_cache: self.no_cache,
@@ -114,14 +114,14 @@ impl cli::Images {
             // Said once here; the legacy builder's own notice is kept out of every log.
             ui.note(&format!(
                 "note: built with the legacy builder, which Docker deprecates; BuildKit is faster: {}",
-                docker::GET_BUILDKIT
+                docker_argv::GET_BUILDKIT
             ));
         }
         RunReport::new(
             &plan,
             &reports,
             crate::started().elapsed().as_secs_f64(),
-            exec::child_time().as_secs_f64(),
+            process::child_time().as_secs_f64(),
         )
         .write(&work.join(report::FILE))?;
         outcome(&work, &plan, &reports)
@@ -137,7 +137,7 @@ impl cli::Images {
             facts.engine_down.is_some(),
         );
         match self.format {
-            cli::PlanFormat::Json => print!("{}", plan_json::render(plan, &status, facts)),
+            cli::PlanFormat::Json => print!("{}", json::render(plan, &status, facts)),
             cli::PlanFormat::Text => {
                 if let Some(why) = &facts.engine_down {
                     project.ui.note(&format!("warning: {why}"));
@@ -151,12 +151,12 @@ impl cli::Images {
 
 /// The run's end: an error when it was interrupted or a step failed.
 fn outcome(work: &Path, plan: &Plan, reports: &[StepReport<Option<Reason>>]) -> Result<()> {
-    if exec::interrupted() {
+    if process::interrupted() {
         // Staged contexts of an interrupted run are not to be trusted.
         let _ = std::fs::remove_dir_all(work.join("contexts"));
         bail!(
             "interrupted ({}); staged contexts removed, build containers stopped",
-            exec::signal_name()
+            process::signal_name()
         );
     }
     let failed: Vec<&str> = plan

@@ -1,9 +1,5 @@
-//! One module per command of the CLI, each starting with its entry point.
+//! The commands that run the build pipeline or check it, each starting with its entry
+//! point; the other commands live with their concept (bake, bench, bundle, push).
 
-pub mod bake;
-pub mod bench;
-pub mod bundle;
 pub mod doctor;
 pub mod images;
-pub mod load;
-pub mod push;

@@ -1,0 +1,320 @@
+//! `cargo xtask load` (also `bundle load`): loads an offline bundle on a host that has
+//! nothing but the bundle: no FATE root, no `.env`, no image set. Every archive's size
+//! and sha256 are checked against `bundle.json` before anything is loaded; then all
+//! archives load at once, each decompressed once, straight into `docker load`, its image
+//! index checked on the way. The end of every archive is held back until every index is
+//! as the manifest says (a mismatch anywhere loads nothing), and the loaded IDs are
+//! checked after.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use xshell::Shell;
+
+use crate::bundle::bundle_json::{self, Archive, Compression};
+use crate::bundle::streams::{self, PassError};
+use crate::ui::problems::Problems;
+use crate::ui::{ByteProgress, Ui};
+use crate::{cli, process, process::docker_argv, process::engine};
+
+impl cli::BundleLoad {
+    pub fn run(self, ui: &Ui, sh: &Shell) -> Result<()> {
+        let inputs = if self.paths.is_empty() {
+            vec![default_bundle()?]
+        } else {
+            self.paths.clone()
+        };
+        let mut chosen: Vec<(PathBuf, Archive)> = Vec::new();
+        for input in &inputs {
+            chosen.extend(bundle_json::archives_of(input)?);
+        }
+        // The engine is asked while the archives are read.
+        let engine = std::thread::spawn(|| {
+            Shell::new()
+                .map_err(Into::into)
+                .and_then(|sh| engine::check(&sh))
+        });
+        let mut problems = Problems::new("the bundle is not intact; nothing was loaded");
+        for (path, archive) in &chosen {
+            if let Err(e) = check_file(ui, path, archive) {
+                problems.push(format!("{}: {e:#}", path.display()));
+            }
+        }
+        problems.into_result()?;
+        engine.join().expect("the engine check does not panic")?;
+        load_all(ui, &chosen)?;
+        check_loaded(sh, &chosen)
+    }
+}
+
+/// Loads every archive at once: `docker load` reads its input quickly, then works alone
+/// on it, so one archive's decompression overlaps another's load. Every failure is
+/// reported, not only the first.
+fn load_all(ui: &Ui, chosen: &[(PathBuf, Archive)]) -> Result<()> {
+    let log_dir = std::env::temp_dir().join("fate-xtask-logs");
+    let gate = &Gate::new(chosen.len());
+    Problems::each_at_once("loading the bundle failed", chosen, |(path, archive)| {
+        let log = log_dir.join(format!("load-{}.log", archive.file));
+        let loaded = load(ui, path, archive, &log, gate);
+        if loaded.is_err() {
+            // The others stop at the gate, if they have not passed it.
+            gate.refuse();
+        }
+        loaded.with_context(|| format!("loading {}", path.display()))
+    })
+    .map(|_| ())
+}
+
+/// A bundle in the working directory, else the one `cargo xtask bundle` writes here.
+fn default_bundle() -> Result<PathBuf> {
+    let here = PathBuf::from(".");
+    if here.join(bundle_json::MANIFEST).is_file() {
+        return Ok(here);
+    }
+    let built = crate::workspace_root().join("target/xtask/bundle");
+    if built.join(bundle_json::MANIFEST).is_file() {
+        return Ok(built);
+    }
+    bail!(
+        "no bundle here: name its directory (the one holding {}), e.g. cargo xtask load /media/fate-bundle",
+        bundle_json::MANIFEST
+    )
+}
+
+/// Where each archive's load waits once its index (near the end of the archive) has
+/// been checked, the rest still held back: they all go on only when every archive's
+/// index was as the manifest says, so a bad archive loads nothing of the bundle.
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+    archives: usize,
+}
+
+#[derive(Default)]
+struct GateState {
+    passed: usize,
+    refused: bool,
+}
+
+impl Gate {
+    fn new(archives: usize) -> Gate {
+        Gate {
+            state: Mutex::new(GateState::default()),
+            changed: Condvar::new(),
+            archives,
+        }
+    }
+
+    /// This archive's index is good: waits for the others' verdicts.
+    fn pass(&self) -> Result<()> {
+        let mut state = self.state.lock().expect("no gate user panics");
+        state.passed += 1;
+        self.changed.notify_all();
+        while !state.refused && state.passed < self.archives {
+            state = self.changed.wait(state).expect("no gate user panics");
+        }
+        if state.refused {
+            bail!("stopped before it completed, as another archive of the bundle failed");
+        }
+        Ok(())
+    }
+
+    /// An archive failed: those waiting stop, and none passes after this.
+    fn refuse(&self) {
+        let mut state = self.state.lock().expect("no gate user panics");
+        state.refused = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Size and sha256 as the manifest says, read once, without decompressing.
+fn check_file(ui: &Ui, path: &Path, archive: &Archive) -> Result<()> {
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("{} is missing", path.display()))?
+        .len();
+    if size != archive.size {
+        bail!(
+            "size is {size} bytes, the manifest says {} (truncated or replaced)",
+            archive.size
+        );
+    }
+    let progress = ui.bytes(&format!("check {}", archive.file), Some(size));
+    let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        progress.add(n as u64);
+    }
+    let sha = hex::encode(hasher.finalize());
+    if sha != archive.sha256 {
+        progress.finish("BAD", "");
+        bail!(
+            "sha256 is {sha}, the manifest says {} (corrupted)",
+            archive.sha256
+        );
+    }
+    progress.finish("ok", "");
+    Ok(())
+}
+
+/// Counts the compressed bytes read, for progress against the file's size.
+struct Counted<R> {
+    inner: R,
+    progress: Arc<ByteProgress>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add(n as u64);
+        Ok(n)
+    }
+}
+
+/// Whether a gzip file is a series of independent members with their sizes (as `bundle`
+/// writes them), which decompress on every core.
+fn is_gzip_members(path: &Path) -> Result<bool> {
+    let mut head = [0u8; 14];
+    let read = File::open(path)?.read(&mut head)?;
+    Ok(read == head.len() && head[3] & 0x04 != 0 && &head[12..14] == b"IG")
+}
+
+/// The decompressed stream of an archive, its compressed bytes counted on `progress`.
+fn decompressed(
+    path: &Path,
+    archive: &Archive,
+    progress: Arc<ByteProgress>,
+) -> Result<Box<dyn Read + Send>> {
+    let file = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let counted = Counted {
+        inner: file,
+        progress,
+    };
+    if archive.compression == Compression::Gzip && is_gzip_members(path)? {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let reader = gzp::par::decompress::ParDecompressBuilder::<gzp::deflate::Mgzip>::new()
+            .num_threads(threads)
+            .map_err(|e| anyhow::anyhow!("gzip on {threads} threads: {e}"))?
+            .from_reader(counted);
+        return Ok(Box::new(reader));
+    }
+    archive.compression.decoder(counted)
+}
+
+/// One pass: the file, decompressed, into `docker load`.
+fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path, gate: &Gate) -> Result<()> {
+    let progress = Arc::new(ui.bytes(&format!("load {}", archive.file), Some(archive.size)));
+    let reader = decompressed(path, archive, progress.clone())?;
+    let mut child = process::spawn_piped(&docker_argv::load(), log)?;
+    // Progress is counted on the compressed side (`Counted`), not again here.
+    let passed = streams::pass_tar(reader, &mut child.stdin, None, |index| {
+        match bundle_json::missing_from(&archive.images, index).first() {
+            // The caller refuses the gate for the others.
+            Some(image) => bail!(
+                "the bundle is not intact; nothing of it was loaded: it does not hold {} with ID {} that the manifest names",
+                image.reference,
+                image.id
+            ),
+            None => gate.pass(),
+        }
+    });
+    let progress = Arc::try_unwrap(progress).ok();
+    let error = match passed {
+        Ok(_) => match child.wait() {
+            Ok(()) => {
+                if let Some(progress) = progress {
+                    progress.finish("done", "");
+                }
+                return Ok(());
+            }
+            Err(e) => e,
+        },
+        Err(e) => {
+            child.abort();
+            match e {
+                PassError::Refused(e) | PassError::NotAnArchive(e) => e,
+                PassError::Source(e) => anyhow::Error::new(e).context("cannot read the archive"),
+                PassError::Sink(e) => anyhow::Error::new(e).context(format!(
+                    "docker load stopped reading\n{}",
+                    process::tail(log, process::TAIL_LINES)
+                )),
+            }
+        }
+    };
+    if let Some(progress) = progress {
+        progress.finish("FAILED", "");
+    }
+    Err(error)
+}
+
+/// Every image the manifest names is present with its ID; prints `reference\tid`.
+fn check_loaded(sh: &Shell, chosen: &[(PathBuf, Archive)]) -> Result<()> {
+    let refs: Vec<String> = chosen
+        .iter()
+        .flat_map(|(_, archive)| archive.images.iter().map(|i| i.reference.clone()))
+        .collect();
+    let loaded = engine::inspect_images(sh, &refs);
+    for (path, archive) in chosen {
+        for image in &archive.images {
+            match loaded.get(&image.reference) {
+                Some(info) if info.id == image.id => {
+                    println!("{}\t{}", image.reference, image.id);
+                }
+                Some(info) => bail!(
+                    "{} loaded as {}, but the manifest says {}",
+                    image.reference,
+                    info.id,
+                    image.id
+                ),
+                None => bail!(
+                    "{} is not present after loading {}",
+                    image.reference,
+                    path.display()
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Gate;
+
+    #[test]
+    fn the_gate_opens_only_when_every_archive_passed() {
+        let gate = Gate::new(3);
+        let passed: Vec<bool> = std::thread::scope(|scope| {
+            let waiting: Vec<_> = (0..3)
+                .map(|_| scope.spawn(|| gate.pass().is_ok()))
+                .collect();
+            waiting.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert_eq!(passed, [true, true, true]);
+    }
+
+    #[test]
+    fn one_refusal_stops_those_waiting_and_those_to_come() {
+        let gate = Gate::new(3);
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| gate.pass());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            gate.refuse();
+            let error = waiting.join().unwrap().unwrap_err().to_string();
+            assert!(
+                error.contains("another archive of the bundle failed"),
+                "{error}"
+            );
+        });
+        assert!(gate.pass().is_err(), "a later archive is stopped too");
+    }
+}

@@ -1,0 +1,316 @@
+//! `cargo xtask bundle`: the offline bundle for air-gapped hosts. Each archive is one
+//! `docker save` compressed on every core as it streams, all archives at once, each
+//! checked to hold exactly the images (by ID) that its manifest names, and written beside
+//! `bundle.json`, `SHA256SUMS` and a `README`, all renamed into place only when
+//! everything is complete.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::bundle::bundle_json::{self, Archive, BundledImage, Compression, Manifest};
+use crate::bundle::streams::{self, PassError, Tally, TallyWriter};
+use crate::config::Config;
+use crate::imageset::ImageSet;
+use crate::plan::freshness::Recorded;
+use crate::process::docker_argv::{self, ImageInfo};
+use crate::ui::Ui;
+use crate::ui::problems::Problems;
+use crate::{Project, cli, process, process::engine, run::lock};
+
+impl cli::Bundle {
+    pub fn run(self, project: &Project) -> Result<()> {
+        let Project {
+            set,
+            config,
+            ui,
+            sh,
+        } = project;
+        // Images are not rebuilt while they are being bundled.
+        let _lock = lock::lock(&config.work_dir(), ui)?;
+        engine::check(sh)?;
+        let out = self.out.clone().unwrap_or_else(|| default_dir(config));
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        let groups = archive_images(set, config);
+        let all: Vec<String> = groups.iter().flat_map(|(_, refs)| refs.clone()).collect();
+        let mut present = engine::inspect_images(sh, &all);
+        if self.pull_missing(project, &groups, &present)? {
+            present = engine::inspect_images(sh, &all);
+        }
+        check_fate_images(project, &present)?;
+
+        let mut partial = PartialFiles::default();
+        let saves: Vec<ArchiveSave> = groups
+            .iter()
+            .map(|(name, refs)| {
+                let file = format!("{name}{}", self.compress.extension());
+                ArchiveSave {
+                    part: partial.add(&out, &file),
+                    log: config
+                        .work_dir()
+                        .join("logs")
+                        .join(format!("save-{name}.log")),
+                    file,
+                    refs,
+                }
+            })
+            .collect();
+        let archives = save_all(ui, &saves, &present, self.compress, &out)?;
+        let manifest = Manifest::new(archives);
+        let json = serde_json::to_string_pretty(&manifest)? + "\n";
+        for (file, text) in [
+            (bundle_json::MANIFEST, json),
+            (bundle_json::SUMS, manifest.sums()),
+            (bundle_json::README, manifest.readme()),
+        ] {
+            let part = partial.add(&out, file);
+            std::fs::write(&part, text)
+                .with_context(|| format!("cannot write {} (is the disk full?)", part.display()))?;
+        }
+        partial.complete()?;
+        for archive in &manifest.archives {
+            println!(
+                "{}\t{}\t{}",
+                out.join(&archive.file).display(),
+                archive.size,
+                archive.sha256
+            );
+        }
+        Ok(())
+    }
+
+    /// Builds missing third-party images the image set declares, pulls the others
+    /// (unless `--no-pull`); FATE's own must be built. Returns whether anything was added.
+    fn pull_missing(
+        &self,
+        project: &Project,
+        groups: &[(&str, Vec<String>)],
+        present: &BTreeMap<String, ImageInfo>,
+    ) -> Result<bool> {
+        let mut missing = Problems::new("images to bundle are missing");
+        let mut pulled = false;
+        for (name, refs) in groups {
+            for r in refs.iter().filter(|r| !present.contains_key(*r)) {
+                if *name != THIRD_PARTY {
+                    missing.push(format!("{r} is not built; run: cargo xtask images"));
+                } else if let Some(image) = project
+                    .set
+                    .images
+                    .iter()
+                    .find(|i| project.config.reference(i) == **r)
+                {
+                    // The image set builds it (the example's stand-ins): build, not pull.
+                    project.ui.note(&format!(
+                        "{r} is not present; building it from the image set (image {})",
+                        image.name
+                    ));
+                    // Its summary goes to stderr: stdout is for the archives.
+                    cli::Images::of(vec![image.name.clone()])
+                        .run_locked(project, &mut std::io::stderr())?;
+                    pulled = true;
+                } else if self.no_pull {
+                    missing.push(format!(
+                        "{r} is not present and --no-pull was given; pull or load it first"
+                    ));
+                } else {
+                    pulled = true;
+                    let line = project.ui.start(&format!("pull {r}"));
+                    let log = project.config.work_dir().join("logs").join("pull.log");
+                    match process::run_logged(&docker_argv::pull(r), &log, &line) {
+                        Ok(()) => line.finish("done", ""),
+                        Err(e) => {
+                            line.finish("FAILED", "");
+                            missing.push(format!(
+                                "cannot pull {r} (set REDIS_IMAGE/MYSQL_IMAGE in .env, or load it): {e:#}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        missing.into_result().map(|()| pulled)
+    }
+}
+
+const THIRD_PARTY: &str = "third-party.images";
+
+/// FATE's own images must be the ones this tool built from their sources.
+fn check_fate_images(project: &Project, present: &BTreeMap<String, ImageInfo>) -> Result<()> {
+    let mut problems = Problems::new("images to bundle are not the ones built from their sources");
+    let recorded = Recorded::read(&project.config.work_dir());
+    let fate: Vec<(String, String)> = project
+        .set
+        .build_order()
+        .into_iter()
+        .filter(|i| i.bundle)
+        .map(|i| (i.name.clone(), project.config.reference(i)))
+        .collect();
+    let found = fate
+        .iter()
+        .filter_map(|(name, r)| present.get(r).map(|info| (name.as_str(), r, info)));
+    recorded.check(found, &mut problems);
+    problems.into_result()
+}
+
+/// The two archives of the old recipe and their images: the third-party ones `.env`
+/// names, and the ones the image set marks for bundling (the modules).
+pub fn archive_images<'a>(set: &ImageSet, config: &Config) -> Vec<(&'a str, Vec<String>)> {
+    let fate = set
+        .build_order()
+        .into_iter()
+        .filter(|i| i.bundle)
+        .map(|i| config.reference(i))
+        .collect();
+    vec![
+        (
+            THIRD_PARTY,
+            vec![config.redis_image.clone(), config.mysql_image.clone()],
+        ),
+        ("fate.images", fate),
+    ]
+}
+
+/// Files of an unfinished bundle: written as `.part`, removed unless all complete.
+#[derive(Default)]
+struct PartialFiles(Vec<(PathBuf, PathBuf)>);
+
+impl PartialFiles {
+    /// Registers `dir/file` and returns the `.part` path to write it under.
+    fn add(&mut self, dir: &Path, file: &str) -> PathBuf {
+        let part = dir.join(format!("{file}.part"));
+        self.0.push((part.clone(), dir.join(file)));
+        part
+    }
+
+    /// Renames every file into place.
+    fn complete(mut self) -> Result<()> {
+        for (part, done) in std::mem::take(&mut self.0) {
+            std::fs::rename(&part, &done).with_context(|| {
+                format!("cannot rename {} to {}", part.display(), done.display())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PartialFiles {
+    fn drop(&mut self) {
+        for (part, _) in &self.0 {
+            let _ = std::fs::remove_file(part);
+        }
+    }
+}
+
+/// One archive to write: its images, its file name and where it is written until complete.
+struct ArchiveSave<'a> {
+    file: String,
+    part: PathBuf,
+    log: PathBuf,
+    refs: &'a [String],
+}
+
+/// Writes every archive at once: `docker save` exports all the layers before its first
+/// byte (one core's work in the daemon), so one archive's export overlaps another's
+/// compression. Every failure is reported, not only the first.
+fn save_all(
+    ui: &Ui,
+    saves: &[ArchiveSave],
+    present: &BTreeMap<String, ImageInfo>,
+    compression: Compression,
+    out: &Path,
+) -> Result<Vec<Archive>> {
+    Problems::each_at_once("the bundle was not written", saves, |s| {
+        save(ui, s.refs, present, &s.part, compression, &s.log)
+            .map(|archive| Archive {
+                file: s.file.clone(),
+                ..archive
+            })
+            .with_context(|| format!("writing {}", out.join(&s.file).display()))
+    })
+}
+
+fn default_dir(config: &Config) -> PathBuf {
+    config.work_dir().join("bundle")
+}
+
+/// One `docker save` of `refs` (shared layers stored once) compressed into `path` as it
+/// streams, refused unless it holds each image with the ID `present` gives.
+fn save(
+    ui: &Ui,
+    refs: &[String],
+    present: &BTreeMap<String, ImageInfo>,
+    path: &Path,
+    compression: Compression,
+    log: &Path,
+) -> Result<Archive> {
+    let expected: Vec<BundledImage> = refs
+        .iter()
+        .map(|r| BundledImage {
+            reference: r.clone(),
+            id: present[r].id.clone(),
+        })
+        .collect();
+    let disk = |e: std::io::Error| {
+        anyhow::Error::new(e).context(format!(
+            "cannot write {} (is the disk full?)",
+            path.display()
+        ))
+    };
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let tally = Tally::default();
+    let writer = TallyWriter {
+        inner: BufWriter::with_capacity(1 << 20, file),
+        tally: tally.clone(),
+    };
+    let mut sink = streams::compressor(compression, writer)?;
+    let source = process::stream_stdout(&docker_argv::save(refs), log)?;
+    let total = refs.iter().map(|r| present[r].size).sum();
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let progress = ui.bytes(
+        &format!("save {}", name.trim_end_matches(".part")),
+        Some(total),
+    );
+    let passed = streams::pass_tar(&source, &mut sink, Some(&progress), |index| {
+        let changed = bundle_json::missing_from(&expected, index);
+        if let Some(image) = changed.first() {
+            bail!(
+                "docker save did not give {} with ID {} (was it rebuilt or retagged meanwhile?); run the bundle again",
+                image.reference,
+                image.id
+            );
+        }
+        Ok(())
+    });
+    let failed = |progress: crate::ui::ByteProgress| progress.finish("FAILED", "");
+    match passed {
+        Ok(_) => {}
+        Err(e) => {
+            failed(progress);
+            return Err(match e {
+                PassError::Sink(e) => disk(e),
+                PassError::Refused(e) | PassError::NotAnArchive(e) => e,
+                PassError::Source(e) => anyhow::anyhow!(
+                    "docker save failed: {e}\n{}",
+                    process::tail(log, process::TAIL_LINES)
+                ),
+            });
+        }
+    }
+    drop(source);
+    sink.finish_stream().map_err(disk)?;
+    let (size, sha256) = tally.result();
+    progress.finish("done", &format!(" {}", crate::ui::human_size(size)));
+    Ok(Archive {
+        file: String::new(),
+        compression,
+        size,
+        sha256,
+        images: expected,
+    })
+}

@@ -1,0 +1,6 @@
+//! One image: its build step (argv, labels, build args), its Dockerfile as built, and
+//! the staging of its context.
+
+pub mod dockerfile;
+pub mod staging;
+pub mod step;

@@ -1,0 +1,607 @@
+//! Staging in Rust (no tar, cp or sed children). A context is first *collected*: the
+//! list of entries the staging operations produce, read from the FATE tree without
+//! writing anything. That list has a digest (for incremental builds) and is then
+//! *materialized* into a fresh directory. Tracked files are only ever read.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use sha2::{Digest, Sha256};
+use walkdir::WalkDir;
+
+use crate::run::digest_cache;
+
+use crate::maven::pom;
+
+/// One staging operation into a build context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StageOp {
+    /// Copy a file or directory tree to `to` (symlinks kept; `target/` beside a pom,
+    /// `.git/` and paths matching `exclude` left out).
+    Copy {
+        from: PathBuf,
+        to: String,
+        exclude: Vec<String>,
+    },
+    /// Install a Maven-built jar at `to`, with its `lib/`, a stable-named symlink and
+    /// `JAVA_HOME=` set in the `service.sh` staged there before.
+    Jar {
+        module: pom::Module,
+        to: String,
+        link: String,
+        lib: bool,
+        java_home: String,
+    },
+    EmptyDir(String),
+}
+
+impl fmt::Display for StageOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StageOp::Copy { from, to, exclude } => {
+                write!(f, "copy {} -> {to}", from.display())?;
+                if !exclude.is_empty() {
+                    write!(f, " (without {})", exclude.join(", "))?;
+                }
+                Ok(())
+            }
+            StageOp::Jar {
+                module,
+                to,
+                link,
+                lib,
+                java_home,
+            } => write!(
+                f,
+                "jar {}{} -> {to}, link {link} -> {}.jar, service.sh JAVA_HOME={java_home}",
+                module.jar().display(),
+                if *lib { " + lib/" } else { "" },
+                module.final_name
+            ),
+            StageOp::EmptyDir(d) => write!(f, "mkdir {d}"),
+        }
+    }
+}
+
+/// Where an entry's content comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Dir {
+        mode: u32,
+    },
+    File {
+        from: PathBuf,
+        mode: u32,
+        /// Its metadata when listed: the contents' digest is known from it while the
+        /// file is unchanged.
+        stamp: digest_cache::Stamp,
+    },
+    Symlink {
+        target: PathBuf,
+    },
+    /// Generated content (a `service.sh` with JAVA_HOME set).
+    Bytes {
+        bytes: Vec<u8>,
+        mode: u32,
+    },
+}
+
+/// The entries of a staged directory, by relative path (sorted, so digests are stable).
+pub type Entries = BTreeMap<PathBuf, Source>;
+
+/// Lists what `ops` stage, in order; a later entry at the same path replaces an earlier one.
+pub fn collect(ops: &[StageOp]) -> Result<Entries> {
+    let mut entries = Entries::new();
+    for op in ops {
+        match op {
+            StageOp::Copy { from, to, exclude } => {
+                add_tree(&mut entries, from, Path::new(to), exclude, Walks::Shared)?;
+            }
+            StageOp::EmptyDir(d) => add_dirs(&mut entries, Path::new(d), 0o755),
+            StageOp::Jar {
+                module,
+                to,
+                link,
+                lib,
+                java_home,
+            } => {
+                let to = &normalize(Path::new(to));
+                let jar = module.built_jar()?;
+                let jar_name = jar
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                add_tree(&mut entries, &jar, &to.join(&jar_name), &[], Walks::Own)?;
+                // A jar Maven already named `<artifact>.jar` needs no link.
+                if *link != jar_name {
+                    entries.insert(
+                        to.join(link),
+                        Source::Symlink {
+                            target: PathBuf::from(&jar_name),
+                        },
+                    );
+                }
+                if *lib {
+                    let libdir = module.target().join("lib");
+                    if !libdir.is_dir() {
+                        bail!(
+                            "{} is missing: module {} must copy its dependencies there (maven-dependency-plugin copy-dependencies)",
+                            libdir.display(),
+                            module.artifact_id
+                        );
+                    }
+                    add_tree(&mut entries, &libdir, &to.join("lib"), &[], Walks::Own)?;
+                }
+                set_java_home(&mut entries, &to.join("service.sh"), java_home)?;
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// A tree's entries by path relative to its root.
+type Walked = Vec<(PathBuf, Source)>;
+
+/// Whether a tree's walk may be shared: source trees may, Maven's output (written
+/// during the run) may not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Walks {
+    Shared,
+    Own,
+}
+
+/// Whether walks of source trees are shared within this process (see [`share_walks`]).
+static SHARING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Walks done, by tree and exclusions; the first caller walks, the others wait for it.
+#[allow(
+    clippy::type_complexity,
+    reason = "a memo table: key, then a slot filled once"
+)]
+static WALKS: std::sync::Mutex<
+    BTreeMap<
+        (PathBuf, Vec<String>),
+        std::sync::Arc<std::sync::OnceLock<Result<std::sync::Arc<Walked>, String>>>,
+    >,
+> = std::sync::Mutex::new(BTreeMap::new());
+
+/// From now on, a source tree staged by several images (python and egg both stage the
+/// python tree) is walked once. For one run: Maven does not write into source trees
+/// (its `target/` directories are left out), so they hold still while it lasts.
+pub fn share_walks() {
+    SHARING.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Adds a file or directory tree at `to`. Symlinks are kept as links; `.git/` and Maven
+/// `target/` directories (beside a `pom.xml`) are left out.
+fn add_tree(
+    entries: &mut Entries,
+    from: &Path,
+    to: &Path,
+    exclude: &[String],
+    walks: Walks,
+) -> Result<()> {
+    let walked = if walks == Walks::Shared && SHARING.load(std::sync::atomic::Ordering::SeqCst) {
+        let slot = WALKS
+            .lock()
+            .expect("no walk panics")
+            .entry((from.to_path_buf(), exclude.to_vec()))
+            .or_default()
+            .clone();
+        slot.get_or_init(|| {
+            walk(from, exclude)
+                .map(std::sync::Arc::new)
+                .map_err(|e| format!("{e:#}"))
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)?
+    } else {
+        std::sync::Arc::new(walk(from, exclude)?)
+    };
+    if let Some(parent) = to.parent() {
+        add_dirs(entries, parent, 0o755);
+    }
+    for (rel, source) in walked.iter() {
+        entries.insert(normalize(&to.join(rel)), source.clone());
+    }
+    Ok(())
+}
+
+/// The entries of the tree at `from`, relative to it, in order.
+fn walk(from: &Path, exclude: &[String]) -> Result<Walked> {
+    fs::symlink_metadata(from).with_context(|| format!("{} does not exist", from.display()))?;
+    let exclude = globs(exclude)?;
+    let walk = WalkDir::new(from).follow_links(false).sort_by_file_name();
+    let kept = |e: &walkdir::DirEntry| {
+        let rel = e.path().strip_prefix(from).unwrap_or(e.path());
+        !is_excluded(e.path()) && !exclude.is_match(rel)
+    };
+    let mut out = Vec::new();
+    for entry in walk.into_iter().filter_entry(kept) {
+        let entry = entry.with_context(|| format!("cannot read {}", from.display()))?;
+        let rel = entry
+            .path()
+            .strip_prefix(from)
+            .expect("walk stays below its root")
+            .to_path_buf();
+        let meta = entry.metadata()?;
+        let mode = meta.permissions().mode() & 0o7777;
+        let kind = meta.file_type();
+        let source = if kind.is_dir() {
+            Source::Dir { mode }
+        } else if kind.is_symlink() {
+            Source::Symlink {
+                target: fs::read_link(entry.path())?,
+            }
+        } else if kind.is_file() {
+            Source::File {
+                from: entry.path().to_path_buf(),
+                mode,
+                stamp: digest_cache::Stamp::of(&meta),
+            }
+        } else {
+            // Never opened: reading a FIFO blocks until a writer appears.
+            bail!(
+                "{} is a {} (not a file, directory or link): remove it, or leave it out with `exclude` in docker/images.toml",
+                entry.path().display(),
+                special_kind(kind)
+            );
+        };
+        out.push((rel, source));
+    }
+    Ok(out)
+}
+
+fn special_kind(kind: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "FIFO"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+fn globs(patterns: &[String]) -> Result<GlobSet> {
+    let mut set = GlobSetBuilder::new();
+    for p in patterns {
+        set.add(Glob::new(p).with_context(|| format!("bad exclude pattern {p:?}"))?);
+    }
+    Ok(set.build()?)
+}
+
+/// `a/./b` -> `a/b`, `.` -> `` (the root of the staged directory).
+fn normalize(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
+fn add_dirs(entries: &mut Entries, dir: &Path, mode: u32) {
+    let dir = normalize(dir);
+    for ancestor in dir.ancestors() {
+        entries
+            .entry(ancestor.to_path_buf())
+            .or_insert(Source::Dir { mode });
+    }
+}
+
+fn is_excluded(path: &Path) -> bool {
+    match path.file_name().and_then(|n| n.to_str()) {
+        Some(".git") => true,
+        Some("target") => path.parent().is_some_and(|p| p.join("pom.xml").is_file()),
+        _ => false,
+    }
+}
+
+/// Replaces the staged `service.sh` with a copy whose `JAVA_HOME=` is set.
+fn set_java_home(entries: &mut Entries, service_sh: &Path, java_home: &str) -> Result<()> {
+    let missing = || {
+        format!(
+            "{} is missing from the module's skeleton: every Java module needs a service.sh with a JAVA_HOME= line",
+            service_sh.display()
+        )
+    };
+    let (text, mode) = match entries.get(service_sh) {
+        Some(Source::File { from, mode, .. }) => (fs::read_to_string(from)?, *mode),
+        Some(Source::Bytes { bytes, mode }) => (String::from_utf8_lossy(bytes).into_owned(), *mode),
+        _ => bail!(missing()),
+    };
+    let updated = with_java_home(&text, java_home)
+        .with_context(|| format!("{} has no JAVA_HOME= line to set", service_sh.display()))?;
+    entries.insert(
+        service_sh.to_path_buf(),
+        Source::Bytes {
+            bytes: updated.into_bytes(),
+            mode,
+        },
+    );
+    Ok(())
+}
+
+/// Pure: `text` with every `JAVA_HOME=...` assignment set to `java_home`; None if there is none.
+pub fn with_java_home(text: &str, java_home: &str) -> Option<String> {
+    let mut found = false;
+    let lines: Vec<String> = text
+        .split_inclusive('\n')
+        .map(|line| {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let body = line.trim_start();
+            let (export, rest) = match body.strip_prefix("export ") {
+                Some(r) => ("export ", r.trim_start()),
+                None => ("", body),
+            };
+            if rest.starts_with("JAVA_HOME=") {
+                found = true;
+                let eol = if line.ends_with('\n') { "\n" } else { "" };
+                format!("{indent}{export}JAVA_HOME={java_home}{eol}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    found.then(|| lines.concat())
+}
+
+/// sha256 over every entry's path, kind, mode and content.
+pub fn digest(entries: &Entries, hasher: &mut Sha256) -> Result<()> {
+    for (path, source) in entries {
+        hasher.update(path.as_os_str().as_encoded_bytes());
+        hasher.update([0]);
+        match source {
+            Source::Dir { mode } => hasher.update(format!("d{mode:o}\0")),
+            Source::Symlink { target } => {
+                hasher.update(b"l");
+                hasher.update(target.as_os_str().as_encoded_bytes());
+                hasher.update([0]);
+            }
+            Source::Bytes { bytes, mode } => {
+                hasher.update(format!("f{mode:o}:{}\0", bytes.len()));
+                hasher.update(bytes);
+            }
+            Source::File { from, mode, stamp } => {
+                // The contents' own digest, remembered across runs while the file is unchanged.
+                hasher.update(format!("f{mode:o}:{}\0", stamp.size));
+                hasher.update(digest_cache::sha256_stamped(from, *stamp)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `entries` into `dest`, built beside it and renamed into place, so a failure
+/// never leaves a half-filled directory under the final name.
+pub fn materialize(dest: &Path, entries: &Entries) -> Result<()> {
+    let partial = dest.with_extension("partial");
+    remove_if_present(&partial)?;
+    fs::create_dir_all(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    if let Err(e) = write_entries(&partial, entries) {
+        let _ = fs::remove_dir_all(&partial);
+        return Err(e);
+    }
+    remove_if_present(dest)?;
+    fs::rename(&partial, dest)
+        .with_context(|| format!("cannot move {} to {}", partial.display(), dest.display()))
+}
+
+fn write_entries(root: &Path, entries: &Entries) -> Result<()> {
+    for (rel, source) in entries {
+        let path = root.join(rel);
+        let written = match source {
+            Source::Dir { .. } => fs::create_dir_all(&path),
+            Source::File { from, .. } => fs::copy(from, &path).map(|_| ()),
+            Source::Symlink { target } => std::os::unix::fs::symlink(target, &path),
+            Source::Bytes { bytes, mode } => fs::write(&path, bytes)
+                .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(*mode))),
+        };
+        written.map_err(|e| {
+            let full = e.kind() == std::io::ErrorKind::StorageFull;
+            let hint = if full { " (the disk is full)" } else { "" };
+            anyhow::Error::new(e).context(format!("cannot stage {}{hint}", path.display()))
+        })?;
+    }
+    // Directory modes last: a read-only directory would refuse its own entries.
+    for (rel, source) in entries.iter().rev() {
+        if let Source::Dir { mode } = source {
+            fs::set_permissions(root.join(rel), fs::Permissions::from_mode(*mode))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a directory tree, if there is one.
+pub fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => {
+            fs::remove_dir_all(path).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maven::pom::Module;
+
+    #[test]
+    fn java_home_lines_are_set() {
+        let text = "#!/bin/bash\nJAVA_HOME=\n  export JAVA_HOME=/old\nJAVA=$JAVA_HOME/bin/java\n";
+        assert_eq!(
+            with_java_home(text, "/opt/jdk").unwrap(),
+            "#!/bin/bash\nJAVA_HOME=/opt/jdk\n  export JAVA_HOME=/opt/jdk\nJAVA=$JAVA_HOME/bin/java\n"
+        );
+        assert_eq!(with_java_home("echo hi\n", "/x"), None);
+    }
+
+    fn fixture(d: &Path) -> (PathBuf, Module) {
+        let skel = d.join("skel");
+        fs::create_dir_all(skel.join("conf")).unwrap();
+        fs::write(skel.join("service.sh"), "JAVA_HOME=\n").unwrap();
+        fs::write(skel.join("conf/x.properties"), "a=1\n").unwrap();
+        let module_dir = d.join("arch/roll");
+        fs::create_dir_all(module_dir.join("target/lib")).unwrap();
+        fs::write(module_dir.join("pom.xml"), "<project/>").unwrap();
+        fs::write(module_dir.join("Roll.java"), "class Roll {}").unwrap();
+        fs::write(module_dir.join("target/fate-roll-0.3.jar"), "jar").unwrap();
+        fs::write(module_dir.join("target/lib/dep.jar"), "dep").unwrap();
+        let module = Module {
+            dir: module_dir,
+            artifact_id: "fate-roll".into(),
+            version: "0.3".into(),
+            final_name: "fate-roll-0.3".into(),
+        };
+        (skel, module)
+    }
+
+    fn ops(d: &Path, skel: &Path, module: &Module, to: &str) -> Vec<StageOp> {
+        vec![
+            StageOp::Copy {
+                from: skel.to_path_buf(),
+                to: to.into(),
+                exclude: vec![],
+            },
+            StageOp::Jar {
+                module: module.clone(),
+                to: to.into(),
+                link: "fate-roll.jar".into(),
+                lib: true,
+                java_home: "/jdk".into(),
+            },
+            StageOp::Copy {
+                from: d.join("arch"),
+                to: "src".into(),
+                exclude: vec!["**/*.java".into()],
+            },
+            StageOp::EmptyDir("logs".into()),
+        ]
+    }
+
+    #[test]
+    fn stage_installs_jar_lib_link_and_leaves_skeleton_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let (skel, module) = fixture(d);
+        let dest = d.join("out/roll");
+        materialize(&dest, &collect(&ops(d, &skel, &module, "svc")).unwrap()).unwrap();
+        let svc = dest.join("svc");
+        assert_eq!(
+            fs::read_to_string(svc.join("service.sh")).unwrap(),
+            "JAVA_HOME=/jdk\n"
+        );
+        assert_eq!(
+            fs::read_to_string(skel.join("service.sh")).unwrap(),
+            "JAVA_HOME=\n"
+        );
+        assert_eq!(
+            fs::read_link(svc.join("fate-roll.jar")).unwrap(),
+            Path::new("fate-roll-0.3.jar")
+        );
+        assert_eq!(fs::read_to_string(svc.join("lib/dep.jar")).unwrap(), "dep");
+        assert!(dest.join("src/roll/pom.xml").is_file());
+        assert!(!dest.join("src/roll/Roll.java").exists(), "excluded");
+        assert!(
+            !dest.join("src/roll/target").exists(),
+            "Maven output is not source"
+        );
+        assert!(dest.join("logs").is_dir());
+        assert!(!dest.with_extension("partial").exists());
+    }
+
+    #[test]
+    fn special_files_are_refused_with_their_path_never_opened() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("src")).unwrap();
+        let fifo = d.path().join("src/pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let op = StageOp::Copy {
+            from: d.path().join("src"),
+            to: ".".into(),
+            exclude: vec![],
+        };
+        let e = format!("{:#}", collect(&[op]).unwrap_err());
+        assert!(e.contains(&format!("{} is a FIFO", fifo.display())), "{e}");
+    }
+
+    #[test]
+    fn digest_follows_content_and_modes_not_times() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        let (skel, module) = fixture(d);
+        let sum = || {
+            let mut h = Sha256::new();
+            digest(&collect(&ops(d, &skel, &module, ".")).unwrap(), &mut h).unwrap();
+            hex::encode(h.finalize())
+        };
+        let first = sum();
+        fs::write(skel.join("conf/x.properties"), "a=1\n").unwrap();
+        assert_eq!(sum(), first, "rewriting the same bytes changes nothing");
+        fs::write(skel.join("conf/x.properties"), "a=2\n").unwrap();
+        let second = sum();
+        assert_ne!(second, first);
+        fs::set_permissions(
+            skel.join("conf/x.properties"),
+            fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        assert_ne!(sum(), second, "modes count");
+    }
+
+    #[test]
+    fn missing_jar_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let module = Module {
+            dir: tmp.path().join("arch/proxy"),
+            artifact_id: "fate-proxy".into(),
+            version: "0.3".into(),
+            final_name: "fate-proxy-0.3".into(),
+        };
+        let op = StageOp::Jar {
+            module,
+            to: ".".into(),
+            link: "fate-proxy.jar".into(),
+            lib: true,
+            java_home: "/j".into(),
+        };
+        let e = collect(std::slice::from_ref(&op)).unwrap_err().to_string();
+        assert!(
+            e.contains("Maven built no single jar for module fate-proxy")
+                && e.contains("expected fate-proxy-0.3.jar; it holds no jar"),
+            "{e}"
+        );
+        // Maven decides the name: a jar named otherwise is found by its artifactId, and
+        // one already named `<artifact>.jar` gets no link to itself.
+        let target = tmp.path().join("arch/proxy/target");
+        std::fs::create_dir_all(target.join("lib")).unwrap();
+        std::fs::write(target.join("fate-proxy.jar"), "jar").unwrap();
+        std::fs::write(tmp.path().join("service.sh"), "JAVA_HOME=x\n").unwrap();
+        let skeleton = StageOp::Copy {
+            from: tmp.path().join("service.sh"),
+            to: "service.sh".into(),
+            exclude: vec![],
+        };
+        let entries = collect(&[skeleton, op.clone()]).unwrap();
+        assert!(matches!(
+            entries[Path::new("fate-proxy.jar")],
+            Source::File { .. }
+        ));
+        std::fs::write(target.join("other.jar"), "jar").unwrap();
+        std::fs::write(target.join("fate-proxy-0.9.jar"), "jar").unwrap();
+        let e = collect(&[op]).unwrap_err().to_string();
+        assert!(
+            e.contains("it holds fate-proxy-0.9.jar, fate-proxy.jar, other.jar"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! One image's build step: its labels, the build args its Dockerfile declares, where its
+//! context is staged, and the exact `docker build` command line that runs.
+
+use std::path::PathBuf;
+
+use crate::config::{BuildOptions, Config, MirrorProfile};
+use crate::image::dockerfile::ArgDecl;
+use crate::image::staging::StageOp;
+use crate::imageset::{Image, ImageSet};
+use crate::plan::preflight::Facts;
+use crate::process::Command;
+use crate::process::docker_argv::{self, BuildSpec, Builder, LABEL_INPUTS, LABEL_TOOL};
+
+/// Stands in for the inputs digest, known once the context is collected.
+pub const INPUTS_PLACEHOLDER: &str = "<inputs>";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildStep {
+    /// The image set's name of the image.
+    pub name: String,
+    pub reference: String,
+    /// The image set's Dockerfile.
+    pub dockerfile: PathBuf,
+    /// What is built: that Dockerfile plus one `LABEL` instruction with `labels` (one step;
+    /// the legacy builder makes every `--label` flag a step of its own).
+    pub staged_dockerfile: PathBuf,
+    /// OCI and tool labels; the inputs digest is filled in when known.
+    pub labels: Vec<(String, String)>,
+    /// The build args passed (those the Dockerfile declares).
+    pub build_args: Vec<(String, String)>,
+    /// References of this set's images it builds on.
+    pub parents: Vec<String>,
+    pub context: PathBuf,
+    pub ops: Vec<StageOp>,
+    /// Where the engine writes the new image's ID (part of `command`).
+    pub iidfile: PathBuf,
+    /// Which builder `command` runs.
+    pub builder: Builder,
+    /// Builder, cache, pull and platform of this image's build.
+    pub options: BuildOptions,
+    /// The exact command that runs.
+    pub command: Command,
+}
+
+/// The build step of `image`, with its context staged from `ops`.
+pub fn step(
+    config: &Config,
+    set: &ImageSet,
+    facts: &Facts,
+    image: &Image,
+    ops: Vec<StageOp>,
+    no_cache: bool,
+) -> BuildStep {
+    let reference = config.reference(image);
+    let context = config.work_dir().join("contexts").join(&image.name);
+    let staged_dockerfile = context.with_extension("Dockerfile");
+    let iidfile = context.with_extension("iid");
+    let build_args = build_args(config, image, facts.dockerfile_args.get(&image.name));
+    let options = options_for(&config.build, image);
+    let command = docker_argv::build(&BuildSpec {
+        builder: facts.builder,
+        dockerfile: staged_dockerfile.clone(),
+        tag: reference.clone(),
+        build_args: build_args.clone(),
+        no_cache,
+        iidfile: Some(iidfile.clone()),
+        context: context.clone(),
+        options: options.clone(),
+    });
+    BuildStep {
+        name: image.name.clone(),
+        labels: labels(config, facts, image),
+        dockerfile: config
+            .fate_root
+            .join(image.dockerfile_for(config.mirror == MirrorProfile::China)),
+        staged_dockerfile,
+        build_args,
+        parents: image
+            .parents
+            .iter()
+            .filter_map(|p| set.image(p))
+            .map(|p| config.reference(p))
+            .collect(),
+        context,
+        ops,
+        iidfile,
+        builder: facts.builder,
+        options,
+        command,
+        reference,
+    }
+}
+
+/// The run's build options as they apply to `image`: cache specs name it, and only an
+/// image that starts from no image of this set pulls (its parents are local only).
+fn options_for(options: &BuildOptions, image: &Image) -> BuildOptions {
+    let expand = |specs: &[String]| -> Vec<String> {
+        specs
+            .iter()
+            .map(|s| BuildOptions::for_image(s, &image.name))
+            .collect()
+    };
+    BuildOptions {
+        builder: options.builder.clone(),
+        cache_from: expand(&options.cache_from),
+        cache_to: expand(&options.cache_to),
+        pull: options.pull && image.parents.is_empty(),
+        platforms: options.platforms.clone(),
+    }
+}
+
+/// The labels every image gets.
+fn labels(config: &Config, facts: &Facts, image: &Image) -> Vec<(String, String)> {
+    [
+        (
+            "org.opencontainers.image.version",
+            config.tag(image.tag_key),
+        ),
+        ("org.opencontainers.image.revision", &facts.revision),
+        ("org.opencontainers.image.created", &facts.created),
+        ("org.opencontainers.image.source", &config.source_url),
+        (&format!("{LABEL_TOOL}.image") as &str, &image.name),
+        (LABEL_INPUTS, INPUTS_PLACEHOLDER),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Values for the ARGs a Dockerfile declares: image-set args, then `.env` image naming,
+/// then the active mirror profile. Undeclared args are never passed.
+pub fn build_args(
+    config: &Config,
+    image: &Image,
+    declared: Option<&Vec<ArgDecl>>,
+) -> Vec<(String, String)> {
+    declared
+        .into_iter()
+        .flatten()
+        .filter_map(|arg| {
+            let name = arg.name.as_str();
+            let value = image
+                .args
+                .get(name)
+                .map(String::as_str)
+                .or_else(|| config.naming_value(name))
+                .or_else(|| config.locations.get(name).map(String::as_str))?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}

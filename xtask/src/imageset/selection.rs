@@ -1,0 +1,80 @@
+//! What a selection of images needs: the images themselves plus every parent that is
+//! not present locally, the module trees of their contexts, and the Maven projects
+//! those trees take jars from (with the projects those need).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::imageset::{Image, ImageSet};
+use crate::process::docker_argv::ImageInfo;
+
+#[derive(Clone, Debug)]
+pub struct Needs<'a> {
+    /// In build order.
+    pub images: Vec<&'a Image>,
+    pub trees: BTreeSet<&'a str>,
+    pub projects: BTreeSet<&'a str>,
+}
+
+/// Resolves a selection against the image set and the images present locally.
+pub fn needs<'a>(
+    config: &Config,
+    set: &'a ImageSet,
+    existing: &BTreeMap<String, ImageInfo>,
+    selection: &[String],
+) -> Result<Needs<'a>> {
+    let selected = set.select(selection)?;
+    let images = with_missing_parents(config, set, existing, &selected);
+    let trees: BTreeSet<&str> = images.iter().flat_map(|i| i.trees()).collect();
+    let mut projects: BTreeSet<&str> = trees
+        .iter()
+        .filter_map(|t| set.tree(t).and_then(|t| t.java.as_ref()))
+        .map(|j| j.maven.as_str())
+        .collect();
+    // Projects needed by needed projects (fate-serving needs arch beside it).
+    loop {
+        let more: Vec<&str> = set
+            .maven
+            .iter()
+            .filter(|m| projects.contains(m.name.as_str()))
+            .flat_map(|m| m.after.iter().map(String::as_str))
+            .filter(|a| !projects.contains(a))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        projects.extend(more);
+    }
+    Ok(Needs {
+        images,
+        trees,
+        projects,
+    })
+}
+
+/// The selection plus every ancestor not present locally, in build order.
+fn with_missing_parents<'a>(
+    config: &Config,
+    set: &'a ImageSet,
+    existing: &BTreeMap<String, ImageInfo>,
+    selected: &[&'a Image],
+) -> Vec<&'a Image> {
+    let mut names: BTreeSet<&str> = selected.iter().map(|i| i.name.as_str()).collect();
+    let mut pending: Vec<&Image> = selected.to_vec();
+    while let Some(image) = pending.pop() {
+        for parent in image.parents.iter().filter_map(|p| set.image(p)) {
+            if !names.contains(parent.name.as_str())
+                && !existing.contains_key(&config.reference(parent))
+            {
+                names.insert(&parent.name);
+                pending.push(parent);
+            }
+        }
+    }
+    set.build_order()
+        .into_iter()
+        .filter(|i| names.contains(i.name.as_str()))
+        .collect()
+}

@@ -1,0 +1,507 @@
+//! Preflight: before any work, check everything a run needs and gather the [`Facts`] the
+//! plan is computed from. Every problem says where, what, and how to fix it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use xshell::Shell;
+
+use crate::config::{Config, MavenMode, MirrorProfile};
+use crate::image::dockerfile::{self, ArgDecl};
+use crate::imageset::selection::{self, Needs};
+use crate::imageset::{ContextPart, Image, ImageSet};
+use crate::process::docker_argv::{self, Builder, ImageInfo};
+use crate::process::{self, Command};
+use crate::ui::problems::Problems;
+use crate::{maven, maven::pom, plan::submodules, process::engine};
+
+/// What the machine and the FATE tree told preflight; the plan is a function of these.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    pub uid_gid: String,
+    pub revision: String,
+    pub created: String,
+    pub builder: Builder,
+    /// Images of this set present locally, by reference.
+    pub existing: BTreeMap<String, ImageInfo>,
+    /// Java tree name -> its Maven module.
+    pub modules: BTreeMap<String, pom::Module>,
+    /// Maven project -> its reactor's modules and what decides their builds.
+    pub maven_inputs: BTreeMap<String, Vec<pom::ReactorModule>>,
+    /// Image name -> ARGs of the Dockerfile that will be used.
+    pub dockerfile_args: BTreeMap<String, Vec<ArgDecl>>,
+    /// Debian packages the image set needs that are not installed.
+    pub missing_packages: Vec<String>,
+    /// Names this run's containers, so they can be found and removed.
+    pub run_id: String,
+    /// Local file repository backing a `file://` Maven mirror, when it lacks plexus-utils 1.1.
+    pub seed_from_repo: Option<PathBuf>,
+    /// Whether MAVEN_IMAGE is present locally (container Maven only).
+    pub maven_image_present: bool,
+    /// The Docker engine's version.
+    pub engine_version: String,
+    /// Why the engine does not answer, when a dry run goes on without it.
+    pub engine_down: Option<String>,
+}
+
+/// Whether the run needs the Docker engine, or only prints what it would do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    Run,
+    /// A run that first checks out the git submodules its images stage
+    /// (`--init-submodules`).
+    RunWithSubmodules,
+    /// A dry run: an engine that does not answer leaves decisions unknown.
+    Preview,
+}
+
+/// Checks the FATE root, `.env`-derived config, host and Docker engine for `selection`.
+pub fn check(
+    sh: &Shell,
+    config: &Config,
+    set: &ImageSet,
+    selection: &[String],
+    purpose: Purpose,
+) -> Result<Facts> {
+    let mut p = Problems::new("preflight found problems; nothing was built");
+    let root = canonical_root(config, &mut p);
+    let machine = ask_machine(config, set);
+    let mut engine_down = None;
+    let engine_version = match &machine.engine {
+        Ok(v) => Some(v.clone()),
+        Err(e) if purpose == Purpose::Preview => {
+            engine_down = Some(format!("{e:#}"));
+            None
+        }
+        Err(e) => {
+            p.push(format!("{e:#}"));
+            None
+        }
+    };
+    let builder = check_builder(sh, config, &machine, &mut p);
+    let needs = selection::needs(config, set, &machine.existing, selection)?;
+    check_submodules(config, set, &needs, purpose, &mut p);
+    let dockerfile_args = check_images(config, set, &needs, &root, &mut p);
+    let modules = check_trees(config, set, &needs, &root, &mut p);
+    let (uid, gid) = uid_gid()?;
+    let missing_packages = check_maven(config, set, &needs, &machine.packages, uid, &mut p);
+    let maven_inputs = maven_inputs(config, set, &needs, &mut p);
+    let seed_from_repo = if needs.projects.is_empty() {
+        None
+    } else {
+        maven::repo_needing_seed(config.location("MAVEN_MIRROR_URL"))
+            .or_else(|| debian_repo_will_need_seed(config, &missing_packages))
+    };
+    p.into_result()?;
+    let maven_image_present = match &config.maven {
+        MavenMode::Docker { image } if engine_version.is_some() && !needs.projects.is_empty() => {
+            engine::inspect_images(sh, std::slice::from_ref(image)).contains_key(image)
+        }
+        _ => true,
+    };
+    Ok(Facts {
+        uid_gid: format!("{uid}:{gid}"),
+        revision: machine.revision,
+        created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        builder,
+        existing: machine.existing,
+        modules,
+        maven_inputs,
+        dockerfile_args,
+        missing_packages,
+        run_id: format!("{}", std::process::id()),
+        seed_from_repo,
+        maven_image_present,
+        engine_version: engine_version.unwrap_or_default(),
+        engine_down,
+    })
+}
+
+/// The paths of the FATE root that the needed images stage.
+fn staged_sources(set: &ImageSet, needs: &Needs) -> Vec<PathBuf> {
+    let mut sources = Vec::new();
+    for image in &needs.images {
+        for part in &image.context {
+            match part {
+                ContextPart::Source(c) => sources.push(PathBuf::from(&c.from)),
+                ContextPart::Tree { tree, .. } => {
+                    let Some(tree) = set.tree(tree) else { continue };
+                    sources.push(Path::new(&set.packaging.skeletons).join(&tree.name));
+                    sources.extend(tree.copy.iter().map(|c| PathBuf::from(&c.from)));
+                }
+            }
+        }
+    }
+    sources
+}
+
+/// Submodules the needed images stage must be checked out; `--init-submodules` does it.
+fn check_submodules(
+    config: &Config,
+    set: &ImageSet,
+    needs: &Needs,
+    purpose: Purpose,
+    p: &mut Problems,
+) {
+    let root = &config.fate_root;
+    let Ok(text) = std::fs::read_to_string(root.join(".gitmodules")) else {
+        return;
+    };
+    let declared = submodules::declared(&text);
+    let sources = staged_sources(set, needs);
+    let mut empty = submodules::not_checked_out(root, &declared, &sources);
+    if empty.is_empty() {
+        return;
+    }
+    let init = submodules::init(root, &empty);
+    if purpose == Purpose::RunWithSubmodules {
+        if let Err(e) = process::run_captured(&init) {
+            p.push(format!(
+                "checking out the git submodules failed: {e:#}\ncheck the network and the URLs in {}",
+                root.join(".gitmodules").display()
+            ));
+            return;
+        }
+        empty = submodules::not_checked_out(root, &declared, &sources);
+        if empty.is_empty() {
+            return;
+        }
+    }
+    let paths: Vec<String> = empty.iter().map(|e| e.display().to_string()).collect();
+    p.push(format!(
+        "{} git submodule(s) that the images stage are not checked out (empty): {}; the build would fail inside them. Run: {init}  (or add --init-submodules)",
+        empty.len(),
+        paths.join(", ")
+    ));
+}
+
+/// The builder that runs, and whether it can do what the build options ask.
+fn check_builder(sh: &Shell, config: &Config, machine: &Machine, p: &mut Problems) -> Builder {
+    let builder = match &machine.builder {
+        Ok(b) => *b,
+        Err(why) => {
+            p.push(why.clone());
+            Builder::Legacy
+        }
+    };
+    let options = &config.build;
+    match builder {
+        Builder::Legacy => {
+            let needs = options.buildkit_only();
+            if !needs.is_empty() && machine.engine.is_ok() {
+                p.push(format!(
+                    "{} need BuildKit, but this run uses the legacy builder (DOCKER_BUILDKIT=0, or no buildx plugin): {}; or drop them",
+                    needs.join(", "),
+                    docker_argv::GET_BUILDKIT
+                ));
+            }
+        }
+        Builder::BuildKit => {
+            if let Some(name) = &options.builder
+                && machine.engine.is_ok()
+                && process::query(sh, &docker_argv::buildx_inspect(name)).is_err()
+            {
+                p.push(format!(
+                    "buildx builder {name:?} does not exist: `docker buildx ls` lists the builders, `docker buildx create --name {name} ...` makes one"
+                ));
+            }
+        }
+    }
+    builder
+}
+
+/// What the machine answered; the independent questions are asked at once.
+struct Machine {
+    /// The engine's version, or why it does not answer.
+    engine: Result<String>,
+    existing: BTreeMap<String, ImageInfo>,
+    builder: std::result::Result<Builder, String>,
+    revision: String,
+    /// `dpkg-query`'s listing of the image set's host packages.
+    packages: String,
+}
+
+fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
+    let references: Vec<String> = set.images.iter().map(|i| config.reference(i)).collect();
+    let root = config.fate_root.to_string_lossy().into_owned();
+    let shell = || Shell::new().expect("a shell for short commands");
+    std::thread::scope(|scope| {
+        let engine = scope.spawn(|| engine::check(&shell()));
+        let existing = scope.spawn(|| engine::inspect_images(&shell(), &references));
+        let builder = scope.spawn(|| engine::builder(&shell()));
+        let revision = scope.spawn(|| {
+            let git = Command::new("git", ["-C", &root, "rev-parse", "HEAD"]);
+            process::query(&shell(), &git).unwrap_or_else(|_| "unknown".into())
+        });
+        let packages = scope.spawn(|| dpkg_listing(&shell(), &set.maven_debian_packages));
+        let join = "a preflight question panicked";
+        let engine = engine.join().expect(join);
+        Machine {
+            existing: existing.join().expect(join),
+            builder: builder.join().expect(join),
+            revision: revision.join().expect(join),
+            packages: packages.join().expect(join),
+            engine,
+        }
+    })
+}
+
+/// This process's `uid` and `gid`, for Maven containers (no `id` process needed).
+fn uid_gid() -> Result<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").context("cannot read /proc/self")?;
+    Ok((me.uid(), me.gid()))
+}
+
+/// Dockerfiles (present, inside the root, FROM only declared parents) and source
+/// contexts; returns each needed image's declared ARGs.
+fn check_images(
+    config: &Config,
+    set: &ImageSet,
+    needs: &Needs,
+    root: &Path,
+    p: &mut Problems,
+) -> BTreeMap<String, Vec<ArgDecl>> {
+    let china = config.mirror == MirrorProfile::China;
+    let mut dockerfile_args = BTreeMap::new();
+    for image in &needs.images {
+        let path = config.fate_root.join(image.dockerfile_for(china));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                dockerfile_args.insert(image.name.clone(), dockerfile::declared_args(&text));
+                check_from_lines(set, image, &path, &text, p);
+            }
+            Err(_) => p.push(format!(
+                "image {}: Dockerfile {} does not exist; create it or fix `dockerfile` in docker/images.toml",
+                image.name,
+                path.display()
+            )),
+        }
+        check_inside(root, &path, &format!("image {} Dockerfile", image.name), p);
+        for part in &image.context {
+            if let ContextPart::Source(c) = part {
+                let what = format!("image {} context {}", image.name, c.from);
+                check_exists(root, &config.fate_root.join(&c.from), &what, p);
+            }
+        }
+    }
+    dockerfile_args
+}
+
+/// An image built FROM another of the set must name it among its parents.
+fn check_from_lines(set: &ImageSet, image: &Image, path: &Path, text: &str, p: &mut Problems) {
+    for from in dockerfile::from_images(text) {
+        let undeclared = set.images.iter().find(|other| {
+            other.name != image.name
+                && !image.parents.contains(&other.name)
+                && from.contains(&format!("/{}:", other.name))
+        });
+        if let Some(other) = undeclared {
+            p.push(format!(
+                "image {}: {} starts FROM {from}, but {} is not among its parents; add it to `parents` in docker/images.toml so it is built first",
+                image.name,
+                path.display(),
+                other.name
+            ));
+        }
+    }
+}
+
+/// Skeletons, copied sources and Java modules of the needed trees, and of every tree
+/// whose jar a needed Maven project builds (a Maven run records all its outputs, so a
+/// run for one image does not make the others' jars look changed); returns each Java
+/// tree's Maven module.
+fn check_trees(
+    config: &Config,
+    set: &ImageSet,
+    needs: &Needs,
+    root: &Path,
+    p: &mut Problems,
+) -> BTreeMap<String, pom::Module> {
+    let mut modules = BTreeMap::new();
+    for tree in set.trees.iter().filter(|t| {
+        needs.trees.contains(t.name.as_str())
+            || t.java
+                .as_ref()
+                .is_some_and(|j| needs.projects.contains(j.maven.as_str()))
+    }) {
+        let skeleton = config
+            .fate_root
+            .join(&set.packaging.skeletons)
+            .join(&tree.name);
+        if tree.skeleton {
+            check_exists(root, &skeleton, &format!("tree {} skeleton", tree.name), p);
+        }
+        for c in &tree.copy {
+            let what = format!("tree {} copy", tree.name);
+            check_exists(root, &config.fate_root.join(&c.from), &what, p);
+        }
+        let Some(java) = &tree.java else { continue };
+        if tree.skeleton && skeleton.is_dir() && !skeleton.join("service.sh").is_file() {
+            p.push(format!(
+                "tree {}: {} has no service.sh; a Java module skeleton needs one with a JAVA_HOME= line",
+                tree.name,
+                skeleton.display()
+            ));
+        }
+        let project = config.fate_root.join(&java.maven);
+        if project.join("pom.xml").is_file() {
+            match pom::find_module(&project, &java.artifact) {
+                Ok(m) => {
+                    modules.insert(tree.name.clone(), m);
+                }
+                Err(e) => p.push(format!("tree {}: {e:#}", tree.name)),
+            }
+        }
+    }
+    modules
+}
+
+/// Maven projects, host packages, `mvn` and the cache; returns the packages to install.
+fn check_maven(
+    config: &Config,
+    set: &ImageSet,
+    needs: &Needs,
+    dpkg_listing: &str,
+    uid: u32,
+    p: &mut Problems,
+) -> Vec<String> {
+    if needs.projects.is_empty() {
+        return Vec::new();
+    }
+    for project in &needs.projects {
+        let dir = config.fate_root.join(project);
+        if !dir.join("pom.xml").is_file() {
+            p.push(format!(
+                "Maven project {project}: {} has no pom.xml; is {} a FATE root? (--fate-root)",
+                dir.display(),
+                config.fate_root.display()
+            ));
+        }
+    }
+    let missing = missing_debian_packages(&set.maven_debian_packages, dpkg_listing);
+    let can_install = uid == 0 && which::which("apt-get").is_ok();
+    if !missing.is_empty() && !can_install {
+        p.push(format!(
+            "docker/images.toml needs host packages that are missing; install them: sudo apt-get install -y {}",
+            missing.join(" ")
+        ));
+    }
+    let mvn_coming = can_install && missing.iter().any(|m| m == "maven");
+    if config.maven == MavenMode::Host && which::which("mvn").is_err() && !mvn_coming {
+        p.push("--maven host: `mvn` is not on PATH; install Maven (apt-get install maven) or use --maven docker");
+    }
+    if let Err(e) = std::fs::create_dir_all(config.maven_cache.join("repository")) {
+        p.push(format!(
+            "the Maven cache {} cannot be created ({e}); set MAVEN_CACHE_DIR in .env",
+            config.maven_cache.display()
+        ));
+    }
+    missing
+}
+
+/// The reactor inputs of every needed Maven project and the projects they use.
+fn maven_inputs(
+    config: &Config,
+    set: &ImageSet,
+    needs: &Needs,
+    p: &mut Problems,
+) -> BTreeMap<String, Vec<pom::ReactorModule>> {
+    let mut inputs = BTreeMap::new();
+    for project in set
+        .maven
+        .iter()
+        .filter(|m| needs.projects.contains(m.name.as_str()))
+    {
+        let dir = config.fate_root.join(&project.name);
+        if !dir.join("pom.xml").is_file() {
+            continue;
+        }
+        match pom::reactor_modules(&dir, &config.fate_root) {
+            Ok(found) => {
+                inputs.insert(project.name.clone(), found);
+            }
+            Err(e) => p.push(format!("Maven project {}: {e:#}", project.name)),
+        }
+    }
+    inputs
+}
+
+/// Debian's repository is being installed by this run: it will lack plexus-utils 1.1 too.
+fn debian_repo_will_need_seed(config: &Config, missing: &[String]) -> Option<PathBuf> {
+    let dir = config
+        .location("MAVEN_MIRROR_URL")
+        .strip_prefix("file://")?;
+    (!missing.is_empty()
+        && !Path::new(dir)
+            .join("org/codehaus/plexus/plexus-utils/1.1")
+            .exists())
+    .then(|| PathBuf::from(dir))
+}
+
+fn canonical_root(config: &Config, p: &mut Problems) -> PathBuf {
+    config.fate_root.canonicalize().unwrap_or_else(|e| {
+        p.push(format!(
+            "the FATE root {} cannot be read: {e}",
+            config.fate_root.display()
+        ));
+        config.fate_root.clone()
+    })
+}
+
+fn check_exists(root: &Path, path: &Path, what: &str, p: &mut Problems) {
+    if std::fs::symlink_metadata(path).is_err() {
+        p.push(format!("{what}: {} does not exist", path.display()));
+    } else {
+        check_inside(root, path, what, p);
+    }
+}
+
+/// A path (after following symlinks) must stay inside the FATE root.
+fn check_inside(root: &Path, path: &Path, what: &str, p: &mut Problems) {
+    if let Ok(real) = path.canonicalize()
+        && !real.starts_with(root)
+    {
+        p.push(format!(
+            "{what}: {} resolves to {}, outside the FATE root {}; replace the symlink with the files",
+            path.display(),
+            real.display(),
+            root.display()
+        ));
+    }
+}
+
+/// `dpkg-query`'s status lines for `packages`: one call (empty off Debian).
+fn dpkg_listing(sh: &Shell, packages: &[String]) -> String {
+    if packages.is_empty() || which::which("dpkg-query").is_err() {
+        return String::new();
+    }
+    let mut args = vec![
+        "-W".to_string(),
+        "-f".into(),
+        "${Package} ${Status}\\n".into(),
+    ];
+    args.extend(packages.iter().cloned());
+    // Exits non-zero when some are unknown, still listing the known ones.
+    process::query_stdout(sh, &Command::new("dpkg-query", args))
+}
+
+/// The packages the listing does not show installed (none off Debian).
+fn missing_debian_packages(packages: &[String], listed: &str) -> Vec<String> {
+    if which::which("dpkg-query").is_err() {
+        return Vec::new(); // not a Debian host: nothing to tell
+    }
+    packages
+        .iter()
+        .filter(|pkg| {
+            !listed.lines().any(|l| {
+                l.split_once(' ').is_some_and(|(name, status)| {
+                    name.split(':').next() == Some(pkg.as_str()) && status.ends_with("installed")
+                })
+            })
+        })
+        .cloned()
+        .collect()
+}

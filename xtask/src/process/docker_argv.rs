@@ -1,0 +1,507 @@
+//! Every `docker` command line this tool runs is built here, as data (no process is
+//! spawned: `engine` asks the questions, the executor runs the steps), plus the labels
+//! and image facts those commands read and write.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::config::BuildOptions;
+use crate::process::Command;
+
+/// The label every image and container of this tool carries (as a prefix).
+pub const LABEL_TOOL: &str = "org.fedai.fate-xtask";
+/// The label holding an image's inputs digest.
+pub const LABEL_INPUTS: &str = "org.fedai.fate-xtask.inputs";
+/// Put after every `FROM` of a built Dockerfile: the legacy builder's intermediate
+/// containers carry it, so those a crashed engine left behind can be found.
+pub const LABEL_STAGE: &str = "org.fedai.fate-xtask.stage";
+/// Labels that do not decide the image's content (and so not whether to rebuild).
+pub const VOLATILE_LABELS: [&str; 3] = [
+    "org.opencontainers.image.created",
+    "org.opencontainers.image.revision",
+    LABEL_INPUTS,
+];
+
+/// How images get built on this machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builder {
+    BuildKit,
+    Legacy,
+}
+
+/// How to get BuildKit where only the legacy builder is installed.
+pub const GET_BUILDKIT: &str = "install the buildx plugin (Debian 13 and Ubuntu 24.04: apt install docker-buildx; Docker's own repository: docker-buildx-plugin)";
+
+/// The notice the legacy builder prints at the start of every build, line by line
+/// (trimmed): said once per run instead.
+pub const LEGACY_BANNER: [&str; 3] = [
+    "DEPRECATED: The legacy builder is deprecated and will be removed in a future release.",
+    "BuildKit is currently disabled; enable it by removing the DOCKER_BUILDKIT=0",
+    "environment-variable.",
+];
+
+/// Which builder runs: Docker's own switch `DOCKER_BUILDKIT` first (0 or false: the
+/// legacy builder; 1 or true: BuildKit, which then must be installed), else BuildKit
+/// when the buildx plugin answers.
+pub fn choose_builder(docker_buildkit: Option<&str>, buildx: bool) -> Result<Builder, String> {
+    match docker_buildkit.map(str::to_ascii_lowercase).as_deref() {
+        Some("0" | "false") => Ok(Builder::Legacy),
+        Some("1" | "true") if !buildx => Err(format!(
+            "DOCKER_BUILDKIT=1 asks for BuildKit, but `docker buildx` does not answer: {GET_BUILDKIT}"
+        )),
+        _ if buildx => Ok(Builder::BuildKit),
+        _ => Ok(Builder::Legacy),
+    }
+}
+
+impl Builder {
+    /// Words a person uses.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Builder::BuildKit => "BuildKit (docker buildx)",
+            Builder::Legacy => "the legacy builder",
+        }
+    }
+}
+
+/// What the engine says of a local image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    /// The inputs digest label, if this tool built it.
+    pub inputs: Option<String>,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// One `docker build`: everything its command line says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildSpec {
+    pub builder: Builder,
+    pub dockerfile: PathBuf,
+    pub tag: String,
+    pub build_args: Vec<(String, String)>,
+    pub no_cache: bool,
+    /// Where the engine writes the new image's ID.
+    pub iidfile: Option<PathBuf>,
+    pub context: PathBuf,
+    /// Builder, cache (specs for this image), pull and platform.
+    pub options: BuildOptions,
+}
+
+/// `docker build` (legacy) or `docker buildx build --load` of a spec.
+pub fn build(spec: &BuildSpec) -> Command {
+    let options = &spec.options;
+    let mut args: Vec<String> = match spec.builder {
+        Builder::BuildKit => {
+            let mut args = vec!["buildx".to_string(), "build".into()];
+            if let Some(name) = &options.builder {
+                args.extend(["--builder".into(), name.clone()]);
+            }
+            // The output goes to the step's log, not a terminal.
+            args.extend(["--load".into(), "--progress=plain".into()]);
+            args
+        }
+        // Also remove the container of a failed step, which --rm (the default) keeps.
+        Builder::Legacy => vec!["build".into(), "--force-rm".into()],
+    };
+    if !options.platforms.is_empty() {
+        args.extend(["--platform".into(), options.platforms.join(",")]);
+    }
+    if options.pull {
+        args.push("--pull".into());
+    }
+    for spec in &options.cache_from {
+        args.extend(["--cache-from".into(), spec.clone()]);
+    }
+    for spec in &options.cache_to {
+        args.extend(["--cache-to".into(), spec.clone()]);
+    }
+    args.extend([
+        "--file".into(),
+        spec.dockerfile.display().to_string(),
+        "--tag".into(),
+        spec.tag.clone(),
+    ]);
+    for (name, value) in &spec.build_args {
+        args.push("--build-arg".into());
+        args.push(format!("{name}={value}"));
+    }
+    if spec.no_cache {
+        args.push("--no-cache".into());
+    }
+    if let Some(iidfile) = &spec.iidfile {
+        args.push("--iidfile".into());
+        args.push(iidfile.display().to_string());
+    }
+    args.push(spec.context.display().to_string());
+    let command = Command::new("docker", args);
+    match spec.builder {
+        // Without buildx, say so explicitly rather than let the client guess; its notice
+        // that this is deprecated is said once per run, not in every log.
+        Builder::Legacy => command
+            .env("DOCKER_BUILDKIT", "0")
+            .quiet_lines(&LEGACY_BANNER),
+        Builder::BuildKit => command,
+    }
+}
+
+/// Where the docker CLI finds the buildx plugin: `$DOCKER_CONFIG/cli-plugins` (else
+/// `~/.docker/cli-plugins`), then the system's plugin directories.
+pub fn buildx_plugin_paths(
+    docker_config: Option<&std::path::Path>,
+    home: Option<&std::path::Path>,
+) -> Vec<PathBuf> {
+    let user = docker_config
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| home.map(|h| h.join(".docker")));
+    user.into_iter()
+        .map(|d| d.join("cli-plugins"))
+        .chain(
+            [
+                "/usr/local/lib/docker/cli-plugins",
+                "/usr/local/libexec/docker/cli-plugins",
+                "/usr/lib/docker/cli-plugins",
+                "/usr/libexec/docker/cli-plugins",
+            ]
+            .map(PathBuf::from),
+        )
+        .map(|d| d.join("docker-buildx"))
+        .collect()
+}
+
+/// `docker buildx inspect NAME`: whether a builder exists.
+pub fn buildx_inspect(name: &str) -> Command {
+    Command::new("docker", ["buildx", "inspect", name])
+}
+
+/// A throwaway container: `docker run --rm` with a name and labels to find it by.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerRun {
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    /// `uid:gid`
+    pub user: String,
+    pub env: Vec<(String, String)>,
+    /// `host:container[:ro]`
+    pub volumes: Vec<String>,
+    pub workdir: String,
+    pub image: String,
+    pub command: Vec<String>,
+}
+
+pub fn run(container: &ContainerRun) -> Command {
+    let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
+    args.extend(["--name".into(), container.name.clone()]);
+    for (k, v) in &container.labels {
+        args.extend(["--label".into(), format!("{k}={v}")]);
+    }
+    args.extend(["--user".into(), container.user.clone()]);
+    for (k, v) in &container.env {
+        args.extend(["--env".into(), format!("{k}={v}")]);
+    }
+    for v in &container.volumes {
+        args.extend(["--volume".into(), v.clone()]);
+    }
+    args.extend(["--workdir".into(), container.workdir.clone()]);
+    args.push(container.image.clone());
+    args.extend(container.command.iter().cloned());
+    Command::new("docker", args)
+}
+
+pub fn server_version() -> Command {
+    Command::new("docker", ["version", "--format", "{{.Server.Version}}"])
+}
+
+pub fn version() -> Command {
+    Command::new("docker", ["version"])
+}
+
+/// The endpoint of the docker context the CLI uses.
+pub fn context_endpoint() -> Command {
+    Command::new(
+        "docker",
+        [
+            "context",
+            "inspect",
+            "--format",
+            "{{.Endpoints.docker.Host}}",
+        ],
+    )
+}
+
+pub fn buildx_version() -> Command {
+    Command::new("docker", ["buildx", "version"])
+}
+
+pub fn storage_driver() -> Command {
+    Command::new("docker", ["info", "--format", "{{.Driver}}"])
+}
+
+pub fn pull(reference: &str) -> Command {
+    Command::new("docker", ["pull", reference])
+}
+
+pub fn push(reference: &str) -> Command {
+    Command::new("docker", ["push", reference])
+}
+
+pub fn tag(source: &str, target: &str) -> Command {
+    Command::new("docker", ["tag", source, target])
+}
+
+/// `docker rmi -f` of images (by reference or ID).
+pub fn remove_images(images: &[String]) -> Command {
+    Command::new(
+        "docker",
+        ["rmi".to_string(), "-f".into()]
+            .into_iter()
+            .chain(images.iter().cloned()),
+    )
+}
+
+/// Removes a registry tag, keeping the image's other tags.
+pub fn untag(reference: &str) -> Command {
+    Command::new("docker", ["rmi", reference])
+}
+
+/// One `docker save` of several images: shared layers are written once.
+pub fn save(references: &[String]) -> Command {
+    Command::new(
+        "docker",
+        std::iter::once("save".to_string()).chain(references.iter().cloned()),
+    )
+}
+
+pub fn save_to(file: &std::path::Path, references: &[String]) -> Command {
+    let mut args = vec!["save".to_string(), "-o".into(), file.display().to_string()];
+    args.extend(references.iter().cloned());
+    Command::new("docker", args)
+}
+
+/// `docker load` from stdin.
+pub fn load() -> Command {
+    Command::new("docker", ["load"])
+}
+
+pub fn load_from(file: &std::path::Path) -> Command {
+    Command::new(
+        "docker",
+        ["load".to_string(), "-i".into(), file.display().to_string()],
+    )
+}
+
+/// `docker login --password-stdin`: the password never goes into argv.
+pub fn login(registry: &str, user: &str) -> Command {
+    let mut args = vec!["login", "--username", user, "--password-stdin"];
+    if !registry.is_empty() {
+        args.push(registry);
+    }
+    Command::new("docker", args)
+}
+
+/// IDs of the containers carrying a label (`key=value`), running or not.
+pub fn containers_with_label(label: &str) -> Command {
+    Command::new(
+        "docker",
+        ["ps", "-aq", "--filter", &format!("label={label}")],
+    )
+}
+
+/// Build containers of this tool that are not running (left by a crashed engine).
+pub fn stopped_build_containers() -> Command {
+    Command::new(
+        "docker",
+        [
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label={LABEL_STAGE}"),
+            "--filter",
+            "status=created",
+            "--filter",
+            "status=exited",
+            "--filter",
+            "status=dead",
+        ],
+    )
+}
+
+pub fn remove_containers(ids: &[&str]) -> Command {
+    Command::new(
+        "docker",
+        ["rm", "-f"].into_iter().chain(ids.iter().copied()),
+    )
+}
+
+/// `repository:tag` of every local image whose reference matches `pattern`.
+pub fn list_references(pattern: &str) -> Command {
+    Command::new(
+        "docker",
+        [
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            &format!("reference={pattern}"),
+        ],
+    )
+}
+
+/// `docker image inspect` of references: one line per image found (see [`parse_inspect`]).
+pub fn inspect(references: &[String]) -> Command {
+    let format = format!(
+        "{{{{json .RepoTags}}}} {{{{.Id}}}} {{{{.Size}}}} {{{{with .Config}}}}{{{{with .Labels}}}}{{{{index . \"{LABEL_INPUTS}\"}}}}{{{{end}}}}{{{{end}}}}"
+    );
+    let mut args = vec![
+        "image".to_string(),
+        "inspect".into(),
+        "--format".into(),
+        format,
+    ];
+    args.extend(references.iter().cloned());
+    Command::new("docker", args)
+}
+
+/// The images of `references` found in [`inspect`]'s output.
+pub fn parse_inspect(output: &str, references: &[String]) -> BTreeMap<String, ImageInfo> {
+    let mut found = BTreeMap::new();
+    for line in output.lines() {
+        let mut fields = line.splitn(4, ' ');
+        let (Some(tags), Some(id), Some(size)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let inputs = fields
+            .next()
+            .filter(|l| !l.is_empty() && *l != "<no value>")
+            .map(str::to_string);
+        for reference in references
+            .iter()
+            .filter(|r| tags.contains(&format!("\"{r}\"")))
+        {
+            found.insert(
+                reference.clone(),
+                ImageInfo {
+                    id: id.to_string(),
+                    inputs: inputs.clone(),
+                    size: size.parse().unwrap_or(0),
+                },
+            );
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(builder: Builder) -> BuildSpec {
+        BuildSpec {
+            builder,
+            dockerfile: "/w/egg.Dockerfile".into(),
+            tag: "fed/egg:t1".into(),
+            build_args: vec![("PREFIX".into(), "fed".into())],
+            no_cache: true,
+            iidfile: Some("/w/egg.iid".into()),
+            context: "/w/egg".into(),
+            options: BuildOptions::default(),
+        }
+    }
+
+    #[test]
+    fn buildkit_options_in_the_argv() {
+        let mut s = spec(Builder::BuildKit);
+        s.no_cache = false;
+        s.options = BuildOptions {
+            builder: Some("fleet".into()),
+            cache_from: vec!["type=registry,ref=r:5000/fed/egg:cache".into()],
+            cache_to: vec!["type=inline".into()],
+            pull: true,
+            platforms: vec!["linux/arm64".into()],
+        };
+        assert_eq!(
+            build(&s).to_string(),
+            "docker buildx build --builder fleet --load --progress=plain --platform linux/arm64 --pull --cache-from type=registry,ref=r:5000/fed/egg:cache --cache-to type=inline --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --iidfile /w/egg.iid /w/egg"
+        );
+        let mut s = spec(Builder::Legacy);
+        s.no_cache = false;
+        s.options = BuildOptions {
+            cache_from: vec!["r:5000/fed/egg:1".into()],
+            pull: true,
+            platforms: vec!["linux/amd64".into()],
+            ..BuildOptions::default()
+        };
+        assert_eq!(
+            build(&s).to_string(),
+            "DOCKER_BUILDKIT=0 docker build --force-rm --platform linux/amd64 --pull --cache-from r:5000/fed/egg:1 --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --iidfile /w/egg.iid /w/egg"
+        );
+    }
+
+    #[test]
+    fn buildx_is_looked_for_where_the_cli_looks() {
+        let paths = buildx_plugin_paths(Some("/cfg".as_ref()), Some("/home/u".as_ref()));
+        assert_eq!(paths[0], PathBuf::from("/cfg/cli-plugins/docker-buildx"));
+        assert!(paths.contains(&PathBuf::from(
+            "/usr/libexec/docker/cli-plugins/docker-buildx"
+        )));
+        let paths = buildx_plugin_paths(None, Some("/home/u".as_ref()));
+        assert_eq!(
+            paths[0],
+            PathBuf::from("/home/u/.docker/cli-plugins/docker-buildx")
+        );
+    }
+
+    #[test]
+    fn docker_buildkit_decides_before_the_plugin() {
+        assert_eq!(choose_builder(Some("0"), true), Ok(Builder::Legacy));
+        assert_eq!(choose_builder(Some("false"), true), Ok(Builder::Legacy));
+        assert_eq!(choose_builder(None, true), Ok(Builder::BuildKit));
+        assert_eq!(choose_builder(None, false), Ok(Builder::Legacy));
+        assert_eq!(choose_builder(Some("1"), true), Ok(Builder::BuildKit));
+        let e = choose_builder(Some("1"), false).unwrap_err();
+        assert!(e.contains("docker-buildx"), "{e}");
+    }
+
+    #[test]
+    fn build_argv_for_each_builder() {
+        assert_eq!(
+            build(&spec(Builder::Legacy)).to_string(),
+            "DOCKER_BUILDKIT=0 docker build --force-rm --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --no-cache --iidfile /w/egg.iid /w/egg"
+        );
+        assert_eq!(
+            build(&spec(Builder::BuildKit)).to_string(),
+            "docker buildx build --load --progress=plain --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --no-cache --iidfile /w/egg.iid /w/egg"
+        );
+    }
+
+    #[test]
+    fn container_runs_are_named_labelled_and_removed() {
+        let c = run(&ContainerRun {
+            name: "n".into(),
+            labels: vec![("a".into(), "b".into())],
+            user: "1:2".into(),
+            env: vec![("HOME".into(), "/h".into())],
+            volumes: vec!["/x:/y:ro".into()],
+            workdir: "/y".into(),
+            image: "img".into(),
+            command: vec!["mvn".into(), "-B".into()],
+        });
+        assert_eq!(
+            c.to_string(),
+            "docker run --rm --name n --label a=b --user 1:2 --env HOME=/h --volume /x:/y:ro --workdir /y img mvn -B"
+        );
+    }
+
+    #[test]
+    fn inspect_output_is_matched_to_references() {
+        let out = "[\"p/a:1\",\"p/a:latest\"] sha256:aa 120 digest1\n[\"p/b:1\"] sha256:bb 7 <no value>\n";
+        let refs = vec!["p/a:1".to_string(), "p/b:1".into(), "p/c:1".into()];
+        let found = parse_inspect(out, &refs);
+        assert_eq!(found["p/a:1"].inputs.as_deref(), Some("digest1"));
+        assert_eq!(found["p/b:1"].inputs, None);
+        assert_eq!(found["p/b:1"].size, 7);
+        assert!(!found.contains_key("p/c:1"));
+    }
+}

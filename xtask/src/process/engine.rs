@@ -1,0 +1,152 @@
+//! Questions to the Docker engine and the cleanup of what a run started, through the
+//! command lines `docker_argv` builds and the processes this module runs.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use xshell::Shell;
+
+use crate::process;
+use crate::process::docker_argv::{self, Builder, ImageInfo};
+
+/// Checks that `docker` is on PATH and its daemon answers; returns the server version.
+pub fn check(sh: &Shell) -> Result<String> {
+    which::which("docker").context(
+        "`docker` is not on PATH: install Docker Engine (Debian: apt-get install docker.io) or add its directory to PATH",
+    )?;
+    match process::query(sh, &docker_argv::server_version()) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        Ok(_) | Err(_) => {
+            let host = endpoint();
+            let why = process::query(sh, &docker_argv::version())
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            bail!(
+                "the Docker daemon at {host} does not answer: start it (systemctl start docker, or dockerd), check DOCKER_HOST and the docker context (docker context ls), and that you may use its socket\n{why}"
+            )
+        }
+    }
+}
+
+/// Whether the daemon answers now (from any thread).
+pub fn answers() -> bool {
+    process::run_captured(&docker_argv::server_version()).is_ok()
+}
+
+/// The daemon the CLI talks to: `DOCKER_HOST`, else the endpoint of the selected docker
+/// context (`docker context use`, `DOCKER_CONTEXT`), else the default socket.
+pub fn endpoint() -> String {
+    if let Ok(host) = std::env::var("DOCKER_HOST")
+        && !host.is_empty()
+    {
+        return host;
+    }
+    process::run_captured(&docker_argv::context_endpoint())
+        .ok()
+        .map(|out| out.trim().to_string())
+        .filter(|host| !host.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+}
+
+/// The builder that runs: `DOCKER_BUILDKIT` first, else BuildKit when the buildx plugin
+/// is installed: found where the docker CLI looks for plugins (no process), else when
+/// `docker buildx version` answers (a plugin dir set in the CLI's config.json).
+pub fn builder(sh: &Shell) -> Result<Builder, String> {
+    let switch = std::env::var("DOCKER_BUILDKIT").ok();
+    let off = docker_argv::choose_builder(switch.as_deref(), true) == Ok(Builder::Legacy);
+    let installed = || {
+        let config = std::env::var_os("DOCKER_CONFIG").map(std::path::PathBuf::from);
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        docker_argv::buildx_plugin_paths(config.as_deref(), home.as_deref())
+            .iter()
+            .any(|p| p.is_file())
+    };
+    let buildx =
+        !off && (installed() || process::query(sh, &docker_argv::buildx_version()).is_ok());
+    docker_argv::choose_builder(switch.as_deref(), buildx)
+}
+
+/// The local images among `references`, with ID and inputs label: one `docker` call.
+pub fn inspect_images(sh: &Shell, references: &[String]) -> BTreeMap<String, ImageInfo> {
+    if references.is_empty() {
+        return BTreeMap::new();
+    }
+    // Exits non-zero when some are missing, still listing the ones found.
+    let out = process::query_stdout(sh, &docker_argv::inspect(references));
+    docker_argv::parse_inspect(&out, references)
+}
+
+/// `docker login --password-stdin`: the password goes to the child's stdin only, never
+/// into argv, logs or messages.
+pub fn login(registry: &str, user: &str, password: &str) -> Result<()> {
+    let (ok, said) = process::run_with_stdin(
+        &docker_argv::login(registry, user),
+        &format!("{password}\n"),
+    )
+    .context("cannot run docker login")?;
+    if ok {
+        return Ok(());
+    }
+    let said = said.replace(password, "***");
+    let host = if registry.is_empty() {
+        "Docker Hub"
+    } else {
+        registry
+    };
+    bail!(
+        "docker login to {host} as {user} failed: {}; check the user and password (the password is read from stdin or --password-env VAR)",
+        said.trim()
+    )
+}
+
+/// After the engine stopped answering during a run (its marker file exists): removes the
+/// build containers the crash left, then the marker.
+pub fn sweep_after_crash(marker: &std::path::Path) -> Result<()> {
+    if !marker.exists() {
+        return Ok(());
+    }
+    let ids = process::run_captured(&docker_argv::stopped_build_containers())?;
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if !ids.is_empty() {
+        process::run_captured(&docker_argv::remove_containers(&ids))
+            .context("removing the build containers a crashed engine left")?;
+    }
+    std::fs::remove_file(marker).with_context(|| format!("cannot remove {}", marker.display()))
+}
+
+/// Removes containers carrying a label when dropped, once armed (a step started one), so
+/// a failed or interrupted step leaves none behind (killing the docker client does not
+/// stop its container). A run that started no container asks the engine nothing.
+pub struct ContainerSweep {
+    label: String,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ContainerSweep {
+    pub fn new(label: String) -> ContainerSweep {
+        ContainerSweep {
+            label,
+            armed: std::sync::Arc::default(),
+        }
+    }
+
+    /// What a step sets before it starts a container.
+    pub fn trigger(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.armed.clone()
+    }
+}
+
+impl Drop for ContainerSweep {
+    fn drop(&mut self) {
+        if !self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        if let Ok(ids) = process::run_captured(&docker_argv::containers_with_label(&self.label)) {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let _ = process::run_captured(&docker_argv::remove_containers(&ids));
+            }
+        }
+    }
+}

@@ -1,0 +1,542 @@
+//! The only module that spawns processes. Short captured questions go through xshell
+//! (one `Shell`, passed down); long, streamed or piped children through duct. It knows
+//! nothing of docker or Maven: callers build the [`Command`]s.
+
+pub mod docker_argv;
+pub mod engine;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use xshell::Shell;
+
+use crate::ui::StepLine;
+
+/// How many lines of a failed step's log are shown.
+pub const TAIL_LINES: usize = 30;
+
+/// A child process: program, arguments, working directory, extra environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+    /// Output lines (trimmed) left out of logs and progress: known noise.
+    pub quiet_lines: Vec<String>,
+}
+
+impl Command {
+    pub fn new(program: &str, args: impl IntoIterator<Item = impl Into<String>>) -> Command {
+        Command {
+            program: program.to_string(),
+            args: args.into_iter().map(Into::into).collect(),
+            cwd: None,
+            env: Vec::new(),
+            quiet_lines: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn quiet_lines(mut self, lines: &[&str]) -> Command {
+        self.quiet_lines = lines.iter().map(|l| (*l).to_string()).collect();
+        self
+    }
+
+    #[must_use]
+    pub fn env(mut self, key: &str, value: &str) -> Command {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    #[must_use]
+    pub fn current_dir(mut self, dir: PathBuf) -> Command {
+        self.cwd = Some(dir);
+        self
+    }
+}
+
+/// Shell-like quoting, only where needed, for plans and error messages.
+pub fn quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(cwd) = &self.cwd {
+            write!(f, "(cd {} && ", quote(&cwd.to_string_lossy()))?;
+        }
+        for (k, v) in &self.env {
+            write!(f, "{k}={} ", quote(v))?;
+        }
+        write!(f, "{}", quote(&self.program))?;
+        for a in &self.args {
+            write!(f, " {}", quote(a))?;
+        }
+        if self.cwd.is_some() {
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
+
+/// The signal that asked this run to stop (0: none yet).
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Children that are running, so a signal to this process alone (SIGTERM from CI or
+/// `timeout`, SIGHUP) stops them too.
+static RUNNING: Mutex<Vec<(u64, Arc<dyn Kill>)>> = Mutex::new(Vec::new());
+static NEXT_CHILD: AtomicU64 = AtomicU64::new(0);
+
+/// When each long child ran: the time not covered by these is the tool's own overhead.
+static CHILD_SPANS: Mutex<Vec<(Instant, Instant)>> = Mutex::new(Vec::new());
+/// Every process this run started.
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
+/// How many processes this run has started.
+pub fn processes_started() -> u64 {
+    STARTED.load(Ordering::SeqCst)
+}
+
+fn count_start() {
+    STARTED.fetch_add(1, Ordering::SeqCst);
+}
+
+trait Kill: Send + Sync {
+    fn kill(&self);
+}
+
+impl Kill for duct::ReaderHandle {
+    fn kill(&self) {
+        let _ = duct::ReaderHandle::kill(self);
+    }
+}
+
+impl Kill for duct::Handle {
+    fn kill(&self) {
+        let _ = duct::Handle::kill(self);
+    }
+}
+
+/// A running child registered for killing on a signal; deregistered when dropped.
+struct Registered(u64);
+
+fn register(child: Arc<dyn Kill>) -> Registered {
+    let id = NEXT_CHILD.fetch_add(1, Ordering::SeqCst);
+    if let Ok(mut running) = RUNNING.lock() {
+        running.push((id, child.clone()));
+    }
+    if interrupted() {
+        child.kill();
+    }
+    Registered(id)
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if let Ok(mut running) = RUNNING.lock() {
+            running.retain(|(id, _)| *id != self.0);
+        }
+    }
+}
+
+/// Wall time during which at least one step's child process was running.
+pub fn child_time() -> Duration {
+    let mut spans = CHILD_SPANS.lock().map(|s| s.clone()).unwrap_or_default();
+    spans.sort();
+    let mut total = Duration::ZERO;
+    let mut current: Option<(Instant, Instant)> = None;
+    for (start, end) in spans {
+        match current {
+            Some((s, e)) if start <= e => current = Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                current = Some((start, end));
+            }
+            None => current = Some((start, end)),
+        }
+    }
+    if let Some((s, e)) = current {
+        total += e - s;
+    }
+    total
+}
+
+/// SIGINT (Ctrl-C), SIGTERM (CI cancellation, `timeout`, `systemctl stop`) and SIGHUP
+/// all stop the run the same way: running children are killed, no new step starts, the
+/// caller cleans up and exits with 128 + the signal's number.
+pub fn install_signal_handlers() -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot install the signal handlers")?;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            SIGNAL.store(signal, Ordering::SeqCst);
+            let running: Vec<Arc<dyn Kill>> = RUNNING
+                .lock()
+                .map(|r| r.iter().map(|(_, c)| c.clone()).collect())
+                .unwrap_or_default();
+            for child in running {
+                child.kill();
+            }
+        }
+    });
+    Ok(())
+}
+
+pub fn interrupted() -> bool {
+    SIGNAL.load(Ordering::SeqCst) != 0
+}
+
+/// The exit code of a run stopped by a signal: 128 + its number (130 for Ctrl-C).
+pub fn signal_exit_code() -> Option<u8> {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        signal => u8::try_from(128 + signal).ok(),
+    }
+}
+
+/// The stopping signal's name, for messages.
+pub fn signal_name() -> &'static str {
+    match SIGNAL.load(Ordering::SeqCst) {
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGHUP => "SIGHUP",
+        _ => "Ctrl-C",
+    }
+}
+
+/// Sleeps up to `wait`, ending early when the run is interrupted.
+pub fn sleep_unless_interrupted(wait: Duration) {
+    let until = Instant::now() + wait;
+    while !interrupted() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+}
+
+/// Runs a short command and returns its trimmed stdout; failure carries its stderr.
+pub fn query(sh: &Shell, command: &Command) -> Result<String> {
+    count_start();
+    let output = sh
+        .cmd(&command.program)
+        .args(&command.args)
+        .quiet()
+        .ignore_status()
+        .output()
+        .with_context(|| format!("cannot run {}", command.program))?;
+    if !output.status.success() {
+        bail!(
+            "`{command}` failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Runs a short command and returns its trimmed stdout whatever its exit status.
+pub fn query_stdout(sh: &Shell, command: &Command) -> String {
+    count_start();
+    sh.cmd(&command.program)
+        .args(&command.args)
+        .quiet()
+        .ignore_status()
+        .ignore_stderr()
+        .read()
+        .unwrap_or_default()
+}
+
+/// A command as a duct expression: stdin empty, stderr into stdout, exit status not
+/// turned into an error (callers report it with the output).
+fn expression(command: &Command) -> duct::Expression {
+    count_start();
+    let mut expr = duct::cmd(&command.program, &command.args)
+        .stderr_to_stdout()
+        .stdin_null()
+        .unchecked();
+    if let Some(cwd) = &command.cwd {
+        expr = expr.dir(cwd);
+    }
+    for (k, v) in &command.env {
+        expr = expr.env(k, v);
+    }
+    expr
+}
+
+/// Runs a command to completion with its output captured (from any thread); failure
+/// carries the output's end.
+pub fn run_captured(command: &Command) -> Result<String> {
+    let out = expression(command)
+        .stdout_capture()
+        .run()
+        .with_context(|| format!("cannot run `{command}`"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        let lines: Vec<&str> = text.lines().collect();
+        bail!(
+            "`{command}` failed:\n{}",
+            lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+        );
+    }
+    Ok(text)
+}
+
+/// Runs a command with `input` on its stdin (a secret never put in argv); returns its
+/// combined output and whether it succeeded.
+pub fn run_with_stdin(command: &Command, input: &str) -> Result<(bool, String)> {
+    count_start();
+    let out = duct::cmd(&command.program, &command.args)
+        .stdin_bytes(input.as_bytes())
+        .stderr_to_stdout()
+        .stdout_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("cannot run {}", command.program))?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+fn create_log(log: &Path) -> Result<File> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+    }
+    File::create(log).with_context(|| format!("cannot create the log {}", log.display()))
+}
+
+/// Runs a step's command with stdout+stderr into `log`, the latest line shown on `line`.
+/// On failure the error holds the log's last lines and its path.
+pub fn run_logged(command: &Command, log: &Path, line: &StepLine) -> Result<()> {
+    run_logged_within(command, log, line, None)
+}
+
+/// The error of a child that ran out of its time bound.
+#[derive(Debug)]
+pub struct TimedOut(pub Duration);
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gave no result within {} s and was stopped",
+            self.0.as_secs()
+        )
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// [`run_logged`], with the child killed when it runs longer than `limit`.
+pub fn run_logged_within(
+    command: &Command,
+    log: &Path,
+    line: &StepLine,
+    limit: Option<Duration>,
+) -> Result<()> {
+    let mut file = create_log(log)?;
+    let log_error = |e: std::io::Error| {
+        anyhow::Error::new(e).context(format!(
+            "cannot write the log {} (is the disk full?)",
+            log.display()
+        ))
+    };
+    writeln!(file, "$ {command}").map_err(log_error)?;
+    line.command(&command.to_string());
+    let child_started = Instant::now();
+    let reader = Arc::new(expression(command).reader().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            anyhow::anyhow!(
+                "`{}` was not found on PATH: install it or add it to PATH",
+                command.program
+            )
+        } else {
+            anyhow::Error::new(e).context(format!("cannot start {}", command.program))
+        }
+    })?);
+    let _registered = register(reader.clone());
+    let finished = Arc::new(AtomicBool::new(false));
+    let timed_out = Arc::new(AtomicBool::new(false));
+    if let Some(limit) = limit {
+        let (reader, finished, timed_out) = (reader.clone(), finished.clone(), timed_out.clone());
+        std::thread::spawn(move || {
+            let until = Instant::now() + limit;
+            while !finished.load(Ordering::SeqCst) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !finished.load(Ordering::SeqCst) {
+                timed_out.store(true, Ordering::SeqCst);
+                let _ = reader.kill();
+            }
+        });
+    }
+    let mut lines = BufReader::new(&*reader);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if lines.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&buf);
+        if command.quiet_lines.iter().any(|q| q == text.trim()) {
+            continue;
+        }
+        file.write_all(&buf).map_err(log_error)?;
+        line.progress(&String::from_utf8_lossy(&buf));
+    }
+    finished.store(true, Ordering::SeqCst);
+    let status = reader
+        .try_wait()?
+        .map(|o| o.status)
+        .context("the child's exit status was lost")?;
+    file.flush().map_err(log_error)?;
+    if timed_out.load(Ordering::SeqCst) {
+        let limit = limit.unwrap_or_default();
+        return Err(anyhow::Error::new(TimedOut(limit)).context(format!("`{command}`")));
+    }
+    if let Ok(mut spans) = CHILD_SPANS.lock() {
+        spans.push((child_started, Instant::now()));
+    }
+    if status.success() {
+        return Ok(());
+    }
+    let code = status
+        .code()
+        .map_or_else(|| "a signal".into(), |c| format!("exit code {c}"));
+    bail!(
+        "`{command}` failed with {code}\n--- last lines of {} ---\n{}",
+        log.display(),
+        tail(log, TAIL_LINES)
+    )
+}
+
+/// A child's stdout, read as a stream; reading fails if the child exits non-zero.
+pub struct Stream {
+    reader: Arc<duct::ReaderHandle>,
+    _registered: Registered,
+}
+
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        (&*self.reader).read(buf)
+    }
+}
+
+/// Starts a child whose stdout is read as a stream (its stderr goes to `log`).
+pub fn stream_stdout(command: &Command, log: &Path) -> Result<Stream> {
+    create_log(log)?;
+    count_start();
+    let reader = duct::cmd(&command.program, &command.args)
+        .stdin_null()
+        .stderr_path(log)
+        .reader()
+        .with_context(|| format!("cannot start {}", command.program))?;
+    let reader = Arc::new(reader);
+    Ok(Stream {
+        _registered: register(reader.clone()),
+        reader,
+    })
+}
+
+/// A child reading its stdin from a pipe this process writes, its output going to a log.
+pub struct PipedChild {
+    handle: Arc<duct::Handle>,
+    _registered: Registered,
+    pub stdin: os_pipe::PipeWriter,
+    command: Command,
+    log: PathBuf,
+}
+
+/// Starts `command` with a pipe on its stdin; the caller writes, then [`PipedChild::wait`]s
+/// (or [`PipedChild::abort`]s, so the child sees no clean end of input).
+pub fn spawn_piped(command: &Command, log: &Path) -> Result<PipedChild> {
+    create_log(log)?;
+    count_start();
+    let (reader, writer) = os_pipe::pipe()?;
+    let handle = Arc::new(
+        duct::cmd(&command.program, &command.args)
+            .stdin_file(reader)
+            .stderr_to_stdout()
+            .stdout_path(log)
+            .unchecked()
+            .start()
+            .with_context(|| format!("cannot start {}", command.program))?,
+    );
+    Ok(PipedChild {
+        _registered: register(handle.clone()),
+        handle,
+        stdin: writer,
+        command: command.clone(),
+        log: log.to_path_buf(),
+    })
+}
+
+impl PipedChild {
+    /// Closes the child's input and waits for it to succeed.
+    pub fn wait(self) -> Result<()> {
+        drop(self.stdin);
+        let status = self.handle.wait()?.status;
+        if !status.success() {
+            bail!(
+                "`{}` failed\n--- last lines of {} ---\n{}",
+                self.command,
+                self.log.display(),
+                tail(&self.log, TAIL_LINES)
+            );
+        }
+        Ok(())
+    }
+
+    /// Kills the child before its input ends, so it completes nothing.
+    pub fn abort(self) {
+        let _ = self.handle.kill();
+        drop(self.stdin);
+        let _ = self.handle.wait();
+    }
+}
+
+/// The last `n` lines of a file.
+pub fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_render_shell_quoted() {
+        let c = Command::new("docker", ["build", "--label", "a=b c", "it's"]);
+        assert_eq!(c.to_string(), r"docker build --label 'a=b c' 'it'\''s'");
+        let c = Command::new("mvn", ["package"])
+            .env("A", "x y")
+            .current_dir("/p q".into());
+        assert_eq!(c.to_string(), "(cd '/p q' && A='x y' mvn package)");
+    }
+
+    #[test]
+    fn child_time_merges_overlapping_spans() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        CHILD_SPANS.lock().unwrap().extend([
+            (t0, t0 + s(2)),
+            (t0 + s(1), t0 + s(3)),
+            (t0 + s(5), t0 + s(6)),
+        ]);
+        assert!(child_time() >= s(4));
+    }
+}

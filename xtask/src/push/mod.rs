@@ -1,0 +1,363 @@
+//! `cargo xtask push`: the images the image set marks for pushing (or those named),
+//! parents first, each retried on transient failures; digests on stdout.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::config::Config;
+use crate::imageset::Image;
+use crate::plan::freshness::Recorded;
+use crate::run::scheduler::{Done, Executor, Outcome, Scheduled};
+use crate::ui::StepLine;
+use crate::ui::problems::Problems;
+use crate::{Project, cli, imageset::reference, process, process::docker_argv, process::engine};
+
+/// Pushing one image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushStep {
+    id: String,
+    title: String,
+    deps: Vec<usize>,
+    /// The local reference, `${PREFIX}/<name>:<tag>`.
+    source: String,
+    /// What is pushed: the source, or `<registry>/<source>`.
+    target: String,
+    retries: u32,
+    /// Bound of one attempt.
+    timeout: Duration,
+}
+
+impl Scheduled for PushStep {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn title(&self) -> &str {
+        &self.title
+    }
+    fn deps(&self) -> &[usize] {
+        &self.deps
+    }
+}
+
+/// The digest the registry reports for a pushed image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digest(pub String);
+
+impl cli::Push {
+    pub fn run(self, project: &Project) -> Result<()> {
+        let Project {
+            set,
+            config,
+            ui,
+            sh,
+        } = project;
+        let registry = self
+            .registry
+            .clone()
+            .unwrap_or_else(|| config.registry.clone());
+        if !registry.is_empty() {
+            reference::check_registry(&registry).map_err(|why| {
+                anyhow::anyhow!("--registry {registry:?} {why}; give HOST or HOST:PORT")
+            })?;
+        }
+        let images: Vec<&Image> = if self.images.is_empty() {
+            set.build_order()
+                .into_iter()
+                .filter(|i| self.all || i.push)
+                .collect()
+        } else {
+            set.select(&self.images)?
+        };
+        engine::check(sh)?;
+        check_built(project, &images)?;
+        if self.login {
+            self.log_in(config, &registry)?;
+        }
+        let bounds = (self.retries, Duration::from_secs(self.timeout));
+        let steps = push_steps(config, &images, &registry, bounds);
+        let executor = Executor {
+            ui: ui.clone(),
+            log_dir: config.work_dir().join("logs"),
+            // One image's failure must not hide the others' outcomes.
+            keep_going: true,
+            jobs: self.jobs.map_or(1, usize::from),
+        };
+        let reports = executor.run(&steps, |step, log, line| {
+            push_with_retries(step, log, line).map(Done::Ran)
+        });
+        let mut failed = Vec::new();
+        for (step, report) in steps.iter().zip(&reports) {
+            match &report.outcome {
+                Outcome::Ran(Digest(digest)) => {
+                    println!("{}@{digest}", step.target);
+                    eprintln!("pushed   {} {digest}", step.target);
+                }
+                Outcome::Failed(_) => {
+                    eprintln!("FAILED   {} (the reason is above)", step.target);
+                    failed.push(step.target.clone());
+                }
+                Outcome::NotRun(why) => {
+                    eprintln!("skipped  {}: {why}", step.target);
+                    failed.push(step.target.clone());
+                }
+                Outcome::UpToDate => {}
+            }
+        }
+        if !failed.is_empty() {
+            bail!(
+                "{} of {} pushes failed: {}",
+                failed.len(),
+                steps.len(),
+                failed.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    fn log_in(&self, config: &Config, registry: &str) -> Result<()> {
+        let user = self
+            .user
+            .clone()
+            .unwrap_or_else(|| config.registry_user.clone());
+        if user.is_empty() {
+            bail!("--login needs a user: pass --user USER or set REGISTRY_USER in .env");
+        }
+        let password = read_password(self.password_env.as_deref())?;
+        engine::login(registry, &user, &password)
+    }
+}
+
+/// Every image to push must be built, by this tool, from its sources.
+fn check_built(project: &Project, images: &[&Image]) -> Result<()> {
+    let references: Vec<String> = images.iter().map(|i| project.config.reference(i)).collect();
+    let present = engine::inspect_images(&project.sh, &references);
+    let mut problems = Problems::new("images to push are not built");
+    for (image, reference) in images.iter().zip(&references) {
+        if !present.contains_key(reference) {
+            problems.push(format!(
+                "{reference} is missing; build it: cargo xtask images {}",
+                image.name
+            ));
+        }
+    }
+    let recorded = Recorded::read(&project.config.work_dir());
+    let found = images
+        .iter()
+        .zip(&references)
+        .filter_map(|(i, r)| present.get(r).map(|info| (i.name.as_str(), r, info)));
+    recorded.check(found, &mut problems);
+    problems.into_result()
+}
+
+/// One push step per image, each after its parents' pushes; `bounds` are the retries
+/// and the time bound of each attempt.
+fn push_steps(
+    config: &Config,
+    images: &[&Image],
+    registry: &str,
+    (retries, timeout): (u32, Duration),
+) -> Vec<PushStep> {
+    let mut steps: Vec<PushStep> = Vec::new();
+    let mut index_of: BTreeMap<&str, usize> = BTreeMap::new();
+    for image in images {
+        let source = config.reference(image);
+        let target = if registry.is_empty() {
+            source.clone()
+        } else {
+            format!("{registry}/{source}")
+        };
+        let deps = image
+            .parents
+            .iter()
+            .filter_map(|p| index_of.get(p.as_str()).copied())
+            .collect();
+        index_of.insert(&image.name, steps.len());
+        steps.push(PushStep {
+            id: format!("push-{}", image.name),
+            title: format!("push {target}"),
+            deps,
+            source,
+            target,
+            retries,
+            timeout,
+        });
+    }
+    steps
+}
+
+/// Pushes one image: tags it for the registry, retries transient failures with backoff,
+/// and returns the digest the registry reports.
+fn push_with_retries(step: &PushStep, log: &Path, line: &StepLine) -> Result<Digest> {
+    if step.source != step.target {
+        process::run_captured(&docker_argv::tag(&step.source, &step.target))?;
+    }
+    let _untag = Untag(step);
+    let command = docker_argv::push(&step.target);
+    let mut attempt = 0;
+    loop {
+        let Err(e) = process::run_logged_within(&command, log, line, Some(step.timeout)) else {
+            let text = std::fs::read_to_string(log)?;
+            return digest_of(&text)
+                .map(Digest)
+                .with_context(|| format!("docker push printed no digest (see {})", log.display()));
+        };
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let failure = if e.downcast_ref::<process::TimedOut>().is_some() {
+            Failure::Transient
+        } else {
+            classify(&text)
+        };
+        match failure {
+            Failure::Auth => bail!(
+                "the registry refused {} (not logged in, wrong credentials or no permission); log in with `cargo xtask push --login --user USER` (password on stdin or --password-env VAR) or `docker login`; log: {}",
+                step.target,
+                log.display()
+            ),
+            Failure::Transient if attempt < step.retries && !process::interrupted() => {
+                attempt += 1;
+                let wait = Duration::from_secs(1 << (attempt - 1).min(5));
+                line.progress(&format!(
+                    "transient failure; retry {attempt} of {} in {wait:?}",
+                    step.retries
+                ));
+                process::sleep_unless_interrupted(wait);
+            }
+            Failure::Transient => {
+                return Err(e.context(format!(
+                    "pushing {} failed after {} attempts (each bounded by --timeout {} s); is the registry up and reachable?",
+                    step.target,
+                    attempt + 1,
+                    step.timeout.as_secs()
+                )));
+            }
+            Failure::Other => return Err(e),
+        }
+    }
+}
+
+/// Removes the registry tag made for pushing (the image keeps its own tag).
+struct Untag<'a>(&'a PushStep);
+
+impl Drop for Untag<'_> {
+    fn drop(&mut self) {
+        if self.0.source != self.0.target {
+            let _ = process::run_captured(&docker_argv::untag(&self.0.target));
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    Auth,
+    Transient,
+    Other,
+}
+
+/// What kind of failure a `docker push` output shows.
+fn classify(output: &str) -> Failure {
+    let text = output.to_ascii_lowercase();
+    let auth = [
+        "unauthorized",
+        "authentication required",
+        "no basic auth credentials",
+        "denied",
+        "forbidden",
+    ];
+    let transient = [
+        "connection refused",
+        "connection reset",
+        "timeout",
+        "timed out",
+        "deadline exceeded",
+        "blob upload unknown",
+        "eof",
+        "500 internal server error",
+        "502 bad gateway",
+        "503 service unavailable",
+        "504 gateway timeout",
+        "no such host",
+    ];
+    if auth.iter().any(|p| text.contains(p)) {
+        Failure::Auth
+    } else if transient.iter().any(|p| text.contains(p)) {
+        Failure::Transient
+    } else {
+        Failure::Other
+    }
+}
+
+/// `<tag>: digest: sha256:... size: N` -> `sha256:...`.
+fn digest_of(output: &str) -> Option<String> {
+    output.lines().rev().find_map(|l| {
+        let rest = l.split_once("digest: ")?.1;
+        Some(rest.split_whitespace().next()?.to_string())
+    })
+}
+
+/// The registry password: from the named environment variable, else stdin. Never echoed.
+fn read_password(env: Option<&str>) -> Result<String> {
+    let password = if let Some(var) = env {
+        std::env::var(var).with_context(|| {
+            format!("--password-env {var}: that environment variable is not set")
+        })?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the registry password from stdin")?;
+        line
+    };
+    let password = password.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        bail!(
+            "the registry password is empty: pipe it on stdin or name a variable with --password-env"
+        );
+    }
+    Ok(password)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_classified() {
+        assert_eq!(
+            classify(
+                "Get \"http://127.0.0.1:1/v2/\": dial tcp 127.0.0.1:1: connect: connection refused"
+            ),
+            Failure::Transient
+        );
+        assert_eq!(
+            classify("Get \"https://h/v2/\": context deadline exceeded"),
+            Failure::Transient
+        );
+        assert_eq!(
+            classify("blob upload unknown to registry"),
+            Failure::Transient
+        );
+        assert_eq!(
+            classify("received unexpected HTTP status: 503 Service Unavailable"),
+            Failure::Transient
+        );
+        assert_eq!(classify("no basic auth credentials"), Failure::Auth);
+        assert_eq!(
+            classify("denied: requested access to the resource is denied"),
+            Failure::Auth
+        );
+        assert_eq!(
+            classify("An image does not exist locally with the tag: x"),
+            Failure::Other
+        );
+    }
+
+    #[test]
+    fn digest_is_read_from_push_output() {
+        let out = "232f: Pushed\nt1: digest: sha256:f62e size: 527\n";
+        assert_eq!(digest_of(out).as_deref(), Some("sha256:f62e"));
+        assert_eq!(digest_of("nothing"), None);
+    }
+}
