@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
+
+use crate::bundle::archive_index::ArchiveIndex;
 use serde::{Deserialize, Serialize};
 
 pub const MANIFEST: &str = "bundle.json";
@@ -68,10 +70,41 @@ pub struct Archive {
     pub images: Vec<BundledImage>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// An image of an archive, by what identifies it on every image store.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BundledImage {
     pub reference: String,
+    /// Its ID in the store it was bundled from: the config digest on a graph-driver
+    /// engine, the manifest (or index) digest on the containerd image store.
     pub id: String,
+    /// The digest of its config, which names it on every store: what the archive's
+    /// `manifest.json` names, and its ID once loaded on a graph-driver engine.
+    /// (Bundles written before it was recorded were made on graph-driver engines, where it
+    /// is the ID.)
+    #[serde(default)]
+    pub config: String,
+    /// `os/arch[/variant]` of the image (of the config the archive's `manifest.json` names).
+    #[serde(default)]
+    pub platform: String,
+    /// Its layers' diff IDs, as every store reports them (`RootFS.Layers`): what identifies
+    /// it on the containerd store when it was loaded from an archive without the store's
+    /// own index (one made by Docker before 25 or on a graph-driver engine).
+    #[serde(default)]
+    pub layers: Vec<String>,
+}
+
+impl BundledImage {
+    /// Whether the engine holds this image as `loaded`: by its config digest (a
+    /// graph-driver engine), by the ID the containerd store gave it where it was made
+    /// (loaded on that kind of store), or by its layers and config (a containerd store
+    /// that converted an archive without its own index).
+    pub fn is_loaded_as(&self, loaded: &crate::process::docker_argv::ImageInfo) -> bool {
+        loaded.id == self.config
+            || loaded.id == self.id
+            || (!self.layers.is_empty()
+                && loaded.layers == self.layers
+                && (self.platform.is_empty() || loaded.platform == self.platform))
+    }
 }
 
 impl Manifest {
@@ -146,8 +179,17 @@ pub fn archives_of(input: &Path) -> Result<Vec<(PathBuf, Archive)>> {
             manifest_path.display()
         )
     })?;
-    let manifest: Manifest = serde_json::from_str(&text)
+    let mut manifest: Manifest = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a bundle manifest", manifest_path.display()))?;
+    for image in manifest
+        .archives
+        .iter_mut()
+        .flat_map(|a| a.images.iter_mut())
+    {
+        if image.config.is_empty() {
+            image.config.clone_from(&image.id);
+        }
+    }
     if manifest.format != FORMAT {
         bail!(
             "{} has format {:?}; this tool reads {FORMAT}",
@@ -194,36 +236,12 @@ fn check_file_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// (RepoTags, Config) of each image in a `docker save` tar's manifest.json.
-pub fn image_index(manifest_json: &str) -> Result<Vec<(Vec<String>, String)>> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Entry {
-        config: String,
-        #[serde(default)]
-        repo_tags: Option<Vec<String>>,
-    }
-    let entries: Vec<Entry> =
-        serde_json::from_str(manifest_json).context("manifest.json of the archive is not valid")?;
-    Ok(entries
-        .into_iter()
-        .map(|e| (e.repo_tags.unwrap_or_default(), e.config))
-        .collect())
-}
-
-/// The images the manifest names that the archive's index does not hold with that ID.
-pub fn missing_from<'a>(
-    images: &'a [BundledImage],
-    index: &[(Vec<String>, String)],
-) -> Vec<&'a BundledImage> {
+/// The images the manifest names that the archive's index does not hold with their
+/// config.
+pub fn missing_from<'a>(images: &'a [BundledImage], index: &ArchiveIndex) -> Vec<&'a BundledImage> {
     images
         .iter()
-        .filter(|image| {
-            let id_hex = image.id.trim_start_matches("sha256:");
-            !index
-                .iter()
-                .any(|(tags, config)| tags.contains(&image.reference) && config.contains(id_hex))
-        })
+        .filter(|image| index.config_of(&image.reference) != Some(image.config.as_str()))
         .collect()
 }
 
@@ -241,18 +259,23 @@ mod tests {
 
     #[test]
     fn the_index_must_hold_each_image_with_its_id() {
-        let index = image_index(
-            r#"[{"Config":"blobs/sha256/aaaa","RepoTags":["p/a:1"]},{"Config":"bbbb.json","RepoTags":null}]"#,
+        let index = ArchiveIndex::parse(
+            br#"[{"Config":"blobs/sha256/aaaa","RepoTags":["p/a:1"]},{"Config":"bbbb.json","RepoTags":null}]"#,
+            None,
         )
         .unwrap();
         let images = [
             BundledImage {
                 reference: "p/a:1".into(),
-                id: "sha256:aaaa".into(),
+                id: "sha256:iiii".into(),
+                config: "sha256:aaaa".into(),
+                ..BundledImage::default()
             },
             BundledImage {
                 reference: "p/b:1".into(),
                 id: "sha256:bbbb".into(),
+                config: "sha256:bbbb".into(),
+                ..BundledImage::default()
             },
         ];
         let missing = missing_from(&images, &index);

@@ -45,7 +45,8 @@ impl cli::BundleLoad {
             }
         }
         problems.into_result()?;
-        engine.join().expect("the engine check does not panic")?;
+        let server = engine.join().expect("the engine check does not panic")?;
+        warn_of_other_platforms(ui, &server, &chosen);
         load_all(ui, &chosen)?;
         check_loaded(sh, &chosen)
     }
@@ -220,9 +221,9 @@ fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path, gate: &Gate) -> Res
         match bundle_json::missing_from(&archive.images, index).first() {
             // The caller refuses the gate for the others.
             Some(image) => bail!(
-                "the bundle is not intact; nothing of it was loaded: it does not hold {} with ID {} that the manifest names",
+                "the bundle is not intact; nothing of it was loaded: it does not hold {} with config {} that the manifest names",
                 image.reference,
-                image.id
+                image.config
             ),
             None => gate.pass(),
         }
@@ -256,39 +257,83 @@ fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path, gate: &Gate) -> Res
     Err(error)
 }
 
-/// Every image the manifest names is present with its ID; prints `reference\tid`.
+/// Images for another platform than the engine's load all the same (this host may only
+/// pass them on to a registry), with a warning naming both.
+fn warn_of_other_platforms(ui: &Ui, server: &engine::Server, chosen: &[(PathBuf, Archive)]) {
+    let mut others: Vec<&str> = chosen
+        .iter()
+        .flat_map(|(_, archive)| &archive.images)
+        .map(|image| image.platform.as_str())
+        .filter(|p| {
+            !p.is_empty() && !server.platform.is_empty() && !same_platform(p, &server.platform)
+        })
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    if !others.is_empty() {
+        ui.note(&format!(
+            "warning: the bundle holds images for {}, and this engine runs {}: they load, but run here only under emulation (push them on to a registry, or load them on a {} host)",
+            others.join(", "),
+            server.platform,
+            others.join("/")
+        ));
+    }
+}
+
+/// `linux/arm64/v8` is `linux/arm64`.
+fn same_platform(image: &str, engine: &str) -> bool {
+    let cut = |p: &str| p.split('/').take(2).collect::<Vec<_>>().join("/");
+    cut(image) == cut(engine)
+}
+
+/// Every image the manifest names is present as the image of the archive (see
+/// [`BundledImage::is_loaded_as`]); prints `reference\tid` with the ID this engine gave it.
 fn check_loaded(sh: &Shell, chosen: &[(PathBuf, Archive)]) -> Result<()> {
     let refs: Vec<String> = chosen
         .iter()
         .flat_map(|(_, archive)| archive.images.iter().map(|i| i.reference.clone()))
         .collect();
     let loaded = engine::inspect_images(sh, &refs);
+    let mut problems = Problems::new("the images loaded are not the bundle's");
+    let mut lines = Vec::new();
     for (path, archive) in chosen {
         for image in &archive.images {
             match loaded.get(&image.reference) {
-                Some(info) if info.id == image.id => {
-                    println!("{}\t{}", image.reference, image.id);
+                Some(info) if image.is_loaded_as(info) => {
+                    lines.push(format!("{}\t{}", image.reference, info.id));
                 }
-                Some(info) => bail!(
-                    "{} loaded as {}, but the manifest says {}",
+                Some(info) => problems.push(format!(
+                    "{} is {} here (layers {}), but the bundle holds config {} (layers {}): was it retagged while loading? load the bundle again",
                     image.reference,
                     info.id,
-                    image.id
-                ),
-                None => bail!(
+                    info.layers.join(","),
+                    image.config,
+                    image.layers.join(",")
+                )),
+                None => problems.push(format!(
                     "{} is not present after loading {}",
                     image.reference,
                     path.display()
-                ),
+                )),
             }
         }
+    }
+    problems.into_result()?;
+    for line in lines {
+        println!("{line}");
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Gate;
+    use super::{Gate, same_platform};
+
+    #[test]
+    fn a_variant_is_the_same_platform() {
+        assert!(same_platform("linux/arm64/v8", "linux/arm64"));
+        assert!(!same_platform("linux/arm64", "linux/amd64"));
+    }
 
     #[test]
     fn the_gate_opens_only_when_every_archive_passed() {

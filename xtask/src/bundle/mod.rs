@@ -1,6 +1,7 @@
 //! The offline bundle: its format (`bundle.json`), the byte streams of its archives,
 //! and the two directions, `bundle` (save) and `load`.
 
+pub mod archive_index;
 pub mod bundle_json;
 pub mod load;
 pub mod save;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
+use crate::bundle::archive_index::ArchiveIndex;
 use crate::bundle::bundle_json::{self, Archive, BundledImage, Compression, Manifest};
 use crate::bundle::streams::{self, PassError, Tally, TallyWriter};
 use crate::config::Config;
@@ -247,13 +248,6 @@ fn save(
     compression: Compression,
     log: &Path,
 ) -> Result<Archive> {
-    let expected: Vec<BundledImage> = refs
-        .iter()
-        .map(|r| BundledImage {
-            reference: r.clone(),
-            id: present[r].id.clone(),
-        })
-        .collect();
     let disk = |e: std::io::Error| {
         anyhow::Error::new(e).context(format!(
             "cannot write {} (is the disk full?)",
@@ -277,19 +271,11 @@ fn save(
         Some(total),
     );
     let passed = streams::pass_tar(&source, &mut sink, Some(&progress), |index| {
-        let changed = bundle_json::missing_from(&expected, index);
-        if let Some(image) = changed.first() {
-            bail!(
-                "docker save did not give {} with ID {} (was it rebuilt or retagged meanwhile?); run the bundle again",
-                image.reference,
-                image.id
-            );
-        }
-        Ok(())
+        bundled_images(refs, present, index).map(|_| ())
     });
     let failed = |progress: crate::ui::ByteProgress| progress.finish("FAILED", "");
-    match passed {
-        Ok(_) => {}
+    let images = match passed {
+        Ok(index) => bundled_images(refs, present, &index)?,
         Err(e) => {
             failed(progress);
             return Err(match e {
@@ -301,7 +287,7 @@ fn save(
                 ),
             });
         }
-    }
+    };
     drop(source);
     sink.finish_stream().map_err(disk)?;
     let (size, sha256) = tally.result();
@@ -311,6 +297,34 @@ fn save(
         compression,
         size,
         sha256,
-        images: expected,
+        images,
     })
+}
+
+/// Each image of `refs` as the archive holds it, identified by the ID the engine gave
+/// it before the save (so an image rebuilt or retagged meanwhile is refused), with the
+/// config digest that names it on every store.
+fn bundled_images(
+    refs: &[String],
+    present: &BTreeMap<String, ImageInfo>,
+    index: &ArchiveIndex,
+) -> Result<Vec<BundledImage>> {
+    refs.iter()
+        .map(|r| {
+            let info = &present[r];
+            let Some(config) = index.identify(r, &info.id) else {
+                bail!(
+                    "docker save did not give {r} with ID {} (was it rebuilt or retagged meanwhile?); run the bundle again",
+                    info.id
+                );
+            };
+            Ok(BundledImage {
+                reference: r.clone(),
+                id: info.id.clone(),
+                config,
+                platform: info.platform.clone(),
+                layers: info.layers.clone(),
+            })
+        })
+        .collect()
 }

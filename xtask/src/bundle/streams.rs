@@ -8,11 +8,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::bundle::bundle_json::{self, Compression};
+use crate::bundle::archive_index::ArchiveIndex;
+use crate::bundle::bundle_json::Compression;
 use crate::ui::ByteProgress;
-
-/// The image index of a `docker save` archive: (RepoTags, Config) per image.
-pub type Index = Vec<(Vec<String>, String)>;
 
 /// Where a pass-through failed: reading the source or writing the sink.
 pub enum PassError {
@@ -24,15 +22,24 @@ pub enum PassError {
 }
 
 /// Follows a tar stream block by block (headers parsed by the `tar` crate) and keeps the
-/// content of `manifest.json`, without holding or re-reading anything else.
+/// content of `index.json` and `manifest.json` (Docker writes them in that order, after
+/// the blobs), without holding or re-reading anything else.
 #[derive(Default)]
 struct TarScan {
     header: Vec<u8>,
     /// Bytes of the current entry's data still to come, then its padding.
     data_left: u64,
     padding_left: u64,
-    manifest: Option<Vec<u8>>,
+    /// The entry being kept, and its content so far.
+    keeping: Option<(Kept, Vec<u8>)>,
+    oci_index: Option<Vec<u8>>,
     ended: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    Manifest,
+    OciIndex,
 }
 
 /// What a chunk fed to [`TarScan`] completed.
@@ -55,11 +62,14 @@ impl TarScan {
                 let n = at_most(self.data_left, rest.len());
                 self.data_left -= n as u64;
                 at += n;
-                if let Some(content) = &mut self.manifest {
+                if let Some((_, content)) = &mut self.keeping {
                     content.extend_from_slice(&rest[..n]);
-                    if self.data_left == 0 {
-                        let content = self.manifest.take().unwrap_or_default();
-                        return Ok(Fed::Manifest(at, content));
+                }
+                if self.data_left == 0 {
+                    match self.keeping.take() {
+                        Some((Kept::Manifest, content)) => return Ok(Fed::Manifest(at, content)),
+                        Some((Kept::OciIndex, content)) => self.oci_index = Some(content),
+                        None => {}
                     }
                 }
             } else if self.padding_left > 0 {
@@ -90,30 +100,38 @@ impl TarScan {
         })?;
         self.data_left = size;
         self.padding_left = (512 - size % 512) % 512;
-        if header
-            .path()
-            .is_ok_and(|p| p.as_os_str() == "manifest.json")
-        {
+        let kept = match header.path() {
+            Ok(p) if p.as_os_str() == "manifest.json" => Some(Kept::Manifest),
+            Ok(p) if p.as_os_str() == "index.json" => Some(Kept::OciIndex),
+            _ => None,
+        };
+        if let Some(kept) = kept {
             if size == 0 {
                 return Err(PassError::NotAnArchive(anyhow::anyhow!(
-                    "its manifest.json is empty"
+                    "its {} is empty",
+                    if kept == Kept::Manifest {
+                        "manifest.json"
+                    } else {
+                        "index.json"
+                    }
                 )));
             }
-            self.manifest = Some(Vec::new());
+            self.keeping = Some((kept, Vec::new()));
         }
         Ok(())
     }
 }
 
 /// Forwards a `docker save` tar from `source` to `sink` in one pass, reading its
-/// `manifest.json` on the way; `check` sees the index before any byte after it is
-/// forwarded, so a refusal leaves the sink with an incomplete archive.
+/// `index.json` and `manifest.json` on the way; `check` sees the index before any byte
+/// after `manifest.json` is forwarded, so a refusal leaves the sink with an incomplete
+/// archive.
 pub fn pass_tar(
     mut source: impl Read,
     mut sink: impl Write,
     progress: Option<&ByteProgress>,
-    check: impl Fn(&Index) -> Result<()>,
-) -> Result<Index, PassError> {
+    check: impl Fn(&ArchiveIndex) -> Result<()>,
+) -> Result<ArchiveIndex, PassError> {
     let mut scan = TarScan::default();
     let mut index = None;
     let mut buf = vec![0; 1 << 20];
@@ -129,8 +147,8 @@ pub fn pass_tar(
         if let Fed::Manifest(end, content) = scan.feed(chunk)? {
             sink.write_all(&chunk[..end]).map_err(PassError::Sink)?;
             rest = &chunk[end..];
-            let text = String::from_utf8_lossy(&content);
-            let parsed = bundle_json::image_index(&text).map_err(PassError::NotAnArchive)?;
+            let parsed = ArchiveIndex::parse(&content, scan.oci_index.as_deref())
+                .map_err(PassError::NotAnArchive)?;
             check(&parsed).map_err(PassError::Refused)?;
             index = Some(parsed);
             scan.feed(rest)?;
@@ -280,6 +298,10 @@ mod tests {
             builder.append_data(&mut header, name, data).unwrap();
         };
         add("layer/layer.tar", &[7u8; 5000]);
+        add(
+            "index.json",
+            br#"{"manifests":[{"digest":"sha256:iii","annotations":{"io.containerd.image.name":"docker.io/p/b:1"}}]}"#,
+        );
         add("manifest.json", manifest.as_bytes());
         add("repositories", b"{}");
         builder.into_inner().unwrap()
@@ -295,9 +317,10 @@ mod tests {
             .ok()
             .unwrap();
         assert_eq!(out, tar);
+        assert_eq!(index.config_of("p/a:1"), Some("sha256:abc"));
         assert_eq!(
-            index,
-            vec![(vec!["p/a:1".to_string()], "abc.json".to_string())]
+            index.oci[0].name, "docker.io/p/b:1",
+            "index.json is read on the way"
         );
     }
 

@@ -57,18 +57,13 @@ impl cli::Images {
             sh,
         } = project;
         let work = config.work_dir();
-        if config.build.platforms.len() > 1 {
-            bail!(
-                "several platforms ({}) cannot be loaded into the local engine, which holds one image per tag: build one platform here (--platform linux/amd64), or write a bake file (cargo xtask bake) and let a multi-platform builder push them: docker buildx bake -f target/xtask/docker-bake.json --push",
-                config.build.platforms.join(",")
-            );
-        }
         let purpose = match (self.dry_run, self.init_submodules) {
             (true, _) => Purpose::Preview,
             (false, true) => Purpose::RunWithSubmodules,
             (false, false) => Purpose::Run,
         };
         let facts = preflight::check(sh, config, set, &self.images, purpose)?;
+        check_platforms(&config.build.platforms, &facts)?;
         digest_cache::open(&work.join(DIGEST_CACHE));
         staging::share_walks();
         let options = Options {
@@ -256,5 +251,28 @@ fn print_summary(
         if let Outcome::Failed(message) = &report.outcome {
             eprintln!("\nFAILED {}: {message}", step.id);
         }
+    }
+}
+
+/// Several platforms per tag load only into the containerd image store, through BuildKit;
+/// a graph-driver engine holds one image per tag. (Unknown when a dry run goes on without
+/// an engine.)
+fn check_platforms(platforms: &[String], facts: &Facts) -> Result<()> {
+    if platforms.len() < 2 {
+        return Ok(());
+    }
+    let list = platforms.join(",");
+    if facts.builder == Builder::Legacy {
+        bail!(
+            "several platforms ({list}) need BuildKit, but this run uses the legacy builder: {}",
+            docker_argv::GET_BUILDKIT
+        );
+    }
+    match &facts.image_store {
+        Some(store) if !store.holds_several_platforms() => bail!(
+            "several platforms ({list}) cannot be loaded into this engine, whose {} holds one image per tag: turn on the containerd image store (the default of Docker Engine 29+ and Docker Desktop; in /etc/docker/daemon.json: {{\"features\": {{\"containerd-snapshotter\": true}}}}, then restart dockerd), or build one platform here (--platform linux/arm64), or write a bake file (cargo xtask bake) and let a multi-platform builder push them: docker buildx bake -f target/xtask/docker-bake.json --push",
+            store.describe()
+        ),
+        _ => Ok(()),
     }
 }

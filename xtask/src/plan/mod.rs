@@ -521,6 +521,7 @@ mod tests {
             seed_from_repo: None,
             maven_image_present: true,
             engine_version: "20.10".into(),
+            image_store: None,
             engine_down: None,
         }
     }

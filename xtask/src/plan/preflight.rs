@@ -42,6 +42,8 @@ pub struct Facts {
     pub maven_image_present: bool,
     /// The Docker engine's version.
     pub engine_version: String,
+    /// How the engine stores images; asked only when several platforms are to be built.
+    pub image_store: Option<engine::ImageStore>,
     /// Why the engine does not answer, when a dry run goes on without it.
     pub engine_down: Option<String>,
 }
@@ -70,7 +72,7 @@ pub fn check(
     let machine = ask_machine(config, set);
     let mut engine_down = None;
     let engine_version = match &machine.engine {
-        Ok(v) => Some(v.clone()),
+        Ok(server) => Some(server.version.clone()),
         Err(e) if purpose == Purpose::Preview => {
             engine_down = Some(format!("{e:#}"));
             None
@@ -115,6 +117,7 @@ pub fn check(
         seed_from_repo,
         maven_image_present,
         engine_version: engine_version.unwrap_or_default(),
+        image_store: machine.image_store,
         engine_down,
     })
 }
@@ -215,7 +218,9 @@ fn check_builder(sh: &Shell, config: &Config, machine: &Machine, p: &mut Problem
 /// What the machine answered; the independent questions are asked at once.
 struct Machine {
     /// The engine's version, or why it does not answer.
-    engine: Result<String>,
+    engine: Result<engine::Server>,
+    /// Asked when several platforms are to be built (see [`Facts::image_store`]).
+    image_store: Option<engine::ImageStore>,
     existing: BTreeMap<String, ImageInfo>,
     builder: std::result::Result<Builder, String>,
     revision: String,
@@ -236,9 +241,15 @@ fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
             process::query(&shell(), &git).unwrap_or_else(|_| "unknown".into())
         });
         let packages = scope.spawn(|| dpkg_listing(&shell(), &set.maven_debian_packages));
+        let image_store = scope.spawn(|| {
+            (config.build.platforms.len() > 1)
+                .then(|| engine::image_store(&shell()).ok())
+                .flatten()
+        });
         let join = "a preflight question panicked";
         let engine = engine.join().expect(join);
         Machine {
+            image_store: image_store.join().expect(join),
             existing: existing.join().expect(join),
             builder: builder.join().expect(join),
             revision: revision.join().expect(join),

@@ -72,6 +72,11 @@ pub struct ImageInfo {
     pub inputs: Option<String>,
     /// Size in bytes.
     pub size: u64,
+    /// `os/arch[/variant]`; for a multi-platform image on the containerd store, that of
+    /// the engine's own platform.
+    pub platform: String,
+    /// The diff IDs of its layers.
+    pub layers: Vec<String>,
 }
 
 /// One `docker build`: everything its command line says.
@@ -209,8 +214,25 @@ pub fn run(container: &ContainerRun) -> Command {
     Command::new("docker", args)
 }
 
+/// The server's version and platform: `26.1.5 linux/amd64`.
 pub fn server_version() -> Command {
-    Command::new("docker", ["version", "--format", "{{.Server.Version}}"])
+    Command::new(
+        "docker",
+        [
+            "version",
+            "--format",
+            "{{.Server.Version}} {{.Server.Os}}/{{.Server.Arch}}",
+        ],
+    )
+}
+
+/// The storage driver and its status, which names the containerd snapshotter when the
+/// engine uses the containerd image store.
+pub fn image_store() -> Command {
+    Command::new(
+        "docker",
+        ["info", "--format", "{{.Driver}} {{json .DriverStatus}}"],
+    )
 }
 
 pub fn version() -> Command {
@@ -351,7 +373,7 @@ pub fn list_references(pattern: &str) -> Command {
 /// `docker image inspect` of references: one line per image found (see [`parse_inspect`]).
 pub fn inspect(references: &[String]) -> Command {
     let format = format!(
-        "{{{{json .RepoTags}}}} {{{{.Id}}}} {{{{.Size}}}} {{{{with .Config}}}}{{{{with .Labels}}}}{{{{index . \"{LABEL_INPUTS}\"}}}}{{{{end}}}}{{{{end}}}}"
+        "{{{{json .RepoTags}}}} {{{{.Id}}}} {{{{.Size}}}} {{{{.Os}}}}/{{{{.Architecture}}}}{{{{with index . \"Variant\"}}}}/{{{{.}}}}{{{{end}}}} {{{{json .RootFS.Layers}}}} {{{{with .Config}}}}{{{{with .Labels}}}}{{{{index . \"{LABEL_INPUTS}\"}}}}{{{{end}}}}{{{{end}}}}"
     );
     let mut args = vec![
         "image".to_string(),
@@ -367,11 +389,17 @@ pub fn inspect(references: &[String]) -> Command {
 pub fn parse_inspect(output: &str, references: &[String]) -> BTreeMap<String, ImageInfo> {
     let mut found = BTreeMap::new();
     for line in output.lines() {
-        let mut fields = line.splitn(4, ' ');
-        let (Some(tags), Some(id), Some(size)) = (fields.next(), fields.next(), fields.next())
-        else {
+        let mut fields = line.splitn(6, ' ');
+        let (Some(tags), Some(id), Some(size), Some(platform), Some(layers)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
             continue;
         };
+        let layers: Vec<String> = serde_json::from_str(layers).unwrap_or_default();
         let inputs = fields
             .next()
             .filter(|l| !l.is_empty() && *l != "<no value>")
@@ -386,6 +414,8 @@ pub fn parse_inspect(output: &str, references: &[String]) -> BTreeMap<String, Im
                     id: id.to_string(),
                     inputs: inputs.clone(),
                     size: size.parse().unwrap_or(0),
+                    platform: platform.to_string(),
+                    layers: layers.clone(),
                 },
             );
         }
@@ -496,12 +526,14 @@ mod tests {
 
     #[test]
     fn inspect_output_is_matched_to_references() {
-        let out = "[\"p/a:1\",\"p/a:latest\"] sha256:aa 120 digest1\n[\"p/b:1\"] sha256:bb 7 <no value>\n";
+        let out = "[\"p/a:1\",\"p/a:latest\"] sha256:aa 120 linux/amd64 [\"sha256:l1\",\"sha256:l2\"] digest1\n[\"p/b:1\"] sha256:bb 7 linux/arm64/v8 [] <no value>\n";
         let refs = vec!["p/a:1".to_string(), "p/b:1".into(), "p/c:1".into()];
         let found = parse_inspect(out, &refs);
         assert_eq!(found["p/a:1"].inputs.as_deref(), Some("digest1"));
         assert_eq!(found["p/b:1"].inputs, None);
         assert_eq!(found["p/b:1"].size, 7);
+        assert_eq!(found["p/a:1"].layers, ["sha256:l1", "sha256:l2"]);
+        assert_eq!(found["p/b:1"].platform, "linux/arm64/v8");
         assert!(!found.contains_key("p/c:1"));
     }
 }

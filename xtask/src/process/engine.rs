@@ -9,13 +9,72 @@ use xshell::Shell;
 use crate::process;
 use crate::process::docker_argv::{self, Builder, ImageInfo};
 
-/// Checks that `docker` is on PATH and its daemon answers; returns the server version.
-pub fn check(sh: &Shell) -> Result<String> {
+/// The engine that answered: its version and the platform it runs on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Server {
+    pub version: String,
+    /// `os/arch`, as image platforms are written.
+    pub platform: String,
+}
+
+/// How the engine stores images: what decides image IDs, what `docker save` writes and
+/// whether one tag can hold several platforms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageStore {
+    /// A graph driver (overlay2, fuse-overlayfs, vfs, ...): one platform per tag, IDs are
+    /// config digests.
+    GraphDriver(String),
+    /// The containerd image store (Docker 29+ and Docker Desktop by default): several
+    /// platforms per tag, IDs are manifest or index digests.
+    Containerd(String),
+}
+
+impl ImageStore {
+    pub fn holds_several_platforms(&self) -> bool {
+        matches!(self, ImageStore::Containerd(_))
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            ImageStore::GraphDriver(driver) => format!("graph driver {driver}"),
+            ImageStore::Containerd(snapshotter) => {
+                format!("containerd image store (snapshotter {snapshotter})")
+            }
+        }
+    }
+
+    /// From `docker info`'s driver and driver status (see [`docker_argv::image_store`]).
+    pub fn parse(info: &str) -> ImageStore {
+        let (driver, status) = info.trim().split_once(' ').unwrap_or((info.trim(), ""));
+        if status.contains("io.containerd.snapshotter") {
+            ImageStore::Containerd(driver.to_string())
+        } else {
+            ImageStore::GraphDriver(driver.to_string())
+        }
+    }
+}
+
+/// How the engine stores images (one `docker info`).
+pub fn image_store(sh: &Shell) -> Result<ImageStore> {
+    process::query(sh, &docker_argv::image_store())
+        .map(|info| ImageStore::parse(&info))
+        .context("cannot ask the engine how it stores images (docker info)")
+}
+
+/// Checks that `docker` is on PATH and its daemon answers; returns its version and
+/// platform.
+pub fn check(sh: &Shell) -> Result<Server> {
     which::which("docker").context(
         "`docker` is not on PATH: install Docker Engine (Debian: apt-get install docker.io) or add its directory to PATH",
     )?;
     match process::query(sh, &docker_argv::server_version()) {
-        Ok(v) if !v.is_empty() => Ok(v),
+        Ok(v) if !v.is_empty() => {
+            let (version, platform) = v.split_once(' ').unwrap_or((&v, ""));
+            Ok(Server {
+                version: version.to_string(),
+                platform: platform.to_string(),
+            })
+        }
         Ok(_) | Err(_) => {
             let host = endpoint();
             let why = process::query(sh, &docker_argv::version())
@@ -148,5 +207,21 @@ impl Drop for ContainerSweep {
                 let _ = process::run_captured(&docker_argv::remove_containers(&ids));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_store_is_read_from_the_driver_status() {
+        let containerd =
+            ImageStore::parse(r#"overlayfs [["driver-type","io.containerd.snapshotter.v1"]]"#);
+        assert_eq!(containerd, ImageStore::Containerd("overlayfs".into()));
+        assert!(containerd.holds_several_platforms());
+        let graph = ImageStore::parse(r#"fuse-overlayfs [["Backing Filesystem","extfs"]]"#);
+        assert_eq!(graph, ImageStore::GraphDriver("fuse-overlayfs".into()));
+        assert!(!graph.holds_several_platforms());
     }
 }

@@ -154,7 +154,7 @@ impl ImageSteps {
                 id,
                 inputs: Some(inputs),
                 // Children need only the ID; the summary asks the engine for sizes.
-                size: 0,
+                ..ImageInfo::default()
             },
         );
         Ok(Done::Ran(Some(reason)))

@@ -1,0 +1,170 @@
+//! What a `docker save` tar says it holds, read from the tar itself: its `manifest.json`
+//! (every Docker writes it: tags and config per image, the part Docker 20.10 loads) and,
+//! from Docker 25 on, its OCI `index.json` (the image store's own ID per tag on the
+//! containerd image store: a manifest or index digest).
+//!
+//! An image has two identities: its store's ID (the config digest on a graph-driver
+//! engine, the manifest or index digest on the containerd store) and its config digest,
+//! which names the same image on every store and is what `docker load` of the tar's
+//! `manifest.json` gives on Docker 20.10.
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+/// One image of `manifest.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedImage {
+    pub tags: Vec<String>,
+    /// `sha256:<hex>` of its config.
+    pub config: String,
+}
+
+/// One tagged entry of the OCI `index.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OciEntry {
+    /// The full name the store gave it, e.g. `docker.io/fate/egg:1.0`.
+    pub name: String,
+    pub digest: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArchiveIndex {
+    pub images: Vec<SavedImage>,
+    /// Empty in archives of Docker before 25 and of graph-driver engines of any version
+    /// before 25.
+    pub oci: Vec<OciEntry>,
+}
+
+impl ArchiveIndex {
+    /// Parses the two index files of a `docker save` tar.
+    pub fn parse(manifest_json: &[u8], index_json: Option<&[u8]>) -> Result<ArchiveIndex> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Entry {
+            config: String,
+            #[serde(default)]
+            repo_tags: Option<Vec<String>>,
+        }
+        #[derive(Deserialize)]
+        struct Index {
+            #[serde(default)]
+            manifests: Vec<Descriptor>,
+        }
+        #[derive(Deserialize)]
+        struct Descriptor {
+            digest: String,
+            #[serde(default)]
+            annotations: std::collections::BTreeMap<String, String>,
+        }
+        let entries: Vec<Entry> = serde_json::from_slice(manifest_json)
+            .context("manifest.json of the archive is not valid")?;
+        let images = entries
+            .into_iter()
+            .map(|e| SavedImage {
+                tags: e.repo_tags.unwrap_or_default(),
+                config: config_digest(&e.config),
+            })
+            .collect();
+        let oci = match index_json {
+            None => Vec::new(),
+            Some(text) => {
+                let index: Index = serde_json::from_slice(text)
+                    .context("index.json of the archive is not valid")?;
+                index
+                    .manifests
+                    .into_iter()
+                    .filter_map(|d| {
+                        let name = d.annotations.get("io.containerd.image.name")?.clone();
+                        Some(OciEntry {
+                            name,
+                            digest: d.digest,
+                        })
+                    })
+                    .collect()
+            }
+        };
+        Ok(ArchiveIndex { images, oci })
+    }
+
+    /// The config digest of the image tagged `reference`.
+    pub fn config_of(&self, reference: &str) -> Option<&str> {
+        self.images
+            .iter()
+            .find(|i| i.tags.iter().any(|t| t == reference))
+            .map(|i| i.config.as_str())
+    }
+
+    /// The config digest of `reference` if the archive holds it as the image whose store
+    /// ID is `id`: on a graph-driver engine the ID is the config digest, on the containerd
+    /// store the digest `index.json` gives the tag.
+    pub fn identify(&self, reference: &str, id: &str) -> Option<String> {
+        let config = self.config_of(reference)?;
+        let full = full_name(reference);
+        let by_store = self.oci.iter().any(|e| e.name == full && e.digest == id);
+        (config == id || by_store).then(|| config.to_string())
+    }
+}
+
+/// `blobs/sha256/<hex>` (OCI layout) or `<hex>.json` (Docker's own) as `sha256:<hex>`.
+fn config_digest(path: &str) -> String {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    format!("sha256:{}", name.trim_end_matches(".json"))
+}
+
+/// A reference as the containerd store names it: Docker Hub's domain and `library/`
+/// added where the reference leaves them out.
+pub fn full_name(reference: &str) -> String {
+    let (first, rest) = match reference.split_once('/') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (reference, None),
+    };
+    let is_domain = first.contains('.') || first.contains(':') || first == "localhost";
+    match rest {
+        Some(_) if is_domain => reference.to_string(),
+        Some(_) => format!("docker.io/{reference}"),
+        None => format!("docker.io/library/{reference}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEGACY: &str =
+        r#"[{"Config":"aaaa.json","RepoTags":["p/a:1"],"Layers":["x/layer.tar"]}]"#;
+    const OCI_MANIFEST: &str =
+        r#"[{"Config":"blobs/sha256/cccc","RepoTags":["p/a:1"],"Layers":["blobs/sha256/x"]}]"#;
+    const OCI_INDEX: &str = r#"{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"sha256:iiii","size":1,"annotations":{"io.containerd.image.name":"docker.io/p/a:1","org.opencontainers.image.ref.name":"1"}}]}"#;
+
+    #[test]
+    fn a_graph_driver_archive_names_images_by_config() {
+        let index = ArchiveIndex::parse(LEGACY.as_bytes(), None).unwrap();
+        assert_eq!(index.config_of("p/a:1"), Some("sha256:aaaa"));
+        assert_eq!(
+            index.identify("p/a:1", "sha256:aaaa").as_deref(),
+            Some("sha256:aaaa")
+        );
+        assert_eq!(index.identify("p/a:1", "sha256:bbbb"), None);
+        assert_eq!(index.identify("p/b:1", "sha256:aaaa"), None);
+    }
+
+    #[test]
+    fn a_containerd_store_archive_names_images_by_their_store_id_too() {
+        let index =
+            ArchiveIndex::parse(OCI_MANIFEST.as_bytes(), Some(OCI_INDEX.as_bytes())).unwrap();
+        assert_eq!(
+            index.identify("p/a:1", "sha256:iiii").as_deref(),
+            Some("sha256:cccc"),
+            "the store's ID identifies it, the config digest is what it records"
+        );
+        assert_eq!(index.identify("p/a:1", "sha256:other"), None);
+    }
+
+    #[test]
+    fn references_get_the_names_the_containerd_store_gives_them() {
+        assert_eq!(full_name("redis:5"), "docker.io/library/redis:5");
+        assert_eq!(full_name("fate/egg:1"), "docker.io/fate/egg:1");
+        assert_eq!(full_name("r.io:5000/fate/egg:1"), "r.io:5000/fate/egg:1");
+        assert_eq!(full_name("localhost/egg:1"), "localhost/egg:1");
+    }
+}
