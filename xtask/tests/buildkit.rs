@@ -27,8 +27,8 @@ fn snapshot(fx: &Fixture, tag: &str) -> BTreeMap<String, Contents> {
         .map(|name| {
             let reference = fx.reference(name);
             let dest = fx.tmp.path().join("snapshots").join(tag).join(name);
-            let files = support::image_files(&reference, &dest);
-            (name.to_string(), (files, support::labels(&reference)))
+            let files = fx.image_files(&reference, &dest);
+            (name.to_string(), (files, fx.labels(&reference)))
         })
         .collect()
 }
@@ -160,7 +160,7 @@ fn a_failing_run_and_ctrl_c_under_buildkit() {
 
     // Ctrl-C during a RUN step: the client goes, BuildKit stops the step.
     let rootfs = format!("{}/sleep-rootfs:1", fx.prefix);
-    support::import_sleep_rootfs(&rootfs, None);
+    fx.engine.import_sleep_rootfs(&rootfs);
     support::edit(
         &fx.root,
         "docker/base/Dockerfile",
@@ -241,7 +241,7 @@ fn buildkit_options_run_for_real() {
     fx.xtask(&["push", "base-image", "--registry", &registry.addr])
         .ok();
     fx.remove_images();
-    support::prune_build_cache();
+    fx.engine.prune_build_cache();
     let cache = format!(
         "type=registry,ref={}/{}/{{image}}:1.0.2-release",
         registry.addr, fx.prefix
@@ -391,6 +391,7 @@ fn a_bake_file_bakes_the_images_xtask_builds() {
         root: fx.root.clone(),
         prefix: baked_prefix,
         builder: Builder::BuildKit,
+        engine: fx.engine.clone(),
     };
     for wave in waves {
         let mut bake = Command::new("docker");

@@ -42,7 +42,8 @@ fn path_with(dir: &Path, programs: &[&str]) -> PathBuf {
 
 /// Containers left by the broken Dockerfiles' failed `RUN ["/bin/false"]`.
 fn failed_run_containers() -> Vec<String> {
-    support::docker(&["ps", "-a", "--format", "{{.ID}} {{.Command}}"])
+    support::Engine::system()
+        .docker(&["ps", "-a", "--format", "{{.ID}} {{.Command}}"])
         .lines()
         .filter(|l| l.contains("/bin/false"))
         .map(str::to_string)
@@ -687,89 +688,6 @@ fn within(cmd: &mut Command, limit: Duration) -> Run {
     Run::from(child.wait_with_output().unwrap())
 }
 
-/// A second Docker engine on a private socket, in its own network namespace (started
-/// plainly it would take over the running engine's bridge), killed and restarted by a test.
-struct PrivateEngine {
-    child: std::process::Child,
-    dir: PathBuf,
-}
-
-impl PrivateEngine {
-    fn start(dir: &Path) -> PrivateEngine {
-        fs::create_dir_all(dir).unwrap();
-        // Its own (empty) configuration, not the host engine's /etc/docker/daemon.json.
-        fs::write(dir.join("daemon.json"), "{}").unwrap();
-        let log = fs::File::create(dir.join("dockerd.log")).unwrap();
-        let child = Command::new("unshare")
-            .arg("--net")
-            .arg("dockerd")
-            .arg("--config-file")
-            .arg(dir.join("daemon.json"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--iptables=false",
-                "--bridge=none",
-            ])
-            .arg("--data-root")
-            .arg(dir.join("root"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", dir.join("docker.sock").display()))
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut engine = PrivateEngine {
-            child,
-            dir: dir.to_path_buf(),
-        };
-        let started = Instant::now();
-        while !engine.docker(&["version"]).status.success() {
-            assert!(
-                started.elapsed() < Duration::from_mins(1)
-                    && engine.child.try_wait().unwrap().is_none(),
-                "the private engine did not start: {}",
-                fs::read_to_string(dir.join("dockerd.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        engine
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.dir.join("docker.sock").display())
-    }
-
-    fn docker(&self, args: &[&str]) -> std::process::Output {
-        Command::new("docker")
-            .env("DOCKER_HOST", self.host())
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// SIGKILL to the engine and to the containerd it started, as a crash.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let pid_file = self.dir.join("exec/containerd/containerd.pid");
-        if let Ok(pid) = fs::read_to_string(&pid_file) {
-            let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
-            let _ = fs::remove_file(&pid_file);
-        }
-    }
-}
-
-impl Drop for PrivateEngine {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// The engine dies in the middle of a build: the error says the engine stopped answering
 /// (not a bare `unexpected EOF`), and once it is back the next run removes the build
 /// container the crash left (the legacy builder's container of a `RUN` step).
@@ -777,10 +695,10 @@ impl Drop for PrivateEngine {
 fn an_engine_that_dies_mid_build_is_named_and_its_leftovers_are_removed() {
     let fx = Fixture::mini("crash");
     let engine_dir = fx.tmp.path().join("engine");
-    let mut engine = PrivateEngine::start(&engine_dir);
+    let mut engine = support::engine::PrivateEngine::start(&engine_dir);
     // A base with `sleep` (from this host) so a RUN step lasts until the crash.
     let rootfs = "fate-crash-rootfs:1";
-    support::import_sleep_rootfs(rootfs, Some(&engine.host()));
+    engine.engine().import_sleep_rootfs(rootfs);
     support::edit(
         &fx.root,
         "docker/base/Dockerfile",
@@ -810,7 +728,7 @@ fn an_engine_that_dies_mid_build_is_named_and_its_leftovers_are_removed() {
     assert!(marker.exists());
 
     // Back up: the crash left the RUN step's container; the next run removes it.
-    let engine = PrivateEngine::start(&engine_dir);
+    let engine = support::engine::PrivateEngine::start(&engine_dir);
     let left = String::from_utf8(engine.docker(&["ps", "-aq"]).stdout).unwrap();
     assert!(
         !left.trim().is_empty(),
@@ -870,6 +788,7 @@ fn empty_git_submodules_are_named_and_can_be_checked_out() {
         root: clone.clone(),
         prefix: format!("{}-clone", fx.prefix),
         builder: fx.builder,
+        engine: fx.engine.clone(),
     };
     let run = cloned.xtask(&["images", "--dry-run"]).failed();
     for expected in [

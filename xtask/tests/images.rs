@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use support::{Fixture, docker, export_image, label};
+use support::{Builder, Engine, Fixture};
 
 const JAVA_MODULES: [(&str, &str); 5] = [
     (
@@ -76,9 +76,12 @@ fn module_jar_stem(module: &str) -> String {
     }
 }
 
-#[test]
-fn builds_all_ten_images_of_the_example() {
-    let fx = Fixture::mini("all");
+on_both_engines!(builds_all_ten_images_of_the_example, builds_all_ten);
+
+/// All ten, labelled, packaged as FATE's scripts did; then a run with nothing changed
+/// builds nothing.
+fn builds_all_ten(engine: Engine) {
+    let fx = Fixture::mini_on("all", Builder::Legacy, engine);
     let run = fx.xtask(&["images"]).ok();
 
     let images = fx.images();
@@ -94,20 +97,22 @@ fn builds_all_ten_images_of_the_example() {
             run.stdout
         );
         assert_eq!(
-            label(&reference, "org.opencontainers.image.version"),
+            fx.label(&reference, "org.opencontainers.image.version"),
             "1.0.2-release"
         );
         assert_eq!(
-            label(&reference, "org.opencontainers.image.source"),
+            fx.label(&reference, "org.opencontainers.image.source"),
             "https://github.com/FederatedAI/FATE"
         );
         assert_eq!(
-            label(&reference, "org.opencontainers.image.revision").len(),
+            fx.label(&reference, "org.opencontainers.image.revision")
+                .len(),
             40,
             "{reference}: revision"
         );
         assert!(
-            label(&reference, "org.opencontainers.image.created").starts_with("20"),
+            fx.label(&reference, "org.opencontainers.image.created")
+                .starts_with("20"),
             "{reference}: created"
         );
     }
@@ -144,12 +149,12 @@ fn builds_all_ten_images_of_the_example() {
     let fs_root = fx.tmp.path().join("fs");
     for (module, jar) in JAVA_MODULES {
         let dest = fs_root.join(module);
-        export_image(&fx.reference(module), &dest);
+        fx.export_image(&fx.reference(module), &dest);
         let dir = dest.join("data/projects/fate").join(module);
         assert_java_module(&dir, module, &fx.root.join(jar), "/opt/java/openjdk", true);
     }
     let board = fs_root.join("fateboard");
-    export_image(&fx.reference("fateboard"), &board);
+    fx.export_image(&fx.reference("fateboard"), &board);
     assert_java_module(
         &board.join("data/projects/fate/fateboard"),
         "fateboard",
@@ -159,7 +164,7 @@ fn builds_all_ten_images_of_the_example() {
     );
 
     let python = fs_root.join("python");
-    export_image(&fx.reference("python"), &python);
+    fx.export_image(&fx.reference("python"), &python);
     let tree = python.join("data/projects/fate/python");
     for part in [
         "federatedml/__init__.py",
@@ -185,7 +190,7 @@ fn builds_all_ten_images_of_the_example() {
     );
 
     let egg = fs_root.join("egg");
-    export_image(&fx.reference("egg"), &egg);
+    fx.export_image(&fx.reference("egg"), &egg);
     let fate = egg.join("data/projects/fate");
     assert_java_module(
         &fate.join("egg"),
@@ -224,6 +229,16 @@ fn builds_all_ten_images_of_the_example() {
         "egg lacks the python tree"
     );
 
+    // Nothing changed: nothing is built, and the images keep their IDs.
+    let before = fx.images();
+    let again = fx.xtask(&["images"]).ok();
+    assert_eq!(
+        again.steps_with("built"),
+        Vec::<String>::new(),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(fx.images(), before);
     fx.assert_clean();
 }
 
@@ -336,7 +351,7 @@ fn chinese_mirror_builds_mirror_variants_and_resolves_through_the_mirror() {
         .env("MAVEN_CACHE_DIR", &cache);
     support::Run::from(support::run_with_engine(&mut run)).ok();
     assert_eq!(
-        label(&fx.reference("base-image"), "org.fedai.fate.base-variant"),
+        fx.label(&fx.reference("base-image"), "org.fedai.fate.base-variant"),
         "cn"
     );
     let log = fs::read_to_string(fx.root.join("target/xtask/logs/mvn-fateboard.log")).unwrap();
@@ -349,7 +364,7 @@ fn chinese_mirror_builds_mirror_variants_and_resolves_through_the_mirror() {
     // Without the flag, the global variant is built.
     fx.xtask(&["images", "base"]).ok();
     assert_eq!(
-        label(&fx.reference("base-image"), "org.fedai.fate.base-variant"),
+        fx.label(&fx.reference("base-image"), "org.fedai.fate.base-variant"),
         ""
     );
     fx.assert_clean();
@@ -399,7 +414,8 @@ fn env_errors_are_reported_and_nothing_is_executed() {
         assert!(!marker.exists(), ".env was executed");
     }
     assert!(
-        docker(&["images", "-q", "--filter", "reference=fate-x/*"]).is_empty(),
+        fx.docker(&["images", "-q", "--filter", "reference=fate-x/*"])
+            .is_empty(),
         "something was built"
     );
     fx.assert_clean();
@@ -427,7 +443,7 @@ fn the_jar_packaged_is_the_one_maven_built() {
         .join("arch/driver/federation/target/fate-federation.jar");
     assert!(built.is_file(), "{}", run.stderr);
     let dir = fx.tmp.path().join("federation-fs");
-    export_image(&fx.reference("federation"), &dir);
+    fx.export_image(&fx.reference("federation"), &dir);
     let packaged = dir.join("data/projects/fate/federation/fate-federation.jar");
     assert_eq!(fs::read(&packaged).unwrap(), fs::read(&built).unwrap());
     assert!(

@@ -9,7 +9,7 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use support::{Fixture, label};
+use support::Fixture;
 
 const FEDERATION_SRC: &str =
     "arch/driver/federation/src/main/java/com/webank/ai/fate/driver/Federation.java";
@@ -182,15 +182,15 @@ fn rebuilds_only_what_changed() {
     // An image changed by hand keeps the inputs label but not the ID this tool built:
     // push and bundle refuse it, and the next run rebuilds it.
     let federation = fx.reference("federation");
-    let container = support::docker(&["create", &federation, "/nonexistent"]);
-    support::docker(&[
+    let container = fx.docker(&["create", &federation, "/nonexistent"]);
+    fx.docker(&[
         "commit",
         "--change",
         "ENV HAND=made",
         &container,
         &federation,
     ]);
-    support::docker(&["rm", &container]);
+    fx.docker(&["rm", &container]);
     let hand_made = fx.images()[&federation].clone();
     let out = fx.tmp.path().join("bundle");
     fx.xtask(&["images", "third-party"]).ok();
@@ -222,7 +222,7 @@ fn rebuilds_only_what_changed() {
     );
     let rebuilt = fx.images()[&federation].clone();
     assert_ne!(rebuilt, hand_made, "a new image, not the hand-made one");
-    let env = support::docker(&[
+    let env = fx.docker(&[
         "image",
         "inspect",
         "--format",
@@ -248,10 +248,10 @@ fn parallel_and_sequential_builds_give_the_same_images() {
             .iter()
             .map(|name| {
                 let r = fx.reference(name);
-                let files = support::image_files(&r, &fx.tmp.path().join(tag).join(name));
+                let files = fx.image_files(&r, &fx.tmp.path().join(tag).join(name));
                 (
-                    label(&r, "org.fedai.fate-xtask.inputs"),
-                    label(&r, "org.opencontainers.image.version"),
+                    fx.label(&r, "org.fedai.fate-xtask.inputs"),
+                    fx.label(&r, "org.opencontainers.image.version"),
                     files,
                 )
             })

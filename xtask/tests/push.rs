@@ -64,7 +64,7 @@ fn pushes_to_real_registries() {
         );
     }
     // The registry tags made for pushing are not left behind.
-    let leftovers = support::docker(&[
+    let leftovers = fx.docker(&[
         "images",
         "-q",
         "--filter",
@@ -224,7 +224,7 @@ fn a_silent_registry_is_bounded_by_the_timeout_and_sigterm_cleans_up() {
         "{tagged} was left"
     );
     assert!(
-        support::docker(&["images", "-q", &tagged]).is_empty(),
+        fx.docker(&["images", "-q", &tagged]).is_empty(),
         "the registry tag was left"
     );
 
@@ -271,7 +271,7 @@ fn a_silent_registry_is_bounded_by_the_timeout_and_sigterm_cleans_up() {
     let run = Run::from(child.wait_with_output().unwrap());
     assert_eq!(run.code, Some(143), "{}", run.stderr);
     assert!(
-        support::docker(&["images", "-q", &tagged]).is_empty(),
+        fx.docker(&["images", "-q", &tagged]).is_empty(),
         "the registry tag was left"
     );
     let pushes = Command::new("pgrep")

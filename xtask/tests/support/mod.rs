@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod engine;
+
+pub use engine::Engine;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -31,7 +35,7 @@ pub fn build_order() -> Vec<&'static str> {
 /// Builds of parallel tests share the legacy builder's cached intermediate images, which
 /// removing one test's images may delete under another's running build: runs hold this
 /// shared, cleanups exclusively.
-static ENGINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+pub(crate) static ENGINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 /// Holds off image removal by other tests while the guard lives.
 pub fn engine_shared() -> std::sync::RwLockReadGuard<'static, ()> {
@@ -86,14 +90,15 @@ pub fn shared_maven_cache() -> PathBuf {
 }
 
 /// Real-engine tests never skip: no engine is a failure.
-pub fn require_docker() {
-    let out = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
+pub fn require_docker(engine: &Engine) {
+    let out = engine
+        .docker_command(&["version", "--format", "{{.Server.Version}}"])
         .output();
     match out {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!(
-            "these tests need a running Docker engine (DOCKER_HOST={:?}): {}",
+            "these tests need a running Docker engine ({}, DOCKER_HOST={:?}): {}",
+            engine.name,
             std::env::var("DOCKER_HOST").ok(),
             String::from_utf8_lossy(&o.stderr)
         ),
@@ -217,6 +222,8 @@ pub struct Fixture {
     pub prefix: String,
     /// The builder its commands use.
     pub builder: Builder,
+    /// The engine its commands use.
+    pub engine: Engine,
 }
 
 impl Fixture {
@@ -227,7 +234,15 @@ impl Fixture {
 
     /// [`Fixture::mini`] whose commands build with `builder`.
     pub fn mini_with(name: &str, builder: Builder) -> Fixture {
-        Fixture::committed_copy("mini-fate", "mini fate é", name, builder)
+        Fixture::mini_on(name, builder, Engine::system())
+    }
+
+    /// [`Fixture::mini_with`] on `engine`.
+    pub fn mini_on(name: &str, builder: Builder, engine: Engine) -> Fixture {
+        let mut fx = Fixture::committed_copy("mini-fate", "mini fate é", name, builder);
+        require_docker(&engine);
+        fx.engine = engine;
+        fx
     }
 
     /// A committed copy of `examples/<example>` whose commands build with `builder`.
@@ -237,7 +252,7 @@ impl Fixture {
 
     /// `examples/<example>` copied to a git repository named `dir`, committed.
     fn committed_copy(example: &str, dir: &str, name: &str, builder: Builder) -> Fixture {
-        require_docker();
+        require_docker(&Engine::system());
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join(dir);
         copy_tree(&workspace().join("examples").join(example), &root);
@@ -247,12 +262,13 @@ impl Fixture {
             root,
             prefix: format!("fate-test-{name}-{}", std::process::id()),
             builder,
+            engine: Engine::system(),
         }
     }
 
     /// An empty FATE root the test fills itself.
     pub fn empty(name: &str) -> Fixture {
-        require_docker();
+        require_docker(&Engine::system());
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("fate");
         std::fs::create_dir_all(&root).unwrap();
@@ -261,6 +277,7 @@ impl Fixture {
             root,
             prefix: format!("fate-test-{name}-{}", std::process::id()),
             builder: Builder::Legacy,
+            engine: Engine::system(),
         }
     }
 
@@ -274,6 +291,7 @@ impl Fixture {
             .arg(&self.root)
             .args(args);
         self.builder.apply(&mut c);
+        self.engine.apply(&mut c);
         c
     }
 
@@ -281,7 +299,42 @@ impl Fixture {
     pub fn command_with(&self, builder: Builder, args: &[&str]) -> Command {
         let mut c = self.command(args);
         builder.apply(&mut c);
+        self.engine.apply(&mut c);
         c
+    }
+
+    /// This test's tree and prefix on another engine (its images there are removed when
+    /// it is dropped).
+    pub fn on(&self, engine: Engine) -> Fixture {
+        require_docker(&engine);
+        Fixture {
+            tmp: tempfile::tempdir().unwrap(),
+            root: self.root.clone(),
+            prefix: self.prefix.clone(),
+            builder: self.builder,
+            engine,
+        }
+    }
+
+    /// `docker args` on this test's engine, which must succeed; its trimmed stdout.
+    pub fn docker(&self, args: &[&str]) -> String {
+        self.engine.docker(args)
+    }
+
+    pub fn label(&self, reference: &str, key: &str) -> String {
+        self.engine.label(reference, key)
+    }
+
+    pub fn labels(&self, reference: &str) -> BTreeMap<String, String> {
+        self.engine.labels(reference)
+    }
+
+    pub fn export_image(&self, reference: &str, dest: &Path) {
+        self.engine.export_image(reference, dest);
+    }
+
+    pub fn image_files(&self, reference: &str, dest: &Path) -> BTreeMap<String, String> {
+        self.engine.image_files(reference, dest)
     }
 
     pub fn xtask(&self, args: &[&str]) -> Run {
@@ -304,7 +357,7 @@ impl Fixture {
 
     /// IDs of this test's images, by reference.
     pub fn images(&self) -> BTreeMap<String, String> {
-        let out = docker(&[
+        let out = self.docker(&[
             "images",
             "--format",
             "{{.Repository}}:{{.Tag}} {{.ID}}",
@@ -320,7 +373,7 @@ impl Fixture {
     /// Containers made from this test's images or by xtask for this tree, which must
     /// never be left over.
     pub fn stray_containers(&self) -> Vec<String> {
-        let all = docker(&[
+        let all = self.docker(&[
             "ps",
             "-a",
             "--format",
@@ -357,7 +410,6 @@ impl Fixture {
     }
 
     /// Removes these images (while no other test builds).
-    #[allow(clippy::unused_self, reason = "reads as what a fixture does")]
     pub fn remove_only(&self, refs: &[String]) {
         let _exclusive = ENGINE
             .write()
@@ -365,7 +417,7 @@ impl Fixture {
         if !refs.is_empty() {
             let mut args = vec!["rmi", "-f"];
             args.extend(refs.iter().map(String::as_str));
-            let _ = Command::new("docker").args(&args).output();
+            let _ = self.engine.docker_output(&args);
         }
     }
 }
@@ -409,16 +461,23 @@ pub fn ensure_packages(program: &str, packages: &[&str]) {
     }
 }
 
-/// A real registry server (Debian's docker-registry) on 127.0.0.1, optionally with
-/// htpasswd authentication; stopped when dropped.
+/// A real registry server (Debian's docker-registry) on 127.0.0.1 of an engine's network
+/// namespace, optionally with htpasswd authentication; stopped when dropped.
 pub struct Registry {
     child: std::process::Child,
     pub addr: String,
+    engine: Engine,
     _dir: tempfile::TempDir,
 }
 
 impl Registry {
+    /// A registry the system's engine reaches.
     pub fn start(auth: Option<(&str, &str)>) -> Registry {
+        Registry::start_for(&Engine::system(), auth)
+    }
+
+    /// A registry `engine` reaches on its loopback (inside its network namespace).
+    pub fn start_for(engine: &Engine, auth: Option<(&str, &str)>) -> Registry {
         ensure_packages("docker-registry", &["docker-registry"]);
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -448,7 +507,8 @@ impl Registry {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
+        let child = engine
+            .near("docker-registry")
             .arg("serve")
             .arg(&config_path)
             .stdout(log.try_clone().unwrap())
@@ -459,10 +519,11 @@ impl Registry {
         let registry = Registry {
             child,
             addr,
+            engine: engine.clone(),
             _dir: dir,
         };
         for _ in 0..100 {
-            if std::net::TcpStream::connect(&registry.addr).is_ok() {
+            if registry.http("GET", "/v2/", None).0 != 0 {
                 return registry;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
@@ -472,7 +533,7 @@ impl Registry {
 
     /// GET (or HEAD) through the registry's HTTP API: (status, headers+body).
     pub fn http(&self, method: &str, path: &str, user: Option<&str>) -> (u16, String) {
-        let mut c = Command::new("curl");
+        let mut c = self.engine.near("curl");
         c.args([
             "-s",
             "-i",
@@ -506,16 +567,6 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Makes `dir` a git repository (if it is not one) and commits all it holds.
@@ -552,25 +603,6 @@ pub fn git(dir: &Path, args: &[&str]) {
     );
 }
 
-/// An image's file system, unpacked into `dest` (docker create + export).
-pub fn export_image(reference: &str, dest: &Path) {
-    let id = docker(&["create", reference, "/nonexistent"]);
-    std::fs::create_dir_all(dest).unwrap();
-    let export = Command::new("sh")
-        .arg("-c")
-        .arg("docker export \"$1\" | tar -x -C \"$2\"")
-        .args(["sh", &id])
-        .arg(dest)
-        .output()
-        .unwrap();
-    docker(&["rm", &id]);
-    assert!(
-        export.status.success(),
-        "export {reference}: {}",
-        String::from_utf8_lossy(&export.stderr)
-    );
-}
-
 /// A Debian bookworm image with make and g++, made once per engine from Debian's
 /// archive by make-toolchain-image.sh (debootstrap, about 4 minutes); a failure fails
 /// the test with its reason.
@@ -592,91 +624,6 @@ pub fn toolchain_image() -> String {
             name
         })
         .clone()
-}
-
-/// Every file of an image: path -> (mode and link target or content).
-pub fn image_files(reference: &str, dest: &Path) -> BTreeMap<String, String> {
-    use std::os::unix::fs::PermissionsExt;
-    export_image(reference, dest);
-    walkdir::WalkDir::new(dest)
-        .into_iter()
-        .map(|e| e.unwrap())
-        .filter(|e| e.path() != dest.join(".dockerenv"))
-        .map(|e| {
-            let rel = e.path().strip_prefix(dest).unwrap().display().to_string();
-            let ft = e.file_type();
-            let what = if ft.is_symlink() {
-                format!("-> {}", std::fs::read_link(e.path()).unwrap().display())
-            } else if ft.is_file() {
-                let mode = e.metadata().unwrap().permissions().mode() & 0o7777;
-                format!("{mode:o} {:?}", std::fs::read(e.path()).unwrap())
-            } else {
-                "dir".into()
-            };
-            (rel, what)
-        })
-        .collect()
-}
-
-/// An image's labels, without the time of its build.
-pub fn labels(reference: &str) -> BTreeMap<String, String> {
-    let json = docker(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{json .Config.Labels}}",
-        reference,
-    ]);
-    let mut labels: BTreeMap<String, String> = serde_json::from_str(&json).unwrap();
-    labels.remove("org.opencontainers.image.created");
-    labels
-}
-
-/// Empties the engine's build cache (while no other test builds), so that what a build
-/// reuses must come from elsewhere.
-pub fn prune_build_cache() {
-    let _exclusive = ENGINE
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut c = Command::new("docker");
-    c.args(["builder", "prune", "--all", "--force"]);
-    Builder::BuildKit.apply(&mut c);
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Imports `reference`: an image holding only this host's `sleep` and the C library it
-/// needs, so that a `RUN` step can last (nothing can be pulled). `docker_host`: another
-/// engine than the tests' own.
-pub fn import_sleep_rootfs(reference: &str, docker_host: Option<&str>) {
-    let import = format!(
-        "tar -chf - -C / usr/bin/sleep lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 | docker import - {reference}"
-    );
-    let mut c = Command::new("sh");
-    c.args(["-ec", &import]);
-    if let Some(host) = docker_host {
-        c.env("DOCKER_HOST", host);
-    }
-    let out = c.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-pub fn label(reference: &str, key: &str) -> String {
-    docker(&[
-        "image",
-        "inspect",
-        "--format",
-        &format!("{{{{index .Config.Labels \"{key}\"}}}}"),
-        reference,
-    ])
 }
 
 /// Replaces the first `from` in a file of the tree (which must contain it) with `to`.
