@@ -153,7 +153,7 @@ fn round_trip(engine: Engine) {
         ),
         // The containerd store keeps (and saves) its layers gzip-compressed already.
         support::engine::Store::Containerd => {
-            assert!(gz_size < raw_size, "gzip {gz_size} vs raw {raw_size}")
+            assert!(gz_size < raw_size, "gzip {gz_size} vs raw {raw_size}");
         }
     }
 

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Fixture, Registry, Run, run_with_engine};
+use support::{Builder, Engine, Fixture, Registry, Run, run_with_engine};
 
 /// `ref@digest` lines of push's stdout, by reference.
 fn digests(run: &Run) -> BTreeMap<String, String> {
@@ -35,15 +35,17 @@ fn registry_digest(registry: &Registry, name: &str, tag: &str, user: Option<&str
         .unwrap_or_else(|| panic!("no digest header: {head}"))
 }
 
-#[test]
-fn pushes_to_real_registries() {
-    let fx = Fixture::mini("push");
+on_both_engines!(pushes_to_real_registries, pushes);
+
+/// Pushes to an open registry, one with htpasswd auth, and one that is down.
+fn pushes(engine: Engine) {
+    let fx = Fixture::mini_on("push", Builder::Legacy, engine);
     fx.xtask(&["images", "federation", "proxy"]).ok();
     let docker_config = fx.tmp.path().join("docker-config");
     std::fs::create_dir_all(&docker_config).unwrap();
 
     // An open registry: every image and tag arrives, with the digests push printed.
-    let open = Registry::start(None);
+    let open = Registry::start_for(&fx.engine, None);
     let run = run_with_engine(
         fx.command(&["push", "federation", "proxy", "--registry", &open.addr])
             .env("DOCKER_CONFIG", &docker_config),
@@ -73,7 +75,7 @@ fn pushes_to_real_registries() {
     assert_eq!(leftovers, "", "registry tags left behind");
 
     // A registry with htpasswd auth.
-    let secure = Registry::start(Some(("alice", "s3cret-pw")));
+    let secure = Registry::start_for(&fx.engine, Some(("alice", "s3cret-pw")));
     let push = |extra: &[&str], password_env: Option<&str>| {
         let mut args = vec!["push", "federation", "--registry", &secure.addr];
         args.extend(extra);
@@ -154,7 +156,7 @@ fn pushes_to_real_registries() {
 
     // A registry that is down: bounded retries, then a clear error.
     let down = {
-        let r = Registry::start(None);
+        let r = Registry::start_for(&fx.engine, None);
         r.addr.clone()
     };
     let started = Instant::now();

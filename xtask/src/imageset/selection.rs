@@ -1,5 +1,6 @@
 //! What a selection of images needs: the images themselves plus every parent that is
-//! not present locally, the module trees of their contexts, and the Maven projects
+//! not present locally (every parent, when several platforms are built: a parent present
+//! for fewer platforms would give the others nothing to start from), the module trees of their contexts, and the Maven projects
 //! those trees take jars from (with the projects those need).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,19 +55,22 @@ pub fn needs<'a>(
     })
 }
 
-/// The selection plus every ancestor not present locally, in build order.
+/// The selection plus every ancestor not present locally (every ancestor when several
+/// platforms are built; its inputs digest, which covers the platforms, then decides
+/// whether it is rebuilt), in build order.
 fn with_missing_parents<'a>(
     config: &Config,
     set: &'a ImageSet,
     existing: &BTreeMap<String, ImageInfo>,
     selected: &[&'a Image],
 ) -> Vec<&'a Image> {
+    let several_platforms = config.build.platforms.len() > 1;
     let mut names: BTreeSet<&str> = selected.iter().map(|i| i.name.as_str()).collect();
     let mut pending: Vec<&Image> = selected.to_vec();
     while let Some(image) = pending.pop() {
         for parent in image.parents.iter().filter_map(|p| set.image(p)) {
             if !names.contains(parent.name.as_str())
-                && !existing.contains_key(&config.reference(parent))
+                && (several_platforms || !existing.contains_key(&config.reference(parent)))
             {
                 names.insert(&parent.name);
                 pending.push(parent);

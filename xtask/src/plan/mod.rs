@@ -768,6 +768,30 @@ mod tests {
     }
 
     #[test]
+    fn several_platforms_take_every_parent_along() {
+        let cfg = config(Overrides {
+            build: crate::config::BuildOverrides {
+                platform: Some("linux/amd64,linux/arm64".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let mut f = facts();
+        f.existing
+            .insert("fed/base-image:b1".into(), ImageInfo::default());
+        let only = Options {
+            selection: vec!["python".into()],
+            ..Default::default()
+        };
+        let plan = images(&cfg, &sample_set(), &f, &only).unwrap();
+        assert_eq!(
+            plan.images,
+            ["base-image", "python"],
+            "a present parent may hold fewer platforms: its digest decides"
+        );
+    }
+
+    #[test]
     fn missing_host_packages_come_first() {
         let mut f = facts();
         f.missing_packages = vec!["libmaven-jar-plugin-java".into()];

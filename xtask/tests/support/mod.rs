@@ -541,6 +541,12 @@ impl Registry {
             method,
             "-H",
             "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.list.v2+json",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            "-H",
+            "Accept: application/vnd.oci.image.index.v1+json",
         ]);
         if method == "HEAD" {
             c.arg("-I");
