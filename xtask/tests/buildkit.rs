@@ -12,6 +12,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -355,11 +356,41 @@ fn buildkit_options(engine: Engine) {
     assert!(legacy.stderr.contains("docker-buildx"), "{}", legacy.stderr);
     assert_eq!(fx.images(), before, "nothing may be built");
 
-    // doctor names the builder, and how to get BuildKit where it is missing.
-    let doctor = fx.xtask(&["doctor"]).ok();
+    // doctor names the engine, its image store, the builder and what it builds, whether
+    // a foreign platform's RUN steps could run here; and how to get BuildKit where it is
+    // missing.
+    let doctor = fx
+        .xtask(&["doctor", "--platform", "linux/amd64,linux/arm64"])
+        .ok();
+    let store = match fx.engine.store {
+        Store::GraphDriver => "graph driver ",
+        Store::Containerd => {
+            "containerd image store (snapshotter overlayfs): several platforms per tag"
+        }
+    };
+    for expected in [
+        format!(
+            "docker engine  {} (linux/amd64), building with BuildKit",
+            fx.engine.version()
+        ),
+        format!("image store    {store}"),
+        "builds for     linux/amd64".to_string(),
+    ] {
+        assert!(
+            doctor.stdout.contains(&expected),
+            "{expected}: {}",
+            doctor.stdout
+        );
+    }
+    let registered = Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64").exists();
+    let emulation = if registered {
+        "emulation      linux/arm64: QEMU registered (qemu-aarch64)"
+    } else {
+        "emulation      linux/arm64: none here, and none needed: no Dockerfile of the image set has RUN (/proc/sys/fs/binfmt_misc has no enabled qemu-aarch64: apt-get install qemu-user-static"
+    };
     assert!(
-        doctor.stdout.contains("building with BuildKit"),
-        "{}",
+        doctor.stdout.contains(emulation),
+        "{emulation}: {}",
         doctor.stdout
     );
     let doctor = Run::from(support::run_with_engine(

@@ -2,8 +2,11 @@
 
 use anyhow::Result;
 
-use crate::config::MavenMode;
+use crate::config::{MavenMode, MirrorProfile};
+use crate::image::dockerfile;
 use crate::process::docker_argv::{self, Builder};
+use crate::process::emulation::{self, Emulation};
+use crate::process::{self, engine};
 use crate::{Project, cli, plan::preflight};
 
 impl cli::Doctor {
@@ -19,10 +22,22 @@ impl cli::Doctor {
         println!("FATE root      {}", config.fate_root.display());
         println!("env file       {}", config.env_file.display());
         println!(
-            "docker engine  {}, building with {}",
-            facts.engine_version,
+            "docker engine  {} ({}), building with {}",
+            facts.engine.version,
+            facts.engine.platform,
             facts.builder.describe()
         );
+        match engine::image_store(sh) {
+            Ok(store) if store.holds_several_platforms() => println!(
+                "image store    {}: several platforms per tag",
+                store.describe()
+            ),
+            Ok(store) => println!(
+                "image store    {}: one platform per tag (several need the containerd image store, or cargo xtask bake)",
+                store.describe()
+            ),
+            Err(e) => println!("image store    unknown: {e:#}"),
+        }
         match facts.builder {
             Builder::Legacy => println!(
                 "               (deprecated by Docker) BuildKit is faster: {}",
@@ -36,6 +51,10 @@ impl cli::Doctor {
                         .as_deref()
                         .unwrap_or("the current one (docker buildx ls)")
                 );
+                match process::query(sh, &docker_argv::buildx_inspect(b.builder.as_deref())) {
+                    Ok(text) => println!("builds for     {}", builder_platforms(&text)),
+                    Err(e) => println!("builds for     unknown: {e:#}"),
+                }
                 if !b.cache_from.is_empty() || !b.cache_to.is_empty() {
                     println!(
                         "build cache    from {} to {}",
@@ -47,6 +66,7 @@ impl cli::Doctor {
         }
         if !config.build.platforms.is_empty() {
             println!("platform       {}", config.build.platforms.join(","));
+            print_emulation(project, &facts.engine.platform);
         }
         match &config.maven {
             MavenMode::Docker { image } => println!("maven          in a container of {image}"),
@@ -72,6 +92,53 @@ impl cli::Doctor {
         }
         println!("ok: preflight passed");
         Ok(())
+    }
+}
+
+/// The `Platforms:` line(s) of `docker buildx inspect`.
+fn builder_platforms(inspect: &str) -> String {
+    let platforms: Vec<&str> = inspect
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Platforms:"))
+        .map(str::trim)
+        .collect();
+    if platforms.is_empty() {
+        "unknown (docker buildx inspect names none)".into()
+    } else {
+        platforms.join("; ")
+    }
+}
+
+/// For each platform to build that is not the engine's own: whether its `RUN` steps can
+/// run here (QEMU in binfmt_misc), and which images need that.
+fn print_emulation(project: &Project, engine_platform: &str) {
+    let Project { set, config, .. } = project;
+    let with_run: Vec<&str> = set
+        .build_order()
+        .into_iter()
+        .filter(|image| {
+            let path = config
+                .fate_root
+                .join(image.dockerfile_for(config.mirror == MirrorProfile::China));
+            std::fs::read_to_string(path).is_ok_and(|text| dockerfile::runs_commands(&text))
+        })
+        .map(|image| image.name.as_str())
+        .collect();
+    let binfmt = std::path::Path::new("/proc/sys/fs/binfmt_misc");
+    for platform in &config.build.platforms {
+        match emulation::emulation(platform, engine_platform, binfmt) {
+            Emulation::Native => {}
+            Emulation::Registered(entry) => {
+                println!("emulation      {platform}: QEMU registered ({entry})");
+            }
+            Emulation::Missing(how) if with_run.is_empty() => println!(
+                "emulation      {platform}: none here, and none needed: no Dockerfile of the image set has RUN ({how})"
+            ),
+            Emulation::Missing(how) => println!(
+                "emulation      {platform}: NOT AVAILABLE, needed by the RUN steps of {}: {how}",
+                with_run.join(", ")
+            ),
+        }
     }
 }
 

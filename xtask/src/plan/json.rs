@@ -84,7 +84,7 @@ pub fn render(plan: &Plan, status: &[Status], facts: &Facts) -> String {
         engine: facts
             .engine_down
             .is_none()
-            .then_some(facts.engine_version.as_str()),
+            .then_some(facts.engine.version.as_str()),
         steps,
     };
     serde_json::to_string_pretty(&json).expect("the plan serializes") + "\n"

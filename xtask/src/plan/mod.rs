@@ -520,7 +520,10 @@ mod tests {
             run_id: "r1".into(),
             seed_from_repo: None,
             maven_image_present: true,
-            engine_version: "20.10".into(),
+            engine: crate::process::engine::Server {
+                version: "20.10".into(),
+                platform: "linux/amd64".into(),
+            },
             image_store: None,
             engine_down: None,
         }

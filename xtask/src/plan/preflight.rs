@@ -40,8 +40,9 @@ pub struct Facts {
     pub seed_from_repo: Option<PathBuf>,
     /// Whether MAVEN_IMAGE is present locally (container Maven only).
     pub maven_image_present: bool,
-    /// The Docker engine's version.
-    pub engine_version: String,
+    /// The Docker engine's version and platform (empty when a dry run goes on without
+    /// it).
+    pub engine: engine::Server,
     /// How the engine stores images; asked only when several platforms are to be built.
     pub image_store: Option<engine::ImageStore>,
     /// Why the engine does not answer, when a dry run goes on without it.
@@ -71,8 +72,8 @@ pub fn check(
     let root = canonical_root(config, &mut p);
     let machine = ask_machine(config, set);
     let mut engine_down = None;
-    let engine_version = match &machine.engine {
-        Ok(server) => Some(server.version.clone()),
+    let engine = match &machine.engine {
+        Ok(server) => Some(server.clone()),
         Err(e) if purpose == Purpose::Preview => {
             engine_down = Some(format!("{e:#}"));
             None
@@ -98,7 +99,7 @@ pub fn check(
     };
     p.into_result()?;
     let maven_image_present = match &config.maven {
-        MavenMode::Docker { image } if engine_version.is_some() && !needs.projects.is_empty() => {
+        MavenMode::Docker { image } if engine.is_some() && !needs.projects.is_empty() => {
             engine::inspect_images(sh, std::slice::from_ref(image)).contains_key(image)
         }
         _ => true,
@@ -116,7 +117,7 @@ pub fn check(
         run_id: format!("{}", std::process::id()),
         seed_from_repo,
         maven_image_present,
-        engine_version: engine_version.unwrap_or_default(),
+        engine: engine.unwrap_or_default(),
         image_store: machine.image_store,
         engine_down,
     })
@@ -204,7 +205,7 @@ fn check_builder(sh: &Shell, config: &Config, machine: &Machine, p: &mut Problem
         Builder::BuildKit => {
             if let Some(name) = &options.builder
                 && machine.engine.is_ok()
-                && process::query(sh, &docker_argv::buildx_inspect(name)).is_err()
+                && process::query(sh, &docker_argv::buildx_inspect(Some(name))).is_err()
             {
                 p.push(format!(
                     "buildx builder {name:?} does not exist: `docker buildx ls` lists the builders, `docker buildx create --name {name} ...` makes one"

@@ -175,9 +175,12 @@ pub fn buildx_plugin_paths(
         .collect()
 }
 
-/// `docker buildx inspect NAME`: whether a builder exists.
-pub fn buildx_inspect(name: &str) -> Command {
-    Command::new("docker", ["buildx", "inspect", name])
+/// `docker buildx inspect [NAME]`: whether a builder exists, and the platforms it builds
+/// (the current builder without a name).
+pub fn buildx_inspect(name: Option<&str>) -> Command {
+    let mut args = vec!["buildx", "inspect"];
+    args.extend(name);
+    Command::new("docker", args)
 }
 
 /// A throwaway container: `docker run --rm` with a name and labels to find it by.

@@ -3,6 +3,7 @@
 //! nothing of docker or Maven: callers build the [`Command`]s.
 
 pub mod docker_argv;
+pub mod emulation;
 pub mod engine;
 
 use std::fmt;
