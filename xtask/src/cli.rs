@@ -107,6 +107,21 @@ pub struct Bundle {
     /// Fail instead of pulling third-party images that are missing.
     #[arg(long)]
     pub no_pull: bool,
+    /// Bundle this platform's image of every image (os/arch[/variant], e.g. linux/arm64),
+    /// for hosts of that platform: multi-platform images (containerd image store) give
+    /// that platform's, one-platform images must be that platform's.
+    #[arg(long, value_name = "OS/ARCH", value_parser = parse_platform)]
+    pub platform: Option<String>,
+}
+
+fn parse_platform(p: &str) -> Result<String, String> {
+    if crate::config::is_platform(p) {
+        Ok(p.to_string())
+    } else {
+        Err(format!(
+            "{p:?} is not a platform; write os/arch[/variant], e.g. linux/amd64 or linux/arm64"
+        ))
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -402,6 +402,139 @@ fn across(from: Engine, to: Engine) {
     fx.assert_clean();
 }
 
+#[test]
+fn an_arm64_bundle_from_two_platform_images_loads_as_arm64_on_both_stores() {
+    let fx = Fixture::mini_on("arm64-of-two", Builder::BuildKit, Engine::containerd());
+    let two = "linux/amd64,linux/arm64";
+    fx.xtask(&["images", "--platform", two]).ok();
+    fx.xtask(&["images", "third-party", "--platform", two]).ok();
+    for_one_platform(&fx, &[Engine::system(), Engine::containerd()]);
+}
+
+#[test]
+fn an_arm64_bundle_from_a_graph_driver_loads_as_arm64_on_both_stores() {
+    let fx = Fixture::mini_on("arm64-of-one", Builder::BuildKit, Engine::system());
+    fx.xtask(&["images", "--platform", "linux/arm64"]).ok();
+    fx.xtask(&["images", "third-party", "--platform", "linux/arm64"])
+        .ok();
+    // Images of one platform are not bundled as another's: refused before anything is
+    // written.
+    let refused = fx.tmp.path().join("refused");
+    let run = fx
+        .xtask(&[
+            "bundle",
+            "--platform",
+            "linux/amd64",
+            "--out",
+            refused.to_str().unwrap(),
+        ])
+        .failed();
+    assert!(
+        run.stderr
+            .contains("is built for linux/arm64 only, not linux/amd64"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        fs::read_dir(&refused).unwrap().next().is_none(),
+        "nothing is written"
+    );
+    for_one_platform(&fx, &[Engine::containerd(), Engine::system()]);
+}
+
+/// `bundle --platform linux/arm64` of `fx`'s images: bundle.json says arm64, and on each
+/// engine of `targets` the tool loads every image as arm64 (with a warning naming both
+/// platforms, these engines being amd64), with the IDs bundle.json gives where the store
+/// keeps them; Docker 20.10 loads the same by hand.
+fn for_one_platform(fx: &Fixture, targets: &[Engine]) {
+    let out = fx.tmp.path().join("arm64 bundle");
+    fx.xtask(&[
+        "bundle",
+        "--platform",
+        "linux/arm64",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("bundle.json")).unwrap()).unwrap();
+    let images: Vec<&serde_json::Value> = manifest["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["images"].as_array().unwrap())
+        .collect();
+    assert_eq!(images.len(), 10);
+    for image in &images {
+        assert_eq!(image["platform"], "linux/arm64", "{image}");
+    }
+    for engine in targets {
+        let there = fx.on(engine.clone());
+        remove_bundled(&there);
+        let run = there.xtask(&["load", out.to_str().unwrap()]).ok();
+        assert!(
+            run.stderr.contains(
+                "the bundle holds images for linux/arm64, and this engine runs linux/amd64"
+            ),
+            "{}",
+            run.stderr
+        );
+        for image in &images {
+            let reference = image["reference"].as_str().unwrap();
+            let inspect = there.docker(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{.Id}} {{.Os}}/{{.Architecture}} {{json .RootFS.Layers}}",
+                reference,
+            ]);
+            let mut fields = inspect.splitn(3, ' ');
+            let (id, platform, layers) = (
+                fields.next().unwrap(),
+                fields.next().unwrap(),
+                fields.next().unwrap(),
+            );
+            assert_eq!(platform, "linux/arm64", "{reference} on {}", engine.name);
+            assert_eq!(layers, image["layers"].to_string(), "{reference}");
+            let expected = match there.engine.store {
+                support::engine::Store::GraphDriver => &image["config"],
+                support::engine::Store::Containerd if fx.engine.store == there.engine.store => {
+                    &image["id"]
+                }
+                support::engine::Store::Containerd => continue,
+            };
+            assert_eq!(
+                id,
+                expected.as_str().unwrap(),
+                "{reference} on {}",
+                engine.name
+            );
+        }
+        if there.engine.store == support::engine::Store::GraphDriver {
+            remove_bundled(&there);
+            by_hand(
+                &there.engine,
+                &out,
+                "sha256sum -c SHA256SUMS && docker load -i third-party.images.tar.gz && docker load -i fate.images.tar.gz",
+            );
+            for image in &images {
+                let reference = image["reference"].as_str().unwrap();
+                assert_eq!(
+                    there.docker(&[
+                        "image",
+                        "inspect",
+                        "--format",
+                        "{{.Architecture}}",
+                        reference
+                    ]),
+                    "arm64"
+                );
+            }
+        }
+        there.assert_clean();
+    }
+}
+
 /// `bundle` beside `images --force` on the same FATE root: the bundle waits for the
 /// rebuild (the root's lock) and holds exactly the images, by ID, its manifest names.
 #[test]

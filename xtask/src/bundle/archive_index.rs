@@ -8,8 +8,10 @@
 //! which names the same image on every store and is what `docker load` of the tar's
 //! `manifest.json` gives on Docker 20.10.
 
-use anyhow::{Context, Result};
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
 
 /// One image of `manifest.json`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,9 +32,192 @@ pub struct OciEntry {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ArchiveIndex {
     pub images: Vec<SavedImage>,
-    /// Empty in archives of Docker before 25 and of graph-driver engines of any version
-    /// before 25.
+    /// Empty in archives of Docker before 25.
     pub oci: Vec<OciEntry>,
+    /// Where one platform was chosen out of multi-platform images (`bundle --platform`):
+    /// what each such image became, by its full name.
+    pub chosen: BTreeMap<String, Chosen>,
+}
+
+/// One platform's image chosen out of an image index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chosen {
+    /// Its manifest's digest: its ID once loaded on the containerd store.
+    pub manifest: String,
+    /// Its config's digest.
+    pub config: String,
+    /// Its layers' diff IDs (from its config).
+    pub diff_ids: Vec<String>,
+    layer_blobs: Vec<String>,
+}
+
+/// The small JSON blobs of an archive (indexes, manifests, configs), by digest.
+pub type Blobs = BTreeMap<String, Vec<u8>>;
+
+#[derive(Deserialize, Serialize, Clone)]
+struct Descriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: String,
+    size: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize, Serialize, Clone)]
+struct Platform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    variant: Option<String>,
+}
+
+impl Platform {
+    /// Whether this is `wanted` (`os/arch[/variant]`); no variant asked matches any.
+    fn is(&self, wanted: &str) -> bool {
+        let mut parts = wanted.split('/');
+        let (os, arch, variant) = (parts.next(), parts.next(), parts.next());
+        os == Some(self.os.as_str())
+            && arch == Some(self.architecture.as_str())
+            && variant.is_none_or(|v| self.variant.as_deref() == Some(v))
+    }
+
+    fn name(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
+            None => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+}
+
+const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+fn blob_json<T: serde::de::DeserializeOwned>(blobs: &Blobs, digest: &str) -> Result<T> {
+    let bytes = blobs
+        .get(digest)
+        .with_context(|| format!("the archive lacks blob {digest}"))?;
+    serde_json::from_slice(bytes).with_context(|| format!("blob {digest} is not valid JSON"))
+}
+
+/// The archive's `index.json` with each multi-platform image replaced by its `platform`
+/// image, and what each became. An image that is one platform's already stays as it is
+/// (the caller checks its platform).
+pub fn choose_platform(
+    index_json: &[u8],
+    blobs: &Blobs,
+    platform: &str,
+) -> Result<(Vec<u8>, BTreeMap<String, Chosen>)> {
+    #[derive(Deserialize, Serialize)]
+    struct Index {
+        #[serde(flatten)]
+        rest: BTreeMap<String, serde_json::Value>,
+        manifests: Vec<Descriptor>,
+    }
+    #[derive(Deserialize)]
+    struct Manifest {
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    }
+    #[derive(Deserialize)]
+    struct Config {
+        rootfs: RootFs,
+    }
+    #[derive(Deserialize)]
+    struct RootFs {
+        diff_ids: Vec<String>,
+    }
+    let mut index: Index =
+        serde_json::from_slice(index_json).context("index.json of the archive is not valid")?;
+    let mut chosen = BTreeMap::new();
+    for entry in &mut index.manifests {
+        if !INDEX_TYPES.contains(&entry.media_type.as_str()) {
+            continue;
+        }
+        let name = entry
+            .annotations
+            .get("io.containerd.image.name")
+            .cloned()
+            .unwrap_or_else(|| entry.digest.clone());
+        let inner: Index = blob_json(blobs, &entry.digest)?;
+        let Some(one) = inner
+            .manifests
+            .iter()
+            .find(|m| m.platform.as_ref().is_some_and(|p| p.is(platform)))
+        else {
+            let held: Vec<String> = inner
+                .manifests
+                .iter()
+                .filter_map(|m| m.platform.as_ref().map(Platform::name))
+                .filter(|p| p != "unknown/unknown")
+                .collect();
+            bail!(
+                "{name} holds no {platform} image (it holds {}): build it with cargo xtask images --platform {},{platform}",
+                held.join(", "),
+                held.join(",")
+            );
+        };
+        let manifest: Manifest = blob_json(blobs, &one.digest)?;
+        let config: Config = blob_json(blobs, &manifest.config.digest)?;
+        chosen.insert(
+            name,
+            Chosen {
+                manifest: one.digest.clone(),
+                config: manifest.config.digest.clone(),
+                diff_ids: config.rootfs.diff_ids,
+                layer_blobs: manifest.layers.iter().map(|l| l.digest.clone()).collect(),
+            },
+        );
+        entry.media_type.clone_from(&one.media_type);
+        entry.digest.clone_from(&one.digest);
+        entry.size = one.size;
+    }
+    let text = serde_json::to_vec(&index).context("index.json")?;
+    Ok((text, chosen))
+}
+
+/// The archive's `manifest.json` naming, for each chosen image, its platform's config and
+/// layers (the part Docker 20.10 loads); every layer must be in the archive.
+pub fn rewrite_manifest(
+    manifest_json: &[u8],
+    chosen: &BTreeMap<String, Chosen>,
+    has_blob: impl Fn(&str) -> bool,
+) -> Result<Vec<u8>> {
+    let mut entries: Vec<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_slice(manifest_json)
+            .context("manifest.json of the archive is not valid")?;
+    let path = |digest: &str| format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+    for entry in &mut entries {
+        let tags: Vec<String> = entry
+            .get("RepoTags")
+            .and_then(|t| serde_json::from_value(t.clone()).ok())
+            .unwrap_or_default();
+        let Some(one) = tags.iter().find_map(|t| chosen.get(&full_name(t))) else {
+            continue;
+        };
+        if let Some(missing) = one.layer_blobs.iter().find(|l| !has_blob(l)) {
+            bail!(
+                "docker save left out layer {missing} of {}; the engine may not hold that platform's content: rebuild it with cargo xtask images --platform",
+                tags.join(", ")
+            );
+        }
+        entry.insert("Config".into(), path(&one.config).into());
+        entry.insert(
+            "Layers".into(),
+            one.layer_blobs
+                .iter()
+                .map(|l| path(l))
+                .collect::<Vec<_>>()
+                .into(),
+        );
+    }
+    serde_json::to_vec(&entries).context("manifest.json")
 }
 
 impl ArchiveIndex {
@@ -83,7 +268,11 @@ impl ArchiveIndex {
                     .collect()
             }
         };
-        Ok(ArchiveIndex { images, oci })
+        Ok(ArchiveIndex {
+            images,
+            oci,
+            chosen: BTreeMap::new(),
+        })
     }
 
     /// The config digest of the image tagged `reference`.

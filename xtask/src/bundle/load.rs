@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use xshell::Shell;
 
 use crate::bundle::bundle_json::{self, Archive, Compression};
-use crate::bundle::streams::{self, PassError};
+use crate::bundle::tar_pass::{self, PassError};
 use crate::ui::problems::Problems;
 use crate::ui::{ByteProgress, Ui};
 use crate::{cli, process, process::docker_argv, process::engine};
@@ -217,7 +217,7 @@ fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path, gate: &Gate) -> Res
     let reader = decompressed(path, archive, progress.clone())?;
     let mut child = process::spawn_piped(&docker_argv::load(), log)?;
     // Progress is counted on the compressed side (`Counted`), not again here.
-    let passed = streams::pass_tar(reader, &mut child.stdin, None, |index| {
+    let passed = tar_pass::pass_tar(reader, &mut child.stdin, None, None, |index| {
         match bundle_json::missing_from(&archive.images, index).first() {
             // The caller refuses the gate for the others.
             Some(image) => bail!(
@@ -281,7 +281,7 @@ fn warn_of_other_platforms(ui: &Ui, server: &engine::Server, chosen: &[(PathBuf,
 }
 
 /// `linux/arm64/v8` is `linux/arm64`.
-fn same_platform(image: &str, engine: &str) -> bool {
+pub fn same_platform(image: &str, engine: &str) -> bool {
     let cut = |p: &str| p.split('/').take(2).collect::<Vec<_>>().join("/");
     cut(image) == cut(engine)
 }

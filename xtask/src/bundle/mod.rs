@@ -6,3 +6,4 @@ pub mod bundle_json;
 pub mod load;
 pub mod save;
 pub mod streams;
+pub mod tar_pass;

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::bundle::archive_index::ArchiveIndex;
+use crate::bundle::archive_index::{ArchiveIndex, full_name};
 use crate::bundle::bundle_json::{self, Archive, BundledImage, Compression, Manifest};
-use crate::bundle::streams::{self, PassError, Tally, TallyWriter};
+use crate::bundle::streams::{self, Tally, TallyWriter};
+use crate::bundle::tar_pass::{self, PassError};
 use crate::config::Config;
 use crate::imageset::ImageSet;
 use crate::plan::freshness::Recorded;
@@ -60,7 +61,14 @@ impl cli::Bundle {
                 }
             })
             .collect();
-        let archives = save_all(ui, &saves, &present, self.compress, &out)?;
+        let archives = save_all(
+            ui,
+            &saves,
+            &present,
+            self.platform.as_deref(),
+            self.compress,
+            &out,
+        )?;
         let manifest = Manifest::new(archives);
         let json = serde_json::to_string_pretty(&manifest)? + "\n";
         for (file, text) in [
@@ -221,11 +229,17 @@ fn save_all(
     ui: &Ui,
     saves: &[ArchiveSave],
     present: &BTreeMap<String, ImageInfo>,
+    platform: Option<&str>,
     compression: Compression,
     out: &Path,
 ) -> Result<Vec<Archive>> {
     Problems::each_at_once("the bundle was not written", saves, |s| {
-        save(ui, s.refs, present, &s.part, compression, &s.log)
+        let to = Destination {
+            path: &s.part,
+            compression,
+            log: &s.log,
+        };
+        save(ui, s.refs, present, platform, &to)
             .map(|archive| Archive {
                 file: s.file.clone(),
                 ..archive
@@ -240,14 +254,25 @@ fn default_dir(config: &Config) -> PathBuf {
 
 /// One `docker save` of `refs` (shared layers stored once) compressed into `path` as it
 /// streams, refused unless it holds each image with the ID `present` gives.
+/// Where one archive is written, how, and the log of its `docker save`.
+struct Destination<'a> {
+    path: &'a Path,
+    compression: Compression,
+    log: &'a Path,
+}
+
 fn save(
     ui: &Ui,
     refs: &[String],
     present: &BTreeMap<String, ImageInfo>,
-    path: &Path,
-    compression: Compression,
-    log: &Path,
+    platform: Option<&str>,
+    to: &Destination,
 ) -> Result<Archive> {
+    let Destination {
+        path,
+        compression,
+        log,
+    } = *to;
     let disk = |e: std::io::Error| {
         anyhow::Error::new(e).context(format!(
             "cannot write {} (is the disk full?)",
@@ -270,12 +295,12 @@ fn save(
         &format!("save {}", name.trim_end_matches(".part")),
         Some(total),
     );
-    let passed = streams::pass_tar(&source, &mut sink, Some(&progress), |index| {
-        bundled_images(refs, present, index).map(|_| ())
+    let passed = tar_pass::pass_tar(&source, &mut sink, Some(&progress), platform, |index| {
+        bundled_images(refs, present, platform, index).map(|_| ())
     });
     let failed = |progress: crate::ui::ByteProgress| progress.finish("FAILED", "");
     let images = match passed {
-        Ok(index) => bundled_images(refs, present, &index)?,
+        Ok(index) => bundled_images(refs, present, platform, &index)?,
         Err(e) => {
             failed(progress);
             return Err(match e {
@@ -303,10 +328,13 @@ fn save(
 
 /// Each image of `refs` as the archive holds it, identified by the ID the engine gave
 /// it before the save (so an image rebuilt or retagged meanwhile is refused), with the
-/// config digest that names it on every store.
+/// config digest that names it on every store; with `platform`, the image of that
+/// platform (chosen out of a multi-platform image, or the image itself if it is that
+/// platform's).
 fn bundled_images(
     refs: &[String],
     present: &BTreeMap<String, ImageInfo>,
+    platform: Option<&str>,
     index: &ArchiveIndex,
 ) -> Result<Vec<BundledImage>> {
     refs.iter()
@@ -318,13 +346,32 @@ fn bundled_images(
                     info.id
                 );
             };
-            Ok(BundledImage {
-                reference: r.clone(),
-                id: info.id.clone(),
-                config,
-                platform: info.platform.clone(),
-                layers: info.layers.clone(),
-            })
+            let image = match index.chosen.get(&full_name(r)) {
+                Some(chosen) => BundledImage {
+                    reference: r.clone(),
+                    id: chosen.manifest.clone(),
+                    config,
+                    platform: platform.unwrap_or_default().to_string(),
+                    layers: chosen.diff_ids.clone(),
+                },
+                None => BundledImage {
+                    reference: r.clone(),
+                    id: info.id.clone(),
+                    config,
+                    platform: info.platform.clone(),
+                    layers: info.layers.clone(),
+                },
+            };
+            if let Some(wanted) = platform
+                && !crate::bundle::load::same_platform(&image.platform, wanted)
+            {
+                bail!(
+                    "{r} is built for {} only, not {wanted}: build it for {wanted} (cargo xtask images --platform {wanted}, or on the containerd image store --platform {},{wanted}) and bundle again",
+                    image.platform,
+                    image.platform
+                );
+            }
+            Ok(image)
         })
         .collect()
 }

@@ -566,7 +566,7 @@ fn check_cache_spec(spec: &str) -> Result<(), String> {
 }
 
 /// `os/arch[/variant]`, lowercase.
-fn is_platform(p: &str) -> bool {
+pub fn is_platform(p: &str) -> bool {
     let parts: Vec<&str> = p.split('/').collect();
     (2..=3).contains(&parts.len())
         && parts.iter().all(|part| {
