@@ -17,8 +17,6 @@ mod ui;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::OnceLock;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use xshell::Shell;
@@ -35,15 +33,8 @@ pub struct Project {
     pub sh: Shell,
 }
 
-static STARTED: OnceLock<Instant> = OnceLock::new();
-
-/// When this process started (for the run report's wall time).
-pub fn started() -> Instant {
-    *STARTED.get_or_init(Instant::now)
-}
-
 fn main() -> ExitCode {
-    started();
+    process::process_started();
     let cli = cli::parse();
     match process::install_signal_handlers().and_then(|()| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,

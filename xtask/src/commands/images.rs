@@ -115,7 +115,7 @@ impl cli::Images {
         RunReport::new(
             &plan,
             &reports,
-            crate::started().elapsed().as_secs_f64(),
+            process::process_started().elapsed().as_secs_f64(),
             process::child_time().as_secs_f64(),
         )
         .write(&work.join(report::FILE))?;
