@@ -285,3 +285,95 @@ fn parallel_and_sequential_builds_give_the_same_images() {
     }
     fx.assert_clean();
 }
+
+/// What the JSON dry run decides for each step, by step id.
+fn dry_run_decisions(fx: &Fixture) -> BTreeMap<String, String> {
+    let run = fx.xtask(&["images", "--dry-run", "--format", "json"]).ok();
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["decision"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// What the last run did with each step, by step id (`last-run.json`).
+fn run_results(fx: &Fixture) -> BTreeMap<String, String> {
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fx.root.join("target/xtask/last-run.json")).unwrap(),
+    )
+    .unwrap();
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap().to_string(),
+                s["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The dry run's decisions are the run's: after a Java edit, a Python edit and an image
+/// removed by hand, each step the dry run says will run runs, each it says is up to date
+/// does not, and only steps behind one that runs are left `unknown`.
+#[test]
+fn the_dry_run_decides_as_the_run_then_does() {
+    let fx = Fixture::mini("agree");
+    fx.xtask(&["images"]).ok();
+    let federation = fx.reference("federation");
+    let changes: [(&str, &dyn Fn()); 3] = [
+        ("a Java edit", &|| {
+            support::edit(
+                &fx.root,
+                FEDERATION_SRC,
+                "\"federation\"",
+                "\"federation-v3\"",
+            );
+        }),
+        ("a Python edit", &|| {
+            support::edit(&fx.root, "federatedml/__init__.py", "", "# edited\n");
+        }),
+        ("an image removed by hand", &|| {
+            fx.remove_only(std::slice::from_ref(&federation));
+        }),
+    ];
+    for (change, make) in changes {
+        make();
+        let decided = dry_run_decisions(&fx);
+        fx.xtask(&["images"]).ok();
+        let did = run_results(&fx);
+        assert_eq!(
+            decided.keys().collect::<Vec<_>>(),
+            did.keys().collect::<Vec<_>>(),
+            "{change}: the same steps"
+        );
+        let mut runs = 0;
+        for (id, decision) in &decided {
+            let result = &did[id];
+            match decision.as_str() {
+                "will-run" => {
+                    runs += 1;
+                    assert_eq!(result, "ran", "{change}: {id} was to run");
+                }
+                "up-to-date" => assert_eq!(result, "up-to-date", "{change}: {id}"),
+                "unknown" => assert!(
+                    result == "ran" || result == "up-to-date",
+                    "{change}: {id} {result}"
+                ),
+                other => panic!("{change}: {id}: decision {other}"),
+            }
+        }
+        assert!(runs > 0, "{change}: something was to run: {decided:?}");
+    }
+    support::git(&fx.root, &["checkout", "--", "."]);
+    fx.assert_clean();
+}
