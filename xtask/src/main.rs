@@ -37,6 +37,12 @@ fn main() -> ExitCode {
     process::process_started();
     let cli = cli::parse();
     match process::install_signal_handlers().and_then(|()| run(cli)) {
+        // A run whose questions a signal cut short may still have printed what it could
+        // (a dry run without answers): it did not complete.
+        Ok(()) if process::interrupted() => {
+            eprintln!("error: stopped by {}", process::signal_name());
+            process::signal_exit_code().map_or(ExitCode::FAILURE, ExitCode::from)
+        }
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

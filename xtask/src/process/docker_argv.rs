@@ -238,10 +238,6 @@ pub fn image_store() -> Command {
     )
 }
 
-pub fn version() -> Command {
-    Command::new("docker", ["version"])
-}
-
 /// The endpoint of the docker context the CLI uses.
 pub fn context_endpoint() -> Command {
     Command::new(

@@ -75,12 +75,15 @@ pub fn check(sh: &Shell) -> Result<Server> {
                 platform: platform.to_string(),
             })
         }
-        Ok(_) | Err(_) => {
+        answer => {
+            let why = match answer {
+                Err(e) => format!("{e:#}"),
+                Ok(_) => "it gave no version".into(),
+            };
+            if process::interrupted() {
+                bail!("{why}");
+            }
             let host = endpoint();
-            let why = process::query(sh, &docker_argv::version())
-                .err()
-                .map(|e| format!("{e:#}"))
-                .unwrap_or_default();
             bail!(
                 "the Docker daemon at {host} does not answer: start it (systemctl start docker, or dockerd), check DOCKER_HOST and the docker context (docker context ls), and that you may use its socket\n{why}"
             )
@@ -90,7 +93,7 @@ pub fn check(sh: &Shell) -> Result<Server> {
 
 /// Whether the daemon answers now (from any thread).
 pub fn answers() -> bool {
-    process::run_captured(&docker_argv::server_version()).is_ok()
+    process::query_anywhere(&docker_argv::server_version()).is_ok()
 }
 
 /// The daemon the CLI talks to: `DOCKER_HOST`, else the endpoint of the selected docker
@@ -101,7 +104,7 @@ pub fn endpoint() -> String {
     {
         return host;
     }
-    process::run_captured(&docker_argv::context_endpoint())
+    process::query_anywhere(&docker_argv::context_endpoint())
         .ok()
         .map(|out| out.trim().to_string())
         .filter(|host| !host.is_empty())
@@ -165,10 +168,10 @@ pub fn sweep_after_crash(marker: &std::path::Path) -> Result<()> {
     if !marker.exists() {
         return Ok(());
     }
-    let ids = process::run_captured(&docker_argv::stopped_build_containers())?;
+    let ids = process::query_anywhere(&docker_argv::stopped_build_containers())?;
     let ids: Vec<&str> = ids.split_whitespace().collect();
     if !ids.is_empty() {
-        process::run_captured(&docker_argv::remove_containers(&ids))
+        process::query_anywhere(&docker_argv::remove_containers(&ids))
             .context("removing the build containers a crashed engine left")?;
     }
     std::fs::remove_file(marker).with_context(|| format!("cannot remove {}", marker.display()))
@@ -201,10 +204,10 @@ impl Drop for ContainerSweep {
         if !self.armed.load(std::sync::atomic::Ordering::SeqCst) {
             return;
         }
-        if let Ok(ids) = process::run_captured(&docker_argv::containers_with_label(&self.label)) {
+        if let Ok(ids) = process::query_anywhere(&docker_argv::containers_with_label(&self.label)) {
             let ids: Vec<&str> = ids.split_whitespace().collect();
             if !ids.is_empty() {
-                let _ = process::run_captured(&docker_argv::remove_containers(&ids));
+                let _ = process::query_anywhere(&docker_argv::remove_containers(&ids));
             }
         }
     }

@@ -101,35 +101,110 @@ impl fmt::Display for Command {
     }
 }
 
-/// Runs a short command and returns its trimmed stdout; failure carries its stderr.
-pub fn query(sh: &Shell, command: &Command) -> Result<String> {
-    count_start();
-    let output = sh
-        .cmd(&command.program)
-        .args(&command.args)
-        .quiet()
-        .ignore_status()
-        .output()
-        .with_context(|| format!("cannot run {}", command.program))?;
-    if !output.status.success() {
-        bail!(
-            "`{command}` failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+/// How long a short question (to the engine, git, dpkg) may take before it is given up:
+/// `FATE_XTASK_QUERY_TIMEOUT` seconds (for slow remote engines), else 10 s. A daemon that
+/// accepts connections and never answers would otherwise hang the run for ever.
+pub fn query_limit() -> Duration {
+    std::env::var("FATE_XTASK_QUERY_TIMEOUT")
+        .ok()
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(10), Duration::from_secs_f64)
 }
 
-/// Runs a short command and returns its trimmed stdout whatever its exit status.
-pub fn query_stdout(sh: &Shell, command: &Command) -> String {
+/// A question that ended: its exit status, stdout and stderr.
+struct Answer {
+    success: bool,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs a command with its env and cwd (else the shell's directory), its output captured,
+/// killed at `limit` or on a signal (it is registered as running). Started after a signal
+/// (the cleanup of an interrupted run), it runs to its end or its limit.
+fn ask(sh: Option<&Shell>, command: &Command, limit: Option<Duration>) -> Result<Answer> {
     count_start();
-    sh.cmd(&command.program)
-        .args(&command.args)
-        .quiet()
-        .ignore_status()
-        .ignore_stderr()
-        .read()
+    let mut expr = duct::cmd(&command.program, &command.args)
+        .stdin_null()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked();
+    match (&command.cwd, sh) {
+        (Some(cwd), _) => expr = expr.dir(cwd),
+        (None, Some(sh)) => expr = expr.dir(sh.current_dir()),
+        (None, None) => {}
+    }
+    for (k, v) in &command.env {
+        expr = expr.env(k, v);
+    }
+    let handle = Arc::new(
+        expr.start()
+            .with_context(|| format!("cannot run {}", command.program))?,
+    );
+    let cleanup = interrupted();
+    let _registered = (!cleanup).then(|| register(handle.clone()));
+    let ended = match limit {
+        Some(limit) => handle.wait_deadline(Instant::now() + limit),
+        None => handle.wait().map(Some),
+    }
+    .with_context(|| format!("cannot run `{command}`"))?
+    .cloned();
+    let Some(output) = ended else {
+        let _ = handle.kill();
+        bail!(
+            "`{command}` did not answer within {} s (FATE_XTASK_QUERY_TIMEOUT sets the limit)",
+            limit.unwrap_or_default().as_secs_f64()
+        );
+    };
+    if !output.status.success() && !cleanup && interrupted() {
+        bail!("`{command}` was stopped by {}", signal_name());
+    }
+    Ok(Answer {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+/// Runs a short command and returns its trimmed stdout; failure carries its stderr.
+pub fn query(sh: &Shell, command: &Command) -> Result<String> {
+    let answer = ask(Some(sh), command, Some(query_limit()))?;
+    if !answer.success {
+        bail!("`{command}` failed: {}", answer.stderr.trim());
+    }
+    Ok(answer.stdout.trim().to_string())
+}
+
+/// Runs a short command and returns its trimmed stdout whatever its exit status (empty
+/// when it could not run or did not answer in time).
+pub fn query_stdout(sh: &Shell, command: &Command) -> String {
+    ask(Some(sh), command, Some(query_limit()))
+        .map(|a| a.stdout.trim().to_string())
         .unwrap_or_default()
+}
+
+/// A short question from any thread (no shell), bounded as [`query`]: its stdout.
+pub fn query_anywhere(command: &Command) -> Result<String> {
+    let answer = ask(None, command, Some(query_limit()))?;
+    if !answer.success {
+        bail!("`{command}` failed: {}", answer.stderr.trim());
+    }
+    Ok(answer.stdout)
+}
+
+/// Runs a command to completion (from any thread), however long it takes, stopped by a
+/// signal; failure carries the end of its output.
+pub fn run_captured(command: &Command) -> Result<String> {
+    let answer = ask(None, command, None)?;
+    if !answer.success {
+        let text = answer.stdout + &answer.stderr;
+        let lines: Vec<&str> = text.lines().collect();
+        bail!(
+            "`{command}` failed:\n{}",
+            lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
+        );
+    }
+    Ok(answer.stdout)
 }
 
 /// A command as a duct expression: stdin empty, stderr into stdout, exit status not
@@ -147,24 +222,6 @@ fn expression(command: &Command) -> duct::Expression {
         expr = expr.env(k, v);
     }
     expr
-}
-
-/// Runs a command to completion with its output captured (from any thread); failure
-/// carries the output's end.
-pub fn run_captured(command: &Command) -> Result<String> {
-    let out = expression(command)
-        .stdout_capture()
-        .run()
-        .with_context(|| format!("cannot run `{command}`"))?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() {
-        let lines: Vec<&str> = text.lines().collect();
-        bail!(
-            "`{command}` failed:\n{}",
-            lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
-        );
-    }
-    Ok(text)
 }
 
 /// Runs a command with `input` on its stdin (a secret never put in argv); returns its

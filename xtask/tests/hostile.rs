@@ -1,0 +1,181 @@
+//! Hostile but realistic machines, round three: an engine that accepts connections and
+//! never answers, shared temporary directories with planted links, trees left by the old
+//! script's root containers, paths the tools underneath split, and registries whose
+//! certificate the engine does not trust.
+
+mod support;
+
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Fixture, Run};
+
+/// A Docker socket that accepts every connection and never answers: a hung daemon, a
+/// stale socket forward, a context pointing at a dead tunnel.
+struct SilentEngine {
+    _dir: tempfile::TempDir,
+    socket: PathBuf,
+}
+
+impl SilentEngine {
+    fn start() -> SilentEngine {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("silent-docker.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for connection in listener.incoming().flatten() {
+                held.push(connection);
+            }
+        });
+        SilentEngine { _dir: dir, socket }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+}
+
+/// A bundle whose archives are intact, so that `load` gets as far as the engine.
+fn intact_bundle(dir: &Path) -> PathBuf {
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let archive = b"not really a tar, but intact".to_vec();
+    std::fs::write(bundle.join("fate.images.tar"), &archive).unwrap();
+    let sha = {
+        let out = Command::new("sha256sum")
+            .arg(bundle.join("fate.images.tar"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let manifest = serde_json::json!({
+        "format": "fate-xtask-bundle/1",
+        "created": "2026-12-01T00:00:00Z",
+        "archives": [{
+            "file": "fate.images.tar",
+            "compression": "none",
+            "size": archive.len(),
+            "sha256": sha,
+            "images": [{"reference": "fate/egg:1", "id": "sha256:00"}],
+        }],
+    });
+    std::fs::write(bundle.join("bundle.json"), manifest.to_string()).unwrap();
+    bundle
+}
+
+/// Processes (other than this test) whose environment names `needle`: children the tool
+/// left behind.
+fn processes_naming(needle: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| e.file_name().to_string_lossy() != me)
+        .filter(|e| {
+            std::fs::read(e.path().join("environ"))
+                .is_ok_and(|env| String::from_utf8_lossy(&env).contains(needle))
+        })
+        .map(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).replace('\0', " ")
+        })
+        .collect()
+}
+
+#[test]
+fn a_silent_engine_is_named_within_30_s_and_sigterm_stops_every_command() {
+    let fx = Fixture::mini("silent-engine");
+    let engine = SilentEngine::start();
+    let bundle = intact_bundle(fx.tmp.path());
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["doctor"],
+        vec!["images"],
+        vec!["images", "--dry-run"],
+        vec!["push"],
+        vec!["bundle"],
+        vec!["load", bundle.to_str().unwrap()],
+    ];
+    let command = |args: &[&str]| {
+        let mut c = fx.command(args);
+        c.env("DOCKER_HOST", engine.host())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+
+    // Each answers with what failed and where, within 30 s, all at once.
+    let answers: Vec<(Vec<&str>, Run, Duration)> = std::thread::scope(|scope| {
+        let running: Vec<_> = commands
+            .iter()
+            .map(|args| {
+                let mut c = command(args);
+                scope.spawn(move || {
+                    let started = Instant::now();
+                    let run = Run::from(c.output().unwrap());
+                    (args.clone(), run, started.elapsed())
+                })
+            })
+            .collect();
+        running.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (args, run, took) in answers {
+        assert!(took < Duration::from_secs(30), "{args:?} took {took:?}");
+        if args == ["images", "--dry-run"] {
+            let run = run.ok();
+            assert!(
+                run.stdout
+                    .contains("unknown: the Docker engine is unreachable"),
+                "{}",
+                run.stdout
+            );
+        } else {
+            let run = run.failed();
+            for expected in [
+                "does not answer",
+                engine.socket.to_str().unwrap(),
+                "did not answer within 10 s",
+            ] {
+                assert!(
+                    run.stderr.contains(expected),
+                    "{args:?}: {expected}: {}",
+                    run.stderr
+                );
+            }
+        }
+    }
+
+    // SIGTERM while a question waits: every command stops within 5 s with 128 + 15, and
+    // leaves no child behind.
+    for args in &commands {
+        let child = command(args).spawn().unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        let signalled = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let run = Run::from(child.wait_with_output().unwrap());
+        assert!(
+            signalled.elapsed() < Duration::from_secs(5),
+            "{args:?} took {:?} to stop",
+            signalled.elapsed()
+        );
+        assert_eq!(run.code, Some(143), "{args:?}: {}", run.stderr);
+        let left = processes_naming(engine.socket.to_str().unwrap());
+        assert!(left.is_empty(), "{args:?} left {left:?}");
+    }
+    fx.assert_clean();
+}
