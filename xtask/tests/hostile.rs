@@ -179,3 +179,148 @@ fn a_silent_engine_is_named_within_30_s_and_sigterm_stops_every_command() {
     }
     fx.assert_clean();
 }
+
+/// A bundle of one small image made here (`docker save` of a FROM-scratch build).
+fn small_bundle(fx: &Fixture, dir: &Path) -> (PathBuf, String) {
+    let context = dir.join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("hello"), "hello\n").unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY hello /hello\n",
+    )
+    .unwrap();
+    let reference = format!("{}/small:1", fx.prefix);
+    let mut build = Command::new("docker");
+    build
+        .args(["build", "-q", "-t", &reference])
+        .arg(&context)
+        .env("DOCKER_BUILDKIT", "0");
+    fx.engine.apply(&mut build);
+    assert!(build.output().unwrap().status.success());
+    let inspect = fx.docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}} {{json .RootFS.Layers}}",
+        &reference,
+    ]);
+    let (id, layers) = inspect.split_once(' ').unwrap();
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let archive = bundle.join("fate.images.tar");
+    fx.docker(&["save", "-o", archive.to_str().unwrap(), &reference]);
+    let bytes = std::fs::read(&archive).unwrap();
+    let sha = {
+        let out = Command::new("sha256sum").arg(&archive).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let layers: serde_json::Value = serde_json::from_str(layers).unwrap();
+    let manifest = serde_json::json!({
+        "format": "fate-xtask-bundle/1",
+        "created": "2026-12-01T00:00:00Z",
+        "archives": [{
+            "file": "fate.images.tar",
+            "compression": "none",
+            "size": bytes.len(),
+            "sha256": sha,
+            "images": [{"reference": reference, "id": id, "config": id, "layers": layers}],
+        }],
+    });
+    std::fs::write(bundle.join("bundle.json"), manifest.to_string()).unwrap();
+    fx.remove_only(std::slice::from_ref(&reference));
+    (bundle, reference)
+}
+
+/// `load` (which has no FATE root) writes its logs to this user's private state
+/// directory: a shared temporary directory another user made, links planted there or in
+/// the state directory, and a state directory another user owns change nothing outside
+/// and do not stop the load.
+#[test]
+fn load_writes_nothing_through_planted_links_or_foreign_directories() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let fx = Fixture::mini("private-logs");
+    let dir = fx.tmp.path();
+    let (bundle, reference) = small_bundle(&fx, dir);
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let log_name = "load-fate.images.tar.log";
+
+    // The old fixed place, made first by someone else, with a link to the victim.
+    let tmp = dir.join("tmp");
+    let shared = tmp.join("fate-xtask-logs");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::os::unix::fs::symlink(&victim, shared.join(log_name)).unwrap();
+    Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&shared)
+        .status()
+        .unwrap();
+    // This user's state directory, with a link planted where the log goes.
+    let state = dir.join("state");
+    let logs = state.join("fate-xtask/logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::os::unix::fs::symlink(&victim, logs.join(log_name)).unwrap();
+
+    let load = |state_home: &Path| {
+        let mut c = support::clean_command(support::BIN);
+        c.current_dir(dir)
+            .env("TMPDIR", &tmp)
+            .env("XDG_STATE_HOME", state_home)
+            .args(["load", bundle.to_str().unwrap()]);
+        fx.engine.apply(&mut c);
+        let run = Run::from(support::run_with_engine(&mut c)).ok();
+        fx.remove_only(std::slice::from_ref(&reference));
+        run
+    };
+    let run = load(&state);
+    assert!(run.stdout.contains(&reference), "{}", run.stdout);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let log = logs.join(log_name);
+    let meta = std::fs::symlink_metadata(&log).unwrap();
+    assert!(
+        meta.file_type().is_file(),
+        "the planted link was replaced by the log"
+    );
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&logs).unwrap().mode() & 0o777,
+        0o700,
+        "the state directory is private"
+    );
+
+    // A state directory owned by another user is not used: a private one is, and said.
+    let foreign = dir.join("foreign");
+    std::fs::create_dir_all(foreign.join("fate-xtask/logs")).unwrap();
+    Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(foreign.join("fate-xtask"))
+        .status()
+        .unwrap();
+    let run = load(&foreign);
+    assert!(run.stderr.contains("logs go to"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("belongs to user 65534"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_dir(foreign.join("fate-xtask/logs"))
+            .unwrap()
+            .count(),
+        0,
+        "nothing written in another user's directory"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        1,
+        "the shared directory is not used"
+    );
+    fx.assert_clean();
+}

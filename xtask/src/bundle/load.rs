@@ -56,7 +56,11 @@ impl cli::BundleLoad {
 /// on it, so one archive's decompression overlaps another's load. Every failure is
 /// reported, not only the first.
 fn load_all(ui: &Ui, chosen: &[(PathBuf, Archive)]) -> Result<()> {
-    let log_dir = std::env::temp_dir().join("fate-xtask-logs");
+    // No FATE root to log under: this user's own state directory.
+    let (log_dir, instead) = process::private::state_dir("logs")?;
+    if let Some(why) = instead {
+        ui.note(&format!("logs go to {} ({why})", log_dir.display()));
+    }
     let gate = &Gate::new(chosen.len());
     Problems::each_at_once("loading the bundle failed", chosen, |(path, archive)| {
         let log = log_dir.join(format!("load-{}.log", archive.file));

@@ -275,7 +275,13 @@ pub fn resolve(
     let maven = maven_mode(&values, overrides, &mut problems);
     let build = build_options(&values, &overrides.build, &mut problems);
     let maven_cache = match values.get("MAVEN_CACHE_DIR") {
-        "" => default_maven_cache(process_env),
+        "" => default_maven_cache(process_env).unwrap_or_else(|| {
+            problems.push(
+                "MAVEN_CACHE_DIR: neither XDG_CACHE_HOME nor HOME is set, and the Maven cache is not put in a shared temporary directory: set MAVEN_CACHE_DIR in .env or the environment"
+                    .to_string(),
+            );
+            PathBuf::new()
+        }),
         dir => fate_root.join(dir),
     };
     problems.into_result()?;
@@ -594,13 +600,15 @@ fn known_keys(images: &ImageSet) -> BTreeMap<String, String> {
     keys
 }
 
-fn default_maven_cache(process_env: &BTreeMap<String, String>) -> PathBuf {
+/// `$XDG_CACHE_HOME/fate-xtask/maven`, else `~/.cache/fate-xtask/maven`; never a shared
+/// temporary directory (None without either).
+fn default_maven_cache(process_env: &BTreeMap<String, String>) -> Option<PathBuf> {
     let base = match (process_env.get("XDG_CACHE_HOME"), process_env.get("HOME")) {
         (Some(xdg), _) if !xdg.is_empty() => PathBuf::from(xdg),
         (_, Some(home)) if !home.is_empty() => Path::new(home).join(".cache"),
-        _ => std::env::temp_dir(),
+        _ => return None,
     };
-    base.join("fate-xtask").join("maven")
+    Some(base.join("fate-xtask").join("maven"))
 }
 
 #[cfg(test)]
@@ -611,8 +619,9 @@ mod tests {
     const GOOD: &str = "PREFIX=federatedai\nBASE_TAG=1.0.2-release\nBUILDER_TAG=1.0.2-release\nTAG=1.0.2-release\n";
 
     fn run(text: &str, env: &[(&str, &str)], ov: Overrides) -> Result<Config> {
-        let env = env
+        let env = [("HOME", "/home/t")]
             .iter()
+            .chain(env)
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         resolve(
@@ -751,7 +760,7 @@ mod tests {
     #[test]
     fn build_options_from_env_and_flags() {
         let set = sample_set();
-        let env = "PREFIX=p\nBASE_TAG=b\nBUILDER_TAG=s\nTAG=t\nBUILDX_BUILDER=fleet\nBUILD_CACHE_FROM=\"type=registry,ref=r:5000/p/{image}:cache p/base-image:old\"\nBUILD_PLATFORM=linux/arm64\n";
+        let env = "PREFIX=p\nBASE_TAG=b\nBUILDER_TAG=s\nTAG=t\nMAVEN_CACHE_DIR=/c\nBUILDX_BUILDER=fleet\nBUILD_CACHE_FROM=\"type=registry,ref=r:5000/p/{image}:cache p/base-image:old\"\nBUILD_PLATFORM=linux/arm64\n";
         let resolved = |ov: &Overrides| {
             resolve(
                 Path::new("/f"),
@@ -810,5 +819,22 @@ mod tests {
         ] {
             assert!(e.contains(expected), "{expected} in {e}");
         }
+    }
+
+    #[test]
+    fn the_maven_cache_is_never_a_shared_temporary_directory() {
+        let e = resolve(
+            Path::new("/fate"),
+            Path::new("/fate/.env"),
+            GOOD,
+            &BTreeMap::new(),
+            &sample_set(),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("neither XDG_CACHE_HOME nor HOME is set"),
+            "{e:#}"
+        );
     }
 }

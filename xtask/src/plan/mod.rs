@@ -941,7 +941,7 @@ mod tests {
         let host = resolve(
             Path::new("/fate"),
             Path::new("/fate/.env"),
-            "PREFIX=fed\nBASE_TAG=b1\nBUILDER_TAG=s1\nTAG=t1\nMAVEN_MODE=host\n",
+            "PREFIX=fed\nBASE_TAG=b1\nBUILDER_TAG=s1\nTAG=t1\nMAVEN_MODE=host\nMAVEN_CACHE_DIR=/c\n",
             &env,
             &sample_set(),
             &Overrides::default(),

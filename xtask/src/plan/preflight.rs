@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use xshell::Shell;
 
 use crate::config::{Config, MavenMode, MirrorProfile};
@@ -88,7 +88,7 @@ pub fn check(
     check_submodules(config, set, &needs, purpose, &mut p);
     let dockerfile_args = check_images(config, set, &needs, &root, &mut p);
     let modules = check_trees(config, set, &needs, &root, &mut p);
-    let (uid, gid) = uid_gid()?;
+    let (uid, gid) = process::private::uid_gid()?;
     let missing_packages = check_maven(config, set, &needs, &machine.packages, uid, &mut p);
     let maven_inputs = maven_inputs(config, set, &needs, &mut p);
     let seed_from_repo = if needs.projects.is_empty() {
@@ -258,13 +258,6 @@ fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
             engine,
         }
     })
-}
-
-/// This process's `uid` and `gid`, for Maven containers (no `id` process needed).
-fn uid_gid() -> Result<(u32, u32)> {
-    use std::os::unix::fs::MetadataExt;
-    let me = std::fs::metadata("/proc/self").context("cannot read /proc/self")?;
-    Ok((me.uid(), me.gid()))
 }
 
 /// Dockerfiles (present, inside the root, FROM only declared parents) and source

@@ -6,6 +6,7 @@ mod children;
 pub mod docker_argv;
 pub mod emulation;
 pub mod engine;
+pub mod private;
 
 use children::{CHILD_SPANS, Registered, count_start, register};
 pub use children::{
@@ -246,7 +247,7 @@ fn create_log(log: &Path) -> Result<File> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
     }
-    File::create(log).with_context(|| format!("cannot create the log {}", log.display()))
+    private::create_file(log).with_context(|| format!("cannot create the log {}", log.display()))
 }
 
 /// Runs a step's command with stdout+stderr into `log`, the latest line shown on `line`.
