@@ -324,3 +324,162 @@ fn load_writes_nothing_through_planted_links_or_foreign_directories() {
     );
     fx.assert_clean();
 }
+
+/// A user made for one test (in the docker group, as a developer is), removed when
+/// dropped.
+struct TestUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl TestUser {
+    fn create(name: &str) -> TestUser {
+        let _ = Command::new("userdel").arg(name).output();
+        let out = Command::new("useradd")
+            .args([
+                "--no-create-home",
+                "--shell",
+                "/bin/sh",
+                "--groups",
+                "docker",
+                name,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "useradd {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id").args([flag, name]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        };
+        TestUser {
+            name: name.to_string(),
+            uid: id("-u"),
+            gid: id("-g"),
+        }
+    }
+
+    /// `cmd` run as this user, with the same environment and arguments.
+    fn run(&self, cmd: &Command) -> Run {
+        let mut as_user = Command::new("setpriv");
+        as_user
+            .arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--init-groups")
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .env_clear();
+        for (key, value) in cmd.get_envs() {
+            if let Some(value) = value {
+                as_user.env(key, value);
+            }
+        }
+        Run::from(support::run_with_engine(&mut as_user))
+    }
+
+    fn chown(&self, path: &Path) {
+        let status = Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", self.uid, self.gid))
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).output();
+    }
+}
+
+/// As a developer (not root) in a checkout where the old script's root Maven container
+/// left `target/` trees: doctor and the run name them and the command that mends them
+/// before any step runs; once mended, doctor passes.
+#[test]
+fn root_owned_target_trees_are_found_before_any_step_runs() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::mini("root-owned");
+    let user = TestUser::create("fxtask-dev");
+    std::fs::set_permissions(fx.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = fx.tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    user.chown(&fx.root);
+    user.chown(&home);
+    let left = fx
+        .root
+        .join("arch/core/target/generated-sources/annotations");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(left.join("Generated.java"), "// by root\n").unwrap();
+    // Left by root: root-owned, as the old script's container made it.
+    Command::new("chown")
+        .args(["-R", "0:0"])
+        .arg(fx.root.join("arch/core/target"))
+        .status()
+        .unwrap();
+    let as_developer = |args: &[&str]| {
+        let mut c = fx.command(args);
+        c.env("HOME", &home)
+            .env("MAVEN_CACHE_DIR", home.join("maven"));
+        user.run(&c)
+    };
+    let expected = [
+        "arch/core/target is owned by root (left by an earlier build as root",
+        "run sudo chown -R $(id -u):$(id -g) ",
+    ];
+    let doctor = as_developer(&["doctor"]).failed();
+    for e in expected {
+        assert!(doctor.stderr.contains(e), "doctor: {e}: {}", doctor.stderr);
+    }
+    let run = as_developer(&["images"]).failed();
+    for e in expected.iter().chain(&["nothing was built"]) {
+        assert!(run.stderr.contains(e), "images: {e}: {}", run.stderr);
+    }
+    let logs = fx.root.join("target/xtask/logs");
+    let ran: Vec<_> = std::fs::read_dir(&logs)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(ran.is_empty(), "no step ran: {ran:?}");
+    user.chown(&fx.root.join("arch/core/target"));
+    as_developer(&["doctor"]).ok();
+    // The tree goes back to root, who removes it with the fixture.
+    Command::new("chown")
+        .args(["-R", "0:0"])
+        .arg(&fx.root)
+        .status()
+        .unwrap();
+    support::git(&fx.root, &["clean", "-fdxq"]);
+    fx.assert_clean();
+}
+
+/// A FATE root whose path has a `:` (where the classpath and docker's --volume split):
+/// named before any work by doctor and the run, with the way out.
+#[test]
+fn a_colon_in_the_fate_root_is_refused_before_any_work() {
+    let fx = Fixture::mini("colon");
+    let odd = fx.tmp.path().join("fate:1.0");
+    std::fs::rename(&fx.root, &odd).unwrap();
+    let mut moved = Fixture::mini("colon-unused");
+    moved.root.clone_from(&odd);
+    moved.prefix.clone_from(&fx.prefix);
+    for args in [
+        &["doctor"][..],
+        &["images"],
+        &["images", "--maven", "docker"],
+    ] {
+        let run = Run::from(support::run_with_engine(&mut moved.command(args))).failed();
+        assert!(
+            run.stderr.contains("has a ':' in its path") && run.stderr.contains("ln -s"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert!(!odd.join("target/xtask/logs").exists(), "nothing ran");
+    std::fs::rename(&odd, &fx.root).unwrap();
+    fx.assert_clean();
+}

@@ -6,6 +6,7 @@ pub mod freshness;
 pub mod json;
 pub mod preflight;
 pub mod submodules;
+pub mod writable;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -12,6 +12,7 @@ use crate::config::{Config, MavenMode, MirrorProfile};
 use crate::image::dockerfile::{self, ArgDecl};
 use crate::imageset::selection::{self, Needs};
 use crate::imageset::{ContextPart, Image, ImageSet};
+use crate::plan::writable;
 use crate::process::docker_argv::{self, Builder, ImageInfo};
 use crate::process::{self, Command};
 use crate::ui::problems::Problems;
@@ -70,6 +71,7 @@ pub fn check(
 ) -> Result<Facts> {
     let mut p = Problems::new("preflight found problems; nothing was built");
     let root = canonical_root(config, &mut p);
+    let (uid, gid) = process::private::uid_gid()?;
     let machine = ask_machine(config, set);
     let mut engine_down = None;
     let engine = match &machine.engine {
@@ -88,9 +90,10 @@ pub fn check(
     check_submodules(config, set, &needs, purpose, &mut p);
     let dockerfile_args = check_images(config, set, &needs, &root, &mut p);
     let modules = check_trees(config, set, &needs, &root, &mut p);
-    let (uid, gid) = process::private::uid_gid()?;
     let missing_packages = check_maven(config, set, &needs, &machine.packages, uid, &mut p);
     let maven_inputs = maven_inputs(config, set, &needs, &mut p);
+    check_writable(config, &maven_inputs, uid, gid, &mut p);
+    check_path_for_maven(config, &needs, &mut p);
     let seed_from_repo = if needs.projects.is_empty() {
         None
     } else {
@@ -432,6 +435,43 @@ fn maven_inputs(
         }
     }
     inputs
+}
+
+/// Maven's `target/` directories of the projects to build and the tool's own `target/`
+/// must be this user's to change (see [`writable`]).
+fn check_writable(
+    config: &Config,
+    maven_inputs: &BTreeMap<String, Vec<pom::ReactorModule>>,
+    uid: u32,
+    gid: u32,
+    p: &mut Problems,
+) {
+    if uid == 0 {
+        return;
+    }
+    let mut roots = vec![config.fate_root.join("target")];
+    for (project, modules) in maven_inputs {
+        let dir = config.fate_root.join(project);
+        roots.extend(modules.iter().map(|m| dir.join(&m.path).join("target")));
+    }
+    roots.retain(|r| r.is_dir());
+    let who = writable::Who::current(uid, gid);
+    let found = writable::unchangeable(&roots, &who);
+    if !found.is_empty() {
+        p.push(writable::problem(&config.fate_root, &found, &who));
+    }
+}
+
+/// Java's classpath (host Maven) and docker's `--volume` (container Maven) both split
+/// paths at `:`: a FATE root with one in its path fails far from the cause.
+fn check_path_for_maven(config: &Config, needs: &Needs, p: &mut Problems) {
+    let root = config.fate_root.display().to_string();
+    if !needs.projects.is_empty() && root.contains(':') {
+        p.push(format!(
+            "the FATE root {root} has a ':' in its path, where Java's classpath and docker's --volume split paths, so Maven cannot build there: move the tree, or link it from a path without ':' and use that (ln -s {} ~/fate && cargo xtask --fate-root ~/fate ...)",
+            process::quote(&root)
+        ));
+    }
 }
 
 /// Debian's repository is being installed by this run: it will lack plexus-utils 1.1 too.
