@@ -483,3 +483,138 @@ fn a_colon_in_the_fate_root_is_refused_before_any_work() {
     std::fs::rename(&odd, &fx.root).unwrap();
     fx.assert_clean();
 }
+
+/// A registry with a self-signed certificate on an address of the containerd engine's
+/// network namespace that is not loopback (Docker trusts any registry on loopback):
+/// 198.18.0.1, of the range set aside for tests of network devices, on that namespace's
+/// loopback device. Stopped when dropped.
+struct UntrustedRegistry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl UntrustedRegistry {
+    fn start(engine: &support::Engine) -> UntrustedRegistry {
+        support::ensure_packages("docker-registry", &["docker-registry"]);
+        let ip = "198.18.0.1";
+        let add = engine
+            .near("ip")
+            .args(["addr", "replace", &format!("{ip}/32"), "dev", "lo"])
+            .output()
+            .unwrap();
+        assert!(
+            add.status.success(),
+            "{}",
+            String::from_utf8_lossy(&add.stderr)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", &format!("/CN={ip}")])
+            .args(["-addext", &format!("subjectAltName=IP:{ip}")])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let port = 5443;
+        let addr = format!("{ip}:{port}");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("data").display(),
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = engine
+            .near("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let registry = UntrustedRegistry {
+            child,
+            addr,
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            let probe = engine
+                .near("curl")
+                .args([
+                    "-sk",
+                    "-o",
+                    "/dev/null",
+                    &format!("https://{}/v2/", registry.addr),
+                ])
+                .status()
+                .unwrap();
+            if probe.success() {
+                return registry;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the TLS registry did not start on {}", registry.addr);
+    }
+}
+
+impl Drop for UntrustedRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A push to a registry whose certificate the engine does not trust says so and what to
+/// do, at once (no retries), and leaves no registry tag.
+#[test]
+fn an_untrusted_registry_certificate_is_explained() {
+    let engine = support::Engine::containerd();
+    let fx = Fixture::mini_on("tls", support::Builder::Legacy, engine);
+    fx.xtask(&["images", "federation"]).ok();
+    let registry = UntrustedRegistry::start(&fx.engine);
+    let started = Instant::now();
+    let run = fx
+        .xtask(&["push", "federation", "--registry", &registry.addr])
+        .failed();
+    for expected in [
+        format!(
+            "the Docker engine does not trust the TLS certificate of the registry {}",
+            registry.addr
+        ),
+        format!("/etc/docker/certs.d/{}/ca.crt", registry.addr),
+        "insecure-registries".to_string(),
+    ] {
+        assert!(run.stderr.contains(&expected), "{expected}: {}", run.stderr);
+    }
+    assert!(!run.stderr.contains("retry"), "{}", run.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let tags = fx.docker(&[
+        "images",
+        "-q",
+        "--filter",
+        &format!("reference={}/*/*", registry.addr),
+    ]);
+    assert_eq!(tags, "", "the registry tag was removed");
+    fx.assert_clean();
+}

@@ -246,12 +246,16 @@ fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path, gate: &Gate) -> Res
         Err(e) => {
             child.abort();
             match e {
+                _ if process::interrupted() => anyhow::anyhow!(
+                    "stopped by {} before the archive was loaded whole (docker load loads nothing of an archive it did not read to its end)",
+                    process::signal_name()
+                ),
                 PassError::Refused(e) | PassError::NotAnArchive(e) => e,
                 PassError::Source(e) => anyhow::Error::new(e).context("cannot read the archive"),
-                PassError::Sink(e) => anyhow::Error::new(e).context(format!(
-                    "docker load stopped reading\n{}",
+                PassError::Sink(e) => anyhow::anyhow!(
+                    "docker load stopped reading its input ({e}); its log ends:\n{}",
                     process::tail(log, process::TAIL_LINES)
-                )),
+                ),
             }
         }
     };

@@ -304,6 +304,10 @@ fn save(
         Err(e) => {
             failed(progress);
             return Err(match e {
+                _ if process::interrupted() => anyhow::anyhow!(
+                    "stopped by {}; the bundle was not written",
+                    process::signal_name()
+                ),
                 PassError::Sink(e) => disk(e),
                 PassError::Refused(e) | PassError::NotAnArchive(e) => e,
                 PassError::Source(e) => anyhow::anyhow!(

@@ -233,9 +233,20 @@ fn push_with_retries(step: &PushStep, log: &Path, line: &StepLine) -> Result<Dig
                     step.timeout.as_secs()
                 )));
             }
+            Failure::UntrustedCertificate => bail!("{}", untrusted_certificate(&step.target, log)),
             Failure::Other => return Err(e),
         }
     }
+}
+
+/// What to do when the engine does not trust the registry's TLS certificate (one it
+/// reaches on an address other than loopback, which Docker always trusts).
+fn untrusted_certificate(target: &str, log: &Path) -> String {
+    let registry = target.split('/').next().unwrap_or(target);
+    format!(
+        "the Docker engine does not trust the TLS certificate of the registry {registry} (self-signed, or signed by a CA it does not know), so it refused to push {target}: put the CA's certificate (or the registry's own, if self-signed) in /etc/docker/certs.d/{registry}/ca.crt on the engine's host (no restart needed), or, for a test registry only, add \"{registry}\" to \"insecure-registries\" in /etc/docker/daemon.json and restart dockerd; log: {}",
+        log.display()
+    )
 }
 
 /// Removes the registry tag made for pushing (the image keeps its own tag).
@@ -253,6 +264,8 @@ impl Drop for Untag<'_> {
 enum Failure {
     Auth,
     Transient,
+    /// The engine does not trust the registry's certificate: no retry mends that.
+    UntrustedCertificate,
     Other,
 }
 
@@ -280,7 +293,16 @@ fn classify(output: &str) -> Failure {
         "504 gateway timeout",
         "no such host",
     ];
-    if auth.iter().any(|p| text.contains(p)) {
+    let untrusted = [
+        "x509: certificate signed by unknown authority",
+        "tls: failed to verify certificate",
+        "certificate is not trusted",
+        "x509: certificate is valid for",
+        "certificate relies on legacy common name",
+    ];
+    if untrusted.iter().any(|p| text.contains(p)) {
+        Failure::UntrustedCertificate
+    } else if auth.iter().any(|p| text.contains(p)) {
         Failure::Auth
     } else if transient.iter().any(|p| text.contains(p)) {
         Failure::Transient
@@ -351,6 +373,13 @@ mod tests {
         assert_eq!(
             classify("An image does not exist locally with the tag: x"),
             Failure::Other
+        );
+        assert_eq!(
+            classify(
+                "Get \"https://198.18.0.1:5000/v2/\": tls: failed to verify certificate: x509: certificate signed by unknown authority"
+            ),
+            Failure::UntrustedCertificate,
+            "not retried as a connection failure"
         );
     }
 
