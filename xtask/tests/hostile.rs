@@ -481,6 +481,34 @@ fn a_colon_in_the_fate_root_is_refused_before_any_work() {
     }
     assert!(!odd.join("target/xtask/logs").exists(), "nothing ran");
     std::fs::rename(&odd, &fx.root).unwrap();
+    let mut cache = fx.command(&["images", "--maven", "docker", "--dry-run"]);
+    cache.env("MAVEN_CACHE_DIR", fx.tmp.path().join("maven:cache"));
+    let run = Run::from(support::run_with_engine(&mut cache)).failed();
+    assert!(
+        run.stderr.contains("the Maven cache (MAVEN_CACHE_DIR)")
+            && run.stderr.contains("has a ':'"),
+        "{}",
+        run.stderr
+    );
+    fx.assert_clean();
+}
+
+/// The other characters that reach `docker` and `mvn` argv in paths (`,` `=` `%` `#`,
+/// and a directory named with a leading `-`) build as any other: argv is never split.
+#[test]
+fn other_characters_in_the_fate_root_build() {
+    let fx = Fixture::mini("odd-chars");
+    let odd = fx.tmp.path().join("-fate ,=%#");
+    std::fs::rename(&fx.root, &odd).unwrap();
+    let mut moved = Fixture::mini("odd-chars-unused");
+    moved.root.clone_from(&odd);
+    moved.prefix.clone_from(&fx.prefix);
+    let run = Run::from(support::run_with_engine(&mut moved.command(&["images"]))).ok();
+    assert_eq!(run.steps_with("built").len(), 13, "{}", run.stdout);
+    let again = Run::from(support::run_with_engine(&mut moved.command(&["images"]))).ok();
+    assert!(again.steps_with("built").is_empty(), "{}", again.stdout);
+    std::fs::rename(&odd, &fx.root).unwrap();
+    support::git(&fx.root, &["clean", "-fdxq"]);
     fx.assert_clean();
 }
 

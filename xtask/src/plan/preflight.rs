@@ -463,14 +463,29 @@ fn check_writable(
 }
 
 /// Java's classpath (host Maven) and docker's `--volume` (container Maven) both split
-/// paths at `:`: a FATE root with one in its path fails far from the cause.
+/// paths at `:`: a FATE root or Maven cache with one in its path fails far from the cause.
+/// (Other characters, `,` `=` `%` `#` among them, pass through: argv is never split.)
 fn check_path_for_maven(config: &Config, needs: &Needs, p: &mut Problems) {
-    let root = config.fate_root.display().to_string();
-    if !needs.projects.is_empty() && root.contains(':') {
-        p.push(format!(
-            "the FATE root {root} has a ':' in its path, where Java's classpath and docker's --volume split paths, so Maven cannot build there: move the tree, or link it from a path without ':' and use that (ln -s {} ~/fate && cargo xtask --fate-root ~/fate ...)",
-            process::quote(&root)
-        ));
+    if needs.projects.is_empty() {
+        return;
+    }
+    let mounted = matches!(config.maven, MavenMode::Docker { .. });
+    let paths = [
+        ("the FATE root", &config.fate_root, true),
+        (
+            "the Maven cache (MAVEN_CACHE_DIR)",
+            &config.maven_cache,
+            mounted,
+        ),
+    ];
+    for (what, path, used) in paths {
+        let shown = path.display().to_string();
+        if used && shown.contains(':') {
+            p.push(format!(
+                "{what} {shown} has a ':' in its path, where Java's classpath and docker's --volume split paths, so Maven cannot build there: move it, or link it from a path without ':' and use that (ln -s {} ~/fate && cargo xtask --fate-root ~/fate ..., or MAVEN_CACHE_DIR=...)",
+                process::quote(&shown)
+            ));
+        }
     }
 }
 
