@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::image::step::BuildStep;
+use crate::imageset::order;
 use crate::plan::{Action, Plan};
 
 #[derive(Debug, Serialize)]
@@ -54,21 +55,37 @@ pub fn of(plan: &Plan, named_contexts: bool) -> BakeFile {
         .iter()
         .map(|b| (b.reference.as_str(), b.name.as_str()))
         .collect();
-    // Builds come in dependency order: a parent's wave is known before its children's.
-    let mut wave: BTreeMap<&str, usize> = BTreeMap::new();
+    let parents_of = |b: &BuildStep| -> Vec<(String, String)> {
+        b.parents
+            .iter()
+            .filter_map(|r| {
+                name_of
+                    .get(r.as_str())
+                    .map(|n| (r.clone(), (*n).to_string()))
+            })
+            .collect()
+    };
+    // The stages are the project's one dependency order's.
+    let wave: BTreeMap<&str, usize> = order::dependency_order(
+        &builds,
+        |b| b.name.as_str(),
+        |b| {
+            b.parents
+                .iter()
+                .filter_map(|r| name_of.get(r.as_str()).copied())
+                .collect()
+        },
+    )
+    .into_iter()
+    .map(|o| (o.item.name.as_str(), o.depth))
+    .collect();
     let mut target = BTreeMap::new();
     for b in &builds {
-        let parents: Vec<(&str, &str)> = b
-            .parents
-            .iter()
-            .filter_map(|r| name_of.get(r.as_str()).map(|n| (r.as_str(), *n)))
-            .collect();
-        let depth = 1 + parents.iter().map(|(_, n)| wave[n]).max().unwrap_or(0);
-        wave.insert(&b.name, depth);
+        let parents = parents_of(b);
         let contexts = if named_contexts {
             parents
                 .iter()
-                .map(|(r, n)| ((*r).to_string(), format!("target:{n}")))
+                .map(|(r, n)| (r.clone(), format!("target:{n}")))
                 .collect()
         } else {
             BTreeMap::new()

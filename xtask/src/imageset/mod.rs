@@ -2,6 +2,7 @@
 //! packaged module trees, mirror settings and images. Everything about *which* images
 //! exist lives in that file; code only interprets it.
 
+pub mod order;
 pub mod reference;
 pub mod selection;
 
@@ -336,36 +337,28 @@ impl ImageSet {
 
     /// Every image, parents before children, otherwise in declaration order.
     pub fn build_order(&self) -> Vec<&Image> {
-        let mut done: Vec<&Image> = Vec::new();
-        while done.len() < self.images.len() {
-            let next = self
-                .images
-                .iter()
-                .find(|i| {
-                    !done.iter().any(|d| d.name == i.name)
-                        && i.parents.iter().all(|p| done.iter().any(|d| d.name == *p))
-                })
-                .expect("the image set was checked for cycles");
-            done.push(next);
-        }
-        done
+        self.build_stages().into_iter().map(|o| o.item).collect()
     }
 
-    /// Maven projects in build order (dependencies first, then declaration order).
+    /// The images in build order, each with the stage it can be built in (after every
+    /// parent's stage).
+    pub fn build_stages(&self) -> Vec<order::Ordered<'_, Image>> {
+        order::dependency_order(
+            &self.images,
+            |i| i.name.as_str(),
+            |i| i.parents.iter().map(String::as_str).collect(),
+        )
+    }
+
     pub fn maven_order(&self) -> Vec<&MavenProject> {
-        let mut done: Vec<&MavenProject> = Vec::new();
-        while done.len() < self.maven.len() {
-            let next = self
-                .maven
-                .iter()
-                .find(|m| {
-                    !done.iter().any(|d| d.name == m.name)
-                        && m.after.iter().all(|a| done.iter().any(|d| d.name == *a))
-                })
-                .expect("the image set was checked for cycles");
-            done.push(next);
-        }
-        done
+        order::dependency_order(
+            &self.maven,
+            |m| m.name.as_str(),
+            |m| m.after.iter().map(String::as_str).collect(),
+        )
+        .into_iter()
+        .map(|o| o.item)
+        .collect()
     }
 
     /// Structural checks that need no file system.
