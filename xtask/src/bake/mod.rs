@@ -12,7 +12,7 @@ use crate::plan::preflight::{self, Purpose};
 use crate::plan::{self, Action, Options};
 use crate::process::engine::ContainerSweep;
 use crate::run::scheduler::{Executor, Outcome};
-use crate::run::steps::ImageSteps;
+use crate::run::steps::RunState;
 use crate::{Project, cli, process, process::docker_argv, run::digest_cache, run::lock};
 
 impl cli::Bake {
@@ -48,7 +48,7 @@ impl cli::Bake {
         };
         let sweep =
             ContainerSweep::new(format!("{}.run={}", docker_argv::LABEL_TOOL, facts.run_id));
-        let steps = ImageSteps {
+        let steps = RunState {
             force: false,
             images: Mutex::default(),
             recorded: Mutex::default(),

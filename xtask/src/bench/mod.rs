@@ -574,9 +574,8 @@ fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample> {
                     options: crate::config::BuildOptions::default(),
                 })
             }
-            Action::WriteFile { path, contents } => {
-                std::fs::create_dir_all(path.parent().expect("a file has a directory"))?;
-                std::fs::write(path, contents)?;
+            Action::WriteFile(file) => {
+                crate::plan::kind::write_file(&file.path, &file.contents)?;
                 continue;
             }
             _ => continue,

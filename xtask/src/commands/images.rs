@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 
 use crate::cli;
-use crate::plan::freshness::{self, Reason, Recorded};
+use crate::plan::freshness::{Reason, Recorded};
+use crate::plan::kind;
 use crate::plan::preflight::{self, Facts, Purpose};
 use crate::plan::{self, Action, Options, Plan};
 use crate::process::docker_argv::{self, Builder, ImageInfo, LABEL_TOOL};
 use crate::process::engine::{self, ContainerSweep};
 use crate::run::report::{self, RunReport};
 use crate::run::scheduler::{Executor, Outcome, StepReport};
-use crate::run::steps::ImageSteps;
+use crate::run::steps::RunState;
 use crate::{Project, image::staging, plan::json, process, run::digest_cache, run::lock, ui};
 
 /// Where the contents' digests of the files runs read are remembered.
@@ -86,7 +87,7 @@ impl cli::Images {
         engine::sweep_after_crash(&engine_lost)?;
         let sweep = ContainerSweep::new(format!("{LABEL_TOOL}.run={}", facts.run_id));
         let started = Instant::now();
-        let steps = ImageSteps {
+        let steps = RunState {
             force: self.force,
             images: Mutex::new(facts.existing.clone()),
             recorded: Mutex::new(recorded),
@@ -124,12 +125,14 @@ impl cli::Images {
 
     /// `--dry-run`: the plan with each step's decision, as text or JSON.
     fn print_preview(&self, project: &Project, plan: &Plan, facts: &Facts, recorded: &Recorded) {
-        let status = freshness::preview(
+        let status = kind::preview(
             plan,
-            &facts.existing,
-            recorded,
-            self.force,
-            facts.engine_down.is_some(),
+            &kind::Preview {
+                images: &facts.existing,
+                recorded,
+                force: self.force,
+                engine_down: facts.engine_down.is_some(),
+            },
         );
         match self.format {
             cli::PlanFormat::Json => print!("{}", json::render(plan, &status, facts)),

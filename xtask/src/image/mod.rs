@@ -4,3 +4,4 @@
 pub mod dockerfile;
 pub mod staging;
 pub mod step;
+pub mod step_kind;

@@ -3,6 +3,7 @@
 //! repository needs.
 
 pub mod pom;
+pub mod step_kind;
 
 use std::fs;
 use std::path::{Path, PathBuf};

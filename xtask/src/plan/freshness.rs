@@ -14,9 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::image::staging::{self, Entries, StageOp};
 use crate::image::step::BuildStep;
+use crate::maven::MavenStep;
 use crate::maven::pom::Module;
-use crate::maven::{self, MavenStep};
-use crate::plan::{Action, Plan};
 use crate::process::docker_argv::{ImageInfo, VOLATILE_LABELS};
 use crate::run::digest_cache;
 
@@ -363,97 +362,6 @@ pub fn build_decision(
         Some(_) => Reason::InputsChanged,
     };
     Ok((Decision::Run { reason, inputs }, entries))
-}
-
-/// A generated file is up to date when it already holds `contents`.
-pub fn file_is_current(path: &Path, contents: &str) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|c| c == contents)
-}
-
-/// For `--dry-run`: what each step would do, without doing it. A step whose dependency
-/// runs runs too; everything else is decided as the real run would. Without an engine
-/// (`engine_down`), whether an image is up to date is unknown.
-pub fn preview(
-    plan: &Plan,
-    images: &BTreeMap<String, ImageInfo>,
-    recorded: &Recorded,
-    force: bool,
-    engine_down: bool,
-) -> Vec<Status> {
-    let mut out: Vec<Status> = Vec::new();
-    for step in &plan.steps {
-        let first = step
-            .deps
-            .iter()
-            .find(|d| !matches!(out[**d], Status::UpToDate))
-            .map(|d| (&plan.steps[*d].id, &out[*d]));
-        let status = match (&step.action, first) {
-            (Action::Build(_), _) if engine_down => {
-                Status::Unknown("the Docker engine is unreachable".into())
-            }
-            (Action::Build(_) | Action::Maven(_), Some((id, Status::Unknown(_)))) => {
-                Status::Unknown(format!("it depends on {id}, whose decision is unknown"))
-            }
-            // Its sources are still collected (jars come later): staging problems show
-            // before anything runs. Whether it changes is known once the dependency ran
-            // (a rebuilt jar or parent may come out byte for byte the same).
-            (Action::Build(b), Some((id, _))) => match staging::collect(&sources_of(&b.ops)) {
-                Err(e) => Status::Unknown(format!("{e:#}")),
-                Ok(_) if force => Status::WillRun(Reason::Forced),
-                Ok(_) if !images.contains_key(&b.reference) => Status::WillRun(Reason::NotBuilt),
-                Ok(_) => Status::Unknown(format!("decided once {id} has run")),
-            },
-            (Action::Maven(m), Some((id, _))) => match maven_decision(m, force) {
-                Ok(MavenDecision::Run { reason, .. }) => Status::WillRun(reason),
-                Ok(MavenDecision::UpToDate) => {
-                    Status::Unknown(format!("decided once {id} has run"))
-                }
-                Err(e) => Status::Unknown(format!("{e:#}")),
-            },
-            (Action::Maven(m), None) => match maven_decision(m, force) {
-                Ok(MavenDecision::UpToDate) => Status::UpToDate,
-                Ok(MavenDecision::Run { reason, .. }) => Status::WillRun(reason),
-                Err(e) => Status::Unknown(format!("{e:#}")),
-            },
-            (Action::Build(b), None) => {
-                decided(build_decision(b, images, recorded, force).map(|(d, _)| d))
-            }
-            (Action::WriteFile { path, contents }, _) => {
-                if file_is_current(path, contents) {
-                    Status::UpToDate
-                } else {
-                    Status::WillRun(Reason::FileChanged)
-                }
-            }
-            (Action::SeedMavenRepo { local_repo, .. }, _) => {
-                if maven::is_seeded(local_repo) {
-                    Status::UpToDate
-                } else {
-                    Status::WillRun(Reason::OutputMissing(local_repo.clone()))
-                }
-            }
-            (Action::InstallPackages(_), _) => Status::WillRun(Reason::PackagesMissing),
-            (Action::Pull { .. }, _) => Status::WillRun(Reason::ImageMissing),
-        };
-        out.push(status);
-    }
-    out
-}
-
-/// The staging operations that read the FATE tree (not Maven's output).
-fn sources_of(ops: &[StageOp]) -> Vec<StageOp> {
-    ops.iter()
-        .filter(|op| !matches!(op, StageOp::Jar { .. }))
-        .cloned()
-        .collect()
-}
-
-fn decided(decision: Result<Decision>) -> Status {
-    match decision {
-        Ok(Decision::UpToDate) => Status::UpToDate,
-        Ok(Decision::Run { reason, .. }) => Status::WillRun(reason),
-        Err(e) => Status::Unknown(format!("{e:#}")),
-    }
 }
 
 #[cfg(test)]

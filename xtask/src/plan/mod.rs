@@ -4,6 +4,7 @@
 
 pub mod freshness;
 pub mod json;
+pub mod kind;
 pub mod preflight;
 pub mod submodules;
 pub mod writable;
@@ -31,21 +32,14 @@ use crate::process::docker_argv;
     reason = "a plan holds a few dozen steps: boxing the large ones would save nothing"
 )]
 pub enum Action {
-    /// Install the host packages Maven needs (apt).
-    InstallPackages(Command),
-    /// Write a generated file.
-    WriteFile { path: PathBuf, contents: String },
-    /// Give a local Maven repository the `plexus-utils:1.1` that Debian's repository lacks.
-    SeedMavenRepo {
-        from_repo: PathBuf,
-        local_repo: PathBuf,
-    },
+    InstallPackages(kind::InstallPackages),
+    WriteFile(kind::WriteFile),
+    SeedMavenRepo(kind::SeedMavenRepo),
     /// `mvn clean package` of one project, skipped while its inputs are unchanged.
     Maven(MavenStep),
     /// Stage one image's context and `docker build` it, skipped while its inputs are unchanged.
     Build(BuildStep),
-    /// Pull an image the run needs but does not build (the Maven image).
-    Pull { command: Command, hint: String },
+    Pull(kind::Pull),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,7 +159,7 @@ fn host_packages(plan: &mut Plan, facts: &Facts) -> Option<usize> {
             facts.missing_packages.join(" ")
         ),
         vec![],
-        Action::InstallPackages(install),
+        Action::InstallPackages(kind::InstallPackages(install)),
     ))
 }
 
@@ -245,10 +239,10 @@ fn maven_prelude(
     let mut before = prelude.to_vec();
     let settings = settings_xml.map(|xml| {
         let path = config.work_dir().join("maven").join("settings.xml");
-        let action = Action::WriteFile {
+        let action = Action::WriteFile(kind::WriteFile {
             path: path.clone(),
             contents: xml.to_string(),
-        };
+        });
         let title = "write Maven settings (mirror)".to_string();
         before.push(plan.push("maven-settings", title, prelude.to_vec(), action));
         path
@@ -259,18 +253,18 @@ fn maven_prelude(
         let hint = format!(
             "the Maven image {image} is not present and cannot be pulled; load it (docker load), set MAVEN_IMAGE in .env to one you have, or use --maven host"
         );
-        let action = Action::Pull {
+        let action = Action::Pull(kind::Pull {
             command: docker_argv::pull(image),
             hint,
-        };
+        });
         let title = format!("pull the Maven image {image}");
         before.push(plan.push("maven-image", title, prelude.to_vec(), action));
     }
     if let Some(from_repo) = &facts.seed_from_repo {
-        let action = Action::SeedMavenRepo {
+        let action = Action::SeedMavenRepo(kind::SeedMavenRepo {
             from_repo: from_repo.clone(),
             local_repo: config.maven_cache.join("repository"),
-        };
+        });
         let title = "give the Maven cache plexus-utils 1.1 (missing from the file mirror)".into();
         before.push(plan.push("maven-seed", title, prelude.to_vec(), action));
     }
@@ -360,57 +354,31 @@ impl Plan {
 
 impl Action {
     /// The kind of step, as the JSON plan names it.
-    pub fn kind(&self) -> &'static str {
+    /// The type of this kind of step, which says, decides and does the rest.
+    pub fn step_kind(&self) -> &dyn kind::StepKind {
         match self {
-            Action::InstallPackages(_) => "install-packages",
-            Action::WriteFile { .. } => "write-file",
-            Action::SeedMavenRepo { .. } => "seed-maven-repo",
-            Action::Maven(_) => "maven",
-            Action::Build(_) => "build",
-            Action::Pull { .. } => "pull",
+            Action::InstallPackages(k) => k,
+            Action::WriteFile(k) => k,
+            Action::SeedMavenRepo(k) => k,
+            Action::Maven(k) => k,
+            Action::Build(k) => k,
+            Action::Pull(k) => k,
         }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.step_kind().kind()
     }
 
     /// The process the step runs (a Maven step: when all of it runs).
     pub fn command(&self) -> Option<&Command> {
-        match self {
-            Action::InstallPackages(c) | Action::Pull { command: c, .. } => Some(c),
-            Action::Maven(m) => Some(&m.command),
-            Action::Build(b) => Some(&b.command),
-            Action::WriteFile { .. } | Action::SeedMavenRepo { .. } => None,
-        }
+        self.step_kind().command()
     }
 
     /// What the step writes or stages, in order; a build's staging operations come after
     /// its Dockerfile and context lines.
     pub fn operations(&self) -> Vec<String> {
-        match self {
-            Action::WriteFile { path, .. } => vec![format!("write {}", path.display())],
-            Action::SeedMavenRepo {
-                from_repo,
-                local_repo,
-            } => vec![format!(
-                "link plexus-utils 1.1 in {} to the 3.x jar of {}",
-                local_repo.display(),
-                from_repo.display()
-            )],
-            Action::Build(b) => {
-                let labels: Vec<String> =
-                    b.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let mut ops = vec![
-                    format!(
-                        "{} = {} + LABEL {}",
-                        b.staged_dockerfile.display(),
-                        b.dockerfile.display(),
-                        labels.join(" ")
-                    ),
-                    format!("stage {}", b.context.display()),
-                ];
-                ops.extend(b.ops.iter().map(ToString::to_string));
-                ops
-            }
-            Action::InstallPackages(_) | Action::Maven(_) | Action::Pull { .. } => Vec::new(),
-        }
+        self.step_kind().operations()
     }
 
     /// What the step runs or writes, as the plan shows it.
@@ -669,7 +637,7 @@ mod tests {
         });
         let plan = images(&cn, &sample_set(), &facts(), &Options::default()).unwrap();
         assert_eq!(plan.steps[0].id, "maven-settings");
-        let Action::WriteFile { contents, .. } = &plan.steps[0].action else {
+        let Action::WriteFile(kind::WriteFile { contents, .. }) = &plan.steps[0].action else {
             panic!()
         };
         assert!(contents.contains("<url>https://maven.aliyun.com/repository/public</url>"));
@@ -807,7 +775,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.steps[0].id, "host-packages");
-        let Action::InstallPackages(c) = &plan.steps[0].action else {
+        let Action::InstallPackages(kind::InstallPackages(c)) = &plan.steps[0].action else {
             panic!()
         };
         assert_eq!(

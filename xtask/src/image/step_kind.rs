@@ -1,0 +1,153 @@
+//! An image's build step: what it says of itself (its labelled Dockerfile, its staged
+//! context, its `docker build`), its decision (the inputs digest against the image's
+//! label and the ID this tool recorded) and its run: stage, build, record the new ID.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::image::step::{BuildStep, INPUTS_PLACEHOLDER};
+use crate::image::{dockerfile, staging};
+use crate::plan::freshness::{self, Decision, Reason, Status};
+use crate::plan::kind::{After, Preview, StepKind, write_file};
+use crate::process::docker_argv::{Builder, ImageInfo, LABEL_INPUTS, LABEL_STAGE};
+use crate::process::{self, Command};
+use crate::run::scheduler::Done;
+use crate::run::steps::RunState;
+use crate::ui::StepLine;
+
+impl StepKind for BuildStep {
+    fn kind(&self) -> &'static str {
+        "build"
+    }
+
+    fn command(&self) -> Option<&Command> {
+        Some(&self.command)
+    }
+
+    /// The labelled Dockerfile, the context, then the context's staging operations.
+    fn operations(&self) -> Vec<String> {
+        let labels: Vec<String> = self
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut ops = vec![
+            format!(
+                "{} = {} + LABEL {}",
+                self.staged_dockerfile.display(),
+                self.dockerfile.display(),
+                labels.join(" ")
+            ),
+            format!("stage {}", self.context.display()),
+        ];
+        ops.extend(self.ops.iter().map(ToString::to_string));
+        ops
+    }
+
+    fn uses_engine(&self) -> bool {
+        true
+    }
+
+    fn preview(&self, preview: &Preview, after: After) -> Status {
+        if preview.engine_down {
+            return Status::Unknown("the Docker engine is unreachable".into());
+        }
+        match after {
+            Some((id, Status::Unknown(_))) => {
+                Status::Unknown(format!("it depends on {id}, whose decision is unknown"))
+            }
+            // Its sources are still collected (jars come later): staging problems show
+            // before anything runs. Whether it changes is known once the dependency ran
+            // (a rebuilt jar or parent may come out byte for byte the same).
+            Some((id, _)) => match staging::collect(&sources_of(&self.ops)) {
+                Err(e) => Status::Unknown(format!("{e:#}")),
+                Ok(_) if preview.force => Status::WillRun(Reason::Forced),
+                Ok(_) if !preview.images.contains_key(&self.reference) => {
+                    Status::WillRun(Reason::NotBuilt)
+                }
+                Ok(_) => Status::Unknown(format!("decided once {id} has run")),
+            },
+            None => match freshness::build_decision(
+                self,
+                preview.images,
+                preview.recorded,
+                preview.force,
+            ) {
+                Ok((Decision::UpToDate, _)) => Status::UpToDate,
+                Ok((Decision::Run { reason, .. }, _)) => Status::WillRun(reason),
+                Err(e) => Status::Unknown(format!("{e:#}")),
+            },
+        }
+    }
+
+    fn perform(&self, run: &RunState, log: &Path, line: &StepLine) -> Result<Done<Option<Reason>>> {
+        if run.stage_only {
+            // Whoever builds these records no inputs digest: `images` rebuilds its own.
+            let labels: Vec<(String, String)> = self
+                .labels
+                .iter()
+                .filter(|(k, _)| k != LABEL_INPUTS)
+                .cloned()
+                .collect();
+            stage(self, &staging::collect(&self.ops)?, &labels)?;
+            return Ok(Done::Ran(None));
+        }
+        let images = run.images.lock().expect("no worker panics").clone();
+        let recorded = run.recorded.lock().expect("no worker panics").clone();
+        let (decision, entries) = freshness::build_decision(self, &images, &recorded, run.force)?;
+        let Decision::Run { reason, inputs } = decision else {
+            return Ok(Done::UpToDate);
+        };
+        let labels: Vec<(String, String)> = self
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.replace(INPUTS_PLACEHOLDER, &inputs)))
+            .collect();
+        stage(self, &entries, &labels)?;
+        let _ = std::fs::remove_file(&self.iidfile);
+        process::run_logged(&self.command, log, line)?;
+        let id = std::fs::read_to_string(&self.iidfile).with_context(|| {
+            format!(
+                "docker build wrote no image ID to {}",
+                self.iidfile.display()
+            )
+        })?;
+        let id = id.trim().to_string();
+        let mut recorded = run.recorded.lock().expect("no worker panics");
+        recorded.0.insert(self.reference.clone(), id.clone());
+        run.images.lock().expect("no worker panics").insert(
+            self.reference.clone(),
+            ImageInfo {
+                id,
+                inputs: Some(inputs),
+                // Children need only the ID; the summary asks the engine for sizes.
+                ..ImageInfo::default()
+            },
+        );
+        Ok(Done::Ran(Some(reason)))
+    }
+}
+
+/// The staging operations that read the FATE tree (not Maven's output).
+fn sources_of(ops: &[staging::StageOp]) -> Vec<staging::StageOp> {
+    ops.iter()
+        .filter(|op| !matches!(op, staging::StageOp::Jar { .. }))
+        .cloned()
+        .collect()
+}
+
+/// Writes a build's context and its Dockerfile with `labels`.
+fn stage(b: &BuildStep, entries: &staging::Entries, labels: &[(String, String)]) -> Result<()> {
+    staging::materialize(&b.context, entries)?;
+    let text = std::fs::read_to_string(&b.dockerfile)
+        .with_context(|| format!("cannot read {}", b.dockerfile.display()))?;
+    // Only the legacy builder leaves containers, and only for RUN steps: other builds
+    // get no extra (legacy: costly) LABEL step.
+    let stage = (b.builder == Builder::Legacy && dockerfile::runs_commands(&text))
+        .then_some((LABEL_STAGE, "1"));
+    write_file(
+        &b.staged_dockerfile,
+        &dockerfile::staged(&text, stage, labels),
+    )
+}
