@@ -4,86 +4,51 @@
 pub mod bakefile;
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 
-use crate::plan::preflight::{self, Purpose};
-use crate::plan::{self, Action, Options};
-use crate::process::engine::ContainerSweep;
-use crate::run::scheduler::{Executor, Outcome};
-use crate::run::steps::RunState;
-use crate::{Project, cli, process, process::docker_argv, run::digest_cache, run::lock};
+use crate::plan::freshness::Recorded;
+use crate::plan::preflight::Purpose;
+use crate::plan::{Action, Options};
+use crate::run::pipeline::{Pipeline, RunOptions};
+use crate::{Project, cli, run::lock};
 
 impl cli::Bake {
     pub fn run(self, project: &Project) -> Result<()> {
-        let Project {
-            set,
-            config,
-            ui,
-            sh,
-        } = project;
-        let work = config.work_dir();
-        let _lock = lock::lock(&work, ui)?;
-        let mut facts = preflight::check(sh, config, set, &self.images, Purpose::Run)?;
-        digest_cache::open(&work.join(crate::commands::images::DIGEST_CACHE));
-        crate::image::staging::share_walks();
-        // The builders that bake it start with nothing: every parent is a target.
-        facts.existing.clear();
+        let Project { config, ui, .. } = project;
+        let _lock = lock::lock(&config.work_dir(), ui)?;
         let options = Options {
             selection: self.images.clone(),
             no_cache: false,
         };
-        let mut plan = plan::images(config, set, &facts, &options)?;
-        for step in &mut plan.steps {
+        // The builders that bake it start with nothing: every parent is a target.
+        let mut pipeline = Pipeline::prepare(project, &options, Purpose::Run, |facts| {
+            facts.existing.clear();
+            Ok(())
+        })?;
+        for step in &mut pipeline.plan.steps {
             if let Action::Build(b) = &step.action {
                 step.title = format!("stage {}", b.reference);
             }
         }
-        let executor = Executor {
-            ui: ui.clone(),
-            log_dir: work.join("logs"),
+        let how = RunOptions {
+            force: false,
             keep_going: false,
             jobs: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-        };
-        let sweep =
-            ContainerSweep::new(format!("{}.run={}", docker_argv::LABEL_TOOL, facts.run_id));
-        let steps = RunState {
-            force: false,
-            images: Mutex::default(),
-            recorded: Mutex::default(),
-            engine_lost: work.join("engine-lost"),
-            containers_started: sweep.trigger(),
             stage_only: true,
         };
-        let reports = executor.run(&plan.steps, |step, log, line| {
-            steps.perform(step, log, line)
-        });
-        digest_cache::save()?;
-        if process::interrupted() {
-            let _ = std::fs::remove_dir_all(work.join("contexts"));
-            bail!(
-                "interrupted ({}); staged contexts removed",
-                process::signal_name()
-            );
-        }
-        let failed: Vec<(&str, &String)> = plan
-            .steps
-            .iter()
-            .zip(&reports)
-            .filter_map(|(s, r)| match &r.outcome {
-                Outcome::Failed(message) => Some((s.id.as_str(), message)),
-                _ => None,
-            })
-            .collect();
-        if let Some((id, message)) = failed.first() {
+        let ran = pipeline.run(Recorded::default(), &how)?;
+        pipeline.refuse_if_interrupted("")?;
+        let work = &pipeline.work;
+        if let Some((id, message)) = pipeline.failures(&ran.reports).first() {
             bail!(
                 "step {id} failed, no bake file written: {message}\nfull logs are in {}",
                 work.join("logs").display()
             );
         }
+        let plan = &pipeline.plan;
         let file = self.file.unwrap_or_else(|| work.join("docker-bake.json"));
-        let bake = bakefile::of(&plan, !self.no_named_contexts);
+        let bake = bakefile::of(plan, !self.no_named_contexts);
         write_whole(&file, &bake)?;
         let how = how_to_bake(&file, &bake, self.no_named_contexts);
         println!("{}", file.display());

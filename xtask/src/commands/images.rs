@@ -1,8 +1,6 @@
 //! `cargo xtask images`: preflight, plan, then Maven, packaging and docker builds.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -10,17 +8,14 @@ use anyhow::{Result, bail};
 use crate::cli;
 use crate::plan::freshness::{Reason, Recorded};
 use crate::plan::kind;
-use crate::plan::preflight::{self, Facts, Purpose};
-use crate::plan::{self, Action, Options, Plan};
-use crate::process::docker_argv::{self, Builder, ImageInfo, LABEL_TOOL};
-use crate::process::engine::{self, ContainerSweep};
+use crate::plan::preflight::{Facts, Purpose};
+use crate::plan::{Action, Options, Plan};
+use crate::process::docker_argv::{self, Builder, ImageInfo};
+use crate::process::engine;
+use crate::run::pipeline::{Pipeline, Ran, RunOptions};
 use crate::run::report::{self, RunReport};
-use crate::run::scheduler::{Executor, Outcome, StepReport};
-use crate::run::steps::RunState;
-use crate::{Project, image::staging, plan::json, process, run::digest_cache, run::lock, ui};
-
-/// Where the contents' digests of the files runs read are remembered.
-pub const DIGEST_CACHE: &str = "file-digests.json";
+use crate::run::scheduler::{Outcome, StepReport};
+use crate::{Project, plan::json, process, run::lock, ui};
 
 impl cli::Images {
     pub fn run(self, project: &Project) -> Result<()> {
@@ -51,58 +46,42 @@ impl cli::Images {
     /// The run, with the FATE root's lock held by the caller; the summary goes to `summary`
     /// (stdout for `images`, stderr where another command's results own stdout).
     pub fn run_locked(self, project: &Project, summary: &mut dyn std::io::Write) -> Result<()> {
-        let Project {
-            set,
-            config,
-            ui,
-            sh,
-        } = project;
-        let work = config.work_dir();
+        let Project { config, ui, .. } = project;
         let purpose = match (self.dry_run, self.init_submodules) {
             (true, _) => Purpose::Preview,
             (false, true) => Purpose::RunWithSubmodules,
             (false, false) => Purpose::Run,
         };
-        let facts = preflight::check(sh, config, set, &self.images, purpose)?;
-        check_platforms(&config.build.platforms, &facts)?;
-        digest_cache::open(&work.join(DIGEST_CACHE));
-        staging::share_walks();
         let options = Options {
             selection: self.images.clone(),
             no_cache: self.no_cache,
         };
-        let plan = plan::images(config, set, &facts, &options)?;
-        let recorded = Recorded::read(&work);
+        let pipeline = Pipeline::prepare(project, &options, purpose, |facts| {
+            check_platforms(&config.build.platforms, facts)
+        })?;
+        let Pipeline {
+            work, facts, plan, ..
+        } = &pipeline;
+        let recorded = Recorded::read(work);
         if self.dry_run {
-            self.print_preview(project, &plan, &facts, &recorded);
+            self.print_preview(project, plan, facts, &recorded);
             return Ok(());
         }
-        let executor = Executor {
-            ui: ui.clone(),
-            log_dir: work.join("logs"),
+        let started = Instant::now();
+        let how = RunOptions {
+            force: self.force,
             keep_going: self.keep_going,
             jobs: self.jobs(),
-        };
-        let engine_lost = work.join("engine-lost");
-        engine::sweep_after_crash(&engine_lost)?;
-        let sweep = ContainerSweep::new(format!("{LABEL_TOOL}.run={}", facts.run_id));
-        let started = Instant::now();
-        let steps = RunState {
-            force: self.force,
-            images: Mutex::new(facts.existing.clone()),
-            recorded: Mutex::new(recorded),
-            engine_lost,
-            containers_started: sweep.trigger(),
             stage_only: false,
         };
-        let reports = executor.run(&plan.steps, |step, log, line| {
-            steps.perform(step, log, line)
-        });
+        let Ran {
+            reports,
+            state: steps,
+        } = pipeline.run(recorded, &how)?;
         let recorded = steps.recorded.into_inner().expect("no worker panics");
-        recorded.write(&work)?;
-        digest_cache::save()?;
+        recorded.write(work)?;
         let known = steps.images.into_inner().expect("no worker panics");
-        print_summary(summary, project, &plan, &reports, &known, started.elapsed());
+        print_summary(summary, project, plan, &reports, &known, started.elapsed());
         let built = plan.steps.iter().zip(&reports).any(|(s, r)| {
             matches!(s.action, Action::Build(_)) && matches!(r.outcome, Outcome::Ran(_))
         });
@@ -114,13 +93,27 @@ impl cli::Images {
             ));
         }
         RunReport::new(
-            &plan,
+            plan,
             &reports,
             process::process_started().elapsed().as_secs_f64(),
             process::child_time().as_secs_f64(),
         )
         .write(&work.join(report::FILE))?;
-        outcome(&work, &plan, &reports)
+        pipeline.refuse_if_interrupted(", build containers stopped")?;
+        let failed: Vec<&str> = pipeline
+            .failures(&reports)
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        if !failed.is_empty() {
+            bail!(
+                "{} step(s) failed: {}; full logs are in {}",
+                failed.len(),
+                failed.join(", "),
+                work.join("logs").display()
+            );
+        }
+        Ok(())
     }
 
     /// `--dry-run`: the plan with each step's decision, as text or JSON.
@@ -148,33 +141,6 @@ impl cli::Images {
 }
 
 /// The run's end: an error when it was interrupted or a step failed.
-fn outcome(work: &Path, plan: &Plan, reports: &[StepReport<Option<Reason>>]) -> Result<()> {
-    if process::interrupted() {
-        // Staged contexts of an interrupted run are not to be trusted.
-        let _ = std::fs::remove_dir_all(work.join("contexts"));
-        bail!(
-            "interrupted ({}); staged contexts removed, build containers stopped",
-            process::signal_name()
-        );
-    }
-    let failed: Vec<&str> = plan
-        .steps
-        .iter()
-        .zip(reports)
-        .filter(|(_, r)| matches!(r.outcome, Outcome::Failed(_)))
-        .map(|(s, _)| s.id.as_str())
-        .collect();
-    if !failed.is_empty() {
-        bail!(
-            "{} step(s) failed: {}; full logs are in {}",
-            failed.len(),
-            failed.join(", "),
-            work.join("logs").display()
-        );
-    }
-    Ok(())
-}
-
 /// One summary row per step: what happened and why; per image also its ID and size.
 fn summary_rows(
     project: &Project,

@@ -3,6 +3,7 @@
 
 pub mod digest_cache;
 pub mod lock;
+pub mod pipeline;
 pub mod report;
 pub mod scheduler;
 pub mod steps;

@@ -1,0 +1,129 @@
+//! What `images` and `bake` share, once: preflight, the remembered file digests and the
+//! shared walks of source trees, the plan of the selection, then its steps run by the
+//! scheduler with the run's state, the digests saved, the run's containers swept, and an
+//! interrupted run's staged contexts removed.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::{Result, bail};
+
+use crate::Project;
+use crate::plan::freshness::{Reason, Recorded};
+use crate::plan::preflight::{self, Facts, Purpose};
+use crate::plan::{self, Options, Plan};
+use crate::process::docker_argv::LABEL_TOOL;
+use crate::process::engine::{self, ContainerSweep};
+use crate::run::scheduler::{Executor, Outcome, StepReport};
+use crate::run::steps::RunState;
+use crate::{image::staging, process, run::digest_cache};
+
+/// Where the contents' digests of the files runs read are remembered.
+pub const DIGEST_CACHE: &str = "file-digests.json";
+
+/// A FATE root's plan for a selection, ready to run.
+pub struct Pipeline<'a> {
+    pub project: &'a Project,
+    pub work: PathBuf,
+    pub facts: Facts,
+    pub plan: Plan,
+}
+
+/// How the steps run.
+pub struct RunOptions {
+    pub force: bool,
+    pub keep_going: bool,
+    pub jobs: usize,
+    /// Stage contexts and Dockerfiles, build nothing (for a bake file).
+    pub stage_only: bool,
+}
+
+/// What a run of the steps gives back.
+pub struct Ran {
+    pub reports: Vec<StepReport<Option<Reason>>>,
+    pub state: RunState,
+}
+
+impl<'a> Pipeline<'a> {
+    /// Preflight, then the plan; `adjust` sees the facts first (e.g. `bake` builds every
+    /// parent: its builders start with nothing).
+    pub fn prepare(
+        project: &'a Project,
+        options: &Options,
+        purpose: Purpose,
+        adjust: impl FnOnce(&mut Facts) -> Result<()>,
+    ) -> Result<Pipeline<'a>> {
+        let Project {
+            set, config, sh, ..
+        } = project;
+        let work = config.work_dir();
+        let mut facts = preflight::check(sh, config, set, &options.selection, purpose)?;
+        adjust(&mut facts)?;
+        digest_cache::open(&work.join(DIGEST_CACHE));
+        staging::share_walks();
+        let plan = plan::images(config, set, &facts, options)?;
+        Ok(Pipeline {
+            project,
+            work,
+            facts,
+            plan,
+        })
+    }
+
+    /// Runs every step (after removing what an engine crash left), then saves the file
+    /// digests; the run's containers are swept when it ends.
+    pub fn run(&self, recorded: Recorded, how: &RunOptions) -> Result<Ran> {
+        let executor = Executor {
+            ui: self.project.ui.clone(),
+            log_dir: self.work.join("logs"),
+            keep_going: how.keep_going,
+            jobs: how.jobs,
+        };
+        let engine_lost = self.work.join("engine-lost");
+        if !how.stage_only {
+            engine::sweep_after_crash(&engine_lost)?;
+        }
+        let sweep = ContainerSweep::new(format!("{LABEL_TOOL}.run={}", self.facts.run_id));
+        let state = RunState {
+            force: how.force,
+            images: Mutex::new(self.facts.existing.clone()),
+            recorded: Mutex::new(recorded),
+            engine_lost,
+            containers_started: sweep.trigger(),
+            stage_only: how.stage_only,
+        };
+        let reports = executor.run(&self.plan.steps, |step, log, line| {
+            state.perform(step, log, line)
+        });
+        digest_cache::save()?;
+        Ok(Ran { reports, state })
+    }
+
+    /// An interrupted run's staged contexts are not to be trusted: removed, and said.
+    pub fn refuse_if_interrupted(&self, what_else: &str) -> Result<()> {
+        if process::interrupted() {
+            let _ = std::fs::remove_dir_all(self.work.join("contexts"));
+            bail!(
+                "interrupted ({}); staged contexts removed{what_else}",
+                process::signal_name()
+            );
+        }
+        Ok(())
+    }
+
+    /// The steps that failed, with their messages.
+    pub fn failures<'r>(
+        &self,
+        reports: &'r [StepReport<Option<Reason>>],
+    ) -> Vec<(&str, &'r String)> {
+        self.plan
+            .steps
+            .iter()
+            .zip(reports)
+            .filter_map(|(s, r)| match &r.outcome {
+                Outcome::Failed(message) => Some((s.id.as_str(), message)),
+                _ => None,
+            })
+            .collect()
+    }
+}
