@@ -2,6 +2,7 @@
 //! into one typed [`Config`]. Fixed keys become fields; only download locations (whose
 //! names the image set declares) stay a map.
 
+pub mod build_options;
 pub mod envfile;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use clap::ValueEnum;
 use crate::imageset::{Image, ImageSet, TagKey};
 use crate::ui::problems::Problems;
 use crate::{imageset::reference, ui::suggest};
+pub use build_options::{BuildOptions, BuildOverrides, is_platform};
 use envfile::EnvEntry;
 
 /// Keys every `.env` must define: the image naming.
@@ -76,55 +78,6 @@ pub struct Overrides {
     pub chinese_mirror: bool,
     pub maven: Option<MavenWhere>,
     pub build: BuildOverrides,
-}
-
-/// Build flags; empty or `None` means "not given".
-#[derive(Clone, Debug, Default)]
-pub struct BuildOverrides {
-    pub builder: Option<String>,
-    pub cache_from: Vec<String>,
-    pub cache_to: Vec<String>,
-    pub pull: bool,
-    pub platform: Option<String>,
-}
-
-/// How images are built beyond what their Dockerfiles say: BuildKit's builder, cache
-/// and platform. None of it is an input of an image but the platform.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BuildOptions {
-    /// A buildx builder by name (`docker buildx ls`); `None`: the current one.
-    pub builder: Option<String>,
-    /// Cache sources and exports, as buildx takes them (`type=registry,ref=...`);
-    /// `{image}` stands for the image's name.
-    pub cache_from: Vec<String>,
-    pub cache_to: Vec<String>,
-    /// Look for newer versions of the external images builds start from.
-    pub pull: bool,
-    /// Target platforms (`os/arch[/variant]`); empty: the engine's own.
-    pub platforms: Vec<String>,
-}
-
-impl BuildOptions {
-    /// What needs BuildKit, as flag names (empty when the legacy builder can do it all).
-    pub fn buildkit_only(&self) -> Vec<String> {
-        let mut needs = Vec::new();
-        if let Some(name) = &self.builder {
-            needs.push(format!("--builder {name}"));
-        }
-        needs.extend(self.cache_to.iter().map(|c| format!("--cache-to {c}")));
-        needs.extend(
-            self.cache_from
-                .iter()
-                .filter(|c| c.contains('='))
-                .map(|c| format!("--cache-from {c}")),
-        );
-        needs
-    }
-
-    /// A cache spec for one image.
-    pub fn for_image(spec: &str, image: &str) -> String {
-        spec.replace("{image}", image)
-    }
 }
 
 /// The image naming keys.
@@ -273,7 +226,7 @@ pub fn resolve(
         MirrorProfile::Global
     };
     let maven = maven_mode(&values, overrides, &mut problems);
-    let build = build_options(&values, &overrides.build, &mut problems);
+    let build = build_options::from_values(&values, &overrides.build, &mut problems);
     let maven_cache = match values.get("MAVEN_CACHE_DIR") {
         "" => default_maven_cache(process_env).unwrap_or_else(|| {
             problems.push(
@@ -454,133 +407,6 @@ fn maven_mode(values: &Values, overrides: &Overrides, problems: &mut Problems) -
             MavenMode::Docker { image }
         }
     }
-}
-
-/// Flags beat `.env`; lists in `.env` are separated by spaces. Checked here, before
-/// any work, rather than deep inside a build.
-fn build_options(values: &Values, flags: &BuildOverrides, problems: &mut Problems) -> BuildOptions {
-    let list = |flag: &[String], key: &str| -> Vec<String> {
-        if flag.is_empty() {
-            values
-                .get(key)
-                .split_whitespace()
-                .map(String::from)
-                .collect()
-        } else {
-            flag.to_vec()
-        }
-    };
-    let at = |key: &str, flag_given: bool, flag: &str| {
-        if flag_given {
-            flag.to_string()
-        } else {
-            values.at(key)
-        }
-    };
-    let builder = flags
-        .builder
-        .clone()
-        .or_else(|| Some(values.get("BUILDX_BUILDER").to_string()))
-        .filter(|b| !b.is_empty());
-    if let Some(name) = &builder
-        && !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-    {
-        problems.push(format!(
-            "{}: {name:?} is not a buildx builder name (letters, digits, _ . -); `docker buildx ls` lists the builders",
-            at("BUILDX_BUILDER", flags.builder.is_some(), "--builder")
-        ));
-    }
-    let cache_from = list(&flags.cache_from, "BUILD_CACHE_FROM");
-    let cache_to = list(&flags.cache_to, "BUILD_CACHE_TO");
-    for (specs, key, flag, given) in [
-        (
-            &cache_from,
-            "BUILD_CACHE_FROM",
-            "--cache-from",
-            !flags.cache_from.is_empty(),
-        ),
-        (
-            &cache_to,
-            "BUILD_CACHE_TO",
-            "--cache-to",
-            !flags.cache_to.is_empty(),
-        ),
-    ] {
-        for spec in specs {
-            if let Err(why) = check_cache_spec(spec) {
-                problems.push(format!("{}: {spec:?} {why}", at(key, given, flag)));
-            }
-        }
-    }
-    let platform = flags
-        .platform
-        .clone()
-        .unwrap_or_else(|| values.get("BUILD_PLATFORM").to_string());
-    let platforms: Vec<String> = platform
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(String::from)
-        .collect();
-    for p in &platforms {
-        if !is_platform(p) {
-            problems.push(format!(
-                "{}: {p:?} is not a platform; write os/arch[/variant], e.g. linux/amd64 or linux/arm64",
-                at("BUILD_PLATFORM", flags.platform.is_some(), "--platform")
-            ));
-        }
-    }
-    BuildOptions {
-        builder,
-        cache_from,
-        cache_to,
-        pull: flags.pull,
-        platforms,
-    }
-}
-
-/// A cache spec is `key=value,...` with a `type` (BuildKit), or an image reference
-/// (the legacy builder's `--cache-from`); `{image}` may stand for the image's name.
-fn check_cache_spec(spec: &str) -> Result<(), String> {
-    let concrete = BuildOptions::for_image(spec, "image");
-    if concrete.contains('{') || concrete.contains('}') {
-        return Err("has a placeholder other than {image}".into());
-    }
-    if !concrete.contains('=') {
-        return reference::check_reference(&concrete);
-    }
-    let mut has_type = false;
-    for field in concrete.split(',') {
-        let Some((key, value)) = field.split_once('=') else {
-            return Err(format!("has {field:?} where key=value belongs"));
-        };
-        if key.is_empty() || value.is_empty() {
-            return Err(format!("has an empty key or value in {field:?}"));
-        }
-        has_type |= key == "type";
-    }
-    if has_type {
-        Ok(())
-    } else {
-        Err(
-            "names no type; write e.g. type=registry,ref=registry.local:5000/fate/{image}:cache"
-                .into(),
-        )
-    }
-}
-
-/// `os/arch[/variant]`, lowercase.
-pub fn is_platform(p: &str) -> bool {
-    let parts: Vec<&str> = p.split('/').collect();
-    (2..=3).contains(&parts.len())
-        && parts.iter().all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        })
 }
 
 /// Every key `.env` may set, with its default.

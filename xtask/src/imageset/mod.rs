@@ -2,17 +2,16 @@
 //! packaged module trees, mirror settings and images. Everything about *which* images
 //! exist lives in that file; code only interprets it.
 
+mod check;
 pub mod order;
 pub mod reference;
 pub mod selection;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Component, Path};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-
-use crate::ui::problems::Problems;
 
 /// Where the image set lives, relative to the FATE root.
 pub const IMAGE_SET_FILE: &str = "docker/images.toml";
@@ -244,12 +243,7 @@ impl ImageSet {
     /// Parses and checks image-set text; problems say on which line.
     pub fn parse(text: &str) -> Result<ImageSet> {
         let set: ImageSet = toml::from_str(text)?;
-        let mut p = set.check();
-        p.map(|problem| match declaration_line(text, problem) {
-            Some(line) => format!("line {line}: {problem}"),
-            None => problem.to_string(),
-        });
-        p.into_result()?;
+        set.check(text).into_result()?;
         Ok(set)
     }
 
@@ -360,216 +354,6 @@ impl ImageSet {
         .map(|o| o.item)
         .collect()
     }
-
-    /// Structural checks that need no file system.
-    fn check(&self) -> Problems {
-        let mut p = Problems::new("the image set is not valid");
-        self.check_names(&mut p);
-        self.check_maven_and_trees(&mut p);
-        for image in &self.images {
-            self.check_image(image, &mut p);
-        }
-        if let Some(cycle) = find_cycle(self.images.iter().map(|i| (i.name.as_str(), &i.parents))) {
-            p.push(format!("images depend on each other in a cycle: {cycle}"));
-        }
-        if let Some(cycle) = find_cycle(self.maven.iter().map(|m| (m.name.as_str(), &m.after))) {
-            p.push(format!(
-                "maven projects depend on each other in a cycle: {cycle}"
-            ));
-        }
-        p
-    }
-
-    /// Names are valid, unique, and an image is not named like a group (which would
-    /// change what the group selects).
-    fn check_names(&self, p: &mut Problems) {
-        let kinds: [(&str, Vec<&String>); 3] = [
-            ("image", self.images.iter().map(|i| &i.name).collect()),
-            ("tree", self.trees.iter().map(|t| &t.name).collect()),
-            (
-                "maven project",
-                self.maven.iter().map(|m| &m.name).collect(),
-            ),
-        ];
-        for (kind, names) in kinds {
-            let mut seen = BTreeSet::new();
-            for name in names {
-                if crate::imageset::reference::check_name(name).is_err() || name.contains('/') {
-                    p.push(format!(
-                        "{kind} name {name:?} is not valid: use lowercase letters, digits and -"
-                    ));
-                }
-                if !seen.insert(name) {
-                    p.push(format!("{kind} {name} is declared twice"));
-                }
-            }
-        }
-        let groups: BTreeSet<&str> = self.images.iter().map(|i| i.group.as_str()).collect();
-        for image in &self.images {
-            if image.name == ALL_GROUP || groups.contains(image.name.as_str()) {
-                p.push(format!(
-                    "image {} is named like a group; `cargo xtask images {}` would be ambiguous: rename the image or the group",
-                    image.name, image.name
-                ));
-            }
-        }
-    }
-
-    fn check_maven_and_trees(&self, p: &mut Problems) {
-        for m in &self.maven {
-            check_relative(p, &format!("maven project {}", m.name), &m.name);
-            for a in m.after.iter().filter(|a| self.maven_project(a).is_none()) {
-                p.push(format!(
-                    "maven project {} comes after unknown project {a}",
-                    m.name
-                ));
-            }
-        }
-        for t in &self.trees {
-            if let Some(j) = &t.java
-                && self.maven_project(&j.maven).is_none()
-            {
-                p.push(format!(
-                    "tree {} takes its jar from unknown maven project {}",
-                    t.name, j.maven
-                ));
-            }
-            for c in &t.copy {
-                check_relative(p, &format!("tree {} copy", t.name), &c.from);
-                check_relative(p, &format!("tree {} copy destination", t.name), &c.dest());
-            }
-            for d in &t.empty_dirs {
-                check_relative(p, &format!("tree {} empty dir", t.name), d);
-            }
-        }
-        check_relative(p, "packaging.skeletons", &self.packaging.skeletons);
-    }
-
-    fn check_image(&self, i: &Image, p: &mut Problems) {
-        check_relative(p, &format!("image {} dockerfile", i.name), &i.dockerfile);
-        if let Some(cn) = &i.mirror_dockerfile {
-            check_relative(p, &format!("image {} mirror-dockerfile", i.name), cn);
-        }
-        for parent in i
-            .parents
-            .iter()
-            .filter(|parent| self.image(parent).is_none())
-        {
-            p.push(format!("image {} has unknown parent {parent}", i.name));
-        }
-        for part in &i.context {
-            match part {
-                ContextPart::Tree { tree, to } => {
-                    if self.tree(tree).is_none() {
-                        p.push(format!("image {} uses unknown tree {tree}", i.name));
-                    }
-                    if let Some(to) = to {
-                        check_relative(p, &format!("image {} context", i.name), to);
-                    }
-                }
-                ContextPart::Source(c) => {
-                    check_relative(p, &format!("image {} context", i.name), &c.from);
-                    let what = format!("image {} context destination", i.name);
-                    check_relative(p, &what, &c.dest());
-                }
-            }
-        }
-        if ALL_GROUP == i.group {
-            p.push(format!(
-                "image {} cannot be in group {ALL_GROUP}: that name selects every image",
-                i.name
-            ));
-        }
-    }
-}
-
-/// The line declaring what a problem is about (the second declaration of a duplicate).
-fn declaration_line(text: &str, problem: &str) -> Option<usize> {
-    static SUBJECT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(
-            r#"^(?:(image|tree|maven project) (?:name )?"?([^" ]+)"?|(image|maven project)s? depend on each other in a cycle: ([^ ]+))"#,
-        )
-        .expect("a valid pattern")
-    });
-    let found = SUBJECT.captures(problem)?;
-    let kind = found.get(1).or_else(|| found.get(3))?.as_str();
-    let name = found.get(2).or_else(|| found.get(4))?.as_str();
-    let table = match kind {
-        "image" => "[[image]]",
-        "tree" => "[[tree]]",
-        _ => "[[maven]]",
-    };
-    let nth = usize::from(problem.contains("is declared twice"));
-    let mut in_table = false;
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| {
-            let line = line.trim();
-            if line.starts_with('[') {
-                in_table = line == table;
-                return false;
-            }
-            in_table
-                && line
-                    .split_once('=')
-                    .is_some_and(|(k, v)| k.trim() == "name" && v.trim().trim_matches('"') == name)
-        })
-        .nth(nth)
-        .map(|(i, _)| i + 1)
-}
-
-/// A path in the image set must stay inside the FATE root: relative, without `..`.
-fn check_relative(p: &mut Problems, what: &str, path: &str) {
-    let path_ref = Path::new(path);
-    if path.is_empty() || path_ref.is_absolute() {
-        p.push(format!(
-            "{what} {path:?} must be a relative path inside the FATE root"
-        ));
-    } else if path_ref
-        .components()
-        .any(|c| matches!(c, Component::ParentDir))
-    {
-        p.push(format!(
-            "{what} {path:?} escapes the FATE root with ..; keep paths inside it"
-        ));
-    }
-}
-
-/// Finds a dependency cycle, written `a -> b -> a`.
-fn find_cycle<'a>(edges: impl Iterator<Item = (&'a str, &'a Vec<String>)>) -> Option<String> {
-    let graph: BTreeMap<&str, Vec<&str>> = edges
-        .map(|(n, deps)| (n, deps.iter().map(String::as_str).collect()))
-        .collect();
-    let mut finished = BTreeSet::new();
-    graph
-        .keys()
-        .find_map(|n| visit(n, &graph, &mut Vec::new(), &mut finished))
-}
-
-/// Depth-first search from `node`; the first cycle found, written `a -> b -> a`.
-fn visit<'a>(
-    node: &'a str,
-    graph: &BTreeMap<&'a str, Vec<&'a str>>,
-    stack: &mut Vec<&'a str>,
-    finished: &mut BTreeSet<&'a str>,
-) -> Option<String> {
-    if let Some(pos) = stack.iter().position(|s| *s == node) {
-        let mut cycle = stack[pos..].to_vec();
-        cycle.push(node);
-        return Some(cycle.join(" -> "));
-    }
-    if finished.contains(node) {
-        return None;
-    }
-    stack.push(node);
-    for dep in graph.get(node).into_iter().flatten() {
-        if let Some(c) = visit(dep, graph, stack, finished) {
-            return Some(c);
-        }
-    }
-    stack.pop();
-    finished.insert(node);
-    None
 }
 
 #[cfg(test)]

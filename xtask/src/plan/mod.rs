@@ -5,7 +5,9 @@
 pub mod freshness;
 pub mod json;
 pub mod kind;
+mod machine;
 pub mod preflight;
+mod sources;
 pub mod submodules;
 pub mod writable;
 

@@ -8,13 +8,15 @@ use std::time::SystemTime;
 use anyhow::Result;
 use xshell::Shell;
 
-use crate::config::{Config, MavenMode, MirrorProfile};
-use crate::image::dockerfile::{self, ArgDecl};
+use crate::config::{Config, MavenMode};
+use crate::image::dockerfile::ArgDecl;
 use crate::imageset::selection::{self, Needs};
-use crate::imageset::{ContextPart, Image, ImageSet};
+use crate::imageset::{ContextPart, ImageSet};
+use crate::plan::machine::{Machine, ask_machine};
+use crate::plan::sources::{check_images, check_trees};
 use crate::plan::writable;
+use crate::process;
 use crate::process::docker_argv::{self, Builder, ImageInfo};
-use crate::process::{self, Command};
 use crate::ui::problems::Problems;
 use crate::{maven, maven::pom, plan::submodules, process::engine};
 
@@ -219,154 +221,6 @@ fn check_builder(sh: &Shell, config: &Config, machine: &Machine, p: &mut Problem
     builder
 }
 
-/// What the machine answered; the independent questions are asked at once.
-struct Machine {
-    /// The engine's version, or why it does not answer.
-    engine: Result<engine::Server>,
-    /// Asked when several platforms are to be built (see [`Facts::image_store`]).
-    image_store: Option<engine::ImageStore>,
-    existing: BTreeMap<String, ImageInfo>,
-    builder: std::result::Result<Builder, String>,
-    revision: String,
-    /// `dpkg-query`'s listing of the image set's host packages.
-    packages: String,
-}
-
-fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
-    let references: Vec<String> = set.images.iter().map(|i| config.reference(i)).collect();
-    let root = config.fate_root.to_string_lossy().into_owned();
-    let shell = || Shell::new().expect("a shell for short commands");
-    std::thread::scope(|scope| {
-        let engine = scope.spawn(|| engine::check(&shell()));
-        let existing = scope.spawn(|| engine::inspect_images(&shell(), &references));
-        let builder = scope.spawn(|| engine::builder(&shell()));
-        let revision = scope.spawn(|| {
-            let git = Command::new("git", ["-C", &root, "rev-parse", "HEAD"]);
-            process::query(&shell(), &git).unwrap_or_else(|_| "unknown".into())
-        });
-        let packages = scope.spawn(|| dpkg_listing(&shell(), &set.maven_debian_packages));
-        let image_store = scope.spawn(|| {
-            (config.build.platforms.len() > 1)
-                .then(|| engine::image_store(&shell()).ok())
-                .flatten()
-        });
-        let join = "a preflight question panicked";
-        let engine = engine.join().expect(join);
-        Machine {
-            image_store: image_store.join().expect(join),
-            existing: existing.join().expect(join),
-            builder: builder.join().expect(join),
-            revision: revision.join().expect(join),
-            packages: packages.join().expect(join),
-            engine,
-        }
-    })
-}
-
-/// Dockerfiles (present, inside the root, FROM only declared parents) and source
-/// contexts; returns each needed image's declared ARGs.
-fn check_images(
-    config: &Config,
-    set: &ImageSet,
-    needs: &Needs,
-    root: &Path,
-    p: &mut Problems,
-) -> BTreeMap<String, Vec<ArgDecl>> {
-    let china = config.mirror == MirrorProfile::China;
-    let mut dockerfile_args = BTreeMap::new();
-    for image in &needs.images {
-        let path = config.fate_root.join(image.dockerfile_for(china));
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                dockerfile_args.insert(image.name.clone(), dockerfile::declared_args(&text));
-                check_from_lines(set, image, &path, &text, p);
-            }
-            Err(_) => p.push(format!(
-                "image {}: Dockerfile {} does not exist; create it or fix `dockerfile` in docker/images.toml",
-                image.name,
-                path.display()
-            )),
-        }
-        check_inside(root, &path, &format!("image {} Dockerfile", image.name), p);
-        for part in &image.context {
-            if let ContextPart::Source(c) = part {
-                let what = format!("image {} context {}", image.name, c.from);
-                check_exists(root, &config.fate_root.join(&c.from), &what, p);
-            }
-        }
-    }
-    dockerfile_args
-}
-
-/// An image built FROM another of the set must name it among its parents.
-fn check_from_lines(set: &ImageSet, image: &Image, path: &Path, text: &str, p: &mut Problems) {
-    for from in dockerfile::from_images(text) {
-        let undeclared = set.images.iter().find(|other| {
-            other.name != image.name
-                && !image.parents.contains(&other.name)
-                && from.contains(&format!("/{}:", other.name))
-        });
-        if let Some(other) = undeclared {
-            p.push(format!(
-                "image {}: {} starts FROM {from}, but {} is not among its parents; add it to `parents` in docker/images.toml so it is built first",
-                image.name,
-                path.display(),
-                other.name
-            ));
-        }
-    }
-}
-
-/// Skeletons, copied sources and Java modules of the needed trees, and of every tree
-/// whose jar a needed Maven project builds (a Maven run records all its outputs, so a
-/// run for one image does not make the others' jars look changed); returns each Java
-/// tree's Maven module.
-fn check_trees(
-    config: &Config,
-    set: &ImageSet,
-    needs: &Needs,
-    root: &Path,
-    p: &mut Problems,
-) -> BTreeMap<String, pom::Module> {
-    let mut modules = BTreeMap::new();
-    for tree in set.trees.iter().filter(|t| {
-        needs.trees.contains(t.name.as_str())
-            || t.java
-                .as_ref()
-                .is_some_and(|j| needs.projects.contains(j.maven.as_str()))
-    }) {
-        let skeleton = config
-            .fate_root
-            .join(&set.packaging.skeletons)
-            .join(&tree.name);
-        if tree.skeleton {
-            check_exists(root, &skeleton, &format!("tree {} skeleton", tree.name), p);
-        }
-        for c in &tree.copy {
-            let what = format!("tree {} copy", tree.name);
-            check_exists(root, &config.fate_root.join(&c.from), &what, p);
-        }
-        let Some(java) = &tree.java else { continue };
-        if tree.skeleton && skeleton.is_dir() && !skeleton.join("service.sh").is_file() {
-            p.push(format!(
-                "tree {}: {} has no service.sh; a Java module skeleton needs one with a JAVA_HOME= line",
-                tree.name,
-                skeleton.display()
-            ));
-        }
-        let project = config.fate_root.join(&java.maven);
-        if project.join("pom.xml").is_file() {
-            match pom::find_module(&project, &java.artifact) {
-                Ok(m) => {
-                    modules.insert(tree.name.clone(), m);
-                }
-                Err(e) => p.push(format!("tree {}: {e:#}", tree.name)),
-            }
-        }
-    }
-    modules
-}
-
 /// Maven projects, host packages, `mvn` and the cache; returns the packages to install.
 fn check_maven(
     config: &Config,
@@ -509,43 +363,6 @@ fn canonical_root(config: &Config, p: &mut Problems) -> PathBuf {
         ));
         config.fate_root.clone()
     })
-}
-
-fn check_exists(root: &Path, path: &Path, what: &str, p: &mut Problems) {
-    if std::fs::symlink_metadata(path).is_err() {
-        p.push(format!("{what}: {} does not exist", path.display()));
-    } else {
-        check_inside(root, path, what, p);
-    }
-}
-
-/// A path (after following symlinks) must stay inside the FATE root.
-fn check_inside(root: &Path, path: &Path, what: &str, p: &mut Problems) {
-    if let Ok(real) = path.canonicalize()
-        && !real.starts_with(root)
-    {
-        p.push(format!(
-            "{what}: {} resolves to {}, outside the FATE root {}; replace the symlink with the files",
-            path.display(),
-            real.display(),
-            root.display()
-        ));
-    }
-}
-
-/// `dpkg-query`'s status lines for `packages`: one call (empty off Debian).
-fn dpkg_listing(sh: &Shell, packages: &[String]) -> String {
-    if packages.is_empty() || which::which("dpkg-query").is_err() {
-        return String::new();
-    }
-    let mut args = vec![
-        "-W".to_string(),
-        "-f".into(),
-        "${Package} ${Status}\\n".into(),
-    ];
-    args.extend(packages.iter().cloned());
-    // Exits non-zero when some are unknown, still listing the known ones.
-    process::query_stdout(sh, &Command::new("dpkg-query", args))
 }
 
 /// The packages the listing does not show installed (none off Debian).

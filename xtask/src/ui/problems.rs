@@ -21,13 +21,6 @@ impl Problems {
         self.items.push(problem.into());
     }
 
-    /// Rewrites every problem (e.g. to say on which line it is).
-    pub fn map(&mut self, f: impl Fn(&str) -> String) {
-        for item in &mut self.items {
-            *item = f(item);
-        }
-    }
-
     /// Runs `work` on every item at once, one thread each, and gives the results in
     /// order; every failure is reported under `title`, not only the first.
     pub fn each_at_once<I: Sync, T: Send>(
