@@ -16,7 +16,7 @@ pub const SUMS: &str = "SHA256SUMS";
 pub const README: &str = "README";
 const FORMAT: &str = "fate-xtask-bundle/1";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
     Gzip,

@@ -1,0 +1,165 @@
+//! The image-build scenarios: cold, no-op and one-file rebuilds by xtask, each beside
+//! the old way (every Maven and `docker build` command of the old script, in sequence).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use xshell::Shell;
+
+use crate::image::staging;
+use crate::imageset::ImageSet;
+use crate::plan::{self, Action, Options};
+use crate::process::docker_argv::{self, BuildSpec};
+use crate::process::{self, Command, engine};
+use crate::run::report::{self, RunReport, StepKind};
+use crate::{config, plan::preflight};
+
+use super::bundles::PAYLOAD_IMAGE;
+use super::fixture::{clean, edit};
+use super::{BENCH_PREFIX, OLD_PREFIX, Sample, Samples, Scenario, record};
+
+/// Cold, no-op and one-file rebuilds, each followed by the old way.
+pub(super) fn build_scenarios(
+    sh: &Shell,
+    samples: &mut Samples,
+    ours: &Path,
+    old: &Path,
+    run: usize,
+) -> Result<()> {
+    // Cold: no images, no Maven output, and no layer cache to reuse.
+    clean(sh, old, OLD_PREFIX).context("cleaning")?;
+    record(
+        samples,
+        Scenario::ColdBaseline,
+        baseline(sh, old, true).context("baseline")?,
+    );
+    clean(sh, ours, BENCH_PREFIX).context("cleaning")?;
+    record(
+        samples,
+        Scenario::ColdJobs1,
+        xtask(ours, &["images", "--jobs", "1", "--no-cache"])?,
+    );
+    clean(sh, ours, BENCH_PREFIX).context("cleaning")?;
+    record(
+        samples,
+        Scenario::ColdJobs2,
+        xtask(ours, &["images", "--jobs", "2", "--no-cache"])?,
+    );
+    if engine::builder(sh) == Ok(docker_argv::Builder::BuildKit) {
+        clean(sh, ours, BENCH_PREFIX).context("cleaning")?;
+        let legacy = xtask_command(ours, &["images", "--jobs", "2", "--no-cache"])?
+            .env("DOCKER_BUILDKIT", "0");
+        record(samples, Scenario::ColdLegacy, xtask_run(ours, &legacy)?);
+    }
+    record(samples, Scenario::NoOp, xtask(ours, &["images"])?);
+    record(
+        samples,
+        Scenario::NoOpBaseline,
+        baseline(sh, old, false).context("baseline")?,
+    );
+    edit(ours, run)?;
+    record(samples, Scenario::OneFile, xtask(ours, &["images"])?);
+    edit(old, run)?;
+    record(
+        samples,
+        Scenario::OneFileBaseline,
+        baseline(sh, old, false).context("baseline")?,
+    );
+    Ok(())
+}
+
+/// `cargo xtask bundle ...` / `load ...` with the payload as MYSQL_IMAGE.
+pub(super) fn xtask_bundle(root: &Path, args: &[&str]) -> Result<Sample> {
+    let started = Instant::now();
+    let command = xtask_command(root, args)?.env("MYSQL_IMAGE", PAYLOAD_IMAGE);
+    process::run_captured(&command)?;
+    Ok(Sample {
+        wall: started.elapsed(),
+        ..Sample::default()
+    })
+}
+
+pub(super) fn xtask_command(root: &Path, args: &[&str]) -> Result<Command> {
+    let exe = std::env::current_exe()?;
+    let mut all = vec![
+        "--progress".to_string(),
+        "plain".into(),
+        "--fate-root".into(),
+        root.display().to_string(),
+    ];
+    all.extend(args.iter().map(ToString::to_string));
+    Ok(Command::new(&exe.display().to_string(), all))
+}
+
+/// `cargo xtask images` on the copy, as a child process, with its own run report.
+pub(super) fn xtask(root: &Path, args: &[&str]) -> Result<Sample> {
+    xtask_run(root, &xtask_command(root, args)?)
+}
+
+pub(super) fn xtask_run(root: &Path, command: &Command) -> Result<Sample> {
+    let started = Instant::now();
+    process::run_captured(command)?;
+    let wall = started.elapsed();
+    let report = RunReport::read(&root.join("target/xtask").join(report::FILE))?;
+    let child = Duration::from_secs_f64(report.child_seconds);
+    Ok(Sample {
+        wall,
+        overhead: wall.saturating_sub(child),
+        images_built: report.ran(StepKind::Build),
+        bytes: 0,
+        processes: report.processes,
+    })
+}
+
+/// The old way: every Maven project, then every image, one command after another,
+/// with the same command lines minus what the old script did not have (labels,
+/// reproducible-jar timestamp). Packaging is included, as the old script did it too.
+pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample> {
+    let set = ImageSet::load(root)?;
+    let config = config::load(root, &set, &config::Overrides::default())?;
+    let facts = preflight::check(sh, &config, &set, &[], preflight::Purpose::Run)?;
+    let options = Options {
+        no_cache,
+        ..Options::default()
+    };
+    let plan = plan::images(&config, &set, &facts, &options)?;
+    let started = Instant::now();
+    let mut images_built = 0;
+    for step in &plan.steps {
+        let command = match &step.action {
+            Action::Maven(m) => {
+                let mut c = m.command.clone();
+                c.args
+                    .retain(|a| !a.starts_with("-Dproject.build.outputTimestamp"));
+                c
+            }
+            Action::Build(b) => {
+                staging::materialize(&b.context, &staging::collect(&b.ops)?)?;
+                images_built += 1;
+                // As the old script issued it: the image set's Dockerfile (no labels).
+                docker_argv::build(&BuildSpec {
+                    builder: facts.builder,
+                    dockerfile: b.dockerfile.clone(),
+                    tag: b.reference.clone(),
+                    build_args: b.build_args.clone(),
+                    no_cache,
+                    iidfile: None,
+                    context: b.context.clone(),
+                    options: crate::config::BuildOptions::default(),
+                })
+            }
+            Action::WriteFile(file) => {
+                crate::plan::kind::write_file(&file.path, &file.contents)?;
+                continue;
+            }
+            _ => continue,
+        };
+        process::run_captured(&command).context("the baseline failed")?;
+    }
+    Ok(Sample {
+        wall: started.elapsed(),
+        images_built,
+        ..Sample::default()
+    })
+}

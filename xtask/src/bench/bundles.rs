@@ -1,0 +1,143 @@
+//! The bundle scenarios: `bundle` against `docker save -o` and `load` against `docker
+//! load -i` of the raw tars, one after another and at once, and the compression levels.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use xshell::Shell;
+
+use crate::bundle::bundle_json::Compression;
+use crate::bundle::streams;
+use crate::process::{self, Command, docker_argv};
+use crate::ui::problems::Problems;
+
+use super::builds::{xtask, xtask_bundle};
+use super::fixture::{build_payload_image, bundled_refs, dir_bytes, remove_images};
+use super::{Sample, Samples, Scenario, record};
+
+/// The JDK-sized stand-in for mysql that the bundle scenarios carry.
+pub(super) const PAYLOAD_IMAGE: &str = "fate-bench/jdk-payload:1";
+
+/// `bundle` vs `docker save -o`, then `load` vs `docker load -i` of the raw tars, then
+/// the gzip levels on the raw tar.
+pub(super) fn bundle_scenarios(
+    sh: &Shell,
+    samples: &mut Samples,
+    ours: &Path,
+    scratch: &Path,
+) -> Result<()> {
+    xtask(ours, &["images"])?;
+    xtask(ours, &["images", "redis"])?;
+    build_payload_image(sh, scratch)?;
+    let refs = bundled_refs(ours)?;
+    let raw_dir = scratch.join("raw");
+    std::fs::create_dir_all(&raw_dir)?;
+    let mut bundles = Vec::new();
+    for compression in [Compression::Gzip, Compression::Zstd] {
+        let dir = scratch.join(format!("bundle-{}", compression.name()));
+        let out = dir.display().to_string();
+        let args = ["bundle", "--compress", compression.name(), "--out", &out];
+        let run = xtask_bundle(ours, &args)?;
+        let bytes = dir_bytes(&dir, compression.extension())?;
+        record(
+            samples,
+            Scenario::Bundle(compression),
+            Sample { bytes, ..run },
+        );
+        bundles.push((compression, dir));
+    }
+    let saves: Vec<Command> = refs
+        .iter()
+        .map(|(name, images)| docker_argv::save_to(&raw_dir.join(format!("{name}.tar")), images))
+        .collect();
+    // The old way, one after another; then the same commands at once, as xtask runs them.
+    let raw = Sample {
+        wall: timed(&saves, false)?,
+        bytes: dir_bytes(&raw_dir, ".tar")?,
+        ..Sample::default()
+    };
+    record(samples, Scenario::RawSave, raw);
+    let at_once = Sample {
+        wall: timed(&saves, true)?,
+        ..Sample::default()
+    };
+    record(samples, Scenario::RawSaveAtOnce, at_once);
+
+    let all: Vec<String> = refs.iter().flat_map(|(_, r)| r.clone()).collect();
+    for (compression, dir) in &bundles {
+        remove_images(&all)?;
+        let run = xtask_bundle(ours, &["load", &dir.display().to_string()])?;
+        record(samples, Scenario::Load(*compression), run);
+    }
+    let loads: Vec<Command> = refs
+        .iter()
+        .map(|(name, _)| docker_argv::load_from(&raw_dir.join(format!("{name}.tar"))))
+        .collect();
+    for (name, at_once) in [(Scenario::RawLoad, false), (Scenario::RawLoadAtOnce, true)] {
+        remove_images(&all)?;
+        let load = Sample {
+            wall: timed(&loads, at_once)?,
+            ..Sample::default()
+        };
+        record(samples, name, load);
+    }
+    compression_levels(samples, &raw_dir)?;
+    for (_, dir) in &bundles {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::remove_dir_all(&raw_dir)?;
+    Ok(())
+}
+
+/// Runs `commands` one after another, or all at once; returns the wall time.
+fn timed(commands: &[Command], at_once: bool) -> Result<Duration> {
+    let started = Instant::now();
+    if at_once {
+        Problems::each_at_once("a raw command failed", commands, process::run_captured)?;
+    } else {
+        for command in commands {
+            process::run_captured(command)?;
+        }
+    }
+    Ok(started.elapsed())
+}
+
+/// The levels the bundle's levels were chosen from: each compresses the raw tars on
+/// every core, as `bundle` does.
+pub(super) const COMPRESSION_LEVELS: [(Compression, i32); 7] = [
+    (Compression::Gzip, 1),
+    (Compression::Gzip, 3),
+    (Compression::Gzip, 6),
+    (Compression::Gzip, 9),
+    (Compression::Zstd, 1),
+    (Compression::Zstd, 3),
+    (Compression::Zstd, 6),
+];
+
+fn compression_levels(samples: &mut Samples, raw_dir: &Path) -> Result<()> {
+    for (compression, level) in COMPRESSION_LEVELS {
+        let started = Instant::now();
+        let mut bytes = 0;
+        for entry in std::fs::read_dir(raw_dir)? {
+            let path = entry?.path();
+            let mut input = std::io::BufReader::new(std::fs::File::open(&path)?);
+            let tally = streams::Tally::default();
+            let sink = streams::TallyWriter {
+                inner: std::io::sink(),
+                tally: tally.clone(),
+            };
+            let mut z = streams::compressor_at(compression, level, sink)?;
+            std::io::copy(&mut input, &mut z)?;
+            streams::Finish::finish_stream(z)?;
+            bytes += tally.result().0;
+        }
+        let sample = Sample {
+            wall: started.elapsed(),
+            bytes,
+            ..Sample::default()
+        };
+        record(samples, Scenario::Level(compression, level), sample);
+    }
+    Ok(())
+}

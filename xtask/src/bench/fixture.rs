@@ -1,0 +1,228 @@
+//! The bench's copies of a FATE tree: copied, grown to FATE's size, given their own
+//! image prefix, cleaned to a cold state, edited; the JDK payload image and the
+//! bundle's image lists.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use xshell::Shell;
+
+use crate::config;
+use crate::image::staging::{self, StageOp};
+use crate::imageset::ImageSet;
+use crate::process::docker_argv::{self, BuildSpec};
+use crate::process::{self, engine};
+
+use super::bundles::PAYLOAD_IMAGE;
+use super::{EDIT_FROM, EDITED};
+
+/// An image carrying this host's JDK (a realistic, compressible payload), as `mysql`.
+pub(super) fn build_payload_image(sh: &Shell, scratch: &Path) -> Result<()> {
+    if engine::inspect_images(sh, &[PAYLOAD_IMAGE.to_string()]).contains_key(PAYLOAD_IMAGE) {
+        return Ok(());
+    }
+    let java = std::fs::canonicalize(
+        which::which("java").context("the payload is the host's JDK: install one")?,
+    )?;
+    let jdk = java
+        .parent()
+        .and_then(Path::parent)
+        .context("unexpected java location")?;
+    let context = scratch.join("payload");
+    let op = StageOp::Copy {
+        from: jdk.to_path_buf(),
+        to: "jdk".into(),
+        exclude: vec![],
+    };
+    staging::materialize(&context, &staging::collect(&[op])?)?;
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY jdk /opt/jdk\n",
+    )?;
+    process::run_captured(&docker_argv::build(&BuildSpec {
+        builder: engine::builder(sh).map_err(anyhow::Error::msg)?,
+        dockerfile: context.join("Dockerfile"),
+        tag: PAYLOAD_IMAGE.into(),
+        build_args: Vec::new(),
+        no_cache: false,
+        iidfile: None,
+        context: context.clone(),
+        options: crate::config::BuildOptions::default(),
+    }))?;
+    std::fs::remove_dir_all(&context)?;
+    Ok(())
+}
+
+/// The two archives' image lists, as the bundle writes them (with the payload as mysql,
+/// as the bundle scenarios run it).
+pub(super) fn bundled_refs(root: &Path) -> Result<Vec<(&'static str, Vec<String>)>> {
+    let set = ImageSet::load(root)?;
+    let config = config::load(root, &set, &config::Overrides::default())?;
+    let groups = crate::bundle::save::archive_images(&set, &config);
+    Ok(groups
+        .into_iter()
+        .map(|(name, refs)| {
+            let refs = refs
+                .into_iter()
+                .map(|r| {
+                    if r == config.mysql_image {
+                        PAYLOAD_IMAGE.to_string()
+                    } else {
+                        r
+                    }
+                })
+                .collect();
+            (name, refs)
+        })
+        .collect())
+}
+
+pub(super) fn remove_images(refs: &[String]) -> Result<()> {
+    process::run_captured(&docker_argv::remove_images(refs)).map(|_| ())
+}
+
+pub(super) fn dir_bytes(dir: &Path, suffix: &str) -> Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().ends_with(suffix) {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
+pub(super) fn set_prefix(root: &Path, prefix: &str) -> Result<()> {
+    let env_file = root.join(".env");
+    let env: String = std::fs::read_to_string(&env_file)?
+        .lines()
+        .map(|l| {
+            if l.starts_with("PREFIX=") {
+                format!("PREFIX={prefix}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    Ok(std::fs::write(&env_file, env)?)
+}
+
+/// Python files and data added to the copy, so that it reads like FATE's own tree
+/// (whose `federatedml`, `examples` and `fate_flow` hold thousands of files): every
+/// no-op reads this much to know nothing changed.
+pub const GENERATED_PY_FILES: usize = 3000;
+/// Java classes added per module, to FATE 1.0.2's counts of Java files per module
+/// (`git ls-tree v1.0.2`: 503 in all), so that Maven compiles as much as it does there.
+pub(super) const GENERATED_JAVA: [(&str, usize); 8] = [
+    ("arch/core", 151),
+    ("arch/driver/federation", 45),
+    ("arch/networking/proxy", 57),
+    ("arch/eggroll/roll", 79),
+    ("arch/eggroll/meta-service", 31),
+    ("arch/eggroll/egg", 9),
+    ("fateboard", 44),
+    ("fate-serving/serving-server", 65),
+];
+pub const GENERATED_DATA_FILES: usize = 4;
+pub(super) const GENERATED_DATA_BYTES: usize = 2 << 20;
+
+/// Adds [`GENERATED_PY_FILES`] Python modules under `federatedml/generated/` and
+/// [`GENERATED_DATA_FILES`] data files of 2 MiB under `examples/data/generated/`, the
+/// same on every run.
+pub(super) fn grow_to_fate_size(root: &Path) -> Result<()> {
+    for i in 0..GENERATED_PY_FILES {
+        let dir = root.join(format!("federatedml/generated/pkg{:02}", i / 100));
+        std::fs::create_dir_all(&dir)?;
+        let body: String = (0..40)
+            .map(|n| format!("def feature_{i}_{n}(x):\n    return x * {n} + {i}\n\n"))
+            .collect();
+        std::fs::write(dir.join(format!("module_{i}.py")), body)?;
+    }
+    for (module, classes) in GENERATED_JAVA {
+        let package = format!(
+            "org.fedai.generated.{}",
+            module
+                .rsplit('/')
+                .next()
+                .unwrap_or(module)
+                .replace('-', "_")
+        );
+        let dir = root
+            .join(module)
+            .join("src/main/java")
+            .join(package.replace('.', "/"));
+        std::fs::create_dir_all(&dir)?;
+        for c in 0..classes {
+            let methods: String = (0..12)
+                .map(|m| {
+                    format!(
+                        "    public static long step{m}(long x) {{\n        long y = x * {m} + {c};\n        return y ^ (y >>> 3);\n    }}\n"
+                    )
+                })
+                .collect();
+            std::fs::write(
+                dir.join(format!("Gen{c}.java")),
+                format!("package {package};\n\npublic final class Gen{c} {{\n{methods}}}\n"),
+            )?;
+        }
+    }
+    let data = root.join("examples/data/generated");
+    std::fs::create_dir_all(&data)?;
+    for k in 0..GENERATED_DATA_FILES {
+        let row = format!("{k},0.125,0.25,0.5,1.0,label\n");
+        let text = row.repeat(GENERATED_DATA_BYTES / row.len());
+        std::fs::write(data.join(format!("train_{k}.csv")), text)?;
+    }
+    Ok(())
+}
+
+/// Copies the FATE tree without build output.
+pub(super) fn copy_source_tree(from: &Path, to: &Path) -> Result<()> {
+    let op = StageOp::Copy {
+        from: from.to_path_buf(),
+        to: ".".into(),
+        exclude: vec!["target".into(), "**/target".into()],
+    };
+    staging::materialize(to, &staging::collect(&[op])?)
+}
+
+/// Cold state: no bench images (nor their build cache), no Maven output, no staging.
+pub(super) fn clean(sh: &Shell, root: &Path, prefix: &str) -> Result<()> {
+    // By reference: removing the tags removes the images and their build cache.
+    let refs = process::query(sh, &docker_argv::list_references(&format!("{prefix}/*")))?;
+    let refs: Vec<String> = refs.split_whitespace().map(String::from).collect();
+    if !refs.is_empty() {
+        remove_images(&refs)?;
+    }
+    let is_target = |e: &walkdir::DirEntry| e.file_type().is_dir() && e.file_name() == "target";
+    let mut targets = Vec::new();
+    let mut walk = walkdir::WalkDir::new(root).into_iter();
+    while let Some(entry) = walk.next() {
+        let entry = entry?;
+        if is_target(&entry) {
+            targets.push(entry.path().to_path_buf());
+            walk.skip_current_dir();
+        }
+    }
+    for t in targets {
+        std::fs::remove_dir_all(&t).with_context(|| format!("cannot remove {}", t.display()))?;
+    }
+    Ok(())
+}
+
+/// A real source change, different each run, so Maven and one image must rebuild.
+pub(super) fn edit(root: &Path, n: usize) -> Result<()> {
+    let path = root.join(EDITED);
+    let text = std::fs::read_to_string(&path)?;
+    let start = text
+        .find(EDIT_FROM)
+        .with_context(|| format!("{EDITED} changed; update the bench"))?;
+    let end = start + text[start..].find(')').context("unexpected source")?;
+    let edited = format!(
+        "{}{EDIT_FROM}, {}{}",
+        &text[..start],
+        9000 + n,
+        &text[end..]
+    );
+    Ok(std::fs::write(&path, edited)?)
+}

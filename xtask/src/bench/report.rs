@@ -1,0 +1,209 @@
+//! The bench's figures as Markdown, with the machine and engine they were taken on.
+
+use xshell::Shell;
+
+use crate::bundle::bundle_json::Compression;
+use crate::bundle::streams;
+use crate::process::{self, Command, docker_argv, engine};
+
+use super::bundles::{COMPRESSION_LEVELS, PAYLOAD_IMAGE};
+use super::fixture::{GENERATED_DATA_FILES, GENERATED_PY_FILES};
+use super::{Sample, Samples, Scenario, median};
+
+/// The figures as a Markdown report, with the machine they were taken on.
+pub(super) fn report(sh: &Shell, samples: &Samples, runs: usize) -> String {
+    let machine = format!(
+        "{} CPUs, {} memory, kernel {}, Docker Engine {} ({} storage, building with {})",
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get),
+        process::query(
+            sh,
+            &Command::new("sh", ["-c", "free -h | awk '/Mem:/ {print $2}'"])
+        )
+        .unwrap_or_default(),
+        process::query(sh, &Command::new("uname", ["-r"])).unwrap_or_default(),
+        process::query(sh, &docker_argv::server_version()).unwrap_or_default(),
+        process::query(sh, &docker_argv::storage_driver()).unwrap_or_default(),
+        engine::builder(sh).map_or("no builder", docker_argv::Builder::describe),
+    );
+    let mut out = format!(
+        "# Benchmarks\n\nTaken by `cargo xtask bench --runs {runs}` on a copy of examples/mini-fate, {}.\n\
+         Machine: {machine}.\nEach figure is the median of {runs} runs; times in seconds.\n",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    );
+    out.push_str(&build_section(samples));
+    out.push_str(&bundle_section(samples));
+    out.push_str(
+        "\nTargets: no-op under 1 s and at least 20x faster than the baseline; a one-file change rebuilds \
+         exactly one image, at least 3x faster; cold --jobs 2 no slower than --jobs 1; overhead under 5% of a \
+         cold build; bundles at most half the raw size, gzip at most 1.5x and zstd at most 1.2x the time of \
+         `docker save -o`; loading gzip at most 1.3x and zstd at most 1.1x the time of `docker load -i`.\n",
+    );
+    out
+}
+
+/// The median of a figure over a scenario's runs (NaN when it did not run).
+fn med(samples: &Samples, name: Scenario, figure: fn(&Sample) -> f64) -> f64 {
+    let mut v: Vec<f64> = samples
+        .get(&name)
+        .map(|s| s.iter().map(figure).collect())
+        .unwrap_or_default();
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        median(&mut v)
+    }
+}
+
+fn wall(s: &Sample) -> f64 {
+    s.wall.as_secs_f64()
+}
+
+fn megabytes(s: &Sample) -> f64 {
+    s.bytes as f64 / 1e6
+}
+
+/// The image-build scenarios' table, if they ran.
+fn build_section(samples: &Samples) -> String {
+    if !samples.contains_key(&Scenario::ColdJobs2) {
+        return String::new();
+    }
+    let med = |name: Scenario, f: fn(&Sample) -> f64| med(samples, name, f);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\n## Image builds\n\nOn the example grown to FATE's size: {GENERATED_PY_FILES} generated Python \
+         files and {GENERATED_DATA_FILES} data files of 2 MiB added (both copied into the python and egg \
+         images), and Java classes up to FATE 1.0.2's count per module (503 in all). Host Maven, offline. The baseline runs the same Maven and `docker build` \
+         commands as the old script, all of them every time, in sequence (cold: with `--no-cache`, as \
+         xtask's cold runs).\n\n| scenario | xtask | baseline | xtask / baseline | images built by xtask |\n|---|---|---|---|---|\n",
+    ));
+    for (label, ours, theirs) in [
+        (
+            "cold build (--jobs 2)",
+            Scenario::ColdJobs2,
+            Scenario::ColdBaseline,
+        ),
+        ("no-op rebuild", Scenario::NoOp, Scenario::NoOpBaseline),
+        (
+            "one-file change",
+            Scenario::OneFile,
+            Scenario::OneFileBaseline,
+        ),
+    ] {
+        let (a, b) = (med(ours, wall), med(theirs, wall));
+        let built = med(ours, |s| s.images_built as f64);
+        out.push_str(&format!(
+            "| {label} | {a:.2} | {b:.2} | {:.3} ({:.1}x faster) | {built} |\n",
+            a / b,
+            b / a
+        ));
+    }
+    let (j2, j1) = (
+        med(Scenario::ColdJobs2, wall),
+        med(Scenario::ColdJobs1, wall),
+    );
+    out.push_str(&format!(
+        "\nCold build with --jobs 2: {j2:.2} s; with --jobs 1: {j1:.2} s (ratio {:.3}).\n",
+        j2 / j1
+    ));
+    let legacy = med(Scenario::ColdLegacy, wall);
+    if legacy.is_nan() {
+        out.push_str(
+            "\nBuildKit vs the legacy builder: not measured (this machine builds with the legacy \
+             builder; install docker-buildx and rerun).\n",
+        );
+    } else {
+        out.push_str(&format!(
+            "\nCold build with --jobs 2, BuildKit: {j2:.2} s; the same with the legacy builder \
+             (`DOCKER_BUILDKIT=0`): {legacy:.2} s (BuildKit {:.1}x faster).\n",
+            legacy / j2
+        ));
+    }
+    out.push_str(&format!(
+        "A no-op starts {} processes (all at once; none of them a build).\n",
+        med(Scenario::NoOp, |s| s.processes as f64)
+    ));
+    let overhead = med(Scenario::ColdJobs2, |s| s.overhead.as_secs_f64());
+    out.push_str(&format!(
+        "xtask overhead (its wall time minus the time its child processes ran): {overhead:.2} s in a cold \
+         build ({:.1}% of it); {:.2} s in a no-op rebuild, which runs no child process.\n",
+        100.0 * overhead / j2,
+        med(Scenario::NoOp, |s| s.overhead.as_secs_f64())
+    ));
+    out
+}
+
+/// The bundle scenarios' table, if they ran.
+fn bundle_section(samples: &Samples) -> String {
+    if !samples.contains_key(&Scenario::Bundle(Compression::Gzip)) {
+        return String::new();
+    }
+    let med = |name: Scenario, f: fn(&Sample) -> f64| med(samples, name, f);
+    let mut out = String::new();
+    out.push_str(&format!(
+        "\n## Bundles\n\nThe example's eight module images and two third-party stand-ins, one of them \
+         carrying this host's JDK (`{PAYLOAD_IMAGE}`).\n\n| scenario | time | size (MB) | vs docker save -o / docker load -i |\n|---|---|---|---|\n"
+    ));
+    let (save_t, save_mb) = (
+        med(Scenario::RawSave, wall),
+        med(Scenario::RawSave, megabytes),
+    );
+    let save_once = med(Scenario::RawSaveAtOnce, wall);
+    out.push_str(&format!(
+        "| docker save -o (raw tars, one after another) | {save_t:.2} | {save_mb:.1} | 1 |\n\
+         | docker save -o (raw tars, at once) | {save_once:.2} | | time {:.2}x |\n",
+        save_once / save_t
+    ));
+    for name in [Compression::Gzip, Compression::Zstd].map(Scenario::Bundle) {
+        let (t, size) = (med(name, wall), med(name, megabytes));
+        out.push_str(&format!(
+            "| {} | {t:.2} | {size:.1} | time {:.2}x, size {:.2}x |\n",
+            name.label(),
+            t / save_t,
+            size / save_mb
+        ));
+    }
+    let (load_t, load_once) = (
+        med(Scenario::RawLoad, wall),
+        med(Scenario::RawLoadAtOnce, wall),
+    );
+    out.push_str(&format!(
+        "| docker load -i (raw tars, one after another) | {load_t:.2} | | 1 |\n\
+         | docker load -i (raw tars, at once) | {load_once:.2} | | time {:.2}x |\n",
+        load_once / load_t
+    ));
+    for name in [Compression::Gzip, Compression::Zstd].map(Scenario::Load) {
+        let t = med(name, wall);
+        out.push_str(&format!(
+            "| {} (check, then load) | {t:.2} | | time {:.2}x |\n",
+            name.label(),
+            t / load_t
+        ));
+    }
+    let vs = |name: Scenario, raw: f64| format!("{:.2}x", med(name, wall) / raw);
+    out.push_str(&format!(
+        "\nAgainst the same raw commands run at once, as the bundle runs its archives (what compression \
+         and checking cost): bundle gzip {}, zstd {}; load gzip {}, zstd {}.\n",
+        vs(Scenario::Bundle(Compression::Gzip), save_once),
+        vs(Scenario::Bundle(Compression::Zstd), save_once),
+        vs(Scenario::Load(Compression::Gzip), load_once),
+        vs(Scenario::Load(Compression::Zstd), load_once),
+    ));
+    out.push_str(&format!(
+        "\nCompression levels, each compressing the same raw tars on every core (the bundle uses gzip \
+         level {} and zstd level {}):\n\n| compression | level | time | size (MB) | vs docker save -o |\n\
+         |---|---|---|---|---|\n",
+        streams::GZIP_LEVEL,
+        streams::ZSTD_LEVEL
+    ));
+    for (compression, level) in COMPRESSION_LEVELS {
+        let name = Scenario::Level(compression, level);
+        let (t, size) = (med(name, wall), med(name, megabytes));
+        out.push_str(&format!(
+            "| {} | {level} | {t:.2} | {size:.1} | time {:.2}x, size {:.2}x |\n",
+            compression.name(),
+            t / save_t,
+            size / save_mb
+        ));
+    }
+    out
+}
