@@ -125,18 +125,13 @@ struct Answer {
 /// (the cleanup of an interrupted run), it runs to its end or its limit.
 fn ask(sh: Option<&Shell>, command: &Command, limit: Option<Duration>) -> Result<Answer> {
     count_start();
-    let mut expr = duct::cmd(&command.program, &command.args)
+    let mut expr = with_context(command)
         .stdin_null()
         .stdout_capture()
         .stderr_capture()
         .unchecked();
-    match (&command.cwd, sh) {
-        (Some(cwd), _) => expr = expr.dir(cwd),
-        (None, Some(sh)) => expr = expr.dir(sh.current_dir()),
-        (None, None) => {}
-    }
-    for (k, v) in &command.env {
-        expr = expr.env(k, v);
+    if let (None, Some(sh)) = (&command.cwd, sh) {
+        expr = expr.dir(sh.current_dir());
     }
     let handle = Arc::new(
         expr.start()
@@ -208,14 +203,10 @@ pub fn run_captured(command: &Command) -> Result<String> {
     Ok(answer.stdout)
 }
 
-/// A command as a duct expression: stdin empty, stderr into stdout, exit status not
-/// turned into an error (callers report it with the output).
-fn expression(command: &Command) -> duct::Expression {
-    count_start();
-    let mut expr = duct::cmd(&command.program, &command.args)
-        .stderr_to_stdout()
-        .stdin_null()
-        .unchecked();
+/// The command as a duct expression with its working directory and environment: the
+/// one place every runner starts from.
+fn with_context(command: &Command) -> duct::Expression {
+    let mut expr = duct::cmd(&command.program, &command.args);
     if let Some(cwd) = &command.cwd {
         expr = expr.dir(cwd);
     }
@@ -225,11 +216,21 @@ fn expression(command: &Command) -> duct::Expression {
     expr
 }
 
+/// A command as a duct expression: stdin empty, stderr into stdout, exit status not
+/// turned into an error (callers report it with the output).
+fn expression(command: &Command) -> duct::Expression {
+    count_start();
+    with_context(command)
+        .stderr_to_stdout()
+        .stdin_null()
+        .unchecked()
+}
+
 /// Runs a command with `input` on its stdin (a secret never put in argv); returns its
 /// combined output and whether it succeeded.
 pub fn run_with_stdin(command: &Command, input: &str) -> Result<(bool, String)> {
     count_start();
-    let out = duct::cmd(&command.program, &command.args)
+    let out = with_context(command)
         .stdin_bytes(input.as_bytes())
         .stderr_to_stdout()
         .stdout_capture()
@@ -371,7 +372,7 @@ impl Read for &Stream {
 pub fn stream_stdout(command: &Command, log: &Path) -> Result<Stream> {
     create_log(log)?;
     count_start();
-    let reader = duct::cmd(&command.program, &command.args)
+    let reader = with_context(command)
         .stdin_null()
         .stderr_path(log)
         .reader()
@@ -399,7 +400,7 @@ pub fn spawn_piped(command: &Command, log: &Path) -> Result<PipedChild> {
     count_start();
     let (reader, writer) = os_pipe::pipe()?;
     let handle = Arc::new(
-        duct::cmd(&command.program, &command.args)
+        with_context(command)
             .stdin_file(reader)
             .stderr_to_stdout()
             .stdout_path(log)
@@ -450,6 +451,43 @@ pub fn tail(path: &Path, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_runner_honours_env_and_cwd() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = dir.path().canonicalize().unwrap();
+        let command = Command::new("sh", ["-c", "echo \"$FATE_TEST_VALUE\"; pwd"])
+            .env("FATE_TEST_VALUE", "from the command")
+            .current_dir(here.clone());
+        let expected = format!("from the command\n{}", here.display());
+        let sh = Shell::new().unwrap();
+        assert_eq!(query(&sh, &command).unwrap(), expected);
+        assert_eq!(query_stdout(&sh, &command), expected);
+        assert_eq!(query_anywhere(&command).unwrap().trim(), expected);
+        assert_eq!(run_captured(&command).unwrap().trim(), expected);
+        let (ok, said) = run_with_stdin(&command, "").unwrap();
+        assert!(ok);
+        assert_eq!(said.trim(), expected);
+        let mut streamed = String::new();
+        let stream = stream_stdout(&command, &dir.path().join("stream.log")).unwrap();
+        (&stream).read_to_string(&mut streamed).unwrap();
+        assert_eq!(streamed.trim(), expected);
+    }
+
+    #[test]
+    fn a_question_that_does_not_answer_is_given_up() {
+        let sh = Shell::new().unwrap();
+        let started = Instant::now();
+        let sleepy = Command::new("sleep", ["30"]);
+        let e = ask(Some(&sh), &sleepy, Some(Duration::from_millis(200)))
+            .err()
+            .unwrap();
+        assert!(
+            format!("{e:#}").contains("did not answer within 0.2 s"),
+            "{e:#}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 
     #[test]
     fn commands_render_shell_quoted() {
