@@ -135,7 +135,7 @@ pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample
                 c
             }
             Action::Build(b) => {
-                staging::materialize(&b.context, &staging::collect(&b.ops)?)?;
+                staging::materialize(&b.context, &staging::collect(&b.ops, None)?)?;
                 images_built += 1;
                 // As the old script issued it: the image set's Dockerfile (no labels).
                 docker_argv::build(&BuildSpec {

@@ -34,7 +34,7 @@ pub(super) fn build_payload_image(sh: &Shell, scratch: &Path) -> Result<()> {
         to: "jdk".into(),
         exclude: vec![],
     };
-    staging::materialize(&context, &staging::collect(&[op])?)?;
+    staging::materialize(&context, &staging::collect(&[op], None)?)?;
     std::fs::write(
         context.join("Dockerfile"),
         "FROM scratch\nCOPY jdk /opt/jdk\n",
@@ -183,7 +183,7 @@ pub(super) fn copy_source_tree(from: &Path, to: &Path) -> Result<()> {
         to: ".".into(),
         exclude: vec!["target".into(), "**/target".into()],
     };
-    staging::materialize(to, &staging::collect(&[op])?)
+    staging::materialize(to, &staging::collect(&[op], None)?)
 }
 
 /// Cold state: no bench images (nor their build cache), no Maven output, no staging.

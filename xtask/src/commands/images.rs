@@ -64,7 +64,7 @@ impl cli::Images {
         } = &pipeline;
         let recorded = Recorded::read(work);
         if self.dry_run {
-            self.print_preview(project, plan, facts, &recorded);
+            self.print_preview(&pipeline, &recorded);
             return Ok(());
         }
         let started = Instant::now();
@@ -117,11 +117,19 @@ impl cli::Images {
     }
 
     /// `--dry-run`: the plan with each step's decision, as text or JSON.
-    fn print_preview(&self, project: &Project, plan: &Plan, facts: &Facts, recorded: &Recorded) {
+    fn print_preview(&self, pipeline: &Pipeline, recorded: &Recorded) {
+        let Pipeline {
+            project,
+            facts,
+            plan,
+            caches,
+            ..
+        } = pipeline;
         let status = kind::preview(
             plan,
             &kind::Preview {
                 images: &facts.existing,
+                caches,
                 recorded,
                 force: self.force,
                 engine_down: facts.engine_down.is_some(),

@@ -14,7 +14,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
 
-use crate::run::digest_cache;
+use crate::run::digest_cache::{self, DigestCache};
 
 use crate::maven::pom;
 
@@ -95,12 +95,13 @@ pub enum Source {
 pub type Entries = BTreeMap<PathBuf, Source>;
 
 /// Lists what `ops` stage, in order; a later entry at the same path replaces an earlier one.
-pub fn collect(ops: &[StageOp]) -> Result<Entries> {
+/// With `shared`, source trees are walked once per run (see [`SharedWalks`]).
+pub fn collect(ops: &[StageOp], shared: Option<&SharedWalks>) -> Result<Entries> {
     let mut entries = Entries::new();
     for op in ops {
         match op {
             StageOp::Copy { from, to, exclude } => {
-                add_tree(&mut entries, from, Path::new(to), exclude, Walks::Shared)?;
+                add_tree(&mut entries, from, Path::new(to), exclude, shared)?;
             }
             StageOp::EmptyDir(d) => add_dirs(&mut entries, Path::new(d), 0o755),
             StageOp::Jar {
@@ -116,7 +117,8 @@ pub fn collect(ops: &[StageOp]) -> Result<Entries> {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                add_tree(&mut entries, &jar, &to.join(&jar_name), &[], Walks::Own)?;
+                // Maven's output is written during the run: never shared.
+                add_tree(&mut entries, &jar, &to.join(&jar_name), &[], None)?;
                 // A jar Maven already named `<artifact>.jar` needs no link.
                 if *link != jar_name {
                     entries.insert(
@@ -135,7 +137,7 @@ pub fn collect(ops: &[StageOp]) -> Result<Entries> {
                             module.artifact_id
                         );
                     }
-                    add_tree(&mut entries, &libdir, &to.join("lib"), &[], Walks::Own)?;
+                    add_tree(&mut entries, &libdir, &to.join("lib"), &[], None)?;
                 }
                 set_java_home(&mut entries, &to.join("service.sh"), java_home)?;
             }
@@ -147,34 +149,24 @@ pub fn collect(ops: &[StageOp]) -> Result<Entries> {
 /// A tree's entries by path relative to its root.
 type Walked = Vec<(PathBuf, Source)>;
 
-/// Whether a tree's walk may be shared: source trees may, Maven's output (written
-/// during the run) may not.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Walks {
-    Shared,
-    Own,
-}
-
-/// Whether walks of source trees are shared within this process (see [`share_walks`]).
-static SHARING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-/// Walks done, by tree and exclusions; the first caller walks, the others wait for it.
-#[allow(
-    clippy::type_complexity,
-    reason = "a memo table: key, then a slot filled once"
-)]
-static WALKS: std::sync::Mutex<
-    BTreeMap<
-        (PathBuf, Vec<String>),
-        std::sync::Arc<std::sync::OnceLock<Result<std::sync::Arc<Walked>, String>>>,
+/// Walks of source trees shared within one run, by tree and exclusions: the first
+/// caller walks, the others wait for it. A tree staged by several images (python and egg
+/// both stage the python tree) is walked once. For one run only: Maven does not write
+/// into source trees (its `target/` directories are left out), so they hold still while
+/// it lasts.
+#[derive(Default)]
+pub struct SharedWalks(
+    #[allow(
+        clippy::type_complexity,
+        reason = "a memo table: key, then a slot filled once"
+    )]
+    std::sync::Mutex<
+        BTreeMap<
+            (PathBuf, Vec<String>),
+            std::sync::Arc<std::sync::OnceLock<Result<std::sync::Arc<Walked>, String>>>,
+        >,
     >,
-> = std::sync::Mutex::new(BTreeMap::new());
-
-/// From now on, a source tree staged by several images (python and egg both stage the
-/// python tree) is walked once. For one run: Maven does not write into source trees
-/// (its `target/` directories are left out), so they hold still while it lasts.
-pub fn share_walks() {
-    SHARING.store(true, std::sync::atomic::Ordering::SeqCst);
-}
+);
 
 /// Adds a file or directory tree at `to`. Symlinks are kept as links; `.git/` and Maven
 /// `target/` directories (beside a `pom.xml`) are left out.
@@ -183,10 +175,11 @@ fn add_tree(
     from: &Path,
     to: &Path,
     exclude: &[String],
-    walks: Walks,
+    shared: Option<&SharedWalks>,
 ) -> Result<()> {
-    let walked = if walks == Walks::Shared && SHARING.load(std::sync::atomic::Ordering::SeqCst) {
-        let slot = WALKS
+    let walked = if let Some(shared) = shared {
+        let slot = shared
+            .0
             .lock()
             .expect("no walk panics")
             .entry((from.to_path_buf(), exclude.to_vec()))
@@ -351,7 +344,7 @@ pub fn with_java_home(text: &str, java_home: &str) -> Option<String> {
 }
 
 /// sha256 over every entry's path, kind, mode and content.
-pub fn digest(entries: &Entries, hasher: &mut Sha256) -> Result<()> {
+pub fn digest(entries: &Entries, hasher: &mut Sha256, digests: &DigestCache) -> Result<()> {
     for (path, source) in entries {
         hasher.update(path.as_os_str().as_encoded_bytes());
         hasher.update([0]);
@@ -369,7 +362,7 @@ pub fn digest(entries: &Entries, hasher: &mut Sha256) -> Result<()> {
             Source::File { from, mode, stamp } => {
                 // The contents' own digest, remembered across runs while the file is unchanged.
                 hasher.update(format!("f{mode:o}:{}\0", stamp.size));
-                hasher.update(digest_cache::sha256_stamped(from, *stamp)?);
+                hasher.update(digests.sha256_stamped(from, *stamp)?);
             }
         }
     }
@@ -490,7 +483,11 @@ mod tests {
         let d = tmp.path();
         let (skel, module) = fixture(d);
         let dest = d.join("out/roll");
-        materialize(&dest, &collect(&ops(d, &skel, &module, "svc")).unwrap()).unwrap();
+        materialize(
+            &dest,
+            &collect(&ops(d, &skel, &module, "svc"), None).unwrap(),
+        )
+        .unwrap();
         let svc = dest.join("svc");
         assert_eq!(
             fs::read_to_string(svc.join("service.sh")).unwrap(),
@@ -530,7 +527,7 @@ mod tests {
             to: ".".into(),
             exclude: vec![],
         };
-        let e = format!("{:#}", collect(&[op]).unwrap_err());
+        let e = format!("{:#}", collect(&[op], None).unwrap_err());
         assert!(e.contains(&format!("{} is a FIFO", fifo.display())), "{e}");
     }
 
@@ -541,7 +538,12 @@ mod tests {
         let (skel, module) = fixture(d);
         let sum = || {
             let mut h = Sha256::new();
-            digest(&collect(&ops(d, &skel, &module, ".")).unwrap(), &mut h).unwrap();
+            digest(
+                &collect(&ops(d, &skel, &module, "."), None).unwrap(),
+                &mut h,
+                &DigestCache::none(),
+            )
+            .unwrap();
             hex::encode(h.finalize())
         };
         let first = sum();
@@ -574,7 +576,9 @@ mod tests {
             lib: true,
             java_home: "/j".into(),
         };
-        let e = collect(std::slice::from_ref(&op)).unwrap_err().to_string();
+        let e = collect(std::slice::from_ref(&op), None)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("Maven built no single jar for module fate-proxy")
                 && e.contains("expected fate-proxy-0.3.jar; it holds no jar"),
@@ -591,14 +595,14 @@ mod tests {
             to: "service.sh".into(),
             exclude: vec![],
         };
-        let entries = collect(&[skeleton, op.clone()]).unwrap();
+        let entries = collect(&[skeleton, op.clone()], None).unwrap();
         assert!(matches!(
             entries[Path::new("fate-proxy.jar")],
             Source::File { .. }
         ));
         std::fs::write(target.join("other.jar"), "jar").unwrap();
         std::fs::write(target.join("fate-proxy-0.9.jar"), "jar").unwrap();
-        let e = collect(&[op]).unwrap_err().to_string();
+        let e = collect(&[op], None).unwrap_err().to_string();
         assert!(
             e.contains("it holds fate-proxy-0.9.jar, fate-proxy.jar, other.jar"),
             "{e}"

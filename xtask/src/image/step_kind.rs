@@ -60,19 +60,22 @@ impl StepKind for BuildStep {
             // Its sources are still collected (jars come later): staging problems show
             // before anything runs. Whether it changes is known once the dependency ran
             // (a rebuilt jar or parent may come out byte for byte the same).
-            Some((id, _)) => match staging::collect(&sources_of(&self.ops)) {
-                Err(e) => Status::Unknown(format!("{e:#}")),
-                Ok(_) if preview.force => Status::WillRun(Reason::Forced),
-                Ok(_) if !preview.images.contains_key(&self.reference) => {
-                    Status::WillRun(Reason::NotBuilt)
+            Some((id, _)) => {
+                match staging::collect(&sources_of(&self.ops), preview.caches.walks.as_ref()) {
+                    Err(e) => Status::Unknown(format!("{e:#}")),
+                    Ok(_) if preview.force => Status::WillRun(Reason::Forced),
+                    Ok(_) if !preview.images.contains_key(&self.reference) => {
+                        Status::WillRun(Reason::NotBuilt)
+                    }
+                    Ok(_) => Status::Unknown(format!("decided once {id} has run")),
                 }
-                Ok(_) => Status::Unknown(format!("decided once {id} has run")),
-            },
+            }
             None => match freshness::build_decision(
                 self,
                 preview.images,
                 preview.recorded,
                 preview.force,
+                preview.caches,
             ) {
                 Ok((Decision::UpToDate, _)) => Status::UpToDate,
                 Ok((Decision::Run { reason, .. }, _)) => Status::WillRun(reason),
@@ -90,12 +93,17 @@ impl StepKind for BuildStep {
                 .filter(|(k, _)| k != LABEL_INPUTS)
                 .cloned()
                 .collect();
-            stage(self, &staging::collect(&self.ops)?, &labels)?;
+            stage(
+                self,
+                &staging::collect(&self.ops, run.caches.walks.as_ref())?,
+                &labels,
+            )?;
             return Ok(Done::Ran(None));
         }
         let images = run.images.lock().expect("no worker panics").clone();
         let recorded = run.recorded.lock().expect("no worker panics").clone();
-        let (decision, entries) = freshness::build_decision(self, &images, &recorded, run.force)?;
+        let (decision, entries) =
+            freshness::build_decision(self, &images, &recorded, run.force, run.caches)?;
         let Decision::Run { reason, inputs } = decision else {
             return Ok(Done::UpToDate);
         };

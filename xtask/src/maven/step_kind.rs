@@ -30,7 +30,7 @@ impl StepKind for MavenStep {
     }
 
     fn preview(&self, preview: &Preview, after: After) -> Status {
-        let decided = freshness::maven_decision(self, preview.force);
+        let decided = freshness::maven_decision(self, preview.force, preview.caches);
         match (after, decided) {
             (Some((id, Status::Unknown(_))), _) => {
                 Status::Unknown(format!("it depends on {id}, whose decision is unknown"))
@@ -50,7 +50,7 @@ impl StepKind for MavenStep {
             reason,
             inputs,
             only,
-        } = freshness::maven_decision(self, run.force)?
+        } = freshness::maven_decision(self, run.force, run.caches)?
         else {
             return Ok(Done::UpToDate);
         };
@@ -68,7 +68,7 @@ impl StepKind for MavenStep {
             run.containers_started.store(true, Ordering::SeqCst);
         }
         process::run_logged(&command, log, line)?;
-        MavenStamp::write(&self.stamp, &inputs, &self.outputs)?;
+        MavenStamp::write(&self.stamp, &inputs, &self.outputs, &run.caches.digests)?;
         Ok(Done::Ran(Some(reason)))
     }
 }

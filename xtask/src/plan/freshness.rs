@@ -17,7 +17,8 @@ use crate::image::step::BuildStep;
 use crate::maven::MavenStep;
 use crate::maven::pom::Module;
 use crate::process::docker_argv::{ImageInfo, VOLATILE_LABELS};
-use crate::run::digest_cache;
+use crate::run::caches::Caches;
+use crate::run::digest_cache::DigestCache;
 
 /// Why a step runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,7 +140,12 @@ impl MavenStamp {
     }
 
     /// Records `inputs` and the digests of the jars Maven built for `outputs`.
-    pub fn write(path: &Path, inputs: &MavenInputs, outputs: &[Module]) -> Result<()> {
+    pub fn write(
+        path: &Path,
+        inputs: &MavenInputs,
+        outputs: &[Module],
+        digests: &DigestCache,
+    ) -> Result<()> {
         let mut stamp = MavenStamp {
             inputs: inputs.overall.clone(),
             context: inputs.context.clone(),
@@ -147,7 +153,7 @@ impl MavenStamp {
             outputs: BTreeMap::new(),
         };
         for jar in outputs.iter().filter_map(|m| m.built_jar().ok()) {
-            let digest = digest_cache::file_sha256(&jar)?;
+            let digest = digests.file_sha256(&jar)?;
             stamp.outputs.insert(jar, digest);
         }
         let text = serde_json::to_string_pretty(&stamp).expect("a stamp serializes");
@@ -158,7 +164,7 @@ impl MavenStamp {
 /// The digests of a Maven project's inputs: each module's pom and `src/`, and a context
 /// of settings, mode and the files its poms use by path (by content: another project's
 /// jar that Maven rebuilt byte for byte changes nothing here).
-fn maven_inputs(m: &MavenStep) -> Result<MavenInputs> {
+fn maven_inputs(m: &MavenStep, caches: &Caches) -> Result<MavenInputs> {
     let mut modules = BTreeMap::new();
     for module in &m.modules {
         let ops: Vec<StageOp> = module
@@ -171,14 +177,20 @@ fn maven_inputs(m: &MavenStep) -> Result<MavenInputs> {
             })
             .collect();
         let mut hasher = Sha256::new();
-        staging::digest(&staging::collect(&ops)?, &mut hasher)?;
+        let entries = staging::collect(&ops, caches.walks.as_ref())?;
+        staging::digest(&entries, &mut hasher, &caches.digests)?;
         modules.insert(module.path.clone(), hex::encode(hasher.finalize()));
     }
     let mut hasher = Sha256::new();
     hasher.update(&m.salt);
     for used in m.modules.iter().flat_map(|module| &module.uses) {
         hasher.update(used.as_os_str().as_encoded_bytes());
-        hasher.update(digest_cache::file_sha256(used).unwrap_or_else(|_| "missing".into()));
+        hasher.update(
+            caches
+                .digests
+                .file_sha256(used)
+                .unwrap_or_else(|_| "missing".into()),
+        );
     }
     let context = hex::encode(hasher.finalize());
     let mut hasher = Sha256::new();
@@ -196,27 +208,29 @@ fn maven_inputs(m: &MavenStep) -> Result<MavenInputs> {
 /// A Maven project against the stamp of its last run: its inputs module by module, then
 /// its outputs against what that run wrote. A change confined to leaf modules builds
 /// only those (and what they need and what needs them).
-pub fn maven_decision(m: &MavenStep, force: bool) -> Result<MavenDecision> {
-    let inputs = maven_inputs(m)?;
+pub fn maven_decision(m: &MavenStep, force: bool, caches: &Caches) -> Result<MavenDecision> {
+    let inputs = maven_inputs(m, caches)?;
     let (reason, only) = match MavenStamp::read(&m.stamp) {
         _ if force => (Reason::Forced, Vec::new()),
         None => (Reason::NoEarlierRun, Vec::new()),
-        Some(last) if last.inputs == inputs.overall => match changed_output(&m.outputs, &last)? {
-            None => return Ok(MavenDecision::UpToDate),
-            Some((reason, module)) => {
-                let path = module
-                    .dir
-                    .strip_prefix(&m.project)
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                let only = if path.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![path]
-                };
-                (reason, only)
+        Some(last) if last.inputs == inputs.overall => {
+            match changed_output(&m.outputs, &last, &caches.digests)? {
+                None => return Ok(MavenDecision::UpToDate),
+                Some((reason, module)) => {
+                    let path = module
+                        .dir
+                        .strip_prefix(&m.project)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
+                    let only = if path.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![path]
+                    };
+                    (reason, only)
+                }
             }
-        },
+        }
         Some(last) => match changed_modules(m, &inputs, &last) {
             Some(paths) => (Reason::ModulesChanged(paths.clone()), paths),
             None => (Reason::SourcesChanged, Vec::new()),
@@ -253,12 +267,13 @@ fn changed_modules(m: &MavenStep, now: &MavenInputs, last: &MavenStamp) -> Optio
 fn changed_output<'a>(
     outputs: &'a [Module],
     last: &MavenStamp,
+    digests: &DigestCache,
 ) -> Result<Option<(Reason, &'a Module)>> {
     for module in outputs {
         let Ok(jar) = module.built_jar() else {
             return Ok(Some((Reason::OutputMissing(module.jar()), module)));
         };
-        if last.outputs.get(&jar) != Some(&digest_cache::file_sha256(&jar)?) {
+        if last.outputs.get(&jar) != Some(&digests.file_sha256(&jar)?) {
             return Ok(Some((Reason::OutputChanged(jar), module)));
         }
     }
@@ -316,8 +331,9 @@ pub fn build_decision(
     images: &BTreeMap<String, ImageInfo>,
     recorded: &Recorded,
     force: bool,
+    caches: &Caches,
 ) -> Result<(Decision, Entries)> {
-    let entries = staging::collect(&b.ops)?;
+    let entries = staging::collect(&b.ops, caches.walks.as_ref())?;
     let mut hasher = Sha256::new();
     hasher.update(
         std::fs::read(&b.dockerfile)
@@ -344,7 +360,7 @@ pub fn build_decision(
             .with_context(|| format!("parent image {parent} is not present"))?;
         hasher.update(id);
     }
-    staging::digest(&entries, &mut hasher)?;
+    staging::digest(&entries, &mut hasher, &caches.digests)?;
     let inputs = hex::encode(hasher.finalize());
     let reason = match images.get(&b.reference) {
         _ if force => Reason::Forced,
@@ -404,18 +420,22 @@ mod tests {
     }
 
     fn run_of(m: &MavenStep) -> (Reason, Vec<String>) {
-        match maven_decision(m, false).unwrap() {
+        match maven_decision(m, false, &Caches::none()).unwrap() {
             MavenDecision::Run { reason, only, .. } => (reason, only),
             MavenDecision::UpToDate => panic!("up to date"),
         }
     }
 
     fn record(m: &MavenStep) {
-        let MavenDecision::Run { inputs, .. } = maven_decision(m, true).unwrap() else {
+        let MavenDecision::Run { inputs, .. } = maven_decision(m, true, &Caches::none()).unwrap()
+        else {
             panic!()
         };
-        MavenStamp::write(&m.stamp, &inputs, &m.outputs).unwrap();
-        assert_eq!(maven_decision(m, false).unwrap(), MavenDecision::UpToDate);
+        MavenStamp::write(&m.stamp, &inputs, &m.outputs, &DigestCache::none()).unwrap();
+        assert_eq!(
+            maven_decision(m, false, &Caches::none()).unwrap(),
+            MavenDecision::UpToDate
+        );
     }
 
     #[test]

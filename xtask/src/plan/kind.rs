@@ -15,6 +15,7 @@ use crate::maven;
 use crate::plan::Plan;
 use crate::plan::freshness::{Reason, Recorded, Status};
 use crate::process::{self, Command, docker_argv::ImageInfo};
+use crate::run::caches::Caches;
 use crate::run::scheduler::Done;
 use crate::run::steps::RunState;
 use crate::ui::StepLine;
@@ -22,6 +23,7 @@ use crate::ui::StepLine;
 /// What the dry run knows when it decides.
 pub struct Preview<'a> {
     pub images: &'a BTreeMap<String, ImageInfo>,
+    pub caches: &'a Caches,
     pub recorded: &'a Recorded,
     pub force: bool,
     /// No engine answered: whether an image is up to date is unknown.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
@@ -39,92 +39,101 @@ struct Known {
     files: HashMap<PathBuf, (Stamp, String)>,
 }
 
-/// The cache of one run, saved where it was opened.
-struct Cache {
-    file: PathBuf,
-    known: Known,
-    changed: bool,
+/// The file digests of one run: read from where it was opened, saved there at the end.
+/// Without a file (tests, the bench's own copies), every file is read every time.
+pub struct DigestCache {
+    file: Option<PathBuf>,
+    state: Mutex<(Known, bool)>,
 }
-
-static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
 
 /// Edits closer to "now" than this may share a timestamp with the remembered state.
 const RACY: Duration = Duration::from_secs(2);
 
-/// Uses (and later [`save`]s) the cache kept in `file`; without it, files are read every
-/// time. A missing or unreadable cache is an empty one.
-pub fn open(file: &Path) {
-    let known = std::fs::read(file)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default();
-    let _ = CACHE.set(Mutex::new(Cache {
-        file: file.to_path_buf(),
-        known,
-        changed: false,
-    }));
-}
-
-/// Writes what this run learned (whole or not at all). Entries of files that are gone
-/// stay: they are few, and never match a new file (its inode and times differ).
-pub fn save() -> Result<()> {
-    let Some(cache) = CACHE.get() else {
-        return Ok(());
-    };
-    let mut cache = cache.lock().expect("no digest panics");
-    if !cache.changed {
-        return Ok(());
+impl DigestCache {
+    /// Uses (and later [`DigestCache::save`]s) the cache kept in `file`. A missing or
+    /// unreadable cache is an empty one.
+    pub fn open(file: &Path) -> DigestCache {
+        let known = std::fs::read(file)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        DigestCache {
+            file: Some(file.to_path_buf()),
+            state: Mutex::new((known, false)),
+        }
     }
-    let text = serde_json::to_vec(&cache.known).expect("the cache serializes");
-    let partial = cache.file.with_extension("partial");
-    std::fs::write(&partial, text)
-        .and_then(|()| std::fs::rename(&partial, &cache.file))
-        .with_context(|| format!("cannot write {}", cache.file.display()))?;
-    cache.changed = false;
-    Ok(())
-}
 
-/// The sha256 (hex) of a file's contents.
-pub fn file_sha256(path: &Path) -> Result<String> {
-    sized_sha256(path).map(|(_, digest)| digest)
-}
-
-/// A file's size and the sha256 (hex) of its contents: one `stat` when the file is
-/// unchanged.
-pub fn sized_sha256(path: &Path) -> Result<(u64, String)> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let stamp = Stamp::of(&meta);
-    Ok((stamp.size, sha256_stamped(path, stamp)?))
-}
-
-/// The sha256 (hex) of the contents of a file whose metadata the caller just read.
-pub fn sha256_stamped(path: &Path, stamp: Stamp) -> Result<String> {
-    if let Some(cache) = CACHE.get()
-        && let Some((known, digest)) = cache
-            .lock()
-            .expect("no digest panics")
-            .known
-            .files
-            .get(path)
-        && *known == stamp
-    {
-        return Ok(digest.clone());
+    /// Remembers nothing: every file is read.
+    #[cfg(test)]
+    pub fn none() -> DigestCache {
+        DigestCache {
+            file: None,
+            state: Mutex::new((Known::default(), false)),
+        }
     }
-    let digest = read_sha256(path)?;
-    let now_ns = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    let settled = now_ns - stamp.mtime_ns > i64::try_from(RACY.as_nanos()).unwrap_or(0);
-    if settled && let Some(cache) = CACHE.get() {
-        let mut cache = cache.lock().expect("no digest panics");
-        cache
-            .known
-            .files
-            .insert(path.to_path_buf(), (stamp, digest.clone()));
-        cache.changed = true;
+
+    /// Writes what this run learned (whole or not at all). Entries of files that are gone
+    /// stay: they are few, and never match a new file (its inode and times differ).
+    pub fn save(&self) -> Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let mut state = self.state.lock().expect("no digest panics");
+        if !state.1 {
+            return Ok(());
+        }
+        let text = serde_json::to_vec(&state.0).expect("the cache serializes");
+        let partial = file.with_extension("partial");
+        std::fs::write(&partial, text)
+            .and_then(|()| std::fs::rename(&partial, file))
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        state.1 = false;
+        Ok(())
     }
-    Ok(digest)
+
+    /// The sha256 (hex) of a file's contents.
+    pub fn file_sha256(&self, path: &Path) -> Result<String> {
+        self.sized_sha256(path).map(|(_, digest)| digest)
+    }
+
+    /// A file's size and the sha256 (hex) of its contents: one `stat` when the file is
+    /// unchanged.
+    pub fn sized_sha256(&self, path: &Path) -> Result<(u64, String)> {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let stamp = Stamp::of(&meta);
+        Ok((stamp.size, self.sha256_stamped(path, stamp)?))
+    }
+
+    /// The sha256 (hex) of the contents of a file whose metadata the caller just read.
+    pub fn sha256_stamped(&self, path: &Path, stamp: Stamp) -> Result<String> {
+        if self.file.is_some()
+            && let Some((known, digest)) = self
+                .state
+                .lock()
+                .expect("no digest panics")
+                .0
+                .files
+                .get(path)
+            && *known == stamp
+        {
+            return Ok(digest.clone());
+        }
+        let digest = read_sha256(path)?;
+        let now_ns = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        let settled = now_ns - stamp.mtime_ns > i64::try_from(RACY.as_nanos()).unwrap_or(0);
+        if settled && self.file.is_some() {
+            let mut state = self.state.lock().expect("no digest panics");
+            state
+                .0
+                .files
+                .insert(path.to_path_buf(), (stamp, digest.clone()));
+            state.1 = true;
+        }
+        Ok(digest)
+    }
 }
 
 fn read_sha256(path: &Path) -> Result<String> {
@@ -161,10 +170,11 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        open(&tmp.path().join("cache.json"));
+        let cache = DigestCache::open(&tmp.path().join("cache.json"));
+        let file_sha256 = |p: &Path| cache.file_sha256(p);
         let first = file_sha256(&f).unwrap();
         assert_eq!(first, read_sha256(&f).unwrap());
-        save().unwrap();
+        cache.save().unwrap();
         let saved: Known =
             serde_json::from_slice(&std::fs::read(tmp.path().join("cache.json")).unwrap()).unwrap();
         assert!(saved.files.contains_key(&f));
@@ -174,10 +184,7 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(second, read_sha256(&f).unwrap());
         // Just written: not remembered, so a same-tick edit cannot hide.
-        assert_eq!(
-            CACHE.get().unwrap().lock().unwrap().known.files[&f].1,
-            first
-        );
+        assert_eq!(cache.state.lock().unwrap().0.files[&f].1, first);
         // Same size and the old modification time put back: the change time still tells.
         let g = tmp.path().join("g");
         std::fs::write(&g, "abc").unwrap();

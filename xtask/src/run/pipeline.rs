@@ -12,14 +12,12 @@ use crate::Project;
 use crate::plan::freshness::{Reason, Recorded};
 use crate::plan::preflight::{self, Facts, Purpose};
 use crate::plan::{self, Options, Plan};
+use crate::process;
 use crate::process::docker_argv::LABEL_TOOL;
 use crate::process::engine::{self, ContainerSweep};
+use crate::run::caches::Caches;
 use crate::run::scheduler::{Executor, Outcome, StepReport};
 use crate::run::steps::RunState;
-use crate::{image::staging, process, run::digest_cache};
-
-/// Where the contents' digests of the files runs read are remembered.
-pub const DIGEST_CACHE: &str = "file-digests.json";
 
 /// A FATE root's plan for a selection, ready to run.
 pub struct Pipeline<'a> {
@@ -27,6 +25,8 @@ pub struct Pipeline<'a> {
     pub work: PathBuf,
     pub facts: Facts,
     pub plan: Plan,
+    /// The file digests and shared walks of this run.
+    pub caches: Caches,
 }
 
 /// How the steps run.
@@ -39,9 +39,9 @@ pub struct RunOptions {
 }
 
 /// What a run of the steps gives back.
-pub struct Ran {
+pub struct Ran<'a> {
     pub reports: Vec<StepReport<Option<Reason>>>,
-    pub state: RunState,
+    pub state: RunState<'a>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -59,20 +59,20 @@ impl<'a> Pipeline<'a> {
         let work = config.work_dir();
         let mut facts = preflight::check(sh, config, set, &options.selection, purpose)?;
         adjust(&mut facts)?;
-        digest_cache::open(&work.join(DIGEST_CACHE));
-        staging::share_walks();
+        let caches = Caches::for_run(&work);
         let plan = plan::images(config, set, &facts, options)?;
         Ok(Pipeline {
             project,
             work,
             facts,
             plan,
+            caches,
         })
     }
 
     /// Runs every step (after removing what an engine crash left), then saves the file
     /// digests; the run's containers are swept when it ends.
-    pub fn run(&self, recorded: Recorded, how: &RunOptions) -> Result<Ran> {
+    pub fn run(&self, recorded: Recorded, how: &RunOptions) -> Result<Ran<'_>> {
         let executor = Executor {
             ui: self.project.ui.clone(),
             log_dir: self.work.join("logs"),
@@ -86,6 +86,7 @@ impl<'a> Pipeline<'a> {
         let sweep = ContainerSweep::new(format!("{LABEL_TOOL}.run={}", self.facts.run_id));
         let state = RunState {
             force: how.force,
+            caches: &self.caches,
             images: Mutex::new(self.facts.existing.clone()),
             recorded: Mutex::new(recorded),
             engine_lost,
@@ -95,7 +96,7 @@ impl<'a> Pipeline<'a> {
         let reports = executor.run(&self.plan.steps, |step, log, line| {
             state.perform(step, log, line)
         });
-        digest_cache::save()?;
+        self.caches.digests.save()?;
         Ok(Ran { reports, state })
     }
 

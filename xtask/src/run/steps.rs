@@ -13,13 +13,15 @@ use anyhow::Result;
 use crate::plan::Step;
 use crate::plan::freshness::{Reason, Recorded};
 use crate::process::docker_argv::ImageInfo;
+use crate::run::caches::Caches;
 use crate::run::scheduler::Done;
 use crate::ui::StepLine;
 use crate::{process, process::engine};
 
 /// What the steps of one run share, with what it learns of images as it builds them.
-pub struct RunState {
+pub struct RunState<'a> {
     pub force: bool,
+    pub caches: &'a Caches,
     /// Local images by reference: what preflight found, then what this run built.
     pub images: Mutex<BTreeMap<String, ImageInfo>>,
     /// The IDs this tool built, updated as it builds.
@@ -32,7 +34,7 @@ pub struct RunState {
     pub stage_only: bool,
 }
 
-impl RunState {
+impl RunState<'_> {
     pub fn perform(
         &self,
         step: &Step,
