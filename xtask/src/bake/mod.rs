@@ -23,7 +23,7 @@ impl cli::Bake {
         };
         // The builders that bake it start with nothing: every parent is a target.
         let mut pipeline = Pipeline::prepare(project, &options, Purpose::Run, |facts| {
-            facts.existing.clear();
+            facts.local_images.clear();
             Ok(())
         })?;
         for step in &mut pipeline.plan.steps {

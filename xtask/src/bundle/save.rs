@@ -4,7 +4,6 @@
 //! `bundle.json`, `SHA256SUMS` and a `README`, all renamed into place only when
 //! everything is complete.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -18,7 +17,7 @@ use crate::bundle::tar_pass::{self, PassError};
 use crate::config::Config;
 use crate::imageset::ImageSet;
 use crate::plan::freshness::Recorded;
-use crate::process::docker_argv::{self, ImageInfo};
+use crate::process::docker_argv::{self, LocalImages};
 use crate::ui::Ui;
 use crate::ui::problems::Problems;
 use crate::{Project, cli, process, process::engine, run::lock};
@@ -39,11 +38,11 @@ impl cli::Bundle {
             .with_context(|| format!("cannot create {}", out.display()))?;
         let groups = archive_images(set, config);
         let all: Vec<String> = groups.iter().flat_map(|(_, refs)| refs.clone()).collect();
-        let mut present = engine::inspect_images(sh, &all);
-        if self.pull_missing(project, &groups, &present)? {
-            present = engine::inspect_images(sh, &all);
+        let mut local_images = engine::inspect_images(sh, &all);
+        if self.pull_missing(project, &groups, &local_images)? {
+            local_images = engine::inspect_images(sh, &all);
         }
-        check_fate_images(project, &present)?;
+        check_fate_images(project, &local_images)?;
 
         let mut partial = PartialFiles::default();
         let saves: Vec<ArchiveSave> = groups
@@ -64,7 +63,7 @@ impl cli::Bundle {
         let archives = save_all(
             ui,
             &saves,
-            &present,
+            &local_images,
             self.platform.as_deref(),
             self.compress,
             &out,
@@ -98,12 +97,12 @@ impl cli::Bundle {
         &self,
         project: &Project,
         groups: &[(&str, Vec<String>)],
-        present: &BTreeMap<String, ImageInfo>,
+        local_images: &LocalImages,
     ) -> Result<bool> {
         let mut missing = Problems::new("images to bundle are missing");
         let mut pulled = false;
         for (name, refs) in groups {
-            for r in refs.iter().filter(|r| !present.contains_key(*r)) {
+            for r in refs.iter().filter(|r| !local_images.contains_key(*r)) {
                 if *name != THIRD_PARTY {
                     missing.push(format!("{r} is not built; run: cargo xtask images"));
                 } else if let Some(image) = project
@@ -148,7 +147,7 @@ impl cli::Bundle {
 const THIRD_PARTY: &str = "third-party.images";
 
 /// FATE's own images must be the ones this tool built from their sources.
-fn check_fate_images(project: &Project, present: &BTreeMap<String, ImageInfo>) -> Result<()> {
+fn check_fate_images(project: &Project, local_images: &LocalImages) -> Result<()> {
     let mut problems = Problems::new("images to bundle are not the ones built from their sources");
     let recorded = Recorded::read(&project.config.work_dir());
     let fate: Vec<(String, String)> = project
@@ -160,7 +159,7 @@ fn check_fate_images(project: &Project, present: &BTreeMap<String, ImageInfo>) -
         .collect();
     let found = fate
         .iter()
-        .filter_map(|(name, r)| present.get(r).map(|info| (name.as_str(), r, info)));
+        .filter_map(|(name, r)| local_images.get(r).map(|info| (name.as_str(), r, info)));
     recorded.check(found, &mut problems);
     problems.into_result()
 }
@@ -228,7 +227,7 @@ struct ArchiveSave<'a> {
 fn save_all(
     ui: &Ui,
     saves: &[ArchiveSave],
-    present: &BTreeMap<String, ImageInfo>,
+    local_images: &LocalImages,
     platform: Option<&str>,
     compression: Compression,
     out: &Path,
@@ -239,7 +238,7 @@ fn save_all(
             compression,
             log: &s.log,
         };
-        save(ui, s.refs, present, platform, &to)
+        save(ui, s.refs, local_images, platform, &to)
             .map(|archive| Archive {
                 file: s.file.clone(),
                 ..archive
@@ -253,7 +252,7 @@ fn default_dir(config: &Config) -> PathBuf {
 }
 
 /// One `docker save` of `refs` (shared layers stored once) compressed into `path` as it
-/// streams, refused unless it holds each image with the ID `present` gives.
+/// streams, refused unless it holds each image with the ID `local_images` gives.
 /// Where one archive is written, how, and the log of its `docker save`.
 struct Destination<'a> {
     path: &'a Path,
@@ -264,7 +263,7 @@ struct Destination<'a> {
 fn save(
     ui: &Ui,
     refs: &[String],
-    present: &BTreeMap<String, ImageInfo>,
+    local_images: &LocalImages,
     platform: Option<&str>,
     to: &Destination,
 ) -> Result<Archive> {
@@ -287,7 +286,7 @@ fn save(
     };
     let mut sink = streams::compressor(compression, writer)?;
     let source = process::stream_stdout(&docker_argv::save(refs), log)?;
-    let total = refs.iter().map(|r| present[r].size).sum();
+    let total = refs.iter().map(|r| local_images[r].size).sum();
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -296,11 +295,11 @@ fn save(
         Some(total),
     );
     let passed = tar_pass::pass_tar(&source, &mut sink, Some(&progress), platform, |index| {
-        bundled_images(refs, present, platform, index).map(|_| ())
+        bundled_images(refs, local_images, platform, index).map(|_| ())
     });
     let failed = |progress: crate::ui::ByteProgress| progress.finish("FAILED", "");
     let images = match passed {
-        Ok(index) => bundled_images(refs, present, platform, &index)?,
+        Ok(index) => bundled_images(refs, local_images, platform, &index)?,
         Err(e) => {
             failed(progress);
             return Err(match e {
@@ -337,13 +336,13 @@ fn save(
 /// platform's).
 fn bundled_images(
     refs: &[String],
-    present: &BTreeMap<String, ImageInfo>,
+    local_images: &LocalImages,
     platform: Option<&str>,
     index: &ArchiveIndex,
 ) -> Result<Vec<BundledImage>> {
     refs.iter()
         .map(|r| {
-            let info = &present[r];
+            let info = &local_images[r];
             let Some(config) = index.identify(r, &info.id) else {
                 bail!(
                     "docker save did not give {r} with ID {} (was it rebuilt or retagged meanwhile?); run the bundle again",

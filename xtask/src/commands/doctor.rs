@@ -77,7 +77,7 @@ impl cli::Doctor {
         println!("images         {}", set.images.len());
         for image in set.build_order() {
             let reference = config.reference(image);
-            let state = if facts.existing.contains_key(&reference) {
+            let state = if facts.local_images.contains_key(&reference) {
                 "present"
             } else {
                 "not built"

@@ -1,6 +1,5 @@
 //! `cargo xtask images`: preflight, plan, then Maven, packaging and docker builds.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -10,7 +9,7 @@ use crate::plan::freshness::{Reason, Recorded};
 use crate::plan::kind;
 use crate::plan::preflight::{Facts, Purpose};
 use crate::plan::{Action, Options, Plan};
-use crate::process::docker_argv::{self, Builder, ImageInfo};
+use crate::process::docker_argv::{self, Builder, LocalImages};
 use crate::process::engine;
 use crate::run::pipeline::{Pipeline, Ran, RunOptions};
 use crate::run::report::{self, RunReport};
@@ -80,8 +79,15 @@ impl cli::Images {
         } = pipeline.run(recorded, &how)?;
         let recorded = steps.recorded.into_inner().expect("no worker panics");
         recorded.write(work)?;
-        let known = steps.images.into_inner().expect("no worker panics");
-        print_summary(summary, project, plan, &reports, &known, started.elapsed());
+        let local_images = steps.local_images.into_inner().expect("no worker panics");
+        print_summary(
+            summary,
+            project,
+            plan,
+            &reports,
+            &local_images,
+            started.elapsed(),
+        );
         let built = plan.steps.iter().zip(&reports).any(|(s, r)| {
             matches!(s.action, Action::Build(_)) && matches!(r.outcome, Outcome::Ran(_))
         });
@@ -128,7 +134,7 @@ impl cli::Images {
         let status = kind::preview(
             plan,
             &kind::Preview {
-                images: &facts.existing,
+                local_images: &facts.local_images,
                 caches,
                 recorded,
                 force: self.force,
@@ -154,7 +160,7 @@ fn summary_rows(
     project: &Project,
     plan: &Plan,
     reports: &[StepReport<Option<Reason>>],
-    known: &BTreeMap<String, ImageInfo>,
+    local_images: &LocalImages,
 ) -> Vec<[String; 5]> {
     // Sizes are known of the images preflight found; only those built now are asked for.
     let built: Vec<String> = plan
@@ -166,7 +172,7 @@ fn summary_rows(
             _ => None,
         })
         .collect();
-    let mut images = known.clone();
+    let mut images = local_images.clone();
     images.extend(engine::inspect_images(&project.sh, &built));
     let mut rows = vec![["step", "image id", "size", "time", "result"].map(String::from)];
     for (step, report) in plan.steps.iter().zip(reports) {
@@ -210,10 +216,10 @@ fn print_summary(
     project: &Project,
     plan: &Plan,
     reports: &[StepReport<Option<Reason>>],
-    known: &BTreeMap<String, ImageInfo>,
+    local_images: &LocalImages,
     total: Duration,
 ) {
-    let rows = summary_rows(project, plan, reports, known);
+    let rows = summary_rows(project, plan, reports, local_images);
     let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
     let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
     // A closed stdout (`| head`) must not turn a finished run into a failure.

@@ -64,7 +64,7 @@ impl StepKind for BuildStep {
                 match staging::collect(&sources_of(&self.ops), preview.caches.walks.as_ref()) {
                     Err(e) => Status::Unknown(format!("{e:#}")),
                     Ok(_) if preview.force => Status::WillRun(Reason::Forced),
-                    Ok(_) if !preview.images.contains_key(&self.reference) => {
+                    Ok(_) if !preview.local_images.contains_key(&self.reference) => {
                         Status::WillRun(Reason::NotBuilt)
                     }
                     Ok(_) => Status::Unknown(format!("decided once {id} has run")),
@@ -72,7 +72,7 @@ impl StepKind for BuildStep {
             }
             None => match freshness::build_decision(
                 self,
-                preview.images,
+                preview.local_images,
                 preview.recorded,
                 preview.force,
                 preview.caches,
@@ -100,10 +100,10 @@ impl StepKind for BuildStep {
             )?;
             return Ok(Done::Ran(None));
         }
-        let images = run.images.lock().expect("no worker panics").clone();
+        let local_images = run.local_images.lock().expect("no worker panics").clone();
         let recorded = run.recorded.lock().expect("no worker panics").clone();
         let (decision, entries) =
-            freshness::build_decision(self, &images, &recorded, run.force, run.caches)?;
+            freshness::build_decision(self, &local_images, &recorded, run.force, run.caches)?;
         let Decision::Run { reason, inputs } = decision else {
             return Ok(Done::UpToDate);
         };
@@ -124,7 +124,7 @@ impl StepKind for BuildStep {
         let id = id.trim().to_string();
         let mut recorded = run.recorded.lock().expect("no worker panics");
         recorded.0.insert(self.reference.clone(), id.clone());
-        run.images.lock().expect("no worker panics").insert(
+        run.local_images.lock().expect("no worker panics").insert(
             self.reference.clone(),
             ImageInfo {
                 id,

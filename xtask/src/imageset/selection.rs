@@ -3,13 +3,13 @@
 //! for fewer platforms would give the others nothing to start from), the module trees of their contexts, and the Maven projects
 //! those trees take jars from (with the projects those need).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use anyhow::Result;
 
 use crate::config::Config;
 use crate::imageset::{Image, ImageSet};
-use crate::process::docker_argv::ImageInfo;
+use crate::process::docker_argv::LocalImages;
 
 #[derive(Clone, Debug)]
 pub struct Needs<'a> {
@@ -23,11 +23,11 @@ pub struct Needs<'a> {
 pub fn needs<'a>(
     config: &Config,
     set: &'a ImageSet,
-    existing: &BTreeMap<String, ImageInfo>,
+    local_images: &LocalImages,
     selection: &[String],
 ) -> Result<Needs<'a>> {
     let selected = set.select(selection)?;
-    let images = with_missing_parents(config, set, existing, &selected);
+    let images = with_missing_parents(config, set, local_images, &selected);
     let trees: BTreeSet<&str> = images.iter().flat_map(|i| i.trees()).collect();
     let mut projects: BTreeSet<&str> = trees
         .iter()
@@ -61,7 +61,7 @@ pub fn needs<'a>(
 fn with_missing_parents<'a>(
     config: &Config,
     set: &'a ImageSet,
-    existing: &BTreeMap<String, ImageInfo>,
+    local_images: &LocalImages,
     selected: &[&'a Image],
 ) -> Vec<&'a Image> {
     let several_platforms = config.build.platforms.len() > 1;
@@ -70,7 +70,7 @@ fn with_missing_parents<'a>(
     while let Some(image) = pending.pop() {
         for parent in image.parents.iter().filter_map(|p| set.image(p)) {
             if !names.contains(parent.name.as_str())
-                && (several_platforms || !existing.contains_key(&config.reference(parent)))
+                && (several_platforms || !local_images.contains_key(&config.reference(parent)))
             {
                 names.insert(&parent.name);
                 pending.push(parent);

@@ -16,7 +16,7 @@ use crate::image::staging::{self, Entries, StageOp};
 use crate::image::step::BuildStep;
 use crate::maven::MavenStep;
 use crate::maven::pom::Module;
-use crate::process::docker_argv::{ImageInfo, VOLATILE_LABELS};
+use crate::process::docker_argv::{ImageInfo, LocalImages, VOLATILE_LABELS};
 use crate::run::caches::Caches;
 use crate::run::digest_cache::DigestCache;
 
@@ -328,7 +328,7 @@ impl Recorded {
 /// collected context, which the build then stages.
 pub fn build_decision(
     b: &BuildStep,
-    images: &BTreeMap<String, ImageInfo>,
+    local_images: &LocalImages,
     recorded: &Recorded,
     force: bool,
     caches: &Caches,
@@ -354,7 +354,7 @@ pub fn build_decision(
         hasher.update(format!("{k}={v}\0"));
     }
     for parent in &b.parents {
-        let id = images
+        let id = local_images
             .get(parent)
             .map(|i| i.id.as_str())
             .with_context(|| format!("parent image {parent} is not present"))?;
@@ -362,7 +362,7 @@ pub fn build_decision(
     }
     staging::digest(&entries, &mut hasher, &caches.digests)?;
     let inputs = hex::encode(hasher.finalize());
-    let reason = match images.get(&b.reference) {
+    let reason = match local_images.get(&b.reference) {
         _ if force => Reason::Forced,
         // Only a build can tell whether the base it starts from is newer.
         _ if b.options.pull => Reason::PullAsked,

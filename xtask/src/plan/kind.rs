@@ -6,7 +6,6 @@
 //! The small kinds live here; Maven's in `maven/step_kind.rs`, an image build's in
 //! `image/step_kind.rs`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -14,7 +13,7 @@ use anyhow::{Context, Result};
 use crate::maven;
 use crate::plan::Plan;
 use crate::plan::freshness::{Reason, Recorded, Status};
-use crate::process::{self, Command, docker_argv::ImageInfo};
+use crate::process::{self, Command, docker_argv::LocalImages};
 use crate::run::caches::Caches;
 use crate::run::scheduler::Done;
 use crate::run::steps::RunState;
@@ -22,7 +21,7 @@ use crate::ui::StepLine;
 
 /// What the dry run knows when it decides.
 pub struct Preview<'a> {
-    pub images: &'a BTreeMap<String, ImageInfo>,
+    pub local_images: &'a LocalImages,
     pub caches: &'a Caches,
     pub recorded: &'a Recorded,
     pub force: bool,

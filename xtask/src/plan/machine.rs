@@ -2,14 +2,12 @@
 //! and its image store when several platforms are asked for), the tree's git revision,
 //! and the host's packages.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use xshell::Shell;
 
 use crate::config::Config;
 use crate::imageset::ImageSet;
-use crate::process::docker_argv::{Builder, ImageInfo};
+use crate::process::docker_argv::{Builder, LocalImages};
 use crate::process::{self, Command, engine};
 
 /// What the machine answered; the independent questions are asked at once.
@@ -18,7 +16,7 @@ pub(super) struct Machine {
     pub(super) engine: Result<engine::Server>,
     /// Asked when several platforms are to be built (see [`Facts::image_store`]).
     pub(super) image_store: Option<engine::ImageStore>,
-    pub(super) existing: BTreeMap<String, ImageInfo>,
+    pub(super) local_images: LocalImages,
     pub(super) builder: std::result::Result<Builder, String>,
     pub(super) revision: String,
     /// `dpkg-query`'s listing of the image set's host packages.
@@ -31,7 +29,7 @@ pub(super) fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
     let shell = || Shell::new().expect("a shell for short commands");
     std::thread::scope(|scope| {
         let engine = scope.spawn(|| engine::check(&shell()));
-        let existing = scope.spawn(|| engine::inspect_images(&shell(), &references));
+        let local_images = scope.spawn(|| engine::inspect_images(&shell(), &references));
         let builder = scope.spawn(|| engine::builder(&shell()));
         let revision = scope.spawn(|| {
             let git = Command::new("git", ["-C", &root, "rev-parse", "HEAD"]);
@@ -47,7 +45,7 @@ pub(super) fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
         let engine = engine.join().expect(join);
         Machine {
             image_store: image_store.join().expect(join),
-            existing: existing.join().expect(join),
+            local_images: local_images.join().expect(join),
             builder: builder.join().expect(join),
             revision: revision.join().expect(join),
             packages: packages.join().expect(join),

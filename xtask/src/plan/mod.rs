@@ -81,7 +81,7 @@ pub struct Options {
 
 /// Builds the plan for `cargo xtask images`.
 pub fn images(config: &Config, set: &ImageSet, facts: &Facts, options: &Options) -> Result<Plan> {
-    let needs = selection::needs(config, set, &facts.existing, &options.selection)?;
+    let needs = selection::needs(config, set, &facts.local_images, &options.selection)?;
     let mut plan = Plan {
         images: needs.images.iter().map(|i| i.name.clone()).collect(),
         ..Plan::default()
@@ -463,7 +463,7 @@ mod tests {
             revision: "abc123".into(),
             created: "2026-11-28T00:00:00Z".into(),
             builder: Builder::Legacy,
-            existing: BTreeMap::new(),
+            local_images: BTreeMap::new(),
             modules: [("egg".to_string(), module)].into(),
             maven_inputs: [
                 (
@@ -734,7 +734,7 @@ mod tests {
         assert_eq!(plan.images, ["base-image", "python"]);
         assert!(!ids(&plan).contains(&"mvn-arch"));
         let mut f = facts();
-        f.existing
+        f.local_images
             .insert("fed/base-image:b1".into(), ImageInfo::default());
         let plan = images(&cfg, &sample_set(), &f, &only).unwrap();
         assert_eq!(plan.images, ["python"]);
@@ -751,7 +751,7 @@ mod tests {
             ..Default::default()
         });
         let mut f = facts();
-        f.existing
+        f.local_images
             .insert("fed/base-image:b1".into(), ImageInfo::default());
         let only = Options {
             selection: vec!["python".into()],

@@ -16,7 +16,7 @@ use crate::plan::machine::{Machine, ask_machine};
 use crate::plan::sources::{check_images, check_trees};
 use crate::plan::writable;
 use crate::process;
-use crate::process::docker_argv::{self, Builder, ImageInfo};
+use crate::process::docker_argv::{self, Builder, LocalImages};
 use crate::ui::problems::Problems;
 use crate::{maven, maven::pom, plan::submodules, process::engine};
 
@@ -28,7 +28,7 @@ pub struct Facts {
     pub created: String,
     pub builder: Builder,
     /// Images of this set present locally, by reference.
-    pub existing: BTreeMap<String, ImageInfo>,
+    pub local_images: LocalImages,
     /// Java tree name -> its Maven module.
     pub modules: BTreeMap<String, pom::Module>,
     /// Maven project -> its reactor's modules and what decides their builds.
@@ -88,7 +88,7 @@ pub fn check(
         }
     };
     let builder = check_builder(sh, config, &machine, &mut p);
-    let needs = selection::needs(config, set, &machine.existing, selection)?;
+    let needs = selection::needs(config, set, &machine.local_images, selection)?;
     check_submodules(config, set, &needs, purpose, &mut p);
     let dockerfile_args = check_images(config, set, &needs, &root, &mut p);
     let modules = check_trees(config, set, &needs, &root, &mut p);
@@ -114,7 +114,7 @@ pub fn check(
         revision: machine.revision,
         created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         builder,
-        existing: machine.existing,
+        local_images: machine.local_images,
         modules,
         maven_inputs,
         dockerfile_args,

@@ -64,6 +64,9 @@ impl Builder {
     }
 }
 
+/// The local images the run knows of, by reference.
+pub type LocalImages = BTreeMap<String, ImageInfo>;
+
 /// What the engine says of a local image.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImageInfo {

@@ -87,7 +87,7 @@ impl<'a> Pipeline<'a> {
         let state = RunState {
             force: how.force,
             caches: &self.caches,
-            images: Mutex::new(self.facts.existing.clone()),
+            local_images: Mutex::new(self.facts.local_images.clone()),
             recorded: Mutex::new(recorded),
             engine_lost,
             containers_started: sweep.trigger(),

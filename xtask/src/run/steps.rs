@@ -3,7 +3,6 @@
 //! [`StepKind::perform`], with a failure of a step that uses the engine named as the
 //! engine's when the engine no longer answers.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -12,7 +11,7 @@ use anyhow::Result;
 
 use crate::plan::Step;
 use crate::plan::freshness::{Reason, Recorded};
-use crate::process::docker_argv::ImageInfo;
+use crate::process::docker_argv::LocalImages;
 use crate::run::caches::Caches;
 use crate::run::scheduler::Done;
 use crate::ui::StepLine;
@@ -23,7 +22,7 @@ pub struct RunState<'a> {
     pub force: bool,
     pub caches: &'a Caches,
     /// Local images by reference: what preflight found, then what this run built.
-    pub images: Mutex<BTreeMap<String, ImageInfo>>,
+    pub local_images: Mutex<LocalImages>,
     /// The IDs this tool built, updated as it builds.
     pub recorded: Mutex<Recorded>,
     /// Written when the engine stops answering: the next run removes what the crash left.
