@@ -70,6 +70,16 @@ fn round_trip(engine: Engine) {
     let fx = Fixture::mini_on("bundle", Builder::Legacy, engine);
     fx.xtask(&["images"]).ok();
 
+    let (out, originals) = gzip_bundle(&fx);
+    loads_every_way(&fx, &out, &originals);
+    zstd_on_a_terminal(&fx, &originals);
+    damaged_bundles_load_nothing(&fx, &out);
+    fx.assert_clean();
+}
+
+/// The gzip bundle of the old recipe's two archives, really compressed, with a manifest:
+/// its directory, and the IDs of the bundled images.
+fn gzip_bundle(fx: &Fixture) -> (std::path::PathBuf, BTreeMap<String, String>) {
     // gzip: the two archives of the old recipe, really compressed, with a manifest. Right
     // after `images`, as the README's quick path types it: the example's third-party
     // stand-ins are built from its image set (nothing can be pulled).
@@ -87,7 +97,7 @@ fn round_trip(engine: Engine) {
         "{}",
         run.stdout
     );
-    let originals = ids(&fx);
+    let originals = ids(fx);
     assert_eq!(originals.len(), 10, "{originals:?}");
     let names: Vec<String> = fs::read_dir(&out)
         .unwrap()
@@ -157,11 +167,17 @@ fn round_trip(engine: Engine) {
         }
     }
 
+    (out, originals)
+}
+
+/// The gzip bundle loads as it was bundled, by the tool (also from a bare directory, away
+/// from any FATE root) and by the README's commands.
+fn loads_every_way(fx: &Fixture, out: &Path, originals: &BTreeMap<String, String>) {
     // Round trip: load gives the same image IDs.
-    remove_bundled(&fx);
+    remove_bundled(fx);
     let run = fx.xtask(&["bundle", "load", out.to_str().unwrap()]).ok();
-    assert_eq!(ids(&fx), originals);
-    for (reference, id) in &originals {
+    assert_eq!(&ids(fx), originals);
+    for (reference, id) in originals {
         assert!(
             run.stdout.contains(&format!("{reference}\tsha256:")),
             "{}",
@@ -170,19 +186,19 @@ fn round_trip(engine: Engine) {
         let _ = id;
     }
     // The old recipe still works on the gzip archives.
-    remove_bundled(&fx);
+    remove_bundled(fx);
     for file in ["third-party.images.tar.gz", "fate.images.tar.gz"] {
         let _shared = support::engine_shared();
         fx.docker(&["load", "-i", out.join(file).to_str().unwrap()]);
     }
-    assert_eq!(ids(&fx), originals);
+    assert_eq!(&ids(fx), originals);
 
     // On a host with nothing but the bundle: a directory holding only it, the working
     // directory outside any FATE root, no .env in reach.
-    remove_bundled(&fx);
+    remove_bundled(fx);
     let bare = tempfile::tempdir().unwrap();
     let lonely = bare.path().join("bundle");
-    support::copy_tree(&out, &lonely);
+    support::copy_tree(out, &lonely);
     let nowhere = bare.path().join("elsewhere");
     fs::create_dir_all(&nowhere).unwrap();
     let mut bare_load = support::clean_command(support::BIN);
@@ -191,7 +207,7 @@ fn round_trip(engine: Engine) {
         .args(["load", lonely.to_str().unwrap()]);
     fx.engine.apply(&mut bare_load);
     let run = Run::from(run_with_engine(&mut bare_load)).ok();
-    assert_eq!(ids(&fx), originals, "{}", run.stderr);
+    assert_eq!(&ids(fx), originals, "{}", run.stderr);
     assert!(
         run.stderr.contains("check fate.images.tar.gz"),
         "{}",
@@ -199,7 +215,7 @@ fn round_trip(engine: Engine) {
     );
 
     // By hand, with the README's commands.
-    remove_bundled(&fx);
+    remove_bundled(fx);
     let readme = fs::read_to_string(lonely.join("README")).unwrap();
     assert!(readme.contains("sha256sum -c SHA256SUMS"), "{readme}");
     assert!(
@@ -211,8 +227,10 @@ fn round_trip(engine: Engine) {
         &lonely,
         "sha256sum -c SHA256SUMS && docker load -i third-party.images.tar.gz && docker load -i fate.images.tar.gz",
     );
-    assert_eq!(ids(&fx), originals);
+    assert_eq!(&ids(fx), originals);
+}
 
+fn zstd_on_a_terminal(fx: &Fixture, originals: &BTreeMap<String, String>) {
     // zstd, written and loaded by the tool on a terminal: bars with bytes done, the total,
     // the rate and the time left.
     let zst = fx.tmp.path().join("bundle zst");
@@ -247,13 +265,13 @@ fn round_trip(engine: Engine) {
     ] {
         assert!(has_bar(&drawn, title), "no bar for {title}: {drawn}");
     }
-    remove_bundled(&fx);
+    remove_bundled(fx);
     let drawn = on_terminal(&["load", zst.to_str().unwrap()]);
     for title in ["check fate.images.tar.zst", "load fate.images.tar.zst"] {
         assert!(has_bar(&drawn, title), "no bar for {title}: {drawn}");
     }
-    assert_eq!(ids(&fx), originals);
-    remove_bundled(&fx);
+    assert_eq!(&ids(fx), originals);
+    remove_bundled(fx);
     let readme = fs::read_to_string(zst.join("README")).unwrap();
     assert!(
         readme.contains("zstd -dc fate.images.tar.zst | docker load"),
@@ -264,19 +282,22 @@ fn round_trip(engine: Engine) {
         &zst,
         "sha256sum -c SHA256SUMS && zstd -dc third-party.images.tar.zst | docker load && zstd -dc fate.images.tar.zst | docker load",
     );
-    assert_eq!(ids(&fx), originals);
+    assert_eq!(&ids(fx), originals);
+}
 
+/// Damaged bundles are refused before anything is loaded.
+fn damaged_bundles_load_nothing(fx: &Fixture, out: &Path) {
     // Damaged bundles are refused before anything is loaded.
-    remove_bundled(&fx);
+    remove_bundled(fx);
     let damaged = |name: &str, damage: &dyn Fn(&Path)| {
         let dir = fx.tmp.path().join(name);
-        support::copy_tree(&out, &dir);
+        support::copy_tree(out, &dir);
         damage(&dir);
         let run = Run::from(run_with_engine(
             &mut fx.command(&["load", dir.to_str().unwrap()]),
         ))
         .failed();
-        assert!(ids(&fx).is_empty(), "{name}: something was loaded");
+        assert!(ids(fx).is_empty(), "{name}: something was loaded");
         run.stderr
     };
     let flipped = damaged("flipped", &|d| {
@@ -329,7 +350,6 @@ fn round_trip(engine: Engine) {
         fs::write(&m, edited).unwrap();
     });
     assert!(escape.contains("plain file name"), "{escape}");
-    fx.assert_clean();
 }
 
 #[test]
