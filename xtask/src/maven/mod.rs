@@ -154,7 +154,7 @@ pub fn command(
                 mvn.extend(["-s".into(), format!("{CONTAINER_MAVEN_HOME}/settings.xml")]);
             }
             mvn.extend(goals.iter().map(ToString::to_string));
-            docker_argv::run(&docker_argv::ContainerRun {
+            docker_argv::run_container(&docker_argv::ContainerRun {
                 name: format!("fate-xtask-{}-mvn-{project}", runner.run_id),
                 labels: vec![
                     (format!("{LABEL_TOOL}.run"), runner.run_id.clone()),

@@ -205,7 +205,7 @@ fn maven_steps<'a>(
             root: config.fate_root.clone(),
             project: config.fate_root.join(&project.name),
             modules: facts
-                .maven_inputs
+                .reactor_modules
                 .get(&project.name)
                 .cloned()
                 .unwrap_or_default(),
@@ -465,7 +465,7 @@ mod tests {
             builder: Builder::Legacy,
             local_images: BTreeMap::new(),
             modules: [("egg".to_string(), module)].into(),
-            maven_inputs: [
+            reactor_modules: [
                 (
                     "arch".to_string(),
                     vec![

@@ -32,7 +32,7 @@ pub struct Facts {
     /// Java tree name -> its Maven module.
     pub modules: BTreeMap<String, pom::Module>,
     /// Maven project -> its reactor's modules and what decides their builds.
-    pub maven_inputs: BTreeMap<String, Vec<pom::ReactorModule>>,
+    pub reactor_modules: BTreeMap<String, Vec<pom::ReactorModule>>,
     /// Image name -> ARGs of the Dockerfile that will be used.
     pub dockerfile_args: BTreeMap<String, Vec<ArgDecl>>,
     /// Debian packages the image set needs that are not installed.
@@ -93,8 +93,8 @@ pub fn check(
     let dockerfile_args = check_images(config, set, &needs, &root, &mut p);
     let modules = check_trees(config, set, &needs, &root, &mut p);
     let missing_packages = check_maven(config, set, &needs, &machine.packages, uid, &mut p);
-    let maven_inputs = maven_inputs(config, set, &needs, &mut p);
-    check_writable(config, &maven_inputs, uid, gid, &mut p);
+    let reactor_modules = reactor_modules(config, set, &needs, &mut p);
+    check_writable(config, &reactor_modules, uid, gid, &mut p);
     check_path_for_maven(config, &needs, &mut p);
     let seed_from_repo = if needs.projects.is_empty() {
         None
@@ -116,7 +116,7 @@ pub fn check(
         builder,
         local_images: machine.local_images,
         modules,
-        maven_inputs,
+        reactor_modules,
         dockerfile_args,
         missing_packages,
         run_id: format!("{}", std::process::id()),
@@ -264,8 +264,8 @@ fn check_maven(
     missing
 }
 
-/// The reactor inputs of every needed Maven project and the projects they use.
-fn maven_inputs(
+/// The reactor modules of every needed Maven project (what decides each build).
+fn reactor_modules(
     config: &Config,
     set: &ImageSet,
     needs: &Needs,
@@ -295,7 +295,7 @@ fn maven_inputs(
 /// must be this user's to change (see [`writable`]).
 fn check_writable(
     config: &Config,
-    maven_inputs: &BTreeMap<String, Vec<pom::ReactorModule>>,
+    reactor_modules: &BTreeMap<String, Vec<pom::ReactorModule>>,
     uid: u32,
     gid: u32,
     p: &mut Problems,
@@ -304,7 +304,7 @@ fn check_writable(
         return;
     }
     let mut roots = vec![config.fate_root.join("target")];
-    for (project, modules) in maven_inputs {
+    for (project, modules) in reactor_modules {
         let dir = config.fate_root.join(project);
         roots.extend(modules.iter().map(|m| dir.join(&m.path).join("target")));
     }

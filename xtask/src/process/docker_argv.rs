@@ -201,7 +201,7 @@ pub struct ContainerRun {
     pub command: Vec<String>,
 }
 
-pub fn run(container: &ContainerRun) -> Command {
+pub fn run_container(container: &ContainerRun) -> Command {
     let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
     args.extend(["--name".into(), container.name.clone()]);
     for (k, v) in &container.labels {
@@ -510,7 +510,7 @@ mod tests {
 
     #[test]
     fn container_runs_are_named_labelled_and_removed() {
-        let c = run(&ContainerRun {
+        let c = run_container(&ContainerRun {
             name: "n".into(),
             labels: vec![("a".into(), "b".into())],
             user: "1:2".into(),
