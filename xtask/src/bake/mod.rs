@@ -17,11 +17,12 @@ impl cli::Bake {
     pub fn run(self, project: &Project) -> Result<()> {
         let Project { config, ui, .. } = project;
         let _lock = lock::lock(&config.work_dir(), ui)?;
+        // The builders that bake it start with nothing: every parent is a target.
         let options = Options {
             selection: self.images.clone(),
             no_cache: false,
+            every_parent: true,
         };
-        // The builders that bake it start with nothing: every parent is a target.
         let mut pipeline = Pipeline::prepare(project, &options, Purpose::Run, |facts| {
             facts.local_images.clear();
             Ok(())

@@ -118,7 +118,13 @@ pub(super) fn xtask_run(root: &Path, command: &Command) -> Result<Sample> {
 pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample> {
     let set = ImageSet::load(root)?;
     let config = config::load(root, &set, &config::Overrides::default())?;
-    let facts = preflight::check(sh, &config, &set, &[], preflight::Purpose::Run)?;
+    let facts = preflight::check(
+        sh,
+        &config,
+        &set,
+        &Options::default(),
+        preflight::Purpose::Run,
+    )?;
     let options = Options {
         no_cache,
         ..Options::default()

@@ -18,52 +18,16 @@ impl cli::Doctor {
         let Project {
             set, config, sh, ..
         } = project;
-        let facts = preflight::check(sh, config, set, &[], preflight::Purpose::Run)?;
+        let facts = preflight::check(
+            sh,
+            config,
+            set,
+            &crate::plan::Options::default(),
+            preflight::Purpose::Run,
+        )?;
         println!("FATE root      {}", config.fate_root.display());
         println!("env file       {}", config.env_file.display());
-        println!(
-            "docker engine  {} ({}), building with {}",
-            facts.engine.version,
-            facts.engine.platform,
-            facts.builder.describe()
-        );
-        match engine::image_store(sh) {
-            Ok(store) if store.holds_several_platforms() => println!(
-                "image store    {}: several platforms per tag",
-                store.describe()
-            ),
-            Ok(store) => println!(
-                "image store    {}: one platform per tag (several need the containerd image store, or cargo xtask bake)",
-                store.describe()
-            ),
-            Err(e) => println!("image store    unknown: {e:#}"),
-        }
-        match facts.builder {
-            Builder::Legacy => println!(
-                "               (deprecated by Docker) BuildKit is faster: {}",
-                docker_argv::GET_BUILDKIT
-            ),
-            Builder::BuildKit => {
-                let b = &config.build;
-                println!(
-                    "buildx builder {}",
-                    b.builder
-                        .as_deref()
-                        .unwrap_or("the current one (docker buildx ls)")
-                );
-                match process::query(sh, &docker_argv::buildx_inspect(b.builder.as_deref())) {
-                    Ok(text) => println!("builds for     {}", builder_platforms(&text)),
-                    Err(e) => println!("builds for     unknown: {e:#}"),
-                }
-                if !b.cache_from.is_empty() || !b.cache_to.is_empty() {
-                    println!(
-                        "build cache    from {} to {}",
-                        or_none(&b.cache_from),
-                        or_none(&b.cache_to)
-                    );
-                }
-            }
-        }
+        print_engine(project, &facts);
         if !config.build.platforms.is_empty() {
             println!("platform       {}", config.build.platforms.join(","));
             print_emulation(project, &facts.engine.platform);
@@ -92,6 +56,54 @@ impl cli::Doctor {
         }
         println!("ok: preflight passed");
         Ok(())
+    }
+}
+
+/// The engine, its image store, and the builder with what it builds.
+fn print_engine(project: &Project, facts: &preflight::Facts) {
+    let Project { config, sh, .. } = project;
+    println!(
+        "docker engine  {} ({}), building with {}",
+        facts.engine.version,
+        facts.engine.platform,
+        facts.builder.describe()
+    );
+    match engine::image_store(sh) {
+        Ok(store) if store.holds_several_platforms() => println!(
+            "image store    {}: several platforms per tag",
+            store.describe()
+        ),
+        Ok(store) => println!(
+            "image store    {}: one platform per tag (several need the containerd image store, or cargo xtask bake)",
+            store.describe()
+        ),
+        Err(e) => println!("image store    unknown: {e:#}"),
+    }
+    match facts.builder {
+        Builder::Legacy => println!(
+            "               (deprecated by Docker) BuildKit is faster: {}",
+            docker_argv::GET_BUILDKIT
+        ),
+        Builder::BuildKit => {
+            let b = &config.build;
+            println!(
+                "buildx builder {}",
+                b.builder
+                    .as_deref()
+                    .unwrap_or("the current one (docker buildx ls)")
+            );
+            match process::query(sh, &docker_argv::buildx_inspect(b.builder.as_deref())) {
+                Ok(text) => println!("builds for     {}", builder_platforms(&text)),
+                Err(e) => println!("builds for     unknown: {e:#}"),
+            }
+            if !b.cache_from.is_empty() || !b.cache_to.is_empty() {
+                println!(
+                    "build cache    from {} to {}",
+                    or_none(&b.cache_from),
+                    or_none(&b.cache_to)
+                );
+            }
+        }
     }
 }
 

@@ -54,6 +54,7 @@ impl cli::Images {
         let options = Options {
             selection: self.images.clone(),
             no_cache: self.no_cache,
+            every_parent: false,
         };
         let pipeline = Pipeline::prepare(project, &options, purpose, |facts| {
             check_platforms(&config.build.platforms, facts)

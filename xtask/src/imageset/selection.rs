@@ -19,15 +19,48 @@ pub struct Needs<'a> {
     pub projects: BTreeSet<&'a str>,
 }
 
-/// Resolves a selection against the image set and the images present locally.
+/// What a run needs, by name: decided once, by preflight, for the whole run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needed {
+    /// In build order.
+    pub images: Vec<String>,
+}
+
+impl Needs<'_> {
+    pub fn names(&self) -> Needed {
+        Needed {
+            images: self.images.iter().map(|i| i.name.clone()).collect(),
+        }
+    }
+}
+
+/// Resolves a selection against the image set and the images present locally; with
+/// `every_parent`, every parent is needed even when present (a bake's builders start
+/// with nothing).
 pub fn needs<'a>(
     config: &Config,
     set: &'a ImageSet,
     local_images: &LocalImages,
     selection: &[String],
+    every_parent: bool,
 ) -> Result<Needs<'a>> {
     let selected = set.select(selection)?;
-    let images = with_missing_parents(config, set, local_images, &selected);
+    let images = with_missing_parents(config, set, local_images, &selected, every_parent);
+    Ok(of_images(set, images))
+}
+
+/// What `needed` (decided by [`needs`]) comes to in the image set.
+pub fn resolve<'a>(set: &'a ImageSet, needed: &Needed) -> Needs<'a> {
+    let images = needed
+        .images
+        .iter()
+        .map(|n| set.image(n).expect("needed images are the image set's"))
+        .collect();
+    of_images(set, images)
+}
+
+/// The trees and Maven projects `images` need.
+fn of_images<'a>(set: &'a ImageSet, images: Vec<&'a Image>) -> Needs<'a> {
     let trees: BTreeSet<&str> = images.iter().flat_map(|i| i.trees()).collect();
     let mut projects: BTreeSet<&str> = trees
         .iter()
@@ -48,11 +81,11 @@ pub fn needs<'a>(
         }
         projects.extend(more);
     }
-    Ok(Needs {
+    Needs {
         images,
         trees,
         projects,
-    })
+    }
 }
 
 /// The selection plus every ancestor not present locally (every ancestor when several
@@ -63,6 +96,7 @@ fn with_missing_parents<'a>(
     set: &'a ImageSet,
     local_images: &LocalImages,
     selected: &[&'a Image],
+    every_parent: bool,
 ) -> Vec<&'a Image> {
     let several_platforms = config.build.platforms.len() > 1;
     let mut names: BTreeSet<&str> = selected.iter().map(|i| i.name.as_str()).collect();
@@ -70,7 +104,9 @@ fn with_missing_parents<'a>(
     while let Some(image) = pending.pop() {
         for parent in image.parents.iter().filter_map(|p| set.image(p)) {
             if !names.contains(parent.name.as_str())
-                && (several_platforms || !local_images.contains_key(&config.reference(parent)))
+                && (every_parent
+                    || several_platforms
+                    || !local_images.contains_key(&config.reference(parent)))
             {
                 names.insert(&parent.name);
                 pending.push(parent);

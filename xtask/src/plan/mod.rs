@@ -76,12 +76,15 @@ impl Plan {
 #[derive(Clone, Debug, Default)]
 pub struct Options {
     pub selection: Vec<String>,
+    /// Every parent is built, present or not (a bake's builders start with nothing).
+    pub every_parent: bool,
     pub no_cache: bool,
 }
 
 /// Builds the plan for `cargo xtask images`.
 pub fn images(config: &Config, set: &ImageSet, facts: &Facts, options: &Options) -> Result<Plan> {
-    let needs = selection::needs(config, set, &facts.local_images, &options.selection)?;
+    // Decided once, by preflight, for the whole run.
+    let needs = selection::resolve(set, &facts.needed);
     let mut plan = Plan {
         images: needs.images.iter().map(|i| i.name.clone()).collect(),
         ..Plan::default()
@@ -442,6 +445,20 @@ mod tests {
         .unwrap()
     }
 
+    /// The plan as a run makes it: preflight decides the selection first.
+    fn images(config: &Config, set: &ImageSet, facts: &Facts, options: &Options) -> Result<Plan> {
+        let mut facts = facts.clone();
+        facts.needed = selection::needs(
+            config,
+            set,
+            &facts.local_images,
+            &options.selection,
+            options.every_parent,
+        )?
+        .names();
+        super::images(config, set, &facts, options)
+    }
+
     fn facts() -> Facts {
         let module = pom::Module {
             dir: "/fate/arch/eggroll/egg".into(),
@@ -464,6 +481,7 @@ mod tests {
             created: "2026-11-28T00:00:00Z".into(),
             builder: Builder::Legacy,
             local_images: BTreeMap::new(),
+            needed: selection::Needed::default(),
             modules: [("egg".to_string(), module)].into(),
             reactor_modules: [
                 (

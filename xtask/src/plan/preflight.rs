@@ -29,6 +29,8 @@ pub struct Facts {
     pub builder: Builder,
     /// Images of this set present locally, by reference.
     pub local_images: LocalImages,
+    /// The images the run needs (its selection and the parents that come with it).
+    pub needed: selection::Needed,
     /// Java tree name -> its Maven module.
     pub modules: BTreeMap<String, pom::Module>,
     /// Maven project -> its reactor's modules and what decides their builds.
@@ -68,7 +70,7 @@ pub fn check(
     sh: &Shell,
     config: &Config,
     set: &ImageSet,
-    selection: &[String],
+    options: &crate::plan::Options,
     purpose: Purpose,
 ) -> Result<Facts> {
     let mut p = Problems::new("preflight found problems; nothing was built");
@@ -88,7 +90,13 @@ pub fn check(
         }
     };
     let builder = check_builder(sh, config, &machine, &mut p);
-    let needs = selection::needs(config, set, &machine.local_images, selection)?;
+    let needs = selection::needs(
+        config,
+        set,
+        &machine.local_images,
+        &options.selection,
+        options.every_parent,
+    )?;
     check_submodules(config, set, &needs, purpose, &mut p);
     let dockerfile_args = check_images(config, set, &needs, &root, &mut p);
     let modules = check_trees(config, set, &needs, &root, &mut p);
@@ -115,6 +123,7 @@ pub fn check(
         created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         builder,
         local_images: machine.local_images,
+        needed: needs.names(),
         modules,
         reactor_modules,
         dockerfile_args,

@@ -57,7 +57,7 @@ impl<'a> Pipeline<'a> {
             set, config, sh, ..
         } = project;
         let work = config.work_dir();
-        let mut facts = preflight::check(sh, config, set, &options.selection, purpose)?;
+        let mut facts = preflight::check(sh, config, set, options, purpose)?;
         adjust(&mut facts)?;
         let caches = Caches::for_run(&work);
         let plan = plan::images(config, set, &facts, options)?;
