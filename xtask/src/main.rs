@@ -105,8 +105,18 @@ impl Project {
         let fate_root = global.fate_root.clone().unwrap_or_else(workspace_root);
         let fate_root = std::path::absolute(&fate_root)
             .with_context(|| format!("bad --fate-root {}", fate_root.display()))?;
-        let set = ImageSet::load(&fate_root)?;
-        let config = config::load(&fate_root, &set, overrides)?;
+        Project::open(&fate_root, overrides, ui, sh)
+    }
+
+    /// The project at `fate_root` (absolute): what every command and the bench load.
+    pub fn open(
+        fate_root: &Path,
+        overrides: &config::Overrides,
+        ui: ui::Ui,
+        sh: Shell,
+    ) -> Result<Project> {
+        let set = ImageSet::load(fate_root)?;
+        let config = config::load(fate_root, &set, overrides)?;
         for w in &config.warnings {
             ui.note(&format!("warning: {w}"));
         }

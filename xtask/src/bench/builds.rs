@@ -8,12 +8,11 @@ use anyhow::{Context, Result};
 use xshell::Shell;
 
 use crate::image::staging;
-use crate::imageset::ImageSet;
+use crate::plan::preflight;
 use crate::plan::{self, Action, Options};
 use crate::process::docker_argv::{self, BuildSpec};
 use crate::process::{self, Command, engine};
 use crate::run::report::{self, RunReport, StepKind};
-use crate::{config, plan::preflight};
 
 use super::bundles::PAYLOAD_IMAGE;
 use super::fixture::{clean, edit};
@@ -116,12 +115,12 @@ pub(super) fn xtask_run(root: &Path, command: &Command) -> Result<Sample> {
 /// with the same command lines minus what the old script did not have (labels,
 /// reproducible-jar timestamp). Packaging is included, as the old script did it too.
 pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample> {
-    let set = ImageSet::load(root)?;
-    let config = config::load(root, &set, &config::Overrides::default())?;
+    let project = super::project(root, sh)?;
+    let (set, config) = (&project.set, &project.config);
     let facts = preflight::check(
         sh,
-        &config,
-        &set,
+        config,
+        set,
         &Options::default(),
         preflight::Purpose::Run,
     )?;
@@ -129,7 +128,7 @@ pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample
         no_cache,
         ..Options::default()
     };
-    let plan = plan::images(&config, &set, &facts, &options)?;
+    let plan = plan::images(config, set, &facts, &options)?;
     let started = Instant::now();
     let mut images_built = 0;
     for step in &plan.steps {

@@ -7,9 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use xshell::Shell;
 
-use crate::config;
 use crate::image::staging::{self, StageOp};
-use crate::imageset::ImageSet;
 use crate::process::docker_argv::{self, BuildSpec};
 use crate::process::{self, engine};
 
@@ -56,9 +54,9 @@ pub(super) fn build_payload_image(sh: &Shell, scratch: &Path) -> Result<()> {
 /// The two archives' image lists, as the bundle writes them (with the payload as mysql,
 /// as the bundle scenarios run it).
 pub(super) fn bundled_refs(root: &Path) -> Result<Vec<(&'static str, Vec<String>)>> {
-    let set = ImageSet::load(root)?;
-    let config = config::load(root, &set, &config::Overrides::default())?;
-    let groups = crate::bundle::save::archive_images(&set, &config);
+    let project = super::project(root, &xshell::Shell::new()?)?;
+    let (set, config) = (&project.set, &project.config);
+    let groups = crate::bundle::save::archive_images(set, config);
     Ok(groups
         .into_iter()
         .map(|(name, refs)| {

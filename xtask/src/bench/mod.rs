@@ -142,6 +142,12 @@ impl cli::Bench {
     }
 }
 
+/// A copy of the tree loaded as the commands load a FATE root.
+pub(super) fn project(root: &Path, sh: &Shell) -> Result<crate::Project> {
+    let ui = crate::ui::Ui::new(crate::ui::Progress::Plain, true, false);
+    crate::Project::open(root, &crate::config::Overrides::default(), ui, sh.clone())
+}
+
 pub(super) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
