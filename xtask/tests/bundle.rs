@@ -24,18 +24,6 @@ fn ids(fx: &Fixture) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn sha256(path: &Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 /// Removes the bundled images (not base and builder), as on a fresh host.
 fn remove_bundled(fx: &Fixture) {
     let refs: Vec<String> = ids(fx).into_keys().collect();
@@ -125,7 +113,7 @@ fn gzip_bundle(fx: &Fixture) -> (std::path::PathBuf, BTreeMap<String, String>) {
             archive["size"].as_u64().unwrap(),
             fs::metadata(&file).unwrap().len()
         );
-        assert_eq!(archive["sha256"].as_str().unwrap(), sha256(&file));
+        assert_eq!(archive["sha256"].as_str().unwrap(), support::sha256(&file));
         assert_eq!(archive["compression"], "gzip");
         let gz = fs::read(&file).unwrap();
         assert_eq!(&gz[..2], [0x1f, 0x8b], "{} is not gzip", file.display());

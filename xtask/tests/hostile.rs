@@ -44,17 +44,7 @@ fn intact_bundle(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(&bundle).unwrap();
     let archive = b"not really a tar, but intact".to_vec();
     std::fs::write(bundle.join("fate.images.tar"), &archive).unwrap();
-    let sha = {
-        let out = Command::new("sha256sum")
-            .arg(bundle.join("fate.images.tar"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    };
+    let sha = support::sha256(&bundle.join("fate.images.tar"));
     let manifest = serde_json::json!({
         "format": "fate-xtask-bundle/1",
         "created": "2026-12-01T00:00:00Z",
@@ -211,14 +201,7 @@ fn small_bundle(fx: &Fixture, dir: &Path) -> (PathBuf, String) {
     let archive = bundle.join("fate.images.tar");
     fx.docker(&["save", "-o", archive.to_str().unwrap(), &reference]);
     let bytes = std::fs::read(&archive).unwrap();
-    let sha = {
-        let out = Command::new("sha256sum").arg(&archive).output().unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    };
+    let sha = support::sha256(&archive);
     let layers: serde_json::Value = serde_json::from_str(layers).unwrap();
     let manifest = serde_json::json!({
         "format": "fate-xtask-bundle/1",
@@ -461,28 +444,23 @@ fn root_owned_target_trees_are_found_before_any_step_runs() {
 /// named before any work by doctor and the run, with the way out.
 #[test]
 fn a_colon_in_the_fate_root_is_refused_before_any_work() {
-    let fx = Fixture::mini("colon");
-    let odd = fx.tmp.path().join("fate:1.0");
-    std::fs::rename(&fx.root, &odd).unwrap();
-    let mut moved = Fixture::mini("colon-unused");
-    moved.root.clone_from(&odd);
-    moved.prefix.clone_from(&fx.prefix);
+    let fx = Fixture::mini_in("fate:1.0", "colon");
     for args in [
         &["doctor"][..],
         &["images"],
         &["images", "--maven", "docker"],
     ] {
-        let run = Run::from(support::run_with_engine(&mut moved.command(args))).failed();
+        let run = fx.xtask(args).failed();
         assert!(
             run.stderr.contains("has a ':' in its path") && run.stderr.contains("ln -s"),
             "{args:?}: {}",
             run.stderr
         );
     }
-    assert!(!odd.join("target/xtask/logs").exists(), "nothing ran");
-    std::fs::rename(&odd, &fx.root).unwrap();
-    let mut cache = fx.command(&["images", "--maven", "docker", "--dry-run"]);
-    cache.env("MAVEN_CACHE_DIR", fx.tmp.path().join("maven:cache"));
+    assert!(!fx.root.join("target/xtask/logs").exists(), "nothing ran");
+    let plain = Fixture::mini("colon-cache");
+    let mut cache = plain.command(&["images", "--maven", "docker", "--dry-run"]);
+    cache.env("MAVEN_CACHE_DIR", plain.tmp.path().join("maven:cache"));
     let run = Run::from(support::run_with_engine(&mut cache)).failed();
     assert!(
         run.stderr.contains("the Maven cache (MAVEN_CACHE_DIR)")
@@ -491,24 +469,18 @@ fn a_colon_in_the_fate_root_is_refused_before_any_work() {
         run.stderr
     );
     fx.assert_clean();
+    plain.assert_clean();
 }
 
 /// The other characters that reach `docker` and `mvn` argv in paths (`,` `=` `%` `#`,
 /// and a directory named with a leading `-`) build as any other: argv is never split.
 #[test]
 fn other_characters_in_the_fate_root_build() {
-    let fx = Fixture::mini("odd-chars");
-    let odd = fx.tmp.path().join("-fate ,=%#");
-    std::fs::rename(&fx.root, &odd).unwrap();
-    let mut moved = Fixture::mini("odd-chars-unused");
-    moved.root.clone_from(&odd);
-    moved.prefix.clone_from(&fx.prefix);
-    let run = Run::from(support::run_with_engine(&mut moved.command(&["images"]))).ok();
+    let fx = Fixture::mini_in("-fate ,=%#", "odd-chars");
+    let run = fx.xtask(&["images"]).ok();
     assert_eq!(run.steps_with("built").len(), 13, "{}", run.stdout);
-    let again = Run::from(support::run_with_engine(&mut moved.command(&["images"]))).ok();
+    let again = fx.xtask(&["images"]).ok();
     assert!(again.steps_with("built").is_empty(), "{}", again.stdout);
-    std::fs::rename(&odd, &fx.root).unwrap();
-    support::git(&fx.root, &["clean", "-fdxq"]);
     fx.assert_clean();
 }
 

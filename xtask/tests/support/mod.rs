@@ -245,6 +245,12 @@ impl Fixture {
         fx
     }
 
+    /// [`Fixture::mini`] in a directory named `dir` (a path the tools underneath may
+    /// split).
+    pub fn mini_in(dir: &str, name: &str) -> Fixture {
+        Fixture::committed_copy("mini-fate", dir, name, Builder::Legacy)
+    }
+
     /// A committed copy of `examples/<example>` whose commands build with `builder`.
     pub fn example(example: &str, name: &str, builder: Builder) -> Fixture {
         Fixture::committed_copy(example, example, name, builder)
@@ -573,6 +579,17 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The sha256 (hex) of a file, as `sha256sum` prints it.
+pub fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// Makes `dir` a git repository (if it is not one) and commits all it holds.
