@@ -42,22 +42,33 @@ impl SilentEngine {
 fn intact_bundle(dir: &Path) -> PathBuf {
     let bundle = dir.join("bundle");
     std::fs::create_dir_all(&bundle).unwrap();
-    let archive = b"not really a tar, but intact".to_vec();
-    std::fs::write(bundle.join("fate.images.tar"), &archive).unwrap();
-    let sha = support::sha256(&bundle.join("fate.images.tar"));
+    std::fs::write(
+        bundle.join("fate.images.tar"),
+        b"not really a tar, but intact",
+    )
+    .unwrap();
+    write_bundle_json(
+        &bundle,
+        &serde_json::json!({"reference": "fate/egg:1", "id": "sha256:00"}),
+    );
+    bundle
+}
+
+/// The `bundle.json` of one uncompressed archive, `fate.images.tar`, holding `image`.
+fn write_bundle_json(bundle: &Path, image: &serde_json::Value) {
+    let archive = bundle.join("fate.images.tar");
     let manifest = serde_json::json!({
         "format": "fate-xtask-bundle/1",
         "created": "2026-12-01T00:00:00Z",
         "archives": [{
             "file": "fate.images.tar",
             "compression": "none",
-            "size": archive.len(),
-            "sha256": sha,
-            "images": [{"reference": "fate/egg:1", "id": "sha256:00"}],
+            "size": std::fs::metadata(&archive).unwrap().len(),
+            "sha256": support::sha256(&archive),
+            "images": [image],
         }],
     });
     std::fs::write(bundle.join("bundle.json"), manifest.to_string()).unwrap();
-    bundle
 }
 
 /// Processes (other than this test) whose environment names `needle`: children the tool
@@ -200,21 +211,11 @@ fn small_bundle(fx: &Fixture, dir: &Path) -> (PathBuf, String) {
     std::fs::create_dir_all(&bundle).unwrap();
     let archive = bundle.join("fate.images.tar");
     fx.docker(&["save", "-o", archive.to_str().unwrap(), &reference]);
-    let bytes = std::fs::read(&archive).unwrap();
-    let sha = support::sha256(&archive);
     let layers: serde_json::Value = serde_json::from_str(layers).unwrap();
-    let manifest = serde_json::json!({
-        "format": "fate-xtask-bundle/1",
-        "created": "2026-12-01T00:00:00Z",
-        "archives": [{
-            "file": "fate.images.tar",
-            "compression": "none",
-            "size": bytes.len(),
-            "sha256": sha,
-            "images": [{"reference": reference, "id": id, "config": id, "layers": layers}],
-        }],
-    });
-    std::fs::write(bundle.join("bundle.json"), manifest.to_string()).unwrap();
+    write_bundle_json(
+        &bundle,
+        &serde_json::json!({"reference": reference, "id": id, "config": id, "layers": layers}),
+    );
     fx.remove_only(std::slice::from_ref(&reference));
     (bundle, reference)
 }
