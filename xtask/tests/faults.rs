@@ -425,9 +425,12 @@ fn concurrent_runs_wait_and_a_full_disk_leaves_no_bundle() {
     fx.assert_clean();
 }
 
+/// `.env` is data: a missing file, missing, empty and invalid values, shell substitution
+/// (never run), control characters and huge values are refused with the key and line;
+/// CRLF and a BOM are accepted; a duplicate and an unknown key warn.
 #[test]
-fn bad_input_is_refused_before_any_work() {
-    let fx = Fixture::mini("bad-input");
+fn bad_env_files_are_refused_before_any_work() {
+    let fx = Fixture::mini("bad-env");
     let env_file = fx.tmp.path().join("test.env");
     let marker = fx.tmp.path().join("executed");
     let good = "PREFIX=fate-x\nBASE_TAG=1.0\nBUILDER_TAG=1.0\nTAG=1.0\n";
@@ -518,6 +521,23 @@ fn bad_input_is_refused_before_any_work() {
         run.stderr
     );
 
+    // .env values: control characters and huge values, with the key and line.
+    check_env(
+        &format!("{good}SOURCE_URL=\"a\u{0}b\"\n"),
+        &["test.env:5: SOURCE_URL contains the control character U+0000"],
+    );
+    check_env(
+        &format!("{good}SOURCE_URL={}\n", "x".repeat(1_000_000)),
+        &["test.env:5: SOURCE_URL is 1000000 bytes long"],
+    );
+
+    fx.assert_clean();
+}
+
+/// An unknown image, an unknown flag and conflicting flags are usage errors.
+#[test]
+fn usage_errors_name_what_is_valid() {
+    let fx = Fixture::mini("bad-usage");
     // 12. Unknown image, unknown flag, conflicting flags: usage errors.
     let run = fails_with(
         &fx,
@@ -542,6 +562,14 @@ fn bad_input_is_refused_before_any_work() {
     );
     assert_eq!(run.code, Some(2));
 
+    fx.assert_clean();
+}
+
+/// The image set's problems (a missing Dockerfile, a cycle, paths out of the FATE root, a
+/// name like a group's, an unknown parent) are refused before any work, with their line.
+#[test]
+fn image_set_problems_are_refused_before_any_work() {
+    let fx = Fixture::mini("bad-set");
     // 13. The image set: a missing Dockerfile, a cycle, paths out of the FATE root.
     let toml = "docker/images.toml";
     support::edit(
@@ -629,16 +657,12 @@ fn bad_input_is_refused_before_any_work() {
     );
     restore(&fx);
 
-    // .env values: control characters and huge values, with the key and line.
-    check_env(
-        &format!("{good}SOURCE_URL=\"a\u{0}b\"\n"),
-        &["test.env:5: SOURCE_URL contains the control character U+0000"],
-    );
-    check_env(
-        &format!("{good}SOURCE_URL={}\n", "x".repeat(1_000_000)),
-        &["test.env:5: SOURCE_URL is 1000000 bytes long"],
-    );
+    fx.assert_clean();
+}
 
+#[test]
+fn a_fifo_in_a_source_tree_is_refused_never_opened() {
+    let fx = Fixture::mini("fifo");
     // A FIFO in a copied source directory is refused with its path, never opened (which
     // would block until a writer appears).
     let fifo = fx.root.join("federatedml/pipe");

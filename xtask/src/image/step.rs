@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use crate::config::{BuildOptions, Config, MirrorProfile};
 use crate::image::dockerfile::ArgDecl;
 use crate::image::staging::StageOp;
-use crate::imageset::{Image, ImageSet};
+use crate::imageset::Image;
+use crate::plan::Inputs;
 use crate::plan::preflight::Facts;
 use crate::process::Command;
 use crate::process::docker_argv::{self, BuildSpec, Builder, LABEL_INPUTS, LABEL_TOOL};
@@ -44,9 +45,7 @@ pub struct BuildStep {
 
 /// The build step of `image`, with its context staged from `ops`.
 pub fn step(
-    config: &Config,
-    set: &ImageSet,
-    facts: &Facts,
+    Inputs { config, set, facts }: Inputs,
     image: &Image,
     ops: Vec<StageOp>,
     no_cache: bool,

@@ -81,8 +81,18 @@ pub struct Options {
     pub no_cache: bool,
 }
 
+/// What every piece of a plan is computed from: the configuration, the image set and what
+/// preflight found.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    pub config: &'a Config,
+    pub set: &'a ImageSet,
+    pub facts: &'a Facts,
+}
+
 /// Builds the plan for `cargo xtask images`.
 pub fn images(config: &Config, set: &ImageSet, facts: &Facts, options: &Options) -> Result<Plan> {
+    let inputs = Inputs { config, set, facts };
     // Decided once, by preflight, for the whole run.
     let needs = selection::resolve(set, &facts.needed);
     let mut plan = Plan {
@@ -93,7 +103,7 @@ pub fn images(config: &Config, set: &ImageSet, facts: &Facts, options: &Options)
     let maven_steps = if needs.projects.is_empty() {
         BTreeMap::new()
     } else {
-        maven_steps(&mut plan, config, set, facts, &needs.projects, &prelude)
+        maven_steps(&mut plan, inputs, &needs.projects, &prelude)
     };
     let mut build_steps: BTreeMap<&str, usize> = BTreeMap::new();
     for image in &needs.images {
@@ -103,13 +113,7 @@ pub fn images(config: &Config, set: &ImageSet, facts: &Facts, options: &Options)
             match part {
                 ContextPart::Tree { tree, to } => {
                     let tree = set.tree(tree).expect("the image set was checked");
-                    ops.extend(tree_ops(
-                        config,
-                        set,
-                        facts,
-                        tree,
-                        to.as_deref().unwrap_or("."),
-                    )?);
+                    ops.extend(tree_ops(inputs, tree, to.as_deref().unwrap_or("."))?);
                     if let Some(java) = &tree.java {
                         deps.extend(maven_steps.get(java.maven.as_str()));
                     }
@@ -129,7 +133,7 @@ pub fn images(config: &Config, set: &ImageSet, facts: &Facts, options: &Options)
         );
         deps.sort_unstable();
         deps.dedup();
-        let step = step::step(config, set, facts, image, ops, options.no_cache);
+        let step = step::step(inputs, image, ops, options.no_cache);
         let title = format!("build {}", step.reference);
         let i = plan.push(
             &format!("build-{}", image.name),
@@ -171,15 +175,14 @@ fn host_packages(plan: &mut Plan, facts: &Facts) -> Option<usize> {
 /// The Maven projects needed, in build order, after what they need; by project name.
 fn maven_steps<'a>(
     plan: &mut Plan,
-    config: &Config,
-    set: &'a ImageSet,
-    facts: &Facts,
+    inputs: Inputs<'a>,
     projects: &std::collections::BTreeSet<&str>,
     prelude: &[usize],
 ) -> BTreeMap<&'a str, usize> {
+    let Inputs { config, set, facts } = inputs;
     let work = config.work_dir();
     let settings_xml = maven::settings_xml(config);
-    let (settings, before) = maven_prelude(plan, config, facts, settings_xml.as_deref(), prelude);
+    let (settings, before) = maven_prelude(plan, inputs, settings_xml.as_deref(), prelude);
     let runner = maven::Runner {
         uid_gid: facts.uid_gid.clone(),
         run_id: facts.run_id.clone(),
@@ -236,8 +239,7 @@ fn maven_steps<'a>(
 /// Maven image, the cache seed; returns the settings' path and the steps to wait for.
 fn maven_prelude(
     plan: &mut Plan,
-    config: &Config,
-    facts: &Facts,
+    Inputs { config, facts, .. }: Inputs,
     settings_xml: Option<&str>,
     prelude: &[usize],
 ) -> (Option<PathBuf>, Vec<usize>) {
@@ -277,13 +279,7 @@ fn maven_prelude(
 }
 
 /// The operations that stage a module tree at `to` inside a context.
-fn tree_ops(
-    config: &Config,
-    set: &ImageSet,
-    facts: &Facts,
-    tree: &Tree,
-    to: &str,
-) -> Result<Vec<StageOp>> {
+fn tree_ops(Inputs { config, set, facts }: Inputs, tree: &Tree, to: &str) -> Result<Vec<StageOp>> {
     let at = |rel: &str| {
         if to == "." {
             rel.to_string()
