@@ -1,9 +1,9 @@
 //! The process-wide state that signals need, and nothing else: which signal asked the
-//! run to stop, the children running (killed on a signal), and the counts and spans of
-//! the children a run started (for its report).
+//! run to stop, the children running (killed on a signal, or by the watchdog at their
+//! deadline), and the counts and spans of the children a run started (for its report).
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -20,9 +20,20 @@ pub fn process_started() -> Instant {
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 /// Children that are running, so a signal to this process alone (SIGTERM from CI or
-/// `timeout`, SIGHUP) stops them too.
-static RUNNING: Mutex<Vec<(u64, Arc<dyn Kill>)>> = Mutex::new(Vec::new());
+/// `timeout`, SIGHUP) stops them too; some with a deadline the watchdog kills them at.
+static RUNNING: Mutex<Vec<Running>> = Mutex::new(Vec::new());
 static NEXT_CHILD: AtomicU64 = AtomicU64::new(0);
+/// Woken when a child with a deadline is registered.
+static WATCHDOG_WAKE: Condvar = Condvar::new();
+static WATCHDOG: std::sync::Once = std::sync::Once::new();
+
+struct Running {
+    id: u64,
+    child: Arc<dyn Kill>,
+    deadline: Option<Instant>,
+    /// Set when the watchdog killed it at its deadline.
+    expired: Arc<AtomicBool>,
+}
 
 /// When each long child ran: the time not covered by these is the tool's own overhead.
 pub(super) static CHILD_SPANS: Mutex<Vec<(Instant, Instant)>> = Mutex::new(Vec::new());
@@ -54,25 +65,98 @@ impl Kill for duct::Handle {
     }
 }
 
+impl Kill for shared_child::SharedChild {
+    fn kill(&self) {
+        let _ = shared_child::SharedChild::kill(self);
+    }
+}
+
 /// A running child registered for killing on a signal; deregistered when dropped.
-pub(super) struct Registered(u64);
+pub(super) struct Registered {
+    id: u64,
+    expired: Arc<AtomicBool>,
+}
+
+impl Registered {
+    /// Whether the watchdog killed it at its deadline.
+    pub(super) fn expired(&self) -> bool {
+        self.expired.load(Ordering::SeqCst)
+    }
+}
 
 pub(super) fn register(child: Arc<dyn Kill>) -> Registered {
+    register_until(child, None, false)
+}
+
+/// Registers a child that the watchdog kills at `deadline` if it still runs. A child of
+/// the cleanup after a signal (`cleanup`) is not killed for that signal.
+pub(super) fn register_until(
+    child: Arc<dyn Kill>,
+    deadline: Option<Instant>,
+    cleanup: bool,
+) -> Registered {
     let id = NEXT_CHILD.fetch_add(1, Ordering::SeqCst);
+    let expired = Arc::new(AtomicBool::new(false));
     if let Ok(mut running) = RUNNING.lock() {
-        running.push((id, child.clone()));
+        running.push(Running {
+            id,
+            child: child.clone(),
+            deadline,
+            expired: expired.clone(),
+        });
     }
-    if interrupted() {
+    if deadline.is_some() {
+        WATCHDOG.call_once(|| {
+            std::thread::spawn(watchdog);
+        });
+        WATCHDOG_WAKE.notify_all();
+    }
+    if interrupted() && !cleanup {
         child.kill();
     }
-    Registered(id)
+    Registered { id, expired }
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
         if let Ok(mut running) = RUNNING.lock() {
-            running.retain(|(id, _)| *id != self.0);
+            running.retain(|r| r.id != self.id);
         }
+    }
+}
+
+/// Kills each child whose deadline has passed, sleeping until the next deadline.
+fn watchdog() {
+    let Ok(mut running) = RUNNING.lock() else {
+        return;
+    };
+    loop {
+        let now = Instant::now();
+        for r in running
+            .iter()
+            .filter(|r| r.deadline.is_some_and(|d| d <= now))
+        {
+            if !r.expired.swap(true, Ordering::SeqCst) {
+                r.child.kill();
+            }
+        }
+        let next = running
+            .iter()
+            .filter(|r| !r.expired.load(Ordering::SeqCst))
+            .filter_map(|r| r.deadline)
+            .min();
+        running = match next {
+            Some(next) => {
+                match WATCHDOG_WAKE.wait_timeout(running, next.saturating_duration_since(now)) {
+                    Ok((guard, _)) => guard,
+                    Err(_) => return,
+                }
+            }
+            None => match WATCHDOG_WAKE.wait(running) {
+                Ok(guard) => guard,
+                Err(_) => return,
+            },
+        };
     }
 }
 
@@ -110,7 +194,7 @@ pub fn install_signal_handlers() -> Result<()> {
             SIGNAL.store(signal, Ordering::SeqCst);
             let running: Vec<Arc<dyn Kill>> = RUNNING
                 .lock()
-                .map(|r| r.iter().map(|(_, c)| c.clone()).collect())
+                .map(|r| r.iter().map(|r| r.child.clone()).collect())
                 .unwrap_or_default();
             for child in running {
                 child.kill();

@@ -8,7 +8,7 @@ pub mod emulation;
 pub mod engine;
 pub mod private;
 
-use children::{CHILD_SPANS, Registered, count_start, register};
+use children::{CHILD_SPANS, Registered, count_start, register, register_until};
 pub use children::{
     child_time, install_signal_handlers, interrupted, process_started, processes_started,
     signal_exit_code, signal_name, sleep_unless_interrupted,
@@ -121,44 +121,61 @@ struct Answer {
 }
 
 /// Runs a command with its env and cwd (else the shell's directory), its output captured,
-/// killed at `limit` or on a signal (it is registered as running). Started after a signal
-/// (the cleanup of an interrupted run), it runs to its end or its limit.
+/// killed at `limit` (by the watchdog) or on a signal (it is registered as running).
+/// Started after a signal (the cleanup of an interrupted run), it runs to its end or its
+/// limit. Its stdout is read here and its stderr goes to an unnamed temporary file: no
+/// thread is started for a question.
 fn ask(sh: Option<&Shell>, command: &Command, limit: Option<Duration>) -> Result<Answer> {
+    use std::io::Seek;
     count_start();
-    let mut expr = with_context(command)
-        .stdin_null()
-        .stdout_capture()
-        .stderr_capture()
-        .unchecked();
-    if let (None, Some(sh)) = (&command.cwd, sh) {
-        expr = expr.dir(sh.current_dir());
+    let mut stderr = tempfile::tempfile().context("cannot create a temporary file")?;
+    let mut cmd = std::process::Command::new(&command.program);
+    cmd.args(&command.args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr.try_clone()?);
+    match (&command.cwd, sh) {
+        (Some(cwd), _) => {
+            cmd.current_dir(cwd);
+        }
+        (None, Some(sh)) => {
+            cmd.current_dir(sh.current_dir());
+        }
+        (None, None) => {}
     }
-    let handle = Arc::new(
-        expr.start()
-            .with_context(|| format!("cannot run {}", command.program))?,
-    );
+    for (k, v) in &command.env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run {}", command.program))?;
+    let mut stdout_pipe = child.stdout.take().expect("stdout is piped");
+    let child = Arc::new(shared_child::SharedChild::new(child)?);
     let cleanup = interrupted();
-    let _registered = (!cleanup).then(|| register(handle.clone()));
-    let ended = match limit {
-        Some(limit) => handle.wait_deadline(Instant::now() + limit),
-        None => handle.wait().map(Some),
-    }
-    .with_context(|| format!("cannot run `{command}`"))?
-    .cloned();
-    let Some(output) = ended else {
-        let _ = handle.kill();
+    let deadline = limit.map(|l| Instant::now() + l);
+    let registered = register_until(child.clone(), deadline, cleanup);
+    let mut stdout = Vec::new();
+    let read = stdout_pipe.read_to_end(&mut stdout);
+    let status = child
+        .wait()
+        .with_context(|| format!("cannot run `{command}`"))?;
+    if registered.expired() {
         bail!(
             "`{command}` did not answer within {} s (FATE_XTASK_QUERY_TIMEOUT sets the limit)",
             limit.unwrap_or_default().as_secs_f64()
         );
-    };
-    if !output.status.success() && !cleanup && interrupted() {
+    }
+    read.with_context(|| format!("cannot read the output of `{command}`"))?;
+    if !status.success() && !cleanup && interrupted() {
         bail!("`{command}` was stopped by {}", signal_name());
     }
+    let mut err = String::new();
+    stderr.rewind()?;
+    stderr.read_to_string(&mut err)?;
     Ok(Answer {
-        success: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        success: status.success(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: err,
     })
 }
 
