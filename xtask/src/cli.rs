@@ -54,6 +54,8 @@ pub enum Command {
     Bundle(Bundle),
     /// Verify and load an offline bundle (the same as `bundle load`).
     Load(BundleLoad),
+    /// Make a key pair to sign bundles with (minisign's format).
+    Keygen(Keygen),
     /// Print a completion script for a shell (e.g. `cargo xtask completions bash >
     /// ~/.local/share/bash-completion/completions/cargo-xtask`).
     Completions(Completions),
@@ -112,6 +114,14 @@ pub struct Bundle {
     /// that platform's, one-platform images must be that platform's.
     #[arg(long, value_name = "OS/ARCH", value_parser = parse_platform)]
     pub platform: Option<String>,
+    /// Sign bundle.json and SHA256SUMS with this minisign secret key (cargo xtask keygen,
+    /// or minisign -G); a host verifies with the public key (load --verify-key KEY.pub).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<std::path::PathBuf>,
+    /// The environment variable that holds the secret key's password (else it is asked
+    /// on the terminal; never given in argv).
+    #[arg(long, value_name = "VAR", requires = "sign_key")]
+    pub sign_password_env: Option<String>,
 }
 
 fn parse_platform(p: &str) -> Result<String, String> {
@@ -136,6 +146,22 @@ pub struct BundleLoad {
     /// bundle.json, else the bundle `cargo xtask bundle` writes in this workspace]
     #[arg(value_name = "DIR|FILE")]
     pub paths: Vec<std::path::PathBuf>,
+    /// Check the bundle's signature with this minisign public key before reading any
+    /// archive [default: FATE_XTASK_VERIFY_KEY of the environment]; an unsigned or changed
+    /// bundle is refused.
+    #[arg(long, value_name = "KEY.pub")]
+    pub verify_key: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct Keygen {
+    /// Where `fate-bundle.key` (secret) and `fate-bundle.pub` are written.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: std::path::PathBuf,
+    /// The environment variable holding the password to protect the secret key with
+    /// (without it, the key has none).
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -74,6 +74,7 @@ fn run(cli: Cli) -> Result<()> {
             None => args.run(&Project::load(&global, &global.overrides(), ui, sh)?),
         },
         Command::Load(args) => args.run(&ui, &sh),
+        Command::Keygen(args) => args.run(),
         Command::Completions(args) => {
             use clap::CommandFactory;
             let mut command = Cli::command();

@@ -609,3 +609,162 @@ fn a_bundle_beside_a_rebuild_holds_what_its_manifest_names() {
     assert_eq!(ids(&fx), named);
     fx.assert_clean();
 }
+
+/// Signed bundles: signed with a password-protected key made by Debian's `minisign` (the
+/// password from the environment, appearing nowhere), verified by hand with it and by
+/// `load --verify-key` before any archive is read; a bundle checked against another key,
+/// one whose archive was swapped for another valid one (bundle.json and SHA256SUMS
+/// rewritten to match), and an unsigned one load nothing; keys of `cargo xtask keygen`
+/// (with and without a password) sign bundles `minisign` verifies.
+#[test]
+fn signed_bundles_load_only_with_a_good_signature() {
+    support::ensure_packages("minisign", &["minisign"]);
+    let fx = Fixture::mini("signed");
+    fx.xtask(&["images"]).ok();
+    let keys = fx.tmp.path().join("keys");
+    fs::create_dir_all(&keys).unwrap();
+    let (public, secret) = (keys.join("a.pub"), keys.join("a.key"));
+    // A key of Debian's minisign, with a password (given on its stdin here).
+    let made = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("printf 'pw-of-a\\npw-of-a\\n' | minisign -G -p \"$1\" -s \"$2\"")
+        .arg("sh")
+        .arg(&public)
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let out = fx.tmp.path().join("signed bundle");
+    let mut sign = fx.command(&[
+        "bundle",
+        "--out",
+        out.to_str().unwrap(),
+        "--sign-key",
+        secret.to_str().unwrap(),
+        "--sign-password-env",
+        "KEY_A_PW",
+    ]);
+    sign.env("KEY_A_PW", "pw-of-a");
+    let run = Run::from(run_with_engine(&mut sign)).ok();
+    assert!(!run.stdout.contains("pw-of-a") && !run.stderr.contains("pw-of-a"));
+    for file in ["bundle.json.minisig", "SHA256SUMS.minisig"] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    // By hand, as the bundle's README says.
+    let readme = fs::read_to_string(out.join("README")).unwrap();
+    let commands = "minisign -Vm bundle.json -p KEY.pub && minisign -Vm SHA256SUMS -p KEY.pub && sha256sum -c SHA256SUMS";
+    assert!(readme.contains(commands), "{readme}");
+    fs::copy(&public, out.join("KEY.pub")).unwrap();
+    by_hand(&fx.engine, &out, commands);
+    fs::remove_file(out.join("KEY.pub")).unwrap();
+
+    // The tool: with the key, without it (a note), with another key (refused).
+    remove_bundled(&fx);
+    let verify = [
+        "load",
+        out.to_str().unwrap(),
+        "--verify-key",
+        public.to_str().unwrap(),
+    ];
+    fx.xtask(&verify).ok();
+    assert_eq!(ids(&fx).len(), 10);
+    remove_bundled(&fx);
+    let run = fx.xtask(&["load", out.to_str().unwrap()]).ok();
+    assert!(
+        run.stderr
+            .contains("is signed, but its signature was not checked"),
+        "{}",
+        run.stderr
+    );
+    remove_bundled(&fx);
+    let other = fx.tmp.path().join("other keys");
+    fx.xtask(&["keygen", "--out", other.to_str().unwrap()]).ok();
+    let other_pub = other.join("fate-bundle.pub");
+    let refused = |dir: &Path, key: &Path, expected: &str| {
+        let mut c = fx.command(&["load", dir.to_str().unwrap()]);
+        c.env("FATE_XTASK_VERIFY_KEY", key);
+        let run = Run::from(run_with_engine(&mut c)).failed();
+        assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
+        assert!(run.stderr.contains("nothing was loaded"), "{}", run.stderr);
+        assert!(ids(&fx).is_empty(), "something was loaded");
+    };
+    refused(&out, &other_pub, "does not match the key");
+
+    // An archive swapped for another valid one, bundle.json and SHA256SUMS rewritten.
+    let swapped = fx.tmp.path().join("swapped");
+    support::copy_tree(&out, &swapped);
+    fs::copy(
+        swapped.join("third-party.images.tar.gz"),
+        swapped.join("fate.images.tar.gz"),
+    )
+    .unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(swapped.join("bundle.json")).unwrap()).unwrap();
+    let archive = swapped.join("fate.images.tar.gz");
+    let third_party_images = manifest["archives"][0]["images"].clone();
+    let fate = &mut manifest["archives"][1];
+    fate["size"] = fs::metadata(&archive).unwrap().len().into();
+    fate["sha256"] = support::sha256(&archive).into();
+    fate["images"] = third_party_images;
+    fs::write(swapped.join("bundle.json"), manifest.to_string()).unwrap();
+    let sums: String = manifest["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{}  {}\n",
+                a["sha256"].as_str().unwrap(),
+                a["file"].as_str().unwrap()
+            )
+        })
+        .collect();
+    fs::write(swapped.join("SHA256SUMS"), sums).unwrap();
+    refused(&swapped, &public, "does not match the key");
+    // No signature at all.
+    fs::remove_file(swapped.join("bundle.json.minisig")).unwrap();
+    refused(&swapped, &public, "is not signed");
+
+    // A password-protected key: the password from the environment, never in argv or output.
+    fx.xtask(&verify).ok();
+    let locked = fx.tmp.path().join("locked keys");
+    let mut keygen = fx.command(&[
+        "keygen",
+        "--out",
+        locked.to_str().unwrap(),
+        "--password-env",
+        "BUNDLE_PW",
+    ]);
+    keygen.env("BUNDLE_PW", "s3cret-bundle-pw");
+    Run::from(run_with_engine(&mut keygen)).ok();
+    let locked_out = fx.tmp.path().join("locked bundle");
+    let mut sign = fx.command(&[
+        "bundle",
+        "--out",
+        locked_out.to_str().unwrap(),
+        "--sign-key",
+        locked.join("fate-bundle.key").to_str().unwrap(),
+        "--sign-password-env",
+        "BUNDLE_PW",
+    ]);
+    sign.env("BUNDLE_PW", "s3cret-bundle-pw");
+    let run = Run::from(run_with_engine(&mut sign)).ok();
+    assert!(!run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"));
+    let checked = std::process::Command::new("minisign")
+        .args(["-Vm"])
+        .arg(locked_out.join("bundle.json"))
+        .arg("-p")
+        .arg(locked.join("fate-bundle.pub"))
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    fx.assert_clean();
+}

@@ -125,7 +125,8 @@ impl Manifest {
     }
 
     /// How to load this bundle, with the tool and by hand.
-    pub fn readme(&self) -> String {
+    /// `signed`: `bundle.json` and `SHA256SUMS` carry minisign signatures, checked first.
+    pub fn readme(&self, signed: bool) -> String {
         let by_hand: Vec<String> = self
             .archives
             .iter()
@@ -143,12 +144,32 @@ impl Manifest {
                     .map(move |i| format!("  {} ({})", i.reference, a.file))
             })
             .collect();
+        let (tool, check) = if signed {
+            (
+                "cargo xtask load --verify-key KEY.pub DIR".to_string(),
+                format!(
+                    "  minisign -Vm {MANIFEST} -p KEY.pub && minisign -Vm {SUMS} -p KEY.pub && sha256sum -c {SUMS}"
+                ),
+            )
+        } else {
+            (
+                "cargo xtask load DIR".to_string(),
+                format!("  sha256sum -c {SUMS}"),
+            )
+        };
+        let signed_note = if signed {
+            "The bundle is signed: KEY.pub is the public key of whoever made it, which you get \
+             from them by another way than this bundle. Nothing is loaded unless the signature \
+             holds.\n\n"
+        } else {
+            ""
+        };
         format!(
-            "FATE images for a host without a registry (written {created}).\n\n\
+            "FATE images for a host without a registry (written {created}).\n\n{signed_note}\
              Load them with the tool, from a checkout of fate-xtask (it checks every size and \
              checksum before loading anything, then the image IDs), DIR being this directory:\n\n  \
-             cargo xtask load DIR\n\n\
-             or by hand, in this directory:\n\n  sha256sum -c {SUMS}\n{}\n\n\
+             {tool}\n\n\
+             or by hand, in this directory:\n\n{check}\n{}\n\n\
              Images:\n{}\n",
             by_hand.join("\n"),
             images.join("\n"),
@@ -294,9 +315,9 @@ mod tests {
         }]);
         assert_eq!(m.sums(), "ab  fate.images.tar.zst\n");
         assert!(
-            m.readme()
+            m.readme(false)
                 .contains("zstd -dc fate.images.tar.zst | docker load")
         );
-        assert!(m.readme().contains("sha256sum -c SHA256SUMS"));
+        assert!(m.readme(false).contains("sha256sum -c SHA256SUMS"));
     }
 }

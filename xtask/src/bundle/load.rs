@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use xshell::Shell;
 
 use crate::bundle::bundle_json::{self, Archive, Compression};
+use crate::bundle::signing;
 use crate::bundle::tar_pass::{self, PassError};
 use crate::ui::problems::Problems;
 use crate::ui::{ByteProgress, Ui};
@@ -28,8 +29,14 @@ impl cli::BundleLoad {
         } else {
             self.paths.clone()
         };
+        let verify_key = self
+            .verify_key
+            .clone()
+            .or_else(|| std::env::var_os("FATE_XTASK_VERIFY_KEY").map(PathBuf::from))
+            .filter(|k| !k.as_os_str().is_empty());
         let mut chosen: Vec<(PathBuf, Archive)> = Vec::new();
         for input in &inputs {
+            check_signature(ui, input, verify_key.as_deref())?;
             chosen.extend(bundle_json::archives_of(input)?);
         }
         // The engine is asked while the archives are read.
@@ -50,6 +57,32 @@ impl cli::BundleLoad {
         load_all(ui, &chosen)?;
         check_loaded(sh, &chosen)
     }
+}
+
+/// With a key, the bundle's `bundle.json` must carry a good signature by it, checked
+/// before anything else of the bundle is read; without one, a signed bundle is loaded
+/// with a note that its signature was not checked.
+fn check_signature(ui: &Ui, input: &Path, key: Option<&Path>) -> Result<()> {
+    let dir = if input.is_dir() {
+        input.to_path_buf()
+    } else {
+        input
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    };
+    let manifest = dir.join(bundle_json::MANIFEST);
+    if let Some(key) = key {
+        return signing::verify(key, &manifest)
+            .context("the bundle's signature does not hold; nothing was loaded");
+    }
+    if signing::signature_path(&manifest).is_file() {
+        ui.note(&format!(
+            "note: {} is signed, but its signature was not checked: pass --verify-key KEY.pub (or set FATE_XTASK_VERIFY_KEY) to check it",
+            manifest.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Loads every archive at once: `docker load` reads its input quickly, then works alone

@@ -5,5 +5,6 @@ pub mod archive_index;
 pub mod bundle_json;
 pub mod load;
 pub mod save;
+pub mod signing;
 pub mod streams;
 pub mod tar_pass;

@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::bundle::archive_index::{ArchiveIndex, full_name};
 use crate::bundle::bundle_json::{self, Archive, BundledImage, Compression, Manifest};
+use crate::bundle::signing;
 use crate::bundle::streams::{self, Tally, TallyWriter};
 use crate::bundle::tar_pass::{self, PassError};
 use crate::config::Config;
@@ -31,6 +32,14 @@ impl cli::Bundle {
             sh,
         } = project;
         // Images are not rebuilt while they are being bundled.
+        // The key (and its password) first: a bundle that cannot be signed is not written.
+        let signing_key = match &self.sign_key {
+            Some(path) => Some(signing::secret_key(
+                path,
+                self.sign_password_env.as_deref(),
+            )?),
+            None => None,
+        };
         let _lock = lock::lock(&config.work_dir(), ui)?;
         engine::check(sh)?;
         let out = self.out.clone().unwrap_or_else(|| default_dir(config));
@@ -69,16 +78,7 @@ impl cli::Bundle {
             &out,
         )?;
         let manifest = Manifest::new(archives);
-        let json = serde_json::to_string_pretty(&manifest)? + "\n";
-        for (file, text) in [
-            (bundle_json::MANIFEST, json),
-            (bundle_json::SUMS, manifest.sums()),
-            (bundle_json::README, manifest.readme()),
-        ] {
-            let part = partial.add(&out, file);
-            std::fs::write(&part, text)
-                .with_context(|| format!("cannot write {} (is the disk full?)", part.display()))?;
-        }
+        write_bundle_files(&manifest, signing_key.as_ref(), &out, &mut partial)?;
         partial.complete()?;
         for archive in &manifest.archives {
             println!(
@@ -180,6 +180,41 @@ pub fn archive_images<'a>(set: &ImageSet, config: &Config) -> Vec<(&'a str, Vec<
         ),
         ("fate.images", fate),
     ]
+}
+
+/// `bundle.json`, `SHA256SUMS` and the `README` (and, with a key, the signatures of the
+/// first two), each written as `.part` beside the archives.
+fn write_bundle_files(
+    manifest: &Manifest,
+    signing_key: Option<&minisign::SecretKey>,
+    out: &Path,
+    partial: &mut PartialFiles,
+) -> Result<()> {
+    let json = serde_json::to_string_pretty(manifest)? + "\n";
+    let sums = manifest.sums();
+    let mut files = vec![
+        (bundle_json::MANIFEST.to_string(), json.clone()),
+        (bundle_json::SUMS.to_string(), sums.clone()),
+        (
+            bundle_json::README.to_string(),
+            manifest.readme(signing_key.is_some()),
+        ),
+    ];
+    if let Some(key) = signing_key {
+        let comment = format!("fate-xtask bundle written {}", manifest.created);
+        for (file, text) in [(bundle_json::MANIFEST, &json), (bundle_json::SUMS, &sums)] {
+            files.push((
+                format!("{file}.minisig"),
+                signing::sign(key, text.as_bytes(), &comment)?,
+            ));
+        }
+    }
+    for (file, text) in files {
+        let part = partial.add(out, &file);
+        std::fs::write(&part, text)
+            .with_context(|| format!("cannot write {} (is the disk full?)", part.display()))?;
+    }
+    Ok(())
 }
 
 /// Files of an unfinished bundle: written as `.part`, removed unless all complete.

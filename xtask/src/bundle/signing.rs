@@ -1,0 +1,177 @@
+//! Signed bundles, with minisign's format and Ed25519 (the `minisign` crate): `bundle
+//! --sign-key` signs `bundle.json` (which holds every archive's size and sha256) and
+//! `SHA256SUMS` as `*.minisig`, which Debian's `minisign -Vm FILE -p KEY.pub` verifies by
+//! hand; `load --verify-key` checks `bundle.json`'s before it reads any archive.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use minisign::{KeyPair, PublicKey, SecretKey, SignatureBox};
+
+/// The signature file beside a signed file.
+pub fn signature_path(file: &Path) -> std::path::PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".minisig");
+    name.into()
+}
+
+/// The secret key at `path`: its password, if it has one, from the environment variable
+/// `password_env` names, else asked on the terminal (never taken from argv).
+pub fn secret_key(path: &Path, password_env: Option<&str>) -> Result<SecretKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the secret key {}", path.display()))?;
+    let sk_box = minisign::SecretKeyBox::from_string(&text)
+        .map_err(|e| anyhow::anyhow!("{} is not a minisign secret key: {e}", path.display()))?;
+    // A key without a password (cargo xtask keygen) opens as it is.
+    match sk_box.clone().into_unencrypted_secret_key() {
+        Ok(key) => return Ok(key),
+        Err(e) if e.to_string().contains("Corrupted") => bail!(
+            "cannot open the secret key {}: it has no password, and its checksum is not the one the minisign format gives (keys written by minisign -G -W are read so): make one with cargo xtask keygen, or with minisign -G and a password",
+            path.display()
+        ),
+        Err(_) => {}
+    }
+    let password = match password_env {
+        Some(var) => Some(std::env::var(var).with_context(|| {
+            format!("--sign-password-env {var}: the variable {var} is not set")
+        })?),
+        // Asked on the terminal by the minisign crate.
+        None => None,
+    };
+    sk_box
+        .into_secret_key(password)
+        .map_err(|e| anyhow::anyhow!("cannot open the secret key {}: {e}", path.display()))
+}
+
+/// A minisign signature of `data`, as the text of a `.minisig` file.
+pub fn sign(key: &SecretKey, data: &[u8], trusted_comment: &str) -> Result<String> {
+    let signature = minisign::sign(
+        None,
+        key,
+        Cursor::new(data),
+        Some(trusted_comment),
+        Some("signature from fate-xtask"),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot sign: {e}"))?;
+    Ok(signature.into_string())
+}
+
+/// Checks the signature of `file` (in `file.minisig`) with the public key at `key`.
+pub fn verify(key: &Path, file: &Path) -> Result<()> {
+    let public = std::fs::read_to_string(key)
+        .with_context(|| format!("cannot read the public key {}", key.display()))?;
+    let public = PublicKey::from_box(
+        minisign::PublicKeyBox::from_string(&public)
+            .map_err(|e| anyhow::anyhow!("{} is not a minisign public key: {e}", key.display()))?,
+    )
+    .map_err(|e| anyhow::anyhow!("{} is not a minisign public key: {e}", key.display()))?;
+    let sig_path = signature_path(file);
+    let Ok(sig_text) = std::fs::read_to_string(&sig_path) else {
+        bail!(
+            "{} is not signed ({} is missing): it may not come from whoever holds the key {}",
+            file.display(),
+            sig_path.display(),
+            key.display()
+        );
+    };
+    let signature = SignatureBox::from_string(&sig_text)
+        .map_err(|e| anyhow::anyhow!("{} is not a minisign signature: {e}", sig_path.display()))?;
+    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    minisign::verify(&public, &signature, Cursor::new(data), true, false, false).map_err(|e| {
+        anyhow::anyhow!(
+            "the signature of {} does not match the key {} ({e}): it was changed, or signed by someone else",
+            file.display(),
+            key.display()
+        )
+    })
+}
+
+impl crate::cli::Keygen {
+    pub fn run(self) -> Result<()> {
+        let (secret, public) = keygen(&self.out, self.password_env.as_deref())?;
+        println!("{}\n{}", secret.display(), public.display());
+        eprintln!(
+            "sign bundles with: cargo xtask bundle --sign-key {}; hosts verify them with: cargo xtask load --verify-key {} (or minisign -Vm bundle.json -p {}); keep the secret key off those hosts",
+            secret.display(),
+            public.display(),
+            public.display()
+        );
+        Ok(())
+    }
+}
+
+/// A new key pair in `dir`: `fate-bundle.key` (secret, mode 0600; with the password the
+/// environment variable `password_env` holds, else none) and `fate-bundle.pub`.
+pub fn keygen(
+    dir: &Path,
+    password_env: Option<&str>,
+) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let (secret, public) = (dir.join("fate-bundle.key"), dir.join("fate-bundle.pub"));
+    for path in [&secret, &public] {
+        if path.exists() {
+            bail!(
+                "{} exists; keep it, or remove it to make a new key pair",
+                path.display()
+            );
+        }
+    }
+    let pair = match password_env {
+        Some(var) => {
+            let password = std::env::var(var)
+                .with_context(|| format!("--password-env {var}: the variable {var} is not set"))?;
+            KeyPair::generate_encrypted_keypair(Some(password))
+        }
+        None => KeyPair::generate_unencrypted_keypair(),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot make a key pair: {e}"))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let sk_text = pair
+        .sk
+        .to_box(Some("fate-xtask bundle signing key"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .to_string();
+    let pk_text = pair
+        .pk
+        .to_box()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .to_string();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&secret)
+        .with_context(|| format!("cannot create {}", secret.display()))?;
+    std::io::Write::write_all(&mut file, sk_text.as_bytes())?;
+    std::fs::write(&public, pk_text)
+        .with_context(|| format!("cannot write {}", public.display()))?;
+    Ok((secret, public))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_file_verifies_and_a_changed_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secret, public) = keygen(dir.path(), None).unwrap();
+        let key = secret_key(&secret, None).unwrap();
+        let file = dir.path().join("bundle.json");
+        std::fs::write(&file, b"{\"archives\": []}").unwrap();
+        std::fs::write(
+            signature_path(&file),
+            sign(&key, b"{\"archives\": []}", "t").unwrap(),
+        )
+        .unwrap();
+        verify(&public, &file).unwrap();
+        std::fs::write(&file, b"{\"archives\": [1]}").unwrap();
+        let e = format!("{:#}", verify(&public, &file).unwrap_err());
+        assert!(e.contains("does not match the key"), "{e}");
+        std::fs::remove_file(signature_path(&file)).unwrap();
+        let e = format!("{:#}", verify(&public, &file).unwrap_err());
+        assert!(e.contains("is not signed"), "{e}");
+        assert!(keygen(dir.path(), None).is_err(), "an existing key is kept");
+    }
+}
