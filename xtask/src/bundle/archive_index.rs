@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
+
+use crate::imageset::reference;
 use serde::{Deserialize, Serialize};
 
 /// One image of `manifest.json`.
@@ -303,15 +305,10 @@ fn config_digest(path: &str) -> String {
 /// A reference as the containerd store names it: Docker Hub's domain and `library/`
 /// added where the reference leaves them out.
 pub fn full_name(reference: &str) -> String {
-    let (first, rest) = match reference.split_once('/') {
-        Some((first, rest)) => (first, Some(rest)),
-        None => (reference, None),
-    };
-    let is_domain = first.contains('.') || first.contains(':') || first == "localhost";
-    match rest {
-        Some(_) if is_domain => reference.to_string(),
-        Some(_) => format!("docker.io/{reference}"),
-        None => format!("docker.io/library/{reference}"),
+    match reference::split_host(reference) {
+        (Some(_), _) => reference.to_string(),
+        (None, path) if path.contains('/') => format!("docker.io/{reference}"),
+        (None, _) => format!("docker.io/library/{reference}"),
     }
 }
 

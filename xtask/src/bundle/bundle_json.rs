@@ -178,21 +178,25 @@ impl Manifest {
     }
 }
 
+/// The bundle directory a path names: itself, or the directory of an archive file.
+pub fn bundle_dir(input: &Path) -> PathBuf {
+    if input.is_dir() {
+        input.to_path_buf()
+    } else {
+        input
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+}
+
 /// The archives a path names: every archive of a bundle directory, or one archive file
 /// (with the manifest beside it).
 pub fn archives_of(input: &Path) -> Result<Vec<(PathBuf, Archive)>> {
-    let (dir, only) = if input.is_dir() {
-        (input.to_path_buf(), None)
-    } else {
-        let dir = input
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        (
-            dir,
-            input.file_name().map(|n| n.to_string_lossy().into_owned()),
-        )
-    };
+    let dir = bundle_dir(input);
+    let only = (!input.is_dir())
+        .then(|| input.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .flatten();
     let manifest_path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&manifest_path).with_context(|| {
         format!(

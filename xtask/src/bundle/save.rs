@@ -401,7 +401,7 @@ fn bundled_images(
                 },
             };
             if let Some(wanted) = platform
-                && !crate::bundle::load::same_platform(&image.platform, wanted)
+                && !crate::config::same_platform(&image.platform, wanted)
             {
                 bail!(
                     "{r} is built for {} only, not {wanted}: build it for {wanted} (cargo xtask images --platform {wanted}, or on the containerd image store --platform {},{wanted}) and bundle again",

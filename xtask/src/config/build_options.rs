@@ -174,6 +174,12 @@ fn check_cache_spec(spec: &str) -> Result<(), String> {
     }
 }
 
+/// `linux/arm64/v8` is `linux/arm64`.
+pub fn same_platform(image: &str, engine: &str) -> bool {
+    let cut = |p: &str| p.split('/').take(2).collect::<Vec<_>>().join("/");
+    cut(image) == cut(engine)
+}
+
 /// `os/arch[/variant]`, lowercase.
 pub fn is_platform(p: &str) -> bool {
     let parts: Vec<&str> = p.split('/').collect();
@@ -184,4 +190,15 @@ pub fn is_platform(p: &str) -> bool {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_platform;
+
+    #[test]
+    fn a_variant_is_the_same_platform() {
+        assert!(same_platform("linux/arm64/v8", "linux/arm64"));
+        assert!(!same_platform("linux/arm64", "linux/amd64"));
+    }
 }

@@ -14,7 +14,7 @@ use clap::ValueEnum;
 use crate::imageset::{Image, ImageSet, TagKey};
 use crate::ui::problems::Problems;
 use crate::{imageset::reference, ui::suggest};
-pub use build_options::{BuildOptions, BuildOverrides, is_platform};
+pub use build_options::{BuildOptions, BuildOverrides, is_platform, same_platform};
 use envfile::EnvEntry;
 
 /// Keys every `.env` must define: the image naming.

@@ -222,7 +222,7 @@ pub fn run_captured(command: &Command) -> Result<String> {
 
 /// The command as a duct expression with its working directory and environment: the
 /// one place every runner starts from.
-fn with_context(command: &Command) -> duct::Expression {
+fn duct_expression(command: &Command) -> duct::Expression {
     let mut expr = duct::cmd(&command.program, &command.args);
     if let Some(cwd) = &command.cwd {
         expr = expr.dir(cwd);
@@ -237,7 +237,7 @@ fn with_context(command: &Command) -> duct::Expression {
 /// turned into an error (callers report it with the output).
 fn expression(command: &Command) -> duct::Expression {
     count_start();
-    with_context(command)
+    duct_expression(command)
         .stderr_to_stdout()
         .stdin_null()
         .unchecked()
@@ -247,7 +247,7 @@ fn expression(command: &Command) -> duct::Expression {
 /// combined output and whether it succeeded.
 pub fn run_with_stdin(command: &Command, input: &str) -> Result<(bool, String)> {
     count_start();
-    let out = with_context(command)
+    let out = duct_expression(command)
         .stdin_bytes(input.as_bytes())
         .stderr_to_stdout()
         .stdout_capture()
@@ -389,7 +389,7 @@ impl Read for &Stream {
 pub fn stream_stdout(command: &Command, log: &Path) -> Result<Stream> {
     create_log(log)?;
     count_start();
-    let reader = with_context(command)
+    let reader = duct_expression(command)
         .stdin_null()
         .stderr_path(log)
         .reader()
@@ -417,7 +417,7 @@ pub fn spawn_piped(command: &Command, log: &Path) -> Result<PipedChild> {
     count_start();
     let (reader, writer) = os_pipe::pipe()?;
     let handle = Arc::new(
-        with_context(command)
+        duct_expression(command)
             .stdin_file(reader)
             .stderr_to_stdout()
             .stdout_path(log)
