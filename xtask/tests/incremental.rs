@@ -322,12 +322,13 @@ fn run_results(fx: &Fixture) -> BTreeMap<String, String> {
         .collect()
 }
 
+on_both_engines!(the_dry_run_decides_as_the_run_then_does, dry_run_agrees);
+
 /// The dry run's decisions are the run's: after a Java edit, a Python edit and an image
 /// removed by hand, each step the dry run says will run runs, each it says is up to date
 /// does not, and only steps behind one that runs are left `unknown`.
-#[test]
-fn the_dry_run_decides_as_the_run_then_does() {
-    let fx = Fixture::mini("agree");
+fn dry_run_agrees(engine: Engine) {
+    let fx = Fixture::mini_on("agree", Builder::Legacy, engine);
     fx.xtask(&["images"]).ok();
     let federation = fx.reference("federation");
     let changes: [(&str, &dyn Fn()); 3] = [
