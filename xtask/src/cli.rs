@@ -122,6 +122,10 @@ pub struct Bundle {
     /// on the terminal; never given in argv).
     #[arg(long, value_name = "VAR", requires = "sign_key")]
     pub sign_password_env: Option<String>,
+    /// Write no file over SIZE (4GiB for FAT32, 700MB for a CD, 1MiB at least): each
+    /// archive as numbered parts, each part's size and sha256 in bundle.json.
+    #[arg(long, value_name = "SIZE", value_parser = crate::bundle::split::parse_size)]
+    pub split_size: Option<u64>,
 }
 
 fn parse_platform(p: &str) -> Result<String, String> {

@@ -10,42 +10,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
+use support::bundles::{by_hand, ids, remove_bundled};
 use support::{Builder, Engine, Fixture, Run, run_with_engine};
-
-/// The bundled images: the modules and the two third-party stand-ins.
-fn bundled() -> impl Iterator<Item = &'static str> {
-    support::MODULES.into_iter().chain(["redis", "mysql"])
-}
-
-fn ids(fx: &Fixture) -> BTreeMap<String, String> {
-    fx.images()
-        .into_iter()
-        .filter(|(r, _)| bundled().any(|n| r.contains(&format!("/{n}:"))))
-        .collect()
-}
-
-/// Removes the bundled images (not base and builder), as on a fresh host.
-fn remove_bundled(fx: &Fixture) {
-    let refs: Vec<String> = ids(fx).into_keys().collect();
-    fx.remove_only(&refs);
-    assert!(ids(fx).is_empty());
-}
-
-/// Runs the README's commands in the bundle directory, as a person would, on `engine`.
-fn by_hand(engine: &Engine, dir: &Path, script: &str) {
-    support::ensure_packages("zstd", &["zstd"]);
-    let _shared = support::engine_shared();
-    let mut sh = std::process::Command::new("sh");
-    sh.args(["-ec", script]).current_dir(dir);
-    engine.apply(&mut sh);
-    let out = sh.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 on_both_engines!(
     bundles_round_trip_and_damaged_bundles_are_refused,

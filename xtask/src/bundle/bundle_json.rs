@@ -68,6 +68,44 @@ pub struct Archive {
     pub size: u64,
     pub sha256: String,
     pub images: Vec<BundledImage>,
+    /// With `--split-size`: the files the archive is written as, in order (`file` names
+    /// their concatenation, which is never written; `size` and `sha256` are its).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
+}
+
+/// One numbered part of a split archive.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Part {
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl Archive {
+    /// The files the archive is on disk: its parts, or itself.
+    pub fn files(&self) -> Vec<Part> {
+        if self.parts.is_empty() {
+            vec![Part {
+                file: self.file.clone(),
+                size: self.size,
+                sha256: self.sha256.clone(),
+            }]
+        } else {
+            self.parts.clone()
+        }
+    }
+
+    /// How the README loads it by hand (`cat` of the parts: their names sort in order).
+    fn by_hand(&self) -> String {
+        let split = !self.parts.is_empty();
+        match (self.compression, split) {
+            (Compression::Zstd, false) => format!("zstd -dc {} | docker load", self.file),
+            (Compression::Zstd, true) => format!("cat {}.* | zstd -dc | docker load", self.file),
+            (_, false) => format!("docker load -i {}", self.file),
+            (_, true) => format!("cat {}.* | docker load", self.file),
+        }
+    }
 }
 
 /// An image of an archive, by what identifies it on every image store.
@@ -120,7 +158,8 @@ impl Manifest {
     pub fn sums(&self) -> String {
         self.archives
             .iter()
-            .map(|a| format!("{}  {}\n", a.sha256, a.file))
+            .flat_map(Archive::files)
+            .map(|f| format!("{}  {}\n", f.sha256, f.file))
             .collect()
     }
 
@@ -130,10 +169,7 @@ impl Manifest {
         let by_hand: Vec<String> = self
             .archives
             .iter()
-            .map(|a| match a.compression {
-                Compression::Zstd => format!("  zstd -dc {} | docker load", a.file),
-                _ => format!("  docker load -i {}", a.file),
-            })
+            .map(|a| format!("  {}", a.by_hand()))
             .collect();
         let images: Vec<String> = self
             .archives
@@ -224,14 +260,12 @@ pub fn archives_of(input: &Path) -> Result<Vec<(PathBuf, Archive)>> {
     }
     let mut out = Vec::new();
     for archive in manifest.archives {
-        check_file_name(&archive.file).with_context(|| {
-            format!(
-                "{} names archive {:?}",
-                manifest_path.display(),
-                archive.file
-            )
-        })?;
-        if only.as_ref().is_none_or(|f| *f == archive.file) {
+        for name in std::iter::once(&archive.file).chain(archive.parts.iter().map(|p| &p.file)) {
+            check_file_name(name)
+                .with_context(|| format!("{} names archive {name:?}", manifest_path.display()))?;
+        }
+        let named = |f: &String| *f == archive.file || archive.parts.iter().any(|p| p.file == *f);
+        if only.as_ref().is_none_or(named) {
             out.push((dir.join(&archive.file), archive));
         }
     }
@@ -316,6 +350,7 @@ mod tests {
             size: 3,
             sha256: "ab".into(),
             images: vec![],
+            parts: vec![],
         }]);
         assert_eq!(m.sums(), "ab  fate.images.tar.zst\n");
         assert!(
@@ -323,5 +358,32 @@ mod tests {
                 .contains("zstd -dc fate.images.tar.zst | docker load")
         );
         assert!(m.readme(false).contains("sha256sum -c SHA256SUMS"));
+    }
+
+    #[test]
+    fn a_split_archive_is_summed_and_loaded_by_its_parts() {
+        let part = |n: u32| Part {
+            file: format!("fate.images.tar.gz.00{n}"),
+            size: 2,
+            sha256: format!("{n}{n}"),
+        };
+        let m = Manifest::new(vec![Archive {
+            file: "fate.images.tar.gz".into(),
+            compression: Compression::Gzip,
+            size: 4,
+            sha256: "ab".into(),
+            images: vec![],
+            parts: vec![part(1), part(2)],
+        }]);
+        assert_eq!(
+            m.sums(),
+            "11  fate.images.tar.gz.001\n22  fate.images.tar.gz.002\n"
+        );
+        assert!(
+            m.readme(false)
+                .contains("  sha256sum -c SHA256SUMS\n  cat fate.images.tar.gz.* | docker load\n"),
+            "{}",
+            m.readme(false)
+        );
     }
 }

@@ -15,9 +15,9 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use xshell::Shell;
 
-use crate::bundle::bundle_json::{self, Archive, Compression};
-use crate::bundle::signing;
+use crate::bundle::bundle_json::{self, Archive, Compression, Part};
 use crate::bundle::tar_pass::{self, PassError};
+use crate::bundle::{signing, split};
 use crate::config::same_platform;
 use crate::ui::problems::Problems;
 use crate::ui::{ByteProgress, Ui};
@@ -48,8 +48,11 @@ impl cli::BundleLoad {
         });
         let mut problems = Problems::new("the bundle is not intact; nothing was loaded");
         for (path, archive) in &chosen {
-            if let Err(e) = check_file(ui, path, archive) {
-                problems.push(format!("{}: {e:#}", path.display()));
+            check_parts(path, archive, &mut problems);
+            for (path, file) in files_of(path, archive) {
+                if let Err(e) = check_file(ui, &path, &file) {
+                    problems.push(format!("{}: {e:#}", path.display()));
+                }
             }
         }
         problems.into_result()?;
@@ -162,8 +165,43 @@ impl Gate {
     }
 }
 
+/// The files of the archive at `path` (its parts beside it, or itself), with what the
+/// manifest says of each.
+fn files_of(path: &Path, archive: &Archive) -> Vec<(PathBuf, Part)> {
+    archive
+        .files()
+        .into_iter()
+        .map(|file| (path.with_file_name(&file.file), file))
+        .collect()
+}
+
+/// A split archive's directory holds no numbered part the manifest does not list (a
+/// part added, or left from another bundle: `cat NAME.*` would read it too).
+fn check_parts(path: &Path, archive: &Archive, problems: &mut Problems) {
+    if archive.parts.is_empty() {
+        return;
+    }
+    let dir = bundle_json::bundle_dir(path);
+    match split::strays(&dir, &archive.file, &archive.parts) {
+        Ok(strays) => {
+            for stray in strays {
+                problems.push(format!(
+                    "{}: not a part of this bundle ({} lists {} parts of {}, {} to {}): remove it, or copy the bundle again",
+                    dir.join(&stray).display(),
+                    bundle_json::MANIFEST,
+                    archive.parts.len(),
+                    archive.file,
+                    archive.parts[0].file,
+                    archive.parts[archive.parts.len() - 1].file,
+                ));
+            }
+        }
+        Err(e) => problems.push(format!("cannot list {}: {e}", dir.display())),
+    }
+}
+
 /// Size and sha256 as the manifest says, read once, without decompressing.
-fn check_file(ui: &Ui, path: &Path, archive: &Archive) -> Result<()> {
+fn check_file(ui: &Ui, path: &Path, archive: &Part) -> Result<()> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("{} is missing", path.display()))?
         .len();
@@ -219,18 +257,24 @@ fn is_gzip_members(path: &Path) -> Result<bool> {
     Ok(read == head.len() && head[3] & 0x04 != 0 && &head[12..14] == b"IG")
 }
 
-/// The decompressed stream of an archive, its compressed bytes counted on `progress`.
+/// The decompressed stream of an archive (its parts one after another), its compressed
+/// bytes counted on `progress`.
 fn decompressed(
     path: &Path,
     archive: &Archive,
     progress: Arc<ByteProgress>,
 ) -> Result<Box<dyn Read + Send>> {
-    let file = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let files: Vec<PathBuf> = files_of(path, archive)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    let first = files[0].clone();
+    let file = BufReader::with_capacity(1 << 20, split::Concatenated::open(files));
     let counted = Counted {
         inner: file,
         progress,
     };
-    if archive.compression == Compression::Gzip && is_gzip_members(path)? {
+    if archive.compression == Compression::Gzip && is_gzip_members(&first)? {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let reader = gzp::par::decompress::ParDecompressBuilder::<gzp::deflate::Mgzip>::new()
             .num_threads(threads)

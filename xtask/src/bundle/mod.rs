@@ -6,5 +6,6 @@ pub mod bundle_json;
 pub mod load;
 pub mod save;
 pub mod signing;
+pub mod split;
 pub mod streams;
 pub mod tar_pass;

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::bundle::archive_index::{ArchiveIndex, full_name};
-use crate::bundle::bundle_json::{self, Archive, BundledImage, Compression, Manifest};
-use crate::bundle::signing;
+use crate::bundle::bundle_json::{self, Archive, BundledImage, Compression, Manifest, Part};
 use crate::bundle::streams::{self, Tally, TallyWriter};
 use crate::bundle::tar_pass::{self, PassError};
+use crate::bundle::{signing, split};
 use crate::config::Config;
 use crate::imageset::ImageSet;
 use crate::plan::freshness::Recorded;
@@ -58,17 +58,24 @@ impl cli::Bundle {
             .iter()
             .map(|(name, refs)| {
                 let file = format!("{name}{}", self.compress.extension());
-                ArchiveSave {
-                    part: partial.add(&out, &file),
+                let target = match self.split_size {
+                    Some(limit) => Target::Parts {
+                        dir: partial.add_dir(&out, &format!(".{file}.parts"))?,
+                        limit,
+                    },
+                    None => Target::File(partial.add(&out, &file)),
+                };
+                Ok(ArchiveSave {
+                    target,
                     log: config
                         .work_dir()
                         .join("logs")
                         .join(format!("save-{name}.log")),
                     file,
                     refs,
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let archives = save_all(
             ui,
             &saves,
@@ -77,9 +84,19 @@ impl cli::Bundle {
             self.compress,
             &out,
         )?;
+        let archives = archives
+            .into_iter()
+            .map(|(archive, written)| {
+                for (written, part) in written.iter().zip(&archive.parts) {
+                    partial.rename_later(&written.path, &out.join(&part.file));
+                }
+                archive
+            })
+            .collect();
         let manifest = Manifest::new(archives);
         write_bundle_files(&manifest, signing_key.as_ref(), &out, &mut partial)?;
         partial.complete()?;
+        remove_stale_files(&manifest, signing_key.is_some(), &out)?;
         for archive in &manifest.archives {
             println!(
                 "{}\t{}\t{}",
@@ -217,21 +234,39 @@ fn write_bundle_files(
     Ok(())
 }
 
-/// Files of an unfinished bundle: written as `.part`, removed unless all complete.
+/// Files of an unfinished bundle: written as `.part` (split archives' parts in a
+/// directory of their own), removed unless all complete.
 #[derive(Default)]
-struct PartialFiles(Vec<(PathBuf, PathBuf)>);
+struct PartialFiles {
+    renames: Vec<(PathBuf, PathBuf)>,
+    dirs: Vec<PathBuf>,
+}
 
 impl PartialFiles {
     /// Registers `dir/file` and returns the `.part` path to write it under.
     fn add(&mut self, dir: &Path, file: &str) -> PathBuf {
         let part = dir.join(format!("{file}.part"));
-        self.0.push((part.clone(), dir.join(file)));
+        self.rename_later(&part, &dir.join(file));
         part
+    }
+
+    /// Registers a file written elsewhere (in a directory of [`PartialFiles::add_dir`]).
+    fn rename_later(&mut self, from: &Path, to: &Path) {
+        self.renames.push((from.to_path_buf(), to.to_path_buf()));
+    }
+
+    /// Creates the empty directory `dir/name`, removed with what it holds at the end.
+    fn add_dir(&mut self, dir: &Path, name: &str) -> Result<PathBuf> {
+        let path = dir.join(name);
+        crate::image::staging::remove_if_present(&path)?;
+        std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        self.dirs.push(path.clone());
+        Ok(path)
     }
 
     /// Renames every file into place.
     fn complete(mut self) -> Result<()> {
-        for (part, done) in std::mem::take(&mut self.0) {
+        for (part, done) in std::mem::take(&mut self.renames) {
             std::fs::rename(&part, &done).with_context(|| {
                 format!("cannot rename {} to {}", part.display(), done.display())
             })?;
@@ -242,16 +277,60 @@ impl PartialFiles {
 
 impl Drop for PartialFiles {
     fn drop(&mut self) {
-        for (part, _) in &self.0 {
+        for (part, _) in &self.renames {
             let _ = std::fs::remove_file(part);
         }
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// Files an earlier bundle left in `out` that this one does not have: parts of an
+/// archive now written whole or in fewer parts (`cat NAME.*` would read them), the
+/// archive whole where it is now split, and signatures of a bundle now unsigned.
+fn remove_stale_files(manifest: &Manifest, signed: bool, out: &Path) -> Result<()> {
+    let mut stale = Vec::new();
+    for archive in &manifest.archives {
+        stale.extend(
+            split::strays(out, &archive.file, &archive.parts)
+                .with_context(|| format!("cannot list {}", out.display()))?,
+        );
+        if !archive.parts.is_empty() {
+            stale.push(archive.file.clone());
+        }
+    }
+    if !signed {
+        for file in [bundle_json::MANIFEST, bundle_json::SUMS] {
+            stale.push(format!("{file}.minisig"));
+        }
+    }
+    for file in stale {
+        let path = out.join(file);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot remove {}, left from an earlier bundle: remove it by hand",
+                    path.display()
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Where an archive is written until the bundle is complete: one file, or a directory
+/// of parts of at most `limit` bytes.
+enum Target {
+    File(PathBuf),
+    Parts { dir: PathBuf, limit: u64 },
 }
 
 /// One archive to write: its images, its file name and where it is written until complete.
 struct ArchiveSave<'a> {
     file: String,
-    part: PathBuf,
+    target: Target,
     log: PathBuf,
     refs: &'a [String],
 }
@@ -266,17 +345,30 @@ fn save_all(
     platform: Option<&str>,
     compression: Compression,
     out: &Path,
-) -> Result<Vec<Archive>> {
+) -> Result<Vec<(Archive, Vec<split::Written>)>> {
     Problems::each_at_once("the bundle was not written", saves, |s| {
         let to = Destination {
-            path: &s.part,
+            target: &s.target,
             compression,
             log: &s.log,
         };
         save(ui, s.refs, local_images, platform, &to)
-            .map(|archive| Archive {
-                file: s.file.clone(),
-                ..archive
+            .map(|(archive, written)| {
+                let parts = written
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| Part {
+                        file: split::part_name(&s.file, i + 1, written.len()),
+                        size: w.size,
+                        sha256: w.sha256.clone(),
+                    })
+                    .collect();
+                let archive = Archive {
+                    file: s.file.clone(),
+                    parts,
+                    ..archive
+                };
+                (archive, written)
             })
             .with_context(|| format!("writing {}", out.join(&s.file).display()))
     })
@@ -290,7 +382,7 @@ fn default_dir(config: &Config) -> PathBuf {
 /// streams, refused unless it holds each image with the ID `local_images` gives.
 /// Where one archive is written, how, and the log of its `docker save`.
 struct Destination<'a> {
-    path: &'a Path,
+    target: &'a Target,
     compression: Compression,
     log: &'a Path,
 }
@@ -301,22 +393,37 @@ fn save(
     local_images: &LocalImages,
     platform: Option<&str>,
     to: &Destination,
-) -> Result<Archive> {
+) -> Result<(Archive, Vec<split::Written>)> {
     let Destination {
-        path,
+        target,
         compression,
         log,
     } = *to;
+    let path = match target {
+        Target::File(path) | Target::Parts { dir: path, .. } => path.as_path(),
+    };
     let disk = |e: std::io::Error| {
         anyhow::Error::new(e).context(format!(
             "cannot write {} (is the disk full?)",
             path.display()
         ))
     };
-    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut written = None;
+    let inner: Box<dyn std::io::Write + Send> = match target {
+        Target::File(path) => {
+            let file =
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            Box::new(BufWriter::with_capacity(1 << 20, file))
+        }
+        Target::Parts { dir, limit } => {
+            let parts = split::SplitWriter::new(dir, *limit);
+            written = Some(parts.written());
+            Box::new(parts)
+        }
+    };
     let tally = Tally::default();
     let writer = TallyWriter {
-        inner: BufWriter::with_capacity(1 << 20, file),
+        inner,
         tally: tally.clone(),
     };
     let mut sink = streams::compressor(compression, writer)?;
@@ -325,8 +432,9 @@ fn save(
     let name = path
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let name = name.trim_end_matches(".part").trim_end_matches(".parts");
     let progress = ui.bytes(
-        &format!("save {}", name.trim_end_matches(".part")),
+        &format!("save {}", name.trim_start_matches('.')),
         Some(total),
     );
     let passed = tar_pass::pass_tar(&source, &mut sink, Some(&progress), platform, |index| {
@@ -355,13 +463,18 @@ fn save(
     sink.finish_stream().map_err(disk)?;
     let (size, sha256) = tally.result();
     progress.finish("done", &format!(" {}", crate::ui::human_size(size)));
-    Ok(Archive {
-        file: String::new(),
-        compression,
-        size,
-        sha256,
-        images,
-    })
+    let written = written.map_or_else(Vec::new, |w| w.lock().expect("no writer panics").clone());
+    Ok((
+        Archive {
+            file: String::new(),
+            compression,
+            size,
+            sha256,
+            images,
+            parts: Vec::new(),
+        },
+        written,
+    ))
 }
 
 /// Each image of `refs` as the archive holds it, identified by the ID the engine gave

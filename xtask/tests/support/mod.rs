@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bundles;
 pub mod engine;
 
 pub use engine::Engine;

@@ -1,0 +1,203 @@
+#![allow(
+    clippy::too_many_lines,
+    reason = "a real-engine scenario reads best as one story"
+)]
+//! Bundles for the air gap, with real engines: split for removable media, update bundles
+//! and the SBOMs they carry.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::bundles::{by_hand, ids, remove_bundled};
+use support::{Builder, Engine, Fixture, Run, run_with_engine};
+
+/// `len` bytes that do not compress (a xorshift stream), so that an archive holding them
+/// is as large as they are.
+fn write_noise(path: &Path, len: usize) {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..len / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    fs::write(path, bytes).unwrap();
+}
+
+/// The files of a directory, by name, with their sizes.
+fn files(dir: &Path) -> Vec<(String, u64)> {
+    let mut found: Vec<(String, u64)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+on_both_engines!(
+    split_bundles_load_from_their_parts_and_refuse_any_bad_part,
+    split_bundle
+);
+
+/// `bundle --split-size 1MiB`: no file over 1 MiB, each part listed with its size and
+/// sha256; loaded by hand with the README's `cat` and by the tool, streaming the parts;
+/// a missing, added, reordered or damaged part loads nothing.
+fn split_bundle(engine: Engine) {
+    let fx = Fixture::mini_on("split", Builder::Legacy, engine);
+    // Incompressible bytes in the python tree (in the python and egg images): the
+    // modules' archive needs several parts.
+    write_noise(&fx.root.join("federatedml/noise.bin"), 3 << 20);
+    support::commit_all(&fx.root, "noise");
+    fx.xtask(&["images"]).ok();
+    let out = fx.tmp.path().join("split bundle");
+    fx.xtask(&[
+        "bundle",
+        "--out",
+        out.to_str().unwrap(),
+        "--split-size",
+        "1MiB",
+    ])
+    .ok();
+    let originals = ids(&fx);
+    assert_eq!(originals.len(), 10, "{originals:?}");
+
+    let written = files(&out);
+    for (name, size) in &written {
+        assert!(*size <= 1 << 20, "{name} is {size} bytes");
+    }
+    let names: Vec<&str> = written.iter().map(|(n, _)| n.as_str()).collect();
+    assert!(
+        !names.iter().any(|n| n.contains(".part")),
+        "nothing temporary is left: {names:?}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("bundle.json")).unwrap()).unwrap();
+    let fate = &manifest["archives"][1];
+    let parts = fate["parts"].as_array().unwrap();
+    assert!(parts.len() >= 6, "two copies of 3 MiB of noise: {parts:?}");
+    let mut listed = Vec::new();
+    let mut total = 0;
+    for (i, part) in parts.iter().enumerate() {
+        let file = part["file"].as_str().unwrap();
+        assert_eq!(file, format!("fate.images.tar.gz.{:03}", i + 1));
+        let path = out.join(file);
+        assert_eq!(
+            part["size"].as_u64().unwrap(),
+            fs::metadata(&path).unwrap().len()
+        );
+        assert_eq!(part["sha256"].as_str().unwrap(), support::sha256(&path));
+        total += part["size"].as_u64().unwrap();
+        listed.push(file.to_string());
+    }
+    assert_eq!(fate["size"].as_u64().unwrap(), total);
+    assert!(
+        !out.join("fate.images.tar.gz").exists(),
+        "never reassembled"
+    );
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    for file in &listed {
+        assert!(sums.contains(&format!("  {file}\n")), "{file}: {sums}");
+    }
+
+    // By hand, as the README writes it.
+    let readme = fs::read_to_string(out.join("README")).unwrap();
+    for line in [
+        "sha256sum -c SHA256SUMS",
+        "cat fate.images.tar.gz.* | docker load",
+        "cat third-party.images.tar.gz.* | docker load",
+    ] {
+        assert!(readme.contains(&format!("  {line}\n")), "{line}: {readme}");
+    }
+    remove_bundled(&fx);
+    by_hand(
+        &fx.engine,
+        &out,
+        "sha256sum -c SHA256SUMS && cat fate.images.tar.gz.* | docker load && cat third-party.images.tar.gz.* | docker load",
+    );
+    assert_eq!(ids(&fx), originals, "by hand");
+
+    // By the tool.
+    remove_bundled(&fx);
+    let run = fx.xtask(&["load", out.to_str().unwrap()]).ok();
+    assert_eq!(ids(&fx), originals, "{}", run.stderr);
+
+    // A bad part loads nothing, and says which part and why.
+    remove_bundled(&fx);
+    let damaged = |name: &str, damage: &dyn Fn(&Path)| {
+        let dir = fx.tmp.path().join(name);
+        support::copy_tree(&out, &dir);
+        damage(&dir);
+        let run = Run::from(run_with_engine(
+            &mut fx.command(&["load", dir.to_str().unwrap()]),
+        ))
+        .failed();
+        assert!(ids(&fx).is_empty(), "{name}: something was loaded");
+        assert!(run.stderr.contains("nothing was loaded"), "{}", run.stderr);
+        run.stderr
+    };
+    let missing = damaged("missing part", &|d| {
+        fs::remove_file(d.join("fate.images.tar.gz.002")).unwrap();
+    });
+    assert!(
+        missing.contains("fate.images.tar.gz.002 is missing"),
+        "{missing}"
+    );
+    let next = format!("fate.images.tar.gz.{:03}", parts.len() + 1);
+    let extra = damaged("extra part", &|d| {
+        fs::copy(d.join("fate.images.tar.gz.001"), d.join(&next)).unwrap();
+    });
+    assert!(
+        extra.contains(&format!("{next}: not a part of this bundle")),
+        "{extra}"
+    );
+    let reordered = damaged("reordered parts", &|d| {
+        let (a, b) = (
+            d.join("fate.images.tar.gz.002"),
+            d.join("fate.images.tar.gz.003"),
+        );
+        fs::rename(&a, d.join("swap")).unwrap();
+        fs::rename(&b, &a).unwrap();
+        fs::rename(d.join("swap"), &b).unwrap();
+    });
+    assert!(
+        reordered.contains("fate.images.tar.gz.002: sha256 is")
+            && reordered.contains("fate.images.tar.gz.003: sha256 is"),
+        "{reordered}"
+    );
+    let flipped = damaged("damaged part", &|d| {
+        let f = d.join("fate.images.tar.gz.004");
+        let mut bytes = fs::read(&f).unwrap();
+        bytes[1000] ^= 0x01;
+        fs::write(&f, bytes).unwrap();
+    });
+    assert!(
+        flipped.contains("fate.images.tar.gz.004: sha256 is") && flipped.contains("(corrupted)"),
+        "{flipped}"
+    );
+
+    // Written again whole into the same directory: no part is left for `cat` to read.
+    fx.xtask(&["load", out.to_str().unwrap()]).ok();
+    fx.xtask(&["bundle", "--out", out.to_str().unwrap()]).ok();
+    let names: Vec<String> = files(&out).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "README",
+            "SHA256SUMS",
+            "bundle.json",
+            "fate.images.tar.gz",
+            "third-party.images.tar.gz"
+        ]
+    );
+    fx.assert_clean();
+}
