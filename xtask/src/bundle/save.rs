@@ -327,6 +327,33 @@ enum Target {
     Parts { dir: PathBuf, limit: u64 },
 }
 
+/// The parts a split archive's writer wrote, readable once it is flushed.
+type WrittenParts = Option<std::sync::Arc<std::sync::Mutex<Vec<split::Written>>>>;
+
+impl Target {
+    fn path(&self) -> &Path {
+        match self {
+            Target::File(path) | Target::Parts { dir: path, .. } => path,
+        }
+    }
+
+    /// The writer of the compressed stream.
+    fn writer(&self) -> Result<(Box<dyn std::io::Write + Send>, WrittenParts)> {
+        Ok(match self {
+            Target::File(path) => {
+                let file = File::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+                (Box::new(BufWriter::with_capacity(1 << 20, file)), None)
+            }
+            Target::Parts { dir, limit } => {
+                let parts = split::SplitWriter::new(dir, *limit);
+                let written = parts.written();
+                (Box::new(parts), Some(written))
+            }
+        })
+    }
+}
+
 /// One archive to write: its images, its file name and where it is written until complete.
 struct ArchiveSave<'a> {
     file: String,
@@ -399,28 +426,14 @@ fn save(
         compression,
         log,
     } = *to;
-    let path = match target {
-        Target::File(path) | Target::Parts { dir: path, .. } => path.as_path(),
-    };
+    let path = target.path();
     let disk = |e: std::io::Error| {
         anyhow::Error::new(e).context(format!(
             "cannot write {} (is the disk full?)",
             path.display()
         ))
     };
-    let mut written = None;
-    let inner: Box<dyn std::io::Write + Send> = match target {
-        Target::File(path) => {
-            let file =
-                File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-            Box::new(BufWriter::with_capacity(1 << 20, file))
-        }
-        Target::Parts { dir, limit } => {
-            let parts = split::SplitWriter::new(dir, *limit);
-            written = Some(parts.written());
-            Box::new(parts)
-        }
-    };
+    let (inner, written) = target.writer()?;
     let tally = Tally::default();
     let writer = TallyWriter {
         inner,
