@@ -126,6 +126,10 @@ pub struct Bundle {
     /// archive as numbered parts, each part's size and sha256 in bundle.json.
     #[arg(long, value_name = "SIZE", value_parser = crate::bundle::split::parse_size)]
     pub split_size: Option<u64>,
+    /// An update: only the images whose IDs differ from those of the bundle OLD (its
+    /// directory or bundle.json), for hosts that loaded it.
+    #[arg(long, value_name = "OLD")]
+    pub since: Option<std::path::PathBuf>,
 }
 
 fn parse_platform(p: &str) -> Result<String, String> {

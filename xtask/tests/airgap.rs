@@ -201,3 +201,140 @@ fn split_bundle(engine: Engine) {
     );
     fx.assert_clean();
 }
+
+on_both_engines!(
+    update_bundles_carry_only_what_changed_and_name_what_a_host_still_needs,
+    update_bundle
+);
+
+/// `bundle --since OLD` after a python edit: only python and egg, the old bundle named;
+/// onto a host holding the old bundle every image ends at its new ID; onto a host
+/// without it, load says which images it still needs.
+fn update_bundle(engine: Engine) {
+    let fx = Fixture::mini_on("update", Builder::Legacy, engine);
+    fx.xtask(&["images"]).ok();
+    let old = fx.tmp.path().join("old bundle");
+    fx.xtask(&["bundle", "--out", old.to_str().unwrap()]).ok();
+    let old_ids = ids(&fx);
+    assert_eq!(old_ids.len(), 10);
+
+    let init = fx.root.join("federatedml/__init__.py");
+    let text = fs::read_to_string(&init).unwrap();
+    fs::write(&init, format!("{text}# edited\n")).unwrap();
+    support::commit_all(&fx.root, "a python edit");
+    fx.xtask(&["images"]).ok();
+    let new_ids = ids(&fx);
+    let changed: Vec<String> = new_ids
+        .iter()
+        .filter(|(r, id)| old_ids[*r] != **id)
+        .map(|(r, _)| r.clone())
+        .collect();
+    assert_eq!(
+        changed,
+        [fx.reference("egg"), fx.reference("python")],
+        "the python tree is in the egg and python images"
+    );
+
+    let update = fx.tmp.path().join("update");
+    fx.xtask(&[
+        "bundle",
+        "--since",
+        old.to_str().unwrap(),
+        "--out",
+        update.to_str().unwrap(),
+    ])
+    .ok();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(update.join("bundle.json")).unwrap()).unwrap();
+    let old_manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(old.join("bundle.json")).unwrap()).unwrap();
+    let archives = manifest["archives"].as_array().unwrap();
+    assert_eq!(archives.len(), 1, "no third-party archive: {manifest}");
+    assert_eq!(archives[0]["file"], "fate.images.tar.gz");
+    let mut carried: Vec<String> = archives[0]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap().to_string())
+        .collect();
+    carried.sort();
+    assert_eq!(carried, changed);
+    let updates = &manifest["updates"];
+    assert_eq!(updates["created"], old_manifest["created"]);
+    assert_eq!(
+        updates["sha256"].as_str().unwrap(),
+        support::sha256(&old.join("bundle.json"))
+    );
+    let unchanged: Vec<&str> = updates["unchanged"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(unchanged.len(), 8, "{unchanged:?}");
+    assert!(unchanged.iter().all(|r| !changed.iter().any(|c| c == r)));
+    let readme = fs::read_to_string(update.join("README")).unwrap();
+    assert!(
+        readme.contains("This bundle updates the bundle written"),
+        "{readme}"
+    );
+
+    // A host that loaded the old bundle: every image ends at its new ID.
+    remove_bundled(&fx);
+    fx.xtask(&["load", old.to_str().unwrap()]).ok();
+    assert_eq!(ids(&fx), old_ids);
+    let run = fx.xtask(&["load", update.to_str().unwrap()]).ok();
+    assert_eq!(ids(&fx), new_ids);
+    assert!(!run.stderr.contains("still needs"), "{}", run.stderr);
+
+    // A host without it: what the update carries loads, and load names what is missing.
+    remove_bundled(&fx);
+    let run = fx.xtask(&["load", update.to_str().unwrap()]).ok();
+    let now = ids(&fx);
+    assert_eq!(now.keys().cloned().collect::<Vec<_>>(), changed);
+    assert!(now.iter().all(|(r, id)| new_ids[r] == *id));
+    assert!(
+        run.stderr
+            .contains("this host still needs these images of that bundle")
+            && run.stderr.contains("load that bundle, then this one again"),
+        "{}",
+        run.stderr
+    );
+    for reference in &unchanged {
+        assert!(
+            run.stderr.contains(&format!("{reference} (not present)")),
+            "{reference}: {}",
+            run.stderr
+        );
+    }
+
+    // Nothing changed since the update: an update of no archive, which loads as a check.
+    fx.xtask(&["load", old.to_str().unwrap()]).ok();
+    fx.xtask(&["load", update.to_str().unwrap()]).ok();
+    let nothing = fx.tmp.path().join("nothing new");
+    let run = fx
+        .xtask(&[
+            "bundle",
+            "--since",
+            update.join("bundle.json").to_str().unwrap(),
+            "--out",
+            nothing.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(
+        run.stderr.contains("the update carries no archive"),
+        "{}",
+        run.stderr
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(nothing.join("bundle.json")).unwrap()).unwrap();
+    assert_eq!(manifest["archives"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        manifest["updates"]["unchanged"].as_array().unwrap().len(),
+        10
+    );
+    let run = fx.xtask(&["load", nothing.to_str().unwrap()]).ok();
+    assert!(!run.stderr.contains("still needs"), "{}", run.stderr);
+    assert_eq!(ids(&fx), new_ids);
+    fx.assert_clean();
+}

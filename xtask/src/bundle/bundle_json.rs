@@ -10,6 +10,7 @@ use clap::ValueEnum;
 
 use crate::bundle::archive_index::ArchiveIndex;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 pub const MANIFEST: &str = "bundle.json";
 pub const SUMS: &str = "SHA256SUMS";
@@ -59,6 +60,20 @@ pub struct Manifest {
     pub format: String,
     pub created: String,
     pub archives: Vec<Archive>,
+    /// In an update bundle (`bundle --since`): the bundle it updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updates: Option<Updates>,
+}
+
+/// What an update bundle records of the bundle it updates.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Updates {
+    /// When that bundle was written, and the sha256 of its `bundle.json`.
+    pub created: String,
+    pub sha256: String,
+    /// Its images that this bundle does not carry (unchanged since), as it holds them: a
+    /// host that loaded it has them.
+    pub unchanged: Vec<BundledImage>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -151,7 +166,17 @@ impl Manifest {
             format: FORMAT.into(),
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             archives,
+            updates: None,
         }
+    }
+
+    /// Every image a host holds once it loaded this bundle (and, for an update, the
+    /// bundle it updates).
+    pub fn images(&self) -> impl Iterator<Item = &BundledImage> {
+        self.archives
+            .iter()
+            .flat_map(|a| &a.images)
+            .chain(self.updates.iter().flat_map(|u| &u.unchanged))
     }
 
     /// `sha256sum -c` input for every archive.
@@ -200,8 +225,23 @@ impl Manifest {
         } else {
             ""
         };
+        let update_note = self.updates.as_ref().map_or_else(String::new, |u| {
+            let unchanged: Vec<String> = u
+                .unchanged
+                .iter()
+                .map(|i| format!("  {}\n", i.reference))
+                .collect();
+            format!(
+                "This bundle updates the bundle written {} (the one whose {MANIFEST} has sha256 \
+                 {}): it carries only the images that changed since. Load it on a host that \
+                 holds that bundle's images; these it does not carry:\n\n{}\n",
+                u.created,
+                u.sha256,
+                unchanged.concat()
+            )
+        });
         format!(
-            "FATE images for a host without a registry (written {created}).\n\n{signed_note}\
+            "FATE images for a host without a registry (written {created}).\n\n{signed_note}{update_note}\
              Load them with the tool, from a checkout of fate-xtask (it checks every size and \
              checksum before loading anything, then the image IDs), DIR being this directory:\n\n  \
              {tool}\n\n\
@@ -226,13 +266,8 @@ pub fn bundle_dir(input: &Path) -> PathBuf {
     }
 }
 
-/// The archives a path names: every archive of a bundle directory, or one archive file
-/// (with the manifest beside it).
-pub fn archives_of(input: &Path) -> Result<Vec<(PathBuf, Archive)>> {
-    let dir = bundle_dir(input);
-    let only = (!input.is_dir())
-        .then(|| input.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .flatten();
+/// A bundle's manifest, read from its directory, with the sha256 of its text.
+pub fn read_manifest(dir: &Path) -> Result<(Manifest, String)> {
     let manifest_path = dir.join(MANIFEST);
     let text = std::fs::read_to_string(&manifest_path).with_context(|| {
         format!(
@@ -258,25 +293,49 @@ pub fn archives_of(input: &Path) -> Result<Vec<(PathBuf, Archive)>> {
             manifest.format
         );
     }
-    let mut out = Vec::new();
-    for archive in manifest.archives {
+    for archive in &manifest.archives {
         for name in std::iter::once(&archive.file).chain(archive.parts.iter().map(|p| &p.file)) {
             check_file_name(name)
                 .with_context(|| format!("{} names archive {name:?}", manifest_path.display()))?;
         }
+    }
+    Ok((manifest, hex::encode(sha2::Sha256::digest(text.as_bytes()))))
+}
+
+/// What `load` reads of a bundle: the archives a path names, by their paths, and what
+/// an update bundle records of the bundle it updates.
+pub struct Chosen {
+    pub archives: Vec<(PathBuf, Archive)>,
+    pub updates: Option<Updates>,
+}
+
+/// The archives a path names: every archive of a bundle directory (none in an update
+/// that carries nothing), or one archive file (with the manifest beside it).
+pub fn archives_of(input: &Path) -> Result<Chosen> {
+    let dir = bundle_dir(input);
+    let only = (!input.is_dir())
+        .then(|| input.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .flatten();
+    let (manifest, _) = read_manifest(&dir)?;
+    let mut archives = Vec::new();
+    for archive in manifest.archives {
         let named = |f: &String| *f == archive.file || archive.parts.iter().any(|p| p.file == *f);
         if only.as_ref().is_none_or(named) {
-            out.push((dir.join(&archive.file), archive));
+            archives.push((dir.join(&archive.file), archive));
         }
     }
-    if out.is_empty() {
+    if let Some(only) = only
+        && archives.is_empty()
+    {
         bail!(
-            "{} lists no archive named {}",
-            manifest_path.display(),
-            only.unwrap_or_default()
+            "{} lists no archive named {only}",
+            dir.join(MANIFEST).display()
         );
     }
-    Ok(out)
+    Ok(Chosen {
+        archives,
+        updates: manifest.updates,
+    })
 }
 
 /// An archive name must be a plain file name in the bundle's directory.

@@ -17,7 +17,7 @@ use xshell::Shell;
 
 use crate::bundle::bundle_json::{self, Archive, Compression, Part};
 use crate::bundle::tar_pass::{self, PassError};
-use crate::bundle::{signing, split};
+use crate::bundle::{signing, split, update};
 use crate::config::same_platform;
 use crate::ui::problems::Problems;
 use crate::ui::{ByteProgress, Ui};
@@ -36,9 +36,12 @@ impl cli::BundleLoad {
             .or_else(|| std::env::var_os("FATE_XTASK_VERIFY_KEY").map(PathBuf::from))
             .filter(|k| !k.as_os_str().is_empty());
         let mut chosen: Vec<(PathBuf, Archive)> = Vec::new();
+        let mut updates = Vec::new();
         for input in &inputs {
             check_signature(ui, input, verify_key.as_deref())?;
-            chosen.extend(bundle_json::archives_of(input)?);
+            let read = bundle_json::archives_of(input)?;
+            chosen.extend(read.archives);
+            updates.extend(read.updates);
         }
         // The engine is asked while the archives are read.
         let engine = std::thread::spawn(|| {
@@ -59,7 +62,9 @@ impl cli::BundleLoad {
         let server = engine.join().expect("the engine check does not panic")?;
         warn_of_other_platforms(ui, &server, &chosen);
         load_all(ui, &chosen)?;
-        check_loaded(sh, &chosen)
+        check_loaded(sh, &chosen)?;
+        update::report_still_needed(ui, sh, &updates);
+        Ok(())
     }
 }
 

@@ -9,3 +9,4 @@ pub mod signing;
 pub mod split;
 pub mod streams;
 pub mod tar_pass;
+pub mod update;

@@ -14,7 +14,7 @@ use crate::bundle::archive_index::{ArchiveIndex, full_name};
 use crate::bundle::bundle_json::{self, Archive, BundledImage, Compression, Manifest, Part};
 use crate::bundle::streams::{self, Tally, TallyWriter};
 use crate::bundle::tar_pass::{self, PassError};
-use crate::bundle::{signing, split};
+use crate::bundle::{signing, split, update};
 use crate::config::Config;
 use crate::imageset::ImageSet;
 use crate::plan::freshness::Recorded;
@@ -40,6 +40,7 @@ impl cli::Bundle {
             )?),
             None => None,
         };
+        let base = self.since.as_deref().map(update::Base::read).transpose()?;
         let _lock = lock::lock(&config.work_dir(), ui)?;
         engine::check(sh)?;
         let out = self.out.clone().unwrap_or_else(|| default_dir(config));
@@ -52,30 +53,12 @@ impl cli::Bundle {
             local_images = engine::inspect_images(sh, &all);
         }
         check_fate_images(project, &local_images)?;
-
+        let groups = match &base {
+            Some(base) => base.only_changed(ui, groups, &local_images),
+            None => groups,
+        };
         let mut partial = PartialFiles::default();
-        let saves: Vec<ArchiveSave> = groups
-            .iter()
-            .map(|(name, refs)| {
-                let file = format!("{name}{}", self.compress.extension());
-                let target = match self.split_size {
-                    Some(limit) => Target::Parts {
-                        dir: partial.add_dir(&out, &format!(".{file}.parts"))?,
-                        limit,
-                    },
-                    None => Target::File(partial.add(&out, &file)),
-                };
-                Ok(ArchiveSave {
-                    target,
-                    log: config
-                        .work_dir()
-                        .join("logs")
-                        .join(format!("save-{name}.log")),
-                    file,
-                    refs,
-                })
-            })
-            .collect::<Result<_>>()?;
+        let saves = self.archive_saves(&groups, config, &out, &mut partial)?;
         let archives = save_all(
             ui,
             &saves,
@@ -93,7 +76,11 @@ impl cli::Bundle {
                 archive
             })
             .collect();
-        let manifest = Manifest::new(archives);
+        let mut manifest = Manifest::new(archives);
+        if let Some(base) = &base {
+            let carried: Vec<String> = groups.iter().flat_map(|(_, r)| r.clone()).collect();
+            manifest.updates = Some(base.updates(&all, &carried));
+        }
         write_bundle_files(&manifest, signing_key.as_ref(), &out, &mut partial)?;
         partial.complete()?;
         remove_stale_files(&manifest, signing_key.is_some(), &out)?;
@@ -106,6 +93,38 @@ impl cli::Bundle {
             );
         }
         Ok(())
+    }
+
+    /// What each archive holds, and where it is written until the bundle is complete.
+    fn archive_saves<'a>(
+        &self,
+        groups: &'a [(&str, Vec<String>)],
+        config: &Config,
+        out: &Path,
+        partial: &mut PartialFiles,
+    ) -> Result<Vec<ArchiveSave<'a>>> {
+        groups
+            .iter()
+            .map(|(name, refs)| {
+                let file = format!("{name}{}", self.compress.extension());
+                let target = match self.split_size {
+                    Some(limit) => Target::Parts {
+                        dir: partial.add_dir(out, &format!(".{file}.parts"))?,
+                        limit,
+                    },
+                    None => Target::File(partial.add(out, &file)),
+                };
+                Ok(ArchiveSave {
+                    target,
+                    log: config
+                        .work_dir()
+                        .join("logs")
+                        .join(format!("save-{name}.log")),
+                    file,
+                    refs,
+                })
+            })
+            .collect()
     }
 
     /// Builds missing third-party images the image set declares, pulls the others
