@@ -13,6 +13,7 @@ mod plan;
 mod process;
 mod push;
 mod run;
+mod sbom;
 mod ui;
 
 use std::path::{Path, PathBuf};

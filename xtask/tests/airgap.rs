@@ -338,3 +338,227 @@ fn update_bundle(engine: Engine) {
     assert_eq!(ids(&fx), new_ids);
     fx.assert_clean();
 }
+
+/// The SPDX project's validator, from PyPI (`.ci/run` installs it).
+fn pyspdxtools(document: &Path) {
+    let validated = std::process::Command::new("pyspdxtools")
+        .arg("-i")
+        .arg(document)
+        .output()
+        .expect("pyspdxtools, the SPDX validator: pip install spdx-tools");
+    assert!(
+        validated.status.success(),
+        "{}: {}{}",
+        document.display(),
+        String::from_utf8_lossy(&validated.stdout),
+        String::from_utf8_lossy(&validated.stderr)
+    );
+}
+
+/// The regular files of a directory tree, by path relative to it, with their sha256.
+fn tree_sha256s(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+            (format!("./{rel}"), support::sha256(e.path()))
+        })
+        .collect()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The package of `doc` named `name`.
+fn package<'a>(doc: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no package {name} in {doc}"))
+}
+
+fn checksum<'a>(item: &'a serde_json::Value, algorithm: &str) -> &'a str {
+    item["checksums"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["algorithm"] == algorithm)
+        .unwrap()["checksumValue"]
+        .as_str()
+        .unwrap()
+}
+
+on_both_engines!(
+    every_bundled_module_image_carries_a_valid_sbom_of_what_was_staged,
+    sboms
+);
+
+/// `images` writes an SPDX 2.3 SBOM of every image it builds, made from what it staged;
+/// the bundle carries those of its module images, listed and summed; they validate with
+/// `pyspdxtools`; a damaged one loads nothing, and one of another image is refused.
+fn sboms(engine: Engine) {
+    let fx = Fixture::mini_on("sbom", Builder::Legacy, engine);
+    fx.xtask(&["images"]).ok();
+    let work = fx.root.join("target/xtask");
+    let out = fx.tmp.path().join("bundle with sboms");
+    fx.xtask(&["bundle", "--out", out.to_str().unwrap()]).ok();
+    let manifest = json(&out.join("bundle.json"));
+    let listed = manifest["sboms"].as_array().unwrap();
+    assert_eq!(listed.len(), 8, "one per module: {manifest}");
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    let commit = {
+        let git = std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(&fx.root)
+            .output()
+            .unwrap();
+        String::from_utf8(git.stdout).unwrap().trim().to_string()
+    };
+    let platform = fx.docker(&["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]);
+    for sbom in listed {
+        let file = out.join(sbom["file"].as_str().unwrap());
+        assert_eq!(sbom["sha256"].as_str().unwrap(), support::sha256(&file));
+        assert_eq!(
+            sbom["size"].as_u64().unwrap(),
+            fs::metadata(&file).unwrap().len()
+        );
+        assert!(sums.contains(sbom["file"].as_str().unwrap()), "{sums}");
+        pyspdxtools(&file);
+
+        // The image: reference, ID, platform, source commit.
+        let reference = sbom["image"].as_str().unwrap();
+        let doc = json(&file);
+        assert_eq!(doc["spdxVersion"], "SPDX-2.3");
+        let image = package(&doc, reference);
+        let id = fx.docker(&["image", "inspect", "--format", "{{.Id}}", reference]);
+        assert_eq!(image["externalRefs"][0]["referenceLocator"], id.as_str());
+        assert!(
+            image["sourceInfo"].as_str().unwrap().contains(&commit),
+            "{image}"
+        );
+        assert!(
+            image["comment"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("platform {platform}")),
+            "{image}"
+        );
+        // Every file staged into its context, with its sha256, and nothing else.
+        let name = sbom["file"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches(".spdx.json");
+        let staged = tree_sha256s(&work.join("contexts").join(name));
+        let described: std::collections::BTreeMap<String, String> = doc["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["fileName"].as_str().unwrap().to_string(),
+                    checksum(f, "SHA256").to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(described, staged, "{name}");
+    }
+
+    // A Maven module's jar by the pom's coordinates, a lib/ jar by its pom.properties,
+    // both with the sha256 of the bytes packaged.
+    let roll = json(&out.join("roll.spdx.json"));
+    let jar = package(&roll, "com.webank.ai.fate:fate-roll");
+    assert_eq!(
+        jar["externalRefs"][0]["referenceLocator"],
+        format!(
+            "pkg:maven/com.webank.ai.fate/fate-roll@{}",
+            jar["versionInfo"].as_str().unwrap()
+        )
+    );
+    let packaged = work
+        .join("contexts/roll")
+        .join(jar["packageFileName"].as_str().unwrap());
+    assert_eq!(checksum(jar, "SHA256"), support::sha256(&packaged));
+    let lib = package(&roll, "org.apache.commons:commons-lang3");
+    assert!(
+        lib["externalRefs"][0]["referenceLocator"]
+            .as_str()
+            .unwrap()
+            .starts_with("pkg:maven/org.apache.commons/commons-lang3@"),
+        "{lib}"
+    );
+    assert!(
+        lib["packageFileName"]
+            .as_str()
+            .unwrap()
+            .starts_with("./lib/"),
+        "{lib}"
+    );
+    // The Python requirements, pinned, from the base image python builds on.
+    let python = json(&out.join("python.spdx.json"));
+    let numpy = package(&python, "numpy");
+    assert_eq!(numpy["versionInfo"], "1.16.4");
+    assert_eq!(
+        numpy["externalRefs"][0]["referenceLocator"],
+        "pkg:pypi/numpy@1.16.4"
+    );
+    assert!(
+        numpy["comment"].as_str().unwrap().starts_with(&format!(
+            "from the parent image {}",
+            fx.reference("base-image")
+        )),
+        "{numpy}"
+    );
+
+    // A damaged SBOM: nothing is loaded.
+    remove_bundled(&fx);
+    let damaged = fx.tmp.path().join("damaged sbom");
+    support::copy_tree(&out, &damaged);
+    let roll_sbom = damaged.join("roll.spdx.json");
+    let text = fs::read_to_string(&roll_sbom).unwrap();
+    fs::write(&roll_sbom, text.replace("fate-roll", "fate-r0ll")).unwrap();
+    let run = Run::from(run_with_engine(
+        &mut fx.command(&["load", damaged.to_str().unwrap()]),
+    ))
+    .failed();
+    assert!(
+        run.stderr.contains("roll.spdx.json: sha256 is")
+            && run.stderr.contains("nothing was loaded"),
+        "{}",
+        run.stderr
+    );
+    assert!(ids(&fx).is_empty(), "something was loaded");
+    fx.xtask(&["load", out.to_str().unwrap()]).ok();
+
+    // An SBOM of another image is refused before anything is written.
+    fs::copy(
+        work.join("sbom/python.spdx.json"),
+        work.join("sbom/roll.spdx.json"),
+    )
+    .unwrap();
+    let again = fx.tmp.path().join("refused");
+    let run = fx
+        .command(&["bundle", "--out", again.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let run = Run::from(run).failed();
+    assert!(
+        run.stderr.contains("roll.spdx.json describes image")
+            && run.stderr.contains("remove it and run cargo xtask images"),
+        "{}",
+        run.stderr
+    );
+    assert!(!again.join("bundle.json").exists());
+    fs::remove_file(work.join("sbom/roll.spdx.json")).unwrap();
+    fx.xtask(&["images"]).ok();
+    fx.xtask(&["bundle", "--out", again.to_str().unwrap()]).ok();
+    assert_eq!(
+        json(&again.join("roll.spdx.json"))["packages"][0]["name"],
+        fx.reference("roll").as_str()
+    );
+    fx.assert_clean();
+}

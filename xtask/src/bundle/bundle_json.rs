@@ -60,9 +60,20 @@ pub struct Manifest {
     pub format: String,
     pub created: String,
     pub archives: Vec<Archive>,
+    /// The SPDX SBOM of each module image the bundle holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sboms: Vec<BundledSbom>,
     /// In an update bundle (`bundle --since`): the bundle it updates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updates: Option<Updates>,
+}
+
+/// An SBOM in the bundle, and the image it describes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BundledSbom {
+    pub image: String,
+    #[serde(flatten)]
+    pub file: Part,
 }
 
 /// What an update bundle records of the bundle it updates.
@@ -166,6 +177,7 @@ impl Manifest {
             format: FORMAT.into(),
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             archives,
+            sboms: Vec::new(),
             updates: None,
         }
     }
@@ -184,6 +196,7 @@ impl Manifest {
         self.archives
             .iter()
             .flat_map(Archive::files)
+            .chain(self.sboms.iter().map(|s| s.file.clone()))
             .map(|f| format!("{}  {}\n", f.sha256, f.file))
             .collect()
     }
@@ -240,13 +253,26 @@ impl Manifest {
                 unchanged.concat()
             )
         });
+        let sboms: Vec<String> = self
+            .sboms
+            .iter()
+            .map(|s| format!("  {} ({})\n", s.file.file, s.image))
+            .collect();
+        let sbom_note = if sboms.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "\nWhat each module image holds (SPDX 2.3 SBOMs, checked by the sums too):\n{}",
+                sboms.concat()
+            )
+        };
         format!(
             "FATE images for a host without a registry (written {created}).\n\n{signed_note}{update_note}\
              Load them with the tool, from a checkout of fate-xtask (it checks every size and \
              checksum before loading anything, then the image IDs), DIR being this directory:\n\n  \
              {tool}\n\n\
              or by hand, in this directory:\n\n{check}\n{}\n\n\
-             Images:\n{}\n",
+             Images:\n{}\n{sbom_note}",
             by_hand.join("\n"),
             images.join("\n"),
             created = self.created
@@ -293,11 +319,14 @@ pub fn read_manifest(dir: &Path) -> Result<(Manifest, String)> {
             manifest.format
         );
     }
-    for archive in &manifest.archives {
-        for name in std::iter::once(&archive.file).chain(archive.parts.iter().map(|p| &p.file)) {
-            check_file_name(name)
-                .with_context(|| format!("{} names archive {name:?}", manifest_path.display()))?;
-        }
+    let files = manifest
+        .archives
+        .iter()
+        .flat_map(|a| std::iter::once(&a.file).chain(a.parts.iter().map(|p| &p.file)))
+        .chain(manifest.sboms.iter().map(|s| &s.file.file));
+    for name in files {
+        check_file_name(name)
+            .with_context(|| format!("{} names file {name:?}", manifest_path.display()))?;
     }
     Ok((manifest, hex::encode(sha2::Sha256::digest(text.as_bytes()))))
 }
@@ -306,6 +335,8 @@ pub fn read_manifest(dir: &Path) -> Result<(Manifest, String)> {
 /// an update bundle records of the bundle it updates.
 pub struct Chosen {
     pub archives: Vec<(PathBuf, Archive)>,
+    /// The bundle's SBOMs, by their paths (all of them, whichever archives are chosen).
+    pub sboms: Vec<(PathBuf, Part)>,
     pub updates: Option<Updates>,
 }
 
@@ -334,6 +365,11 @@ pub fn archives_of(input: &Path) -> Result<Chosen> {
     }
     Ok(Chosen {
         archives,
+        sboms: manifest
+            .sboms
+            .into_iter()
+            .map(|s| (dir.join(&s.file.file), s.file))
+            .collect(),
         updates: manifest.updates,
     })
 }

@@ -37,10 +37,12 @@ impl cli::BundleLoad {
             .filter(|k| !k.as_os_str().is_empty());
         let mut chosen: Vec<(PathBuf, Archive)> = Vec::new();
         let mut updates = Vec::new();
+        let mut sboms = Vec::new();
         for input in &inputs {
             check_signature(ui, input, verify_key.as_deref())?;
             let read = bundle_json::archives_of(input)?;
             chosen.extend(read.archives);
+            sboms.extend(read.sboms);
             updates.extend(read.updates);
         }
         // The engine is asked while the archives are read.
@@ -52,10 +54,14 @@ impl cli::BundleLoad {
         let mut problems = Problems::new("the bundle is not intact; nothing was loaded");
         for (path, archive) in &chosen {
             check_parts(path, archive, &mut problems);
-            for (path, file) in files_of(path, archive) {
-                if let Err(e) = check_file(ui, &path, &file) {
-                    problems.push(format!("{}: {e:#}", path.display()));
-                }
+        }
+        let files = chosen
+            .iter()
+            .flat_map(|(path, archive)| files_of(path, archive))
+            .chain(sboms);
+        for (path, file) in files {
+            if let Err(e) = check_file(ui, &path, &file) {
+                problems.push(format!("{}: {e:#}", path.display()));
             }
         }
         problems.into_result()?;

@@ -5,6 +5,7 @@ pub mod archive_index;
 pub mod bundle_json;
 pub mod load;
 pub mod save;
+pub mod sboms;
 pub mod signing;
 pub mod split;
 pub mod streams;

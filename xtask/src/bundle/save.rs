@@ -14,7 +14,7 @@ use crate::bundle::archive_index::{ArchiveIndex, full_name};
 use crate::bundle::bundle_json::{self, Archive, BundledImage, Compression, Manifest, Part};
 use crate::bundle::streams::{self, Tally, TallyWriter};
 use crate::bundle::tar_pass::{self, PassError};
-use crate::bundle::{signing, split, update};
+use crate::bundle::{sboms, signing, split, update};
 use crate::config::Config;
 use crate::imageset::ImageSet;
 use crate::plan::freshness::Recorded;
@@ -57,6 +57,8 @@ impl cli::Bundle {
             Some(base) => base.only_changed(ui, groups, &local_images),
             None => groups,
         };
+        let carried: Vec<String> = groups.iter().flat_map(|(_, r)| r.clone()).collect();
+        let sboms = sboms::of_images(set, config, &carried, &local_images)?;
         let mut partial = PartialFiles::default();
         let saves = self.archive_saves(&groups, config, &out, &mut partial)?;
         let archives = save_all(
@@ -77,11 +79,11 @@ impl cli::Bundle {
             })
             .collect();
         let mut manifest = Manifest::new(archives);
+        manifest.sboms = sboms.iter().map(|s| s.record.clone()).collect();
         if let Some(base) = &base {
-            let carried: Vec<String> = groups.iter().flat_map(|(_, r)| r.clone()).collect();
             manifest.updates = Some(base.updates(&all, &carried));
         }
-        write_bundle_files(&manifest, signing_key.as_ref(), &out, &mut partial)?;
+        write_bundle_files(&manifest, &sboms, signing_key.as_ref(), &out, &mut partial)?;
         partial.complete()?;
         remove_stale_files(&manifest, signing_key.is_some(), &out)?;
         for archive in &manifest.archives {
@@ -222,26 +224,32 @@ pub fn archive_images<'a>(set: &ImageSet, config: &Config) -> Vec<(&'a str, Vec<
 /// first two), each written as `.part` beside the archives.
 fn write_bundle_files(
     manifest: &Manifest,
+    sboms: &[sboms::Carried],
     signing_key: Option<&minisign::SecretKey>,
     out: &Path,
     partial: &mut PartialFiles,
 ) -> Result<()> {
     let json = serde_json::to_string_pretty(manifest)? + "\n";
     let sums = manifest.sums();
-    let mut files = vec![
-        (bundle_json::MANIFEST.to_string(), json.clone()),
-        (bundle_json::SUMS.to_string(), sums.clone()),
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        (bundle_json::MANIFEST.to_string(), json.clone().into_bytes()),
+        (bundle_json::SUMS.to_string(), sums.clone().into_bytes()),
         (
             bundle_json::README.to_string(),
-            manifest.readme(signing_key.is_some()),
+            manifest.readme(signing_key.is_some()).into_bytes(),
         ),
     ];
+    files.extend(
+        sboms
+            .iter()
+            .map(|s| (s.record.file.file.clone(), s.text.clone())),
+    );
     if let Some(key) = signing_key {
         let comment = format!("fate-xtask bundle written {}", manifest.created);
         for (file, text) in [(bundle_json::MANIFEST, &json), (bundle_json::SUMS, &sums)] {
             files.push((
                 format!("{file}.minisig"),
-                signing::sign(key, text.as_bytes(), &comment)?,
+                signing::sign(key, text.as_bytes(), &comment)?.into_bytes(),
             ));
         }
     }
@@ -322,6 +330,12 @@ fn remove_stale_files(manifest: &Manifest, signed: bool, out: &Path) -> Result<(
     if !signed {
         for file in [bundle_json::MANIFEST, bundle_json::SUMS] {
             stale.push(format!("{file}.minisig"));
+        }
+    }
+    for entry in std::fs::read_dir(out).with_context(|| format!("cannot list {}", out.display()))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".spdx.json") && !manifest.sboms.iter().any(|s| s.file.file == name) {
+            stale.push(name);
         }
     }
     for file in stale {

@@ -35,7 +35,7 @@ impl Base {
     /// Whether a host that loaded the base holds `reference` as the engine holds it now.
     /// (By ID: the same store's ID, or the config digest that a graph-driver engine uses
     /// as its ID. An image bundled from another kind of store is carried again.)
-    pub fn holds(&self, reference: &str, now: &ImageInfo) -> bool {
+    fn holds(&self, reference: &str, now: &ImageInfo) -> bool {
         self.images
             .iter()
             .any(|i| i.reference == reference && (i.id == now.id || i.config == now.id))

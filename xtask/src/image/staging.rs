@@ -446,6 +446,7 @@ mod tests {
         fs::write(module_dir.join("target/fate-roll-0.3.jar"), "jar").unwrap();
         fs::write(module_dir.join("target/lib/dep.jar"), "dep").unwrap();
         let module = Module {
+            group_id: "org.example".into(),
             dir: module_dir,
             artifact_id: "fate-roll".into(),
             version: "0.3".into(),
@@ -564,6 +565,7 @@ mod tests {
     fn missing_jar_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let module = Module {
+            group_id: "org.example".into(),
             dir: tmp.path().join("arch/proxy"),
             artifact_id: "fate-proxy".into(),
             version: "0.3".into(),

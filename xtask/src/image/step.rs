@@ -41,6 +41,11 @@ pub struct BuildStep {
     pub options: BuildOptions,
     /// The exact command that runs.
     pub command: Command,
+    /// Where its SBOM is written once it is built, and where its parents' are.
+    pub sbom: PathBuf,
+    pub parent_sboms: Vec<PathBuf>,
+    /// What it is built for: `--platform`'s platforms, else the engine's.
+    pub platform: String,
 }
 
 /// The build step of `image`, with its context staged from `ops`.
@@ -84,9 +89,21 @@ pub fn step(
         ops,
         iidfile,
         builder: facts.builder,
+        platform: if options.platforms.is_empty() {
+            facts.engine.platform.clone()
+        } else {
+            options.platforms.join(",")
+        },
         options,
         command,
         reference,
+        sbom: crate::sbom::path(&config.work_dir(), &image.name),
+        parent_sboms: image
+            .parents
+            .iter()
+            .filter(|p| set.image(p).is_some())
+            .map(|p| crate::sbom::path(&config.work_dir(), p))
+            .collect(),
     }
 }
 

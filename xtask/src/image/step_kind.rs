@@ -14,6 +14,7 @@ use crate::process::docker_argv::{Builder, ImageInfo, LABEL_INPUTS, LABEL_STAGE}
 use crate::process::{self, Command};
 use crate::run::scheduler::Done;
 use crate::run::steps::RunState;
+use crate::sbom;
 use crate::ui::StepLine;
 
 impl StepKind for BuildStep {
@@ -105,6 +106,13 @@ impl StepKind for BuildStep {
         let (decision, entries) =
             freshness::build_decision(self, &local_images, &recorded, run.force, run.caches)?;
         let Decision::Run { reason, inputs } = decision else {
+            // An image built before SBOMs were written gets its SBOM now: what it was
+            // built from is what is staged (its inputs digest says so).
+            if !self.sbom.is_file()
+                && let Some(id) = recorded.0.get(&self.reference)
+            {
+                write_sbom(self, &entries, id)?;
+            }
             return Ok(Done::UpToDate);
         };
         let labels: Vec<(String, String)> = self
@@ -122,6 +130,7 @@ impl StepKind for BuildStep {
             )
         })?;
         let id = id.trim().to_string();
+        write_sbom(self, &entries, &id)?;
         let mut recorded = run.recorded.lock().expect("no worker panics");
         recorded.0.insert(self.reference.clone(), id.clone());
         run.local_images.lock().expect("no worker panics").insert(
@@ -135,6 +144,50 @@ impl StepKind for BuildStep {
         );
         Ok(Done::Ran(Some(reason)))
     }
+}
+
+/// The SBOM of the image `id` built from `entries` (with its parents' SBOMs, written
+/// when they were built).
+fn write_sbom(b: &BuildStep, entries: &staging::Entries, id: &str) -> Result<()> {
+    let label = |key: &str| {
+        b.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let maven_jars = b
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            staging::StageOp::Jar { module, .. } => Some(module),
+            _ => None,
+        })
+        .map(|module| {
+            let coordinates = sbom::contents::Coordinates {
+                group_id: module.group_id.clone(),
+                artifact_id: module.artifact_id.clone(),
+                version: module.version.clone(),
+            };
+            module.built_jar().map(|jar| (jar, coordinates))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let files = sbom::staged_files(entries, &maven_jars)?;
+    let parents = b
+        .parent_sboms
+        .iter()
+        .map(|path| sbom::read(path))
+        .collect::<Result<Vec<_>>>()
+        .context("the SBOM of a parent image is missing: run cargo xtask images")?;
+    let subject = sbom::Subject {
+        name: &b.name,
+        reference: &b.reference,
+        id,
+        platform: &b.platform,
+        revision: label("org.opencontainers.image.revision"),
+        source_url: label("org.opencontainers.image.source"),
+        created: label("org.opencontainers.image.created"),
+    };
+    sbom::write(&b.sbom, &sbom::document(&subject, &files, &parents))
 }
 
 /// The staging operations that read the FATE tree (not Maven's output).

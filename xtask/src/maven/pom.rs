@@ -10,6 +10,8 @@ use anyhow::{Context, Result, bail};
 #[derive(Clone, Debug, Default)]
 struct RawPom {
     artifact_id: String,
+    /// Its own `<groupId>`, else its parent's (Maven's inheritance).
+    group_id: Option<String>,
     version: Option<String>,
     parent_version: Option<String>,
     parent_path: Option<String>,
@@ -27,6 +29,8 @@ struct RawPom {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Module {
     pub dir: PathBuf,
+    /// Empty when neither the pom nor its `<parent>` names one.
+    pub group_id: String,
     pub artifact_id: String,
     pub version: String,
     /// The jar's file name without `.jar`.
@@ -104,6 +108,8 @@ fn parse(text: &str) -> Result<RawPom> {
     let parent = child(project, "parent");
     let mut pom = RawPom {
         artifact_id: text_of(child(project, "artifactId")).unwrap_or_default(),
+        group_id: text_of(child(project, "groupId"))
+            .or_else(|| parent.and_then(|p| text_of(child(p, "groupId")))),
         version: text_of(child(project, "version")),
         parent_version: parent.and_then(|p| text_of(child(p, "version"))),
         parent_path: parent.and_then(|p| text_of(child(p, "relativePath"))),
@@ -207,8 +213,13 @@ fn resolve(dir: &Path, pom: &RawPom) -> Result<Module> {
         Some(f) => substitute(f, &props)?,
         None => format!("{}-{}", pom.artifact_id, version),
     };
+    let group_id = match &pom.group_id {
+        Some(g) => substitute(g, &props)?,
+        None => String::new(),
+    };
     Ok(Module {
         dir: dir.to_path_buf(),
+        group_id,
         artifact_id: pom.artifact_id.clone(),
         version,
         final_name,

@@ -457,6 +457,7 @@ mod tests {
 
     fn facts() -> Facts {
         let module = pom::Module {
+            group_id: "org.example".into(),
             dir: "/fate/arch/eggroll/egg".into(),
             artifact_id: "fate-egg".into(),
             version: "0.3".into(),
