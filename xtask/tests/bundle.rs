@@ -59,18 +59,7 @@ fn gzip_bundle(fx: &Fixture) -> (std::path::PathBuf, BTreeMap<String, String>) {
         .collect();
     let mut sorted = names.clone();
     sorted.sort();
-    assert_eq!(
-        sorted,
-        [
-            "README",
-            "SHA256SUMS",
-            "bundle.json",
-            "fate.images.tar.gz",
-            "third-party.images.tar.gz"
-        ],
-        "{}",
-        run.stderr
-    );
+    assert_eq!(sorted, support::bundles::bundle_files(), "{}", run.stderr);
     let manifest: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(out.join("bundle.json")).unwrap()).unwrap();
     for archive in manifest["archives"].as_array().unwrap() {
@@ -576,16 +565,20 @@ fn a_bundle_beside_a_rebuild_holds_what_its_manifest_names() {
     fx.assert_clean();
 }
 
+on_both_engines!(
+    signed_bundles_load_only_with_a_good_signature,
+    signed_bundles
+);
+
 /// Signed bundles: signed with a password-protected key made by Debian's `minisign` (the
 /// password from the environment, appearing nowhere), verified by hand with it and by
 /// `load --verify-key` before any archive is read; a bundle checked against another key,
 /// one whose archive was swapped for another valid one (bundle.json and SHA256SUMS
 /// rewritten to match), and an unsigned one load nothing; keys of `cargo xtask keygen`
 /// (with and without a password) sign bundles `minisign` verifies.
-#[test]
-fn signed_bundles_load_only_with_a_good_signature() {
+fn signed_bundles(engine: Engine) {
     support::ensure_packages("minisign", &["minisign"]);
-    let fx = Fixture::mini("signed");
+    let fx = Fixture::mini_on("signed", Builder::Legacy, engine);
     fx.xtask(&["images"]).ok();
     let keys = fx.tmp.path().join("keys");
     fs::create_dir_all(&keys).unwrap();

@@ -8,7 +8,7 @@ use anyhow::Result;
 use xshell::Shell;
 
 use crate::bundle::bundle_json::Compression;
-use crate::bundle::streams;
+use crate::bundle::{bundle_json, signing, streams};
 use crate::process::{self, Command, docker_argv};
 use crate::ui::problems::Problems;
 
@@ -17,7 +17,7 @@ use super::fixture::{build_payload_image, bundled_refs, dir_bytes, remove_images
 use super::{Sample, Samples, Scenario, record};
 
 /// The JDK-sized stand-in for mysql that the bundle scenarios carry.
-pub(super) const PAYLOAD_IMAGE: &str = "fate-bench/jdk-payload:1";
+pub(super) const PAYLOAD_IMAGE: &str = "fate-bench/jdk-payload:2";
 
 /// `bundle` vs `docker save -o`, then `load` vs `docker load -i` of the raw tars, then
 /// the gzip levels on the raw tar.
@@ -47,6 +47,7 @@ pub(super) fn bundle_scenarios(
         );
         bundles.push((compression, dir));
     }
+    let signed = signed_bundle(samples, ours, scratch)?;
     let saves: Vec<Command> = refs
         .iter()
         .map(|(name, images)| docker_argv::save_to(&raw_dir.join(format!("{name}.tar")), images))
@@ -70,6 +71,20 @@ pub(super) fn bundle_scenarios(
         let run = xtask_bundle(ours, &["load", &dir.display().to_string()])?;
         record(samples, Scenario::Load(*compression), run);
     }
+    remove_images(&all)?;
+    let verified = [
+        "load",
+        &signed.dir.display().to_string(),
+        "--verify-key",
+        &signed.public.display().to_string(),
+    ]
+    .map(String::from);
+    let verified: Vec<&str> = verified.iter().map(String::as_str).collect();
+    record(
+        samples,
+        Scenario::LoadVerified,
+        xtask_bundle(ours, &verified)?,
+    );
     let loads: Vec<Command> = refs
         .iter()
         .map(|(name, _)| docker_argv::load_from(&raw_dir.join(format!("{name}.tar"))))
@@ -86,8 +101,60 @@ pub(super) fn bundle_scenarios(
     for (_, dir) in &bundles {
         std::fs::remove_dir_all(dir)?;
     }
+    std::fs::remove_dir_all(&signed.dir)?;
     std::fs::remove_dir_all(&raw_dir)?;
     Ok(())
+}
+
+/// A signed gzip bundle, and where its public key is.
+struct Signed {
+    dir: std::path::PathBuf,
+    public: std::path::PathBuf,
+}
+
+/// Writes a gzip bundle signed with a new key, and times signing and checking its
+/// manifest and sums alone, in this process.
+fn signed_bundle(samples: &mut Samples, ours: &Path, scratch: &Path) -> Result<Signed> {
+    let keys = scratch.join("keys");
+    if !keys.join("fate-bundle.key").is_file() {
+        signing::keygen(&keys, None)?;
+    }
+    let (secret, public) = (keys.join("fate-bundle.key"), keys.join("fate-bundle.pub"));
+    let dir = scratch.join("bundle-signed");
+    let args = [
+        "bundle",
+        "--out",
+        &dir.display().to_string(),
+        "--sign-key",
+        &secret.display().to_string(),
+    ]
+    .map(String::from);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    record(samples, Scenario::BundleSigned, xtask_bundle(ours, &args)?);
+    let key = signing::secret_key(&secret, None)?;
+    let files = [bundle_json::MANIFEST, bundle_json::SUMS].map(|f| dir.join(f));
+    let texts = files
+        .iter()
+        .map(std::fs::read)
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let started = Instant::now();
+    for text in &texts {
+        signing::sign(&key, text, "bench")?;
+    }
+    let sign = started.elapsed();
+    let started = Instant::now();
+    for file in &files {
+        signing::verify(&public, file)?;
+    }
+    let verify = started.elapsed();
+    for (name, wall) in [(Scenario::SignOnly, sign), (Scenario::VerifyOnly, verify)] {
+        let sample = Sample {
+            wall,
+            ..Sample::default()
+        };
+        record(samples, name, sample);
+    }
+    Ok(Signed { dir, public })
 }
 
 /// Runs `commands` one after another, or all at once; returns the wall time.

@@ -61,6 +61,12 @@ pub(super) enum Scenario {
     OneFileBaseline,
     Bundle(Compression),
     Load(Compression),
+    /// A gzip bundle signed (`--sign-key`), and its load checking the signature.
+    BundleSigned,
+    LoadVerified,
+    /// Signing that bundle's manifest and sums, and checking them, in this process.
+    SignOnly,
+    VerifyOnly,
     RawSave,
     RawSaveAtOnce,
     RawLoad,
@@ -82,6 +88,10 @@ impl Scenario {
             Scenario::OneFileBaseline => "one-file baseline".into(),
             Scenario::Bundle(c) => format!("bundle {}", c.name()),
             Scenario::Load(c) => format!("load {}", c.name()),
+            Scenario::BundleSigned => "bundle gzip, signed".into(),
+            Scenario::LoadVerified => "load gzip, verified".into(),
+            Scenario::SignOnly => "signing alone".into(),
+            Scenario::VerifyOnly => "checking alone".into(),
             Scenario::RawSave => "docker save -o".into(),
             Scenario::RawSaveAtOnce => "docker save -o at once".into(),
             Scenario::RawLoad => "docker load -i".into(),

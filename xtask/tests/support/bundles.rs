@@ -41,3 +41,21 @@ pub fn by_hand(engine: &Engine, dir: &Path, script: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The files of a whole bundle (gzip, not split), sorted: its archives, manifest, sums,
+/// README and the SBOM of each module image.
+pub fn bundle_files() -> Vec<String> {
+    let mut files: Vec<String> = [
+        "README",
+        "SHA256SUMS",
+        "bundle.json",
+        "fate.images.tar.gz",
+        "third-party.images.tar.gz",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(super::MODULES.map(|m| format!("{m}.spdx.json")))
+    .collect();
+    files.sort();
+    files
+}
