@@ -180,30 +180,7 @@ fn bundle_section(samples: &Samples) -> String {
             t / load_t
         ));
     }
-    let (gzip_bundle, gzip_load) = (
-        med(Scenario::Bundle(Compression::Gzip), wall),
-        med(Scenario::Load(Compression::Gzip), wall),
-    );
-    let (signed, verified) = (
-        med(Scenario::BundleSigned, wall),
-        med(Scenario::LoadVerified, wall),
-    );
-    let (sign, verify) = (
-        med(Scenario::SignOnly, wall),
-        med(Scenario::VerifyOnly, wall),
-    );
-    out.push_str(&format!(
-        "\nSigned: bundle gzip with `--sign-key` {signed:.2} s ({:+.1}% against unsigned), \
-         load with `--verify-key` {verified:.2} s ({:+.1}%). Signing \
-         the manifest and sums alone takes {:.2} ms ({:.3}% of the bundle), checking them \
-         {:.2} ms ({:.3}% of the load).\n",
-        100.0 * (signed / gzip_bundle - 1.0),
-        100.0 * (verified / gzip_load - 1.0),
-        sign * 1e3,
-        100.0 * sign / gzip_bundle,
-        verify * 1e3,
-        100.0 * verify / gzip_load,
-    ));
+    out.push_str(&signing_paragraph(samples));
     let vs = |name: Scenario, raw: f64| format!("{:.2}x", med(name, wall) / raw);
     out.push_str(&format!(
         "\nAgainst the same raw commands run at once, as the bundle runs its archives (what compression \
@@ -231,4 +208,33 @@ fn bundle_section(samples: &Samples) -> String {
         ));
     }
     out
+}
+
+/// What signing and its check cost, against the unsigned gzip bundle and its load.
+fn signing_paragraph(samples: &Samples) -> String {
+    let med = |name: Scenario, f: fn(&Sample) -> f64| med(samples, name, f);
+    let (gzip_bundle, gzip_load) = (
+        med(Scenario::Bundle(Compression::Gzip), wall),
+        med(Scenario::Load(Compression::Gzip), wall),
+    );
+    let (signed, verified) = (
+        med(Scenario::BundleSigned, wall),
+        med(Scenario::LoadVerified, wall),
+    );
+    let (sign, verify) = (
+        med(Scenario::SignOnly, wall),
+        med(Scenario::VerifyOnly, wall),
+    );
+    format!(
+        "\nSigned: bundle gzip with `--sign-key` {signed:.2} s ({:+.1}% against unsigned), \
+         load with `--verify-key` {verified:.2} s ({:+.1}%). Signing \
+         the manifest and sums alone takes {:.2} ms ({:.3}% of the bundle), checking them \
+         {:.2} ms ({:.3}% of the load).\n",
+        100.0 * (signed / gzip_bundle - 1.0),
+        100.0 * (verified / gzip_load - 1.0),
+        sign * 1e3,
+        100.0 * sign / gzip_bundle,
+        verify * 1e3,
+        100.0 * verify / gzip_load,
+    )
 }
