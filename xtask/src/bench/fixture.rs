@@ -76,8 +76,11 @@ pub(super) fn bundled_refs(root: &Path) -> Result<Vec<(&'static str, Vec<String>
         .collect())
 }
 
+/// Removes the images and the build cache, which would keep their layers: loads then
+/// start from nothing, as on the host across the air gap.
 pub(super) fn remove_images(refs: &[String]) -> Result<()> {
-    process::run_captured(&docker_argv::remove_images(refs)).map(|_| ())
+    process::run_captured(&docker_argv::remove_images(refs))?;
+    process::run_captured(&docker_argv::prune_build_cache()).map(|_| ())
 }
 
 pub(super) fn dir_bytes(dir: &Path, suffix: &str) -> Result<u64> {
@@ -187,7 +190,7 @@ pub(super) fn copy_source_tree(from: &Path, to: &Path) -> Result<()> {
 
 /// Cold state: no bench images (nor their build cache), no Maven output, no staging.
 pub(super) fn clean(sh: &Shell, root: &Path, prefix: &str) -> Result<()> {
-    // By reference: removing the tags removes the images and their build cache.
+    // By reference, then the build cache, which keeps the layers of removed images.
     let refs = process::query(sh, &docker_argv::list_references(&format!("{prefix}/*")))?;
     let refs: Vec<String> = refs.split_whitespace().map(String::from).collect();
     if !refs.is_empty() {

@@ -125,6 +125,9 @@ impl cli::Bench {
             set_prefix(root, prefix)?;
         }
 
+        eprintln!(
+            "bench: between scenarios it removes its images and prunes this engine's build cache (docker builder prune -af)"
+        );
         let mut samples = Samples::new();
         let parts = match self.only {
             None => vec![cli::BenchPart::Build, cli::BenchPart::Bundle],

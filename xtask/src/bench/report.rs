@@ -175,7 +175,7 @@ fn bundle_section(samples: &Samples) -> String {
     for name in [Compression::Gzip, Compression::Zstd].map(Scenario::Load) {
         let t = med(name, wall);
         out.push_str(&format!(
-            "| {} (check, then load) | {t:.2} | | time {:.2}x |\n",
+            "| {} (checked as it loads) | {t:.2} | | time {:.2}x |\n",
             name.label(),
             t / load_t
         ));

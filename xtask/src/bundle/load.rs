@@ -1,10 +1,11 @@
 //! `cargo xtask load` (also `bundle load`): loads an offline bundle on a host that has
-//! nothing but the bundle: no FATE root, no `.env`, no image set. Every archive's size
-//! and sha256 are checked against `bundle.json` before anything is loaded; then all
-//! archives load at once, each decompressed once, straight into `docker load`, its image
-//! index checked on the way. The end of every archive is held back until every index is
-//! as the manifest says (a mismatch anywhere loads nothing), and the loaded IDs are
-//! checked after.
+//! nothing but the bundle: no FATE root, no `.env`, no image set. Every file's size is
+//! checked against `bundle.json` first (and the small SBOMs whole); then all archives
+//! load at once, each read once: its sha256 taken as it is decompressed straight into
+//! `docker load`, its image index checked on the way. The end of every archive is held
+//! back until every archive was read whole with the sha256 the manifest gives and every
+//! index is as it says (a mismatch anywhere loads nothing, and the damaged files are
+//! named), and the loaded IDs are checked after.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -15,7 +16,8 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use xshell::Shell;
 
-use crate::bundle::bundle_json::{self, Archive, Compression, Part};
+use crate::bundle::bundle_json::{self, Archive, Part};
+use crate::bundle::streams::Tally;
 use crate::bundle::tar_pass::{self, PassError};
 use crate::bundle::{signing, split, update};
 use crate::config::same_platform;
@@ -55,11 +57,17 @@ impl cli::BundleLoad {
         for (path, archive) in &chosen {
             check_parts(path, archive, &mut problems);
         }
-        let files = chosen
+        // Archives are checked whole as they load (their ends held back until they
+        // are); here only their sizes, and the small SBOMs whole.
+        for (path, file) in chosen
             .iter()
             .flat_map(|(path, archive)| files_of(path, archive))
-            .chain(sboms);
-        for (path, file) in files {
+        {
+            if let Err(e) = check_size(&path, &file) {
+                problems.push(format!("{}: {e:#}", path.display()));
+            }
+        }
+        for (path, file) in sboms {
             if let Err(e) = check_file(ui, &path, &file) {
                 problems.push(format!("{}: {e:#}", path.display()));
             }
@@ -109,7 +117,9 @@ fn load_all(ui: &Ui, chosen: &[(PathBuf, Archive)]) -> Result<()> {
             // The others stop at the gate, if they have not passed it.
             gate.refuse();
         }
-        loaded.with_context(|| format!("loading {}", path.display()))
+        loaded
+            .map_err(|e| damaged_files(ui, path, archive).unwrap_or(e))
+            .with_context(|| format!("loading {}", path.display()))
     })
     .map(|_| ())
 }
@@ -211,17 +221,42 @@ fn check_parts(path: &Path, archive: &Archive, problems: &mut Problems) {
     }
 }
 
-/// Size and sha256 as the manifest says, read once, without decompressing.
-fn check_file(ui: &Ui, path: &Path, archive: &Part) -> Result<()> {
+/// After a failed load: which files of the archive are not as the manifest says, if
+/// any (the failure then was theirs), each named with what is wrong.
+fn damaged_files(ui: &Ui, path: &Path, archive: &Archive) -> Option<anyhow::Error> {
+    let damaged: Vec<String> = files_of(path, archive)
+        .into_iter()
+        .filter_map(|(path, file)| {
+            check_file(ui, &path, &file)
+                .err()
+                .map(|e| format!("{}: {e:#}", path.display()))
+        })
+        .collect();
+    (!damaged.is_empty()).then(|| {
+        anyhow::anyhow!(
+            "the bundle is not intact; nothing was loaded:\n  {}",
+            damaged.join("\n  ")
+        )
+    })
+}
+
+/// The size the manifest says.
+fn check_size(path: &Path, file: &Part) -> Result<u64> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("{} is missing", path.display()))?
         .len();
-    if size != archive.size {
+    if size != file.size {
         bail!(
             "size is {size} bytes, the manifest says {} (truncated or replaced)",
-            archive.size
+            file.size
         );
     }
+    Ok(size)
+}
+
+/// Size and sha256 as the manifest says, read once, without decompressing.
+fn check_file(ui: &Ui, path: &Path, archive: &Part) -> Result<()> {
+    let size = check_size(path, archive)?;
     let progress = ui.bytes(&format!("check {}", archive.file), Some(size));
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut hasher = Sha256::new();
@@ -246,26 +281,21 @@ fn check_file(ui: &Ui, path: &Path, archive: &Part) -> Result<()> {
     Ok(())
 }
 
-/// Counts the compressed bytes read, for progress against the file's size.
+/// Counts and hashes the compressed bytes read: progress against the file's size, and
+/// its size and sha256 once read whole.
 struct Counted<R> {
     inner: R,
     progress: Arc<ByteProgress>,
+    tally: Tally,
 }
 
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.progress.add(n as u64);
+        self.tally.add(&buf[..n]);
         Ok(n)
     }
-}
-
-/// Whether a gzip file is a series of independent members with their sizes (as `bundle`
-/// writes them), which decompress on every core.
-fn is_gzip_members(path: &Path) -> Result<bool> {
-    let mut head = [0u8; 14];
-    let read = File::open(path)?.read(&mut head)?;
-    Ok(read == head.len() && head[3] & 0x04 != 0 && &head[12..14] == b"IG")
 }
 
 /// The decompressed stream of an archive (its parts one after another), its compressed
@@ -274,44 +304,49 @@ fn decompressed(
     path: &Path,
     archive: &Archive,
     progress: Arc<ByteProgress>,
+    tally: Tally,
 ) -> Result<Box<dyn Read + Send>> {
     let files: Vec<PathBuf> = files_of(path, archive)
         .into_iter()
         .map(|(p, _)| p)
         .collect();
-    let first = files[0].clone();
     let file = BufReader::with_capacity(1 << 20, split::Concatenated::open(files));
     let counted = Counted {
         inner: file,
         progress,
+        tally,
     };
-    if archive.compression == Compression::Gzip && is_gzip_members(&first)? {
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let reader = gzp::par::decompress::ParDecompressBuilder::<gzp::deflate::Mgzip>::new()
-            .num_threads(threads)
-            .map_err(|e| anyhow::anyhow!("gzip on {threads} threads: {e}"))?
-            .from_reader(counted);
-        return Ok(Box::new(reader));
-    }
+    // One thread decompresses faster than `docker load` takes the tar in, beside it on
+    // the other core; a damaged stream is an error here, never a hang.
     archive.compression.decoder(counted)
 }
 
 /// One pass: the file, decompressed, into `docker load`.
 fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path, gate: &Gate) -> Result<()> {
     let progress = Arc::new(ui.bytes(&format!("load {}", archive.file), Some(archive.size)));
-    let reader = decompressed(path, archive, progress.clone())?;
+    let tally = Tally::default();
+    let reader = decompressed(path, archive, progress.clone(), tally.clone())?;
     let mut child = process::spawn_piped(&docker_argv::load(), log)?;
-    // Progress is counted on the compressed side (`Counted`), not again here.
+    // Progress is counted on the compressed side (`Counted`), not again here. At the end
+    // of the stream, the file read whole must be the one the manifest names.
     let passed = tar_pass::pass_tar(reader, &mut child.stdin, None, None, |index| {
-        match bundle_json::missing_from(&archive.images, index).first() {
+        if let Some(image) = bundle_json::missing_from(&archive.images, index).first() {
             // The caller refuses the gate for the others.
-            Some(image) => bail!(
+            bail!(
                 "the bundle is not intact; nothing of it was loaded: it does not hold {} with config {} that the manifest names",
                 image.reference,
                 image.config
-            ),
-            None => gate.pass(),
+            );
         }
+        let (size, sha256) = tally.result();
+        if size != archive.size || sha256 != archive.sha256 {
+            bail!(
+                "the bundle is not intact; nothing of it was loaded: its {size} bytes have sha256 {sha256}, the manifest says {} bytes with {} (corrupted)",
+                archive.size,
+                archive.sha256
+            );
+        }
+        gate.pass()
     });
     let progress = Arc::try_unwrap(progress).ok();
     let error = match passed {

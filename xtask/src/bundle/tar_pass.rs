@@ -26,8 +26,9 @@ pub enum PassError {
 const SMALL_BLOB: u64 = 256 * 1024;
 
 /// Forwards a `docker save` tar from `source` to `sink` in one pass. `check` sees the
-/// archive's index before `manifest.json` or any byte after it is forwarded, so a refusal
-/// leaves the sink with an incomplete archive. With `platform`, every multi-platform
+/// archive's index at the end of the source, before `manifest.json` or any byte after it
+/// is forwarded, so a refusal leaves the sink with an incomplete archive (and a check of
+/// the whole source, read by then, can refuse it too). With `platform`, every multi-platform
 /// image becomes that platform's image in `index.json` and `manifest.json`.
 pub fn pass_tar(
     mut source: impl Read,
@@ -48,6 +49,7 @@ pub fn pass_tar(
         oci_index: None,
         chosen: BTreeMap::new(),
         index: None,
+        tail: None,
         ended: false,
     };
     let mut buf = vec![0; 1 << 20];
@@ -58,15 +60,26 @@ pub fn pass_tar(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(PassError::Source(e)),
         };
-        pass.feed(&buf[..n], &check)?;
+        pass.feed(&buf[..n])?;
         if let Some(progress) = progress {
             progress.add(n as u64);
         }
     }
+    // The end: `manifest.json` and what follows it go on only once `check` agrees.
+    let (Some(index), Some(tail)) = (pass.index, pass.tail) else {
+        return Err(PassError::NotAnArchive(anyhow::anyhow!(
+            "it has no manifest.json"
+        )));
+    };
+    check(&index).map_err(PassError::Refused)?;
+    pass.sink.write_all(&tail).map_err(PassError::Sink)?;
     pass.sink.flush().map_err(PassError::Sink)?;
-    pass.index
-        .ok_or_else(|| PassError::NotAnArchive(anyhow::anyhow!("it has no manifest.json")))
+    Ok(index)
 }
+
+/// What may follow `manifest.json` (Docker writes only `repositories` or `oci-layout`
+/// and the end of the tar there): more is not an archive of `docker save`.
+const MAX_TAIL: usize = 16 << 20;
 
 /// The two index files of an archive.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -99,6 +112,8 @@ struct TarPass<'a, W> {
     oci_index: Option<Vec<u8>>,
     chosen: BTreeMap<String, Chosen>,
     index: Option<ArchiveIndex>,
+    /// From `manifest.json` on, what is held back until the end of the stream.
+    tail: Option<Vec<u8>>,
     ended: bool,
 }
 
@@ -108,14 +123,19 @@ fn at_most(left: u64, available: usize) -> usize {
 
 impl<W: Write> TarPass<'_, W> {
     fn write(&mut self, bytes: &[u8]) -> Result<(), PassError> {
-        self.sink.write_all(bytes).map_err(PassError::Sink)
+        match &mut self.tail {
+            Some(tail) if tail.len() + bytes.len() > MAX_TAIL => Err(PassError::NotAnArchive(
+                anyhow::anyhow!("more than {} MiB follow its manifest.json", MAX_TAIL >> 20),
+            )),
+            Some(tail) => {
+                tail.extend_from_slice(bytes);
+                Ok(())
+            }
+            None => self.sink.write_all(bytes).map_err(PassError::Sink),
+        }
     }
 
-    fn feed(
-        &mut self,
-        chunk: &[u8],
-        check: &impl Fn(&ArchiveIndex) -> Result<()>,
-    ) -> Result<(), PassError> {
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), PassError> {
         let mut at = 0;
         while at < chunk.len() {
             let rest = &chunk[at..];
@@ -126,10 +146,11 @@ impl<W: Write> TarPass<'_, W> {
                 let n = at_most(self.data_left, rest.len());
                 let part = &rest[..n];
                 match &mut self.current {
-                    Current::Forward => self.sink.write_all(part).map_err(PassError::Sink)?,
+                    Current::Forward => self.write(part)?,
                     Current::Blob(_, content) => {
                         content.extend_from_slice(part);
-                        self.sink.write_all(part).map_err(PassError::Sink)?;
+                        let part = part.to_vec();
+                        self.write(&part)?;
                     }
                     Current::Held(_, _, content) => content.extend_from_slice(part),
                 }
@@ -142,7 +163,7 @@ impl<W: Write> TarPass<'_, W> {
                     {
                         self.blobs.insert(digest, content);
                     }
-                    self.finish_held(check)?;
+                    self.finish_held()?;
                 }
             } else if self.padding_left > 0 {
                 let n = at_most(self.padding_left, rest.len());
@@ -151,7 +172,7 @@ impl<W: Write> TarPass<'_, W> {
                 }
                 self.padding_left -= n as u64;
                 at += n;
-                self.finish_held(check)?;
+                self.finish_held()?;
             } else {
                 let n = rest.len().min(512 - self.header.len());
                 self.header.extend_from_slice(&rest[..n]);
@@ -209,12 +230,9 @@ impl<W: Write> TarPass<'_, W> {
         Ok(())
     }
 
-    /// Once a held entry is complete: reads it, possibly rewrites it, checks the index
-    /// when it is `manifest.json`, and forwards it.
-    fn finish_held(
-        &mut self,
-        check: &impl Fn(&ArchiveIndex) -> Result<()>,
-    ) -> Result<(), PassError> {
+    /// Once a held entry is complete: reads it, possibly rewrites it, and forwards it;
+    /// from `manifest.json` on (the index read), into the tail held until the end.
+    fn finish_held(&mut self) -> Result<(), PassError> {
         if self.data_left > 0 || self.padding_left > 0 {
             return Ok(());
         }
@@ -248,8 +266,8 @@ impl<W: Write> TarPass<'_, W> {
                 let mut index = ArchiveIndex::parse(&content, self.oci_index.as_deref())
                     .map_err(PassError::NotAnArchive)?;
                 index.chosen = std::mem::take(&mut self.chosen);
-                check(&index).map_err(PassError::Refused)?;
                 self.index = Some(index);
+                self.tail = Some(Vec::new());
                 content
             }
         };

@@ -274,6 +274,11 @@ pub fn tag(source: &str, target: &str) -> Command {
     Command::new("docker", ["tag", source, target])
 }
 
+/// `docker builder prune -af`: the build cache, which keeps the layers of removed images.
+pub fn prune_build_cache() -> Command {
+    Command::new("docker", ["builder", "prune", "-af"])
+}
+
 /// `docker rmi -f` of images (by reference or ID).
 pub fn remove_images(images: &[String]) -> Command {
     Command::new(
