@@ -192,7 +192,7 @@ fn bundle_section(samples: &Samples) -> String {
     ));
     out.push_str(&format!(
         "\nCompression levels, each compressing the same raw tars on every core (the bundle uses gzip \
-         level {} and zstd level {}):\n\n| compression | level | time | size (MB) | vs docker save -o |\n\
+         level {} (0 where the layers are compressed already) and zstd level {}):\n\n| compression | level | time | size (MB) | vs docker save -o |\n\
          |---|---|---|---|---|\n",
         streams::GZIP_LEVEL,
         streams::ZSTD_LEVEL

@@ -16,10 +16,10 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use xshell::Shell;
 
-use crate::bundle::bundle_json::{self, Archive, Part};
+use crate::bundle::bundle_json::{self, Archive, Compression, Part};
 use crate::bundle::streams::Tally;
 use crate::bundle::tar_pass::{self, PassError};
-use crate::bundle::{signing, split, update};
+use crate::bundle::{members, signing, split, update};
 use crate::config::same_platform;
 use crate::ui::problems::Problems;
 use crate::ui::{ByteProgress, Ui};
@@ -298,6 +298,14 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
+/// Whether a gzip file is a series of members that record their sizes (as `bundle`
+/// writes them), which decompress on every core.
+fn is_gzip_members(path: &Path) -> Result<bool> {
+    let mut head = [0u8; 14];
+    let read = File::open(path)?.read(&mut head)?;
+    Ok(read == head.len() && head[3] & 0x04 != 0 && &head[12..14] == b"IG")
+}
+
 /// The decompressed stream of an archive (its parts one after another), its compressed
 /// bytes counted on `progress`.
 fn decompressed(
@@ -310,14 +318,16 @@ fn decompressed(
         .into_iter()
         .map(|(p, _)| p)
         .collect();
+    let first = files[0].clone();
     let file = BufReader::with_capacity(1 << 20, split::Concatenated::open(files));
     let counted = Counted {
         inner: file,
         progress,
         tally,
     };
-    // One thread decompresses faster than `docker load` takes the tar in, beside it on
-    // the other core; a damaged stream is an error here, never a hang.
+    if archive.compression == Compression::Gzip && is_gzip_members(&first)? {
+        return Ok(Box::new(members::Members::new(counted)));
+    }
     archive.compression.decoder(counted)
 }
 

@@ -4,6 +4,7 @@
 pub mod archive_index;
 pub mod bundle_json;
 pub mod load;
+pub mod members;
 pub mod save;
 pub mod sboms;
 pub mod signing;

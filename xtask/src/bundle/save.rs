@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use crate::bundle::archive_index::{ArchiveIndex, full_name};
-use crate::bundle::bundle_json::{self, Archive, BundledImage, Compression, Manifest, Part};
-use crate::bundle::streams::{self, Tally, TallyWriter};
+use crate::bundle::bundle_json::{self, Archive, BundledImage, Manifest, Part};
+use crate::bundle::streams::{self, Packing, Tally, TallyWriter};
 use crate::bundle::tar_pass::{self, PassError};
 use crate::bundle::{sboms, signing, split, update};
 use crate::config::Config;
@@ -61,12 +61,16 @@ impl cli::Bundle {
         let sboms = sboms::of_images(set, config, &carried, &local_images)?;
         let mut partial = PartialFiles::default();
         let saves = self.archive_saves(&groups, config, &out, &mut partial)?;
+        let packing = Packing::for_layers(
+            self.compress,
+            engine::image_store(sh)?.keeps_layers_compressed(),
+        );
         let archives = save_all(
             ui,
             &saves,
             &local_images,
             self.platform.as_deref(),
-            self.compress,
+            packing,
             &out,
         )?;
         let archives = archives
@@ -403,13 +407,13 @@ fn save_all(
     saves: &[ArchiveSave],
     local_images: &LocalImages,
     platform: Option<&str>,
-    compression: Compression,
+    packing: Packing,
     out: &Path,
 ) -> Result<Vec<(Archive, Vec<split::Written>)>> {
     Problems::each_at_once("the bundle was not written", saves, |s| {
         let to = Destination {
             target: &s.target,
-            compression,
+            packing,
             log: &s.log,
         };
         save(ui, s.refs, local_images, platform, &to)
@@ -443,7 +447,7 @@ fn default_dir(config: &Config) -> PathBuf {
 /// Where one archive is written, how, and the log of its `docker save`.
 struct Destination<'a> {
     target: &'a Target,
-    compression: Compression,
+    packing: Packing,
     log: &'a Path,
 }
 
@@ -456,9 +460,10 @@ fn save(
 ) -> Result<(Archive, Vec<split::Written>)> {
     let Destination {
         target,
-        compression,
+        packing,
         log,
     } = *to;
+    let compression = packing.compression;
     let path = target.path();
     let disk = |e: std::io::Error| {
         anyhow::Error::new(e).context(format!(
@@ -472,7 +477,7 @@ fn save(
         inner,
         tally: tally.clone(),
     };
-    let mut sink = streams::compressor(compression, writer)?;
+    let mut sink = streams::compressor_at(compression, packing.level, writer)?;
     let source = process::stream_stdout(&docker_argv::save(refs), log)?;
     let total = refs.iter().map(|r| local_images[r].size).sum();
     let name = path

@@ -34,6 +34,11 @@ impl ImageStore {
         matches!(self, ImageStore::Containerd(_))
     }
 
+    /// Whether it keeps (and `docker save` writes) layers gzip-compressed.
+    pub fn keeps_layers_compressed(&self) -> bool {
+        matches!(self, ImageStore::Containerd(_))
+    }
+
     pub fn describe(&self) -> String {
         match self {
             ImageStore::GraphDriver(driver) => format!("graph driver {driver}"),
