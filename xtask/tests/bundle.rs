@@ -104,9 +104,13 @@ fn gzip_bundle(fx: &Fixture) -> (std::path::PathBuf, BTreeMap<String, String>) {
             gz_size * 100 < raw_size * 90,
             "gzip {gz_size} vs raw {raw_size}"
         ),
-        // The containerd store keeps (and saves) its layers gzip-compressed already.
+        // The containerd store keeps (and saves) its layers gzip-compressed already: the
+        // bundle stores them (gzip level 0), its framing a fraction of a percent.
         support::engine::Store::Containerd => {
-            assert!(gz_size < raw_size, "gzip {gz_size} vs raw {raw_size}");
+            assert!(
+                gz_size <= raw_size + raw_size / 500 + 1024,
+                "gzip {gz_size} vs raw {raw_size}"
+            );
         }
     }
 
