@@ -38,20 +38,20 @@ pub fn of_images(
             continue;
         };
         let path = sbom::path(&config.work_dir(), &image.name);
-        let described = sbom::read(&path).map(|doc| sbom::image_id(&doc).map(str::to_string));
-        match described {
+        let read = sbom::read_with_text(&path)
+            .map(|(doc, text)| (sbom::image_id(&doc).map(str::to_string), text));
+        match read {
             Err(_) => problems.push(format!(
                 "{reference} has no SBOM at {}: run cargo xtask images (it writes the SBOM of every image it builds or finds built)",
                 path.display()
             )),
-            Ok(id) if id.as_deref() != Some(info.id.as_str()) => problems.push(format!(
+            Ok((id, _)) if id.as_deref() != Some(info.id.as_str()) => problems.push(format!(
                 "{} describes image {}, but {reference} is {}: remove it and run cargo xtask images, which writes it again",
                 path.display(),
                 id.unwrap_or_default(),
                 info.id
             )),
-            Ok(_) => {
-                let text = std::fs::read(&path)?;
+            Ok((_, text)) => {
                 carried.push(Carried {
                     record: BundledSbom {
                         image: reference.clone(),

@@ -286,9 +286,15 @@ pub fn image_id(document: &Document) -> Option<&str> {
 
 /// Reads an SBOM this tool wrote.
 pub fn read(path: &Path) -> Result<Document> {
+    read_with_text(path).map(|(document, _)| document)
+}
+
+/// Reads an SBOM this tool wrote, with the bytes it was read from.
+pub fn read_with_text(path: &Path) -> Result<(Document, Vec<u8>)> {
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_slice(&text)
-        .with_context(|| format!("{} is not an SPDX JSON document", path.display()))
+    let document = serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not an SPDX JSON document", path.display()))?;
+    Ok((document, text))
 }
 
 /// Writes an SBOM whole or not at all.
