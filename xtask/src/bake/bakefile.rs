@@ -38,6 +38,8 @@ pub struct Target {
     pub cache_to: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub pull: bool,
+    /// No provenance attestation, as `images` builds them.
+    pub attest: Vec<String>,
 }
 
 /// The bake file of every build in `plan`. Without `named_contexts` (BuildKit before
@@ -102,6 +104,7 @@ pub fn of(plan: &Plan, named_contexts: bool) -> BakeFile {
                 cache_from: b.options.cache_from.clone(),
                 cache_to: b.options.cache_to.clone(),
                 pull: b.options.pull,
+                attest: vec![crate::process::docker_argv::BAKE_PROVENANCE_OFF.into()],
             },
         );
     }

@@ -15,7 +15,7 @@ use crate::process::{self, Command, engine};
 use crate::run::report::{self, RunReport, StepKind};
 
 use super::bundles::PAYLOAD_IMAGE;
-use super::fixture::{clean, edit};
+use super::fixture::{clean, edit, grow_for_scale, shrink_from_scale};
 use super::{BENCH_PREFIX, OLD_PREFIX, Sample, Samples, Scenario, record};
 
 /// Cold, no-op and one-file rebuilds, each followed by the old way.
@@ -68,13 +68,24 @@ pub(super) fn build_scenarios(
     Ok(())
 }
 
+/// The no-op on the tree grown by [`super::fixture::SCALE_FILES`] files (built once first, untimed); the
+/// files are removed after.
+pub(super) fn scale_scenario(samples: &mut Samples, ours: &Path) -> Result<()> {
+    grow_for_scale(ours)?;
+    let grown = xtask(ours, &["images"]).and_then(|_| xtask(ours, &["images"]));
+    shrink_from_scale(ours)?;
+    record(samples, Scenario::NoOpScaled, grown?);
+    Ok(())
+}
+
 /// `cargo xtask bundle ...` / `load ...` with the payload as MYSQL_IMAGE.
 pub(super) fn xtask_bundle(root: &Path, args: &[&str]) -> Result<Sample> {
     let started = Instant::now();
     let command = xtask_command(root, args)?.env("MYSQL_IMAGE", PAYLOAD_IMAGE);
-    process::run_captured(&command)?;
+    let (_, peak_kib) = process::run_measured(&command, true)?;
     Ok(Sample {
         wall: started.elapsed(),
+        peak_kib,
         ..Sample::default()
     })
 }
@@ -108,6 +119,7 @@ pub(super) fn xtask_run(root: &Path, command: &Command) -> Result<Sample> {
         images_built: report.ran(StepKind::Build),
         bytes: 0,
         processes: report.processes,
+        peak_kib: 0,
     })
 }
 
@@ -156,6 +168,14 @@ pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample
             }
             Action::WriteFile(file) => {
                 crate::plan::kind::write_file(&file.path, &file.contents)?;
+                continue;
+            }
+            // What the old script's machines had by hand: plexus-utils 1.1 in the local
+            // repository (a fresh machine's Debian repository lacks it).
+            Action::SeedMavenRepo(seed) => {
+                if !crate::maven::is_seeded(&seed.local_repo) {
+                    crate::maven::seed_plexus_utils(&seed.from_repo, &seed.local_repo)?;
+                }
                 continue;
             }
             _ => continue,

@@ -178,6 +178,31 @@ pub(super) fn grow_to_fate_size(root: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Source files the scale scenario adds to a tree two images stage (python and egg).
+pub const SCALE_FILES: usize = 30_000;
+const SCALE_DIR: &str = "federatedml/scale";
+
+/// Adds [`SCALE_FILES`] small Python files under `federatedml/scale/`.
+pub(super) fn grow_for_scale(root: &Path) -> Result<()> {
+    for i in 0..SCALE_FILES {
+        let dir = root.join(format!("{SCALE_DIR}/pkg{:03}", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(&dir)?;
+        }
+        std::fs::write(
+            dir.join(format!("m{i}.py")),
+            format!("VALUE = {i}\n\ndef value():\n    return VALUE\n"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes what [`grow_for_scale`] added.
+pub(super) fn shrink_from_scale(root: &Path) -> Result<()> {
+    let dir = root.join(SCALE_DIR);
+    std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))
+}
+
 /// Copies the FATE tree without build output.
 pub(super) fn copy_source_tree(from: &Path, to: &Path) -> Result<()> {
     let op = StageOp::Copy {
@@ -190,12 +215,7 @@ pub(super) fn copy_source_tree(from: &Path, to: &Path) -> Result<()> {
 
 /// Cold state: no bench images (nor their build cache), no Maven output, no staging.
 pub(super) fn clean(sh: &Shell, root: &Path, prefix: &str) -> Result<()> {
-    // By reference, then the build cache, which keeps the layers of removed images.
-    let refs = process::query(sh, &docker_argv::list_references(&format!("{prefix}/*")))?;
-    let refs: Vec<String> = refs.split_whitespace().map(String::from).collect();
-    if !refs.is_empty() {
-        remove_images(&refs)?;
-    }
+    clean_images(sh, prefix)?;
     let is_target = |e: &walkdir::DirEntry| e.file_type().is_dir() && e.file_name() == "target";
     let mut targets = Vec::new();
     let mut walk = walkdir::WalkDir::new(root).into_iter();
@@ -210,6 +230,17 @@ pub(super) fn clean(sh: &Shell, root: &Path, prefix: &str) -> Result<()> {
         std::fs::remove_dir_all(&t).with_context(|| format!("cannot remove {}", t.display()))?;
     }
     Ok(())
+}
+
+/// No images of `prefix`, and no build cache (which keeps the layers of removed images).
+pub(super) fn clean_images(sh: &Shell, prefix: &str) -> Result<()> {
+    let refs = process::query(sh, &docker_argv::list_references(&format!("{prefix}/*")))?;
+    let refs: Vec<String> = refs.split_whitespace().map(String::from).collect();
+    if refs.is_empty() {
+        process::run_captured(&docker_argv::prune_build_cache()).map(|_| ())
+    } else {
+        remove_images(&refs)
+    }
 }
 
 /// A real source change, different each run, so Maven and one image must rebuild.

@@ -17,18 +17,21 @@ use xshell::Shell;
 mod builds;
 mod bundles;
 mod fixture;
+mod peer;
 mod report;
 
 use crate::bundle::bundle_json::Compression;
 use crate::cli;
 
-use builds::build_scenarios;
+use builds::{build_scenarios, scale_scenario};
 use bundles::bundle_scenarios;
 use fixture::{clean, copy_source_tree, grow_to_fate_size, set_prefix};
 
 /// The tree is copied here, so edits never touch the source tree.
 pub(super) const BENCH_PREFIX: &str = "fate-bench";
 pub(super) const OLD_PREFIX: &str = "fate-bench-old";
+/// The tree `docker buildx bake` builds, beside ours.
+pub(super) const BAKE_PREFIX: &str = "fate-bench-bake";
 /// The file the one-file scenario edits, and the text it changes.
 pub(super) const EDITED: &str =
     "arch/driver/federation/src/main/java/com/webank/ai/fate/driver/Federation.java";
@@ -45,6 +48,8 @@ pub(super) struct Sample {
     pub(super) bytes: u64,
     /// Processes xtask started.
     pub(super) processes: u64,
+    /// xtask's peak resident memory in KiB (bundle and load), sampled every 5 ms.
+    pub(super) peak_kib: u64,
 }
 
 /// What the bench measures, each named once: a misspelt scenario is a compile error.
@@ -59,6 +64,16 @@ pub(super) enum Scenario {
     NoOpBaseline,
     OneFile,
     OneFileBaseline,
+    /// Beside `docker buildx bake` (`peer`): the builds alone from cold, nothing changed,
+    /// a one-file edit.
+    ColdBuildsXtask,
+    ColdBuildsBake,
+    NoOpPeer,
+    NoOpBake,
+    OneFilePeer,
+    OneFileBake,
+    /// The no-op on the tree grown by [`fixture::SCALE_FILES`] more files.
+    NoOpScaled,
     Bundle(Compression),
     Load(Compression),
     /// A gzip bundle signed (`--sign-key`), and its load checking the signature.
@@ -86,6 +101,13 @@ impl Scenario {
             Scenario::NoOpBaseline => "no-op baseline".into(),
             Scenario::OneFile => "one-file xtask".into(),
             Scenario::OneFileBaseline => "one-file baseline".into(),
+            Scenario::ColdBuildsXtask => "cold builds xtask".into(),
+            Scenario::ColdBuildsBake => "cold builds bake".into(),
+            Scenario::NoOpPeer => "no-op xtask (peer)".into(),
+            Scenario::NoOpBake => "no-op bake".into(),
+            Scenario::OneFilePeer => "one-file xtask (peer)".into(),
+            Scenario::OneFileBake => "one-file bake".into(),
+            Scenario::NoOpScaled => "no-op xtask, grown".into(),
             Scenario::Bundle(c) => format!("bundle {}", c.name()),
             Scenario::Load(c) => format!("load {}", c.name()),
             Scenario::BundleSigned => "bundle gzip, signed".into(),
@@ -119,7 +141,12 @@ impl cli::Bench {
         // images (the old way would strip the labels incremental builds rely on).
         let ours = tmp.path().join("xtask");
         let old = tmp.path().join("old-way");
-        for (root, prefix) in [(&ours, BENCH_PREFIX), (&old, OLD_PREFIX)] {
+        let peer_root = tmp.path().join("bake");
+        for (root, prefix) in [
+            (&ours, BENCH_PREFIX),
+            (&old, OLD_PREFIX),
+            (&peer_root, BAKE_PREFIX),
+        ] {
             copy_source_tree(source_root, root)?;
             grow_to_fate_size(root)?;
             set_prefix(root, prefix)?;
@@ -133,10 +160,17 @@ impl cli::Bench {
             None => vec![cli::BenchPart::Build, cli::BenchPart::Bundle],
             Some(part) => vec![part],
         };
+        let peer = if parts.contains(&cli::BenchPart::Build) {
+            Some(peer::Peer::prepare(sh, &peer_root)?)
+        } else {
+            None
+        };
         for i in 0..usize::from(self.runs) {
             eprintln!("bench: run {} of {}", i + 1, self.runs);
-            if parts.contains(&cli::BenchPart::Build) {
+            if let Some(peer) = &peer {
                 build_scenarios(sh, &mut samples, &ours, &old, i)?;
+                peer::peer_scenarios(sh, &mut samples, &ours, peer, i)?;
+                scale_scenario(&mut samples, &ours)?;
             }
             if parts.contains(&cli::BenchPart::Bundle) {
                 bundle_scenarios(sh, &mut samples, &ours, tmp.path())?;
@@ -144,6 +178,7 @@ impl cli::Bench {
         }
         clean(sh, &ours, BENCH_PREFIX)?;
         clean(sh, &old, OLD_PREFIX)?;
+        clean(sh, &peer_root, BAKE_PREFIX)?;
         let report = report::report(sh, &samples, usize::from(self.runs));
         print!("{report}");
         if let Some(out) = &self.out {

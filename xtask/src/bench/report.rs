@@ -7,7 +7,7 @@ use crate::bundle::streams;
 use crate::process::{self, Command, docker_argv, engine};
 
 use super::bundles::{COMPRESSION_LEVELS, PAYLOAD_IMAGE};
-use super::fixture::{GENERATED_DATA_FILES, GENERATED_PY_FILES};
+use super::fixture::{GENERATED_DATA_FILES, GENERATED_PY_FILES, SCALE_FILES};
 use super::{Sample, Samples, Scenario, median};
 
 /// The figures as a Markdown report, with the machine they were taken on.
@@ -31,6 +31,8 @@ pub(super) fn report(sh: &Shell, samples: &Samples, runs: usize) -> String {
         humantime::format_rfc3339_seconds(std::time::SystemTime::now())
     );
     out.push_str(&build_section(samples));
+    out.push_str(&peer_section(samples));
+    out.push_str(&scale_paragraph(samples));
     out.push_str(&bundle_section(samples));
     out.push_str(
         "\nTargets: no-op under 1 s and at least 20x faster than the baseline; a one-file change rebuilds \
@@ -133,6 +135,67 @@ fn build_section(samples: &Samples) -> String {
     out
 }
 
+/// xtask beside `docker buildx bake`, if they ran.
+fn peer_section(samples: &Samples) -> String {
+    if !samples.contains_key(&Scenario::ColdBuildsBake) {
+        return String::new();
+    }
+    let med = |name: Scenario, f: fn(&Sample) -> f64| med(samples, name, f);
+    let mut out = String::from(
+        "\n### Beside `docker buildx bake`\n\nThe same engine and builder, on a copy of the same tree with \
+         its own image prefix, with the bake file `cargo xtask bake` writes for it (named contexts where the \
+         engine's BuildKit has them, else its stage groups one after the other). Cold: the builds alone, \
+         `--no-cache` on both sides, Maven's output and the staged contexts in place. One-file: a Java \
+         edit, then `cargo xtask images` against `cargo xtask bake` (the same Maven, and staging) followed \
+         by `docker buildx bake --load`.\n\n| scenario | xtask | bake | xtask / bake |\n|---|---|---|---|\n",
+    );
+    for (label, ours, theirs) in [
+        (
+            "cold builds",
+            Scenario::ColdBuildsXtask,
+            Scenario::ColdBuildsBake,
+        ),
+        ("nothing changed", Scenario::NoOpPeer, Scenario::NoOpBake),
+        (
+            "one-file Java edit",
+            Scenario::OneFilePeer,
+            Scenario::OneFileBake,
+        ),
+    ] {
+        let (a, b) = (med(ours, wall), med(theirs, wall));
+        out.push_str(&format!(
+            "| {label} | {a:.3} | {b:.3} | {:.3} ({:.1}x faster) |\n",
+            a / b,
+            b / a
+        ));
+    }
+    let cold = med(Scenario::ColdBuildsXtask, wall);
+    let own = med(Scenario::ColdBuildsXtask, |s| s.overhead.as_secs_f64());
+    out.push_str(&format!(
+        "\nxtask's own time in the cold builds (wall time minus its children's): {own:.2} s, {:.1}% of \
+         them.\n",
+        100.0 * own / cold
+    ));
+    out
+}
+
+/// How the no-op grows with the tree, if measured.
+fn scale_paragraph(samples: &Samples) -> String {
+    if !samples.contains_key(&Scenario::NoOpScaled) {
+        return String::new();
+    }
+    let (base, grown) = (
+        med(samples, Scenario::NoOp, wall),
+        med(samples, Scenario::NoOpScaled, wall),
+    );
+    let per_10k = (grown - base) / (SCALE_FILES as f64 / 10_000.0);
+    format!(
+        "\nScale: with {SCALE_FILES} more source files in a tree two images stage (python and egg), the \
+         no-op takes {grown:.3} s against {base:.3} s: {:+.1} ms per 10,000 files.\n",
+        per_10k * 1e3
+    )
+}
+
 /// The bundle scenarios' table, if they ran.
 fn bundle_section(samples: &Samples) -> String {
     if !samples.contains_key(&Scenario::Bundle(Compression::Gzip)) {
@@ -181,6 +244,7 @@ fn bundle_section(samples: &Samples) -> String {
         ));
     }
     out.push_str(&signing_paragraph(samples));
+    out.push_str(&memory_paragraph(samples));
     let vs = |name: Scenario, raw: f64| format!("{:.2}x", med(name, wall) / raw);
     out.push_str(&format!(
         "\nAgainst the same raw commands run at once, as the bundle runs its archives (what compression \
@@ -208,6 +272,34 @@ fn bundle_section(samples: &Samples) -> String {
         ));
     }
     out
+}
+
+/// xtask's peak resident memory while it writes and loads bundles.
+fn memory_paragraph(samples: &Samples) -> String {
+    let peak = |name: Scenario| {
+        samples
+            .get(&name)
+            .and_then(|runs| runs.iter().map(|s| s.peak_kib).max())
+            .map_or(f64::NAN, |kib| kib as f64 / 1024.0)
+    };
+    let scenarios = [
+        Scenario::Bundle(Compression::Gzip),
+        Scenario::Bundle(Compression::Zstd),
+        Scenario::Load(Compression::Gzip),
+        Scenario::Load(Compression::Zstd),
+        Scenario::BundleSigned,
+        Scenario::LoadVerified,
+    ];
+    let listed: Vec<String> = scenarios
+        .iter()
+        .map(|&name| format!("{} {:.1} MiB", name.label(), peak(name)))
+        .collect();
+    let most = scenarios.iter().map(|&n| peak(n)).fold(0.0, f64::max);
+    format!(
+        "\nPeak resident memory of xtask (the highest of the runs, `VmHWM` sampled every 5 ms; the \
+         archives stream): {}; at most {most:.1} MiB.\n",
+        listed.join(", ")
+    )
 }
 
 /// What signing and its check cost, against the unsigned gzip bundle and its load.

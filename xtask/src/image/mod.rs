@@ -2,6 +2,7 @@
 //! the staging of its context.
 
 pub mod dockerfile;
+mod restage;
 pub mod staging;
 pub mod step;
 pub mod step_kind;

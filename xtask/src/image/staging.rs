@@ -14,6 +14,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 use walkdir::WalkDir;
 
+use super::restage;
 use crate::run::digest_cache::{self, DigestCache};
 
 use crate::maven::pom;
@@ -168,17 +169,36 @@ pub struct SharedWalks(
     >,
 );
 
-/// Adds a file or directory tree at `to`. Symlinks are kept as links; `.git/` and Maven
-/// `target/` directories (beside a `pom.xml`) are left out.
-fn add_tree(
-    entries: &mut Entries,
-    from: &Path,
-    to: &Path,
-    exclude: &[String],
-    shared: Option<&SharedWalks>,
-) -> Result<()> {
-    let walked = if let Some(shared) = shared {
-        let slot = shared
+/// A walk's key: the tree, and what it leaves out.
+pub type WalkKey = (PathBuf, Vec<String>);
+
+impl SharedWalks {
+    /// The trees walked so far.
+    pub fn keys(&self) -> Vec<WalkKey> {
+        self.0
+            .lock()
+            .expect("no walk panics")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Walks `keys` now (e.g. while the engine is asked its questions), so the steps find
+    /// them walked. Only source trees: a tree under a `target/` directory is left to be
+    /// walked when its step runs, after the Maven step that writes it. A tree that cannot
+    /// be walked keeps its error for the step that stages it.
+    pub fn prefetch(&self, keys: &[WalkKey]) {
+        for (from, exclude) in keys {
+            if from.components().any(|c| c.as_os_str() == "target") {
+                continue;
+            }
+            let _ = self.walked(from, exclude);
+        }
+    }
+
+    /// The walk of `from` less `exclude`: walked by the first caller, the others wait.
+    fn walked(&self, from: &Path, exclude: &[String]) -> Result<std::sync::Arc<Walked>> {
+        let slot = self
             .0
             .lock()
             .expect("no walk panics")
@@ -191,7 +211,21 @@ fn add_tree(
                 .map_err(|e| format!("{e:#}"))
         })
         .clone()
-        .map_err(anyhow::Error::msg)?
+        .map_err(anyhow::Error::msg)
+    }
+}
+
+/// Adds a file or directory tree at `to`. Symlinks are kept as links; `.git/` and Maven
+/// `target/` directories (beside a `pom.xml`) are left out.
+fn add_tree(
+    entries: &mut Entries,
+    from: &Path,
+    to: &Path,
+    exclude: &[String],
+    shared: Option<&SharedWalks>,
+) -> Result<()> {
+    let walked = if let Some(shared) = shared {
+        shared.walked(from, exclude)?
     } else {
         std::sync::Arc::new(walk(from, exclude)?)
     };
@@ -369,9 +403,25 @@ pub fn digest(entries: &Entries, hasher: &mut Sha256, digests: &DigestCache) -> 
     Ok(())
 }
 
-/// Writes `entries` into `dest`, built beside it and renamed into place, so a failure
-/// never leaves a half-filled directory under the final name.
+/// Writes `entries` into `dest`: over its last staging, writing only what changed, when
+/// that staging completed (see [`restage`]); else built beside it and renamed into place.
+/// Either way a failure never leaves a half-filled directory under the final name.
 pub fn materialize(dest: &Path, entries: &Entries) -> Result<()> {
+    if let Some(last) = restage::read_record(dest)
+        && dest.is_dir()
+    {
+        restage::forget(dest)?;
+        let updated = restage::update(dest, entries, &last, write_entry)
+            .and_then(|record| set_dir_modes(dest, entries).map(|()| record));
+        return match updated {
+            Ok(record) => restage::write_record(dest, &record),
+            Err(e) => {
+                let _ = fs::remove_dir_all(dest);
+                Err(e)
+            }
+        };
+    }
+    restage::forget(dest)?;
     let partial = dest.with_extension("partial");
     remove_if_present(&partial)?;
     fs::create_dir_all(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
@@ -381,26 +431,39 @@ pub fn materialize(dest: &Path, entries: &Entries) -> Result<()> {
     }
     remove_if_present(dest)?;
     fs::rename(&partial, dest)
-        .with_context(|| format!("cannot move {} to {}", partial.display(), dest.display()))
+        .with_context(|| format!("cannot move {} to {}", partial.display(), dest.display()))?;
+    let record = entries
+        .iter()
+        .map(|(rel, source)| Ok((rel.clone(), restage::staged(&dest.join(rel), source)?)))
+        .collect::<Result<restage::Record>>()?;
+    restage::write_record(dest, &record)
+}
+
+/// Writes one entry at `path`, where nothing is.
+fn write_entry(path: &Path, source: &Source) -> std::io::Result<()> {
+    match source {
+        Source::Dir { .. } => fs::create_dir_all(path),
+        Source::File { from, .. } => fs::copy(from, path).map(|_| ()),
+        Source::Symlink { target } => std::os::unix::fs::symlink(target, path),
+        Source::Bytes { bytes, mode } => fs::write(path, bytes)
+            .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(*mode))),
+    }
 }
 
 fn write_entries(root: &Path, entries: &Entries) -> Result<()> {
     for (rel, source) in entries {
         let path = root.join(rel);
-        let written = match source {
-            Source::Dir { .. } => fs::create_dir_all(&path),
-            Source::File { from, .. } => fs::copy(from, &path).map(|_| ()),
-            Source::Symlink { target } => std::os::unix::fs::symlink(target, &path),
-            Source::Bytes { bytes, mode } => fs::write(&path, bytes)
-                .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(*mode))),
-        };
-        written.map_err(|e| {
+        write_entry(&path, source).map_err(|e| {
             let full = e.kind() == std::io::ErrorKind::StorageFull;
             let hint = if full { " (the disk is full)" } else { "" };
             anyhow::Error::new(e).context(format!("cannot stage {}{hint}", path.display()))
         })?;
     }
-    // Directory modes last: a read-only directory would refuse its own entries.
+    set_dir_modes(root, entries)
+}
+
+/// Directory modes last: a read-only directory would refuse its own entries.
+fn set_dir_modes(root: &Path, entries: &Entries) -> Result<()> {
     for (rel, source) in entries.iter().rev() {
         if let Source::Dir { mode } = source {
             fs::set_permissions(root.join(rel), fs::Permissions::from_mode(*mode))?;

@@ -11,7 +11,7 @@ use crate::image::{dockerfile, staging};
 use crate::plan::freshness::{self, Decision, Reason, Status};
 use crate::plan::kind::{After, Preview, StepKind, write_file};
 use crate::process::docker_argv::{Builder, ImageInfo, LABEL_INPUTS, LABEL_STAGE};
-use crate::process::{self, Command};
+use crate::process::{self, Command, engine};
 use crate::run::scheduler::Done;
 use crate::run::steps::RunState;
 use crate::sbom;
@@ -129,7 +129,10 @@ impl StepKind for BuildStep {
                 self.iidfile.display()
             )
         })?;
-        let id = id.trim().to_string();
+        // The ID the engine lists the image by, which children and later runs compare:
+        // on the containerd store that of its manifest, where the iidfile of a build
+        // without attestations names its config.
+        let id = engine::image_id(&self.reference).unwrap_or_else(|_| id.trim().to_string());
         write_sbom(self, &entries, &id)?;
         let mut recorded = run.recorded.lock().expect("no worker panics");
         recorded.0.insert(self.reference.clone(), id.clone());

@@ -32,8 +32,10 @@ pub(super) fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
         let local_images = scope.spawn(|| engine::inspect_images(&shell(), &references));
         let builder = scope.spawn(|| engine::builder(&shell()));
         let revision = scope.spawn(|| {
-            let git = Command::new("git", ["-C", &root, "rev-parse", "HEAD"]);
-            process::query(&shell(), &git).unwrap_or_else(|_| "unknown".into())
+            super::revision::read(&config.fate_root).unwrap_or_else(|| {
+                let git = Command::new("git", ["-C", &root, "rev-parse", "HEAD"]);
+                process::query(&shell(), &git).unwrap_or_else(|_| "unknown".into())
+            })
         });
         let packages = scope.spawn(|| dpkg_listing(&shell(), &set.maven_debian_packages));
         let image_store = scope.spawn(|| {
@@ -54,10 +56,17 @@ pub(super) fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
     })
 }
 
-/// `dpkg-query`'s status lines for `packages`: one call (empty off Debian).
+/// Where dpkg keeps what is installed.
+const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+
+/// `dpkg-query -W -f '${Package} ${Status}\n'`'s lines for `packages`: read from dpkg's
+/// status file, else one call (empty off Debian).
 fn dpkg_listing(sh: &Shell, packages: &[String]) -> String {
     if packages.is_empty() || which::which("dpkg-query").is_err() {
         return String::new();
+    }
+    if let Ok(status) = std::fs::read_to_string(DPKG_STATUS) {
+        return status_lines(&status, packages);
     }
     let mut args = vec![
         "-W".to_string(),
@@ -67,4 +76,62 @@ fn dpkg_listing(sh: &Shell, packages: &[String]) -> String {
     args.extend(packages.iter().cloned());
     // Exits non-zero when some are unknown, still listing the known ones.
     process::query_stdout(sh, &Command::new("dpkg-query", args))
+}
+
+/// The `PACKAGE STATUS` line of each stanza of a dpkg status file that is one of
+/// `packages`, in the file's order (as `dpkg-query -W` prints each instance).
+fn status_lines(status: &str, packages: &[String]) -> String {
+    let mut out = String::new();
+    for stanza in status.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        if let (Some(package), Some(state)) = (field("Package"), field("Status"))
+            && packages.iter().any(|p| p == package)
+        {
+            out.push_str(&format!("{package} {state}\n"));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_status_gives_the_lines_dpkg_query_prints() {
+        let status = "Package: maven\nStatus: install ok installed\nVersion: 3.8.7\n\n\
+                      Package: libfoo-java\nStatus: deinstall ok config-files\n\n\
+                      Package: other\nStatus: install ok installed\n";
+        let wanted = ["maven", "libfoo-java", "absent"].map(String::from);
+        assert_eq!(
+            status_lines(status, &wanted),
+            "maven install ok installed\nlibfoo-java deinstall ok config-files"
+        );
+    }
+
+    #[test]
+    fn this_hosts_status_file_agrees_with_dpkg_query() {
+        let status = std::fs::read_to_string(DPKG_STATUS).expect("a Debian host, as CI");
+        let packages = ["git", "bash", "surely-not-a-package"].map(String::from);
+        let mut args = vec![
+            "-W".to_string(),
+            "-f".into(),
+            "${Package} ${Status}\\n".into(),
+        ];
+        args.extend(packages.iter().cloned());
+        let sh = Shell::new().unwrap();
+        let asked = process::query_stdout(&sh, &Command::new("dpkg-query", args));
+        let sorted = |text: &str| {
+            let mut lines: Vec<String> = text.lines().map(String::from).collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(sorted(&status_lines(&status, &packages)), sorted(&asked));
+        assert!(asked.contains("git install ok installed"), "{asked}");
+    }
 }

@@ -7,6 +7,7 @@ pub mod json;
 pub mod kind;
 mod machine;
 pub mod preflight;
+mod revision;
 mod sources;
 pub mod submodules;
 pub mod writable;
@@ -826,7 +827,7 @@ mod tests {
         };
         let (base, egg) = (build("build-base-image"), build("build-egg"));
         assert_eq!(
-            base.command.args[..13],
+            base.command.args[..14],
             [
                 "buildx",
                 "build",
@@ -834,6 +835,7 @@ mod tests {
                 "fleet",
                 "--load",
                 "--progress=plain",
+                "--provenance=false",
                 "--platform",
                 "linux/arm64",
                 "--pull",

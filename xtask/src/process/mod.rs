@@ -118,6 +118,51 @@ struct Answer {
     success: bool,
     stdout: String,
     stderr: String,
+    /// The child's peak resident memory in KiB, when it was watched.
+    peak_kib: u64,
+}
+
+/// Samples a process's peak resident memory (`VmHWM` of `/proc/PID/status`, a high-water
+/// mark) every 5 ms until stopped: what it reached up to its last 5 ms.
+struct PeakWatch {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl PeakWatch {
+    fn start(pid: u32) -> PeakWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let status = format!("/proc/{pid}/status");
+            let mut peak = 0;
+            while !stopped.load(Ordering::Relaxed) {
+                if let Some(kib) = std::fs::read_to_string(&status)
+                    .ok()
+                    .as_deref()
+                    .and_then(high_water_kib)
+                {
+                    peak = peak.max(kib);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        });
+        PeakWatch { stop, thread }
+    }
+
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
+/// `VmHWM` of a `/proc/PID/status` text, in KiB.
+fn high_water_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Runs a command with its env and cwd (else the shell's directory), its output captured,
@@ -126,6 +171,15 @@ struct Answer {
 /// limit. Its stdout is read here and its stderr goes to an unnamed temporary file: no
 /// thread is started for a question.
 fn ask(sh: Option<&Shell>, command: &Command, limit: Option<Duration>) -> Result<Answer> {
+    ask_watched(sh, command, limit, false)
+}
+
+fn ask_watched(
+    sh: Option<&Shell>,
+    command: &Command,
+    limit: Option<Duration>,
+    watch_memory: bool,
+) -> Result<Answer> {
     use std::io::Seek;
     count_start();
     let mut stderr = tempfile::tempfile().context("cannot create a temporary file")?;
@@ -150,6 +204,7 @@ fn ask(sh: Option<&Shell>, command: &Command, limit: Option<Duration>) -> Result
         .spawn()
         .with_context(|| format!("cannot run {}", command.program))?;
     let mut stdout_pipe = child.stdout.take().expect("stdout is piped");
+    let watch = watch_memory.then(|| PeakWatch::start(child.id()));
     let child = Arc::new(shared_child::SharedChild::new(child)?);
     let cleanup = interrupted();
     let deadline = limit.map(|l| Instant::now() + l);
@@ -159,6 +214,7 @@ fn ask(sh: Option<&Shell>, command: &Command, limit: Option<Duration>) -> Result
     let status = child
         .wait()
         .with_context(|| format!("cannot run `{command}`"))?;
+    let peak_kib = watch.map_or(0, PeakWatch::finish);
     if registered.expired() {
         bail!(
             "`{command}` did not answer within {} s (FATE_XTASK_QUERY_TIMEOUT sets the limit)",
@@ -176,6 +232,7 @@ fn ask(sh: Option<&Shell>, command: &Command, limit: Option<Duration>) -> Result
         success: status.success(),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
         stderr: err,
+        peak_kib,
     })
 }
 
@@ -208,7 +265,13 @@ pub fn query_anywhere(command: &Command) -> Result<String> {
 /// Runs a command to completion (from any thread), however long it takes, stopped by a
 /// signal; failure carries the end of its output.
 pub fn run_captured(command: &Command) -> Result<String> {
-    let answer = ask(None, command, None)?;
+    run_measured(command, false).map(|(out, _)| out)
+}
+
+/// [`run_captured`], and with `watch_memory` the child's peak resident memory in KiB
+/// (sampled every 5 ms; 0 unwatched).
+pub fn run_measured(command: &Command, watch_memory: bool) -> Result<(String, u64)> {
+    let answer = ask_watched(None, command, None, watch_memory)?;
     if !answer.success {
         let text = answer.stdout + &answer.stderr;
         let lines: Vec<&str> = text.lines().collect();
@@ -217,7 +280,7 @@ pub fn run_captured(command: &Command) -> Result<String> {
             lines[lines.len().saturating_sub(TAIL_LINES)..].join("\n")
         );
     }
-    Ok(answer.stdout)
+    Ok((answer.stdout, answer.peak_kib))
 }
 
 /// The command as a duct expression with its working directory and environment: the
@@ -468,6 +531,26 @@ pub fn tail(path: &Path, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watched_child_reports_its_peak_memory() {
+        assert_eq!(
+            high_water_kib("Name:\tx\nVmPeak:\t 9 kB\nVmHWM:\t   2048 kB\n"),
+            Some(2048)
+        );
+        assert_eq!(high_water_kib("Name:\tzombie\n"), None);
+        // 64 MiB held for half a second: the peak is at least that, and under twice it.
+        let hold = Command::new(
+            "python3",
+            [
+                "-c",
+                "import time; b = bytearray(64 << 20); time.sleep(0.5)",
+            ],
+        );
+        let (_, peak) = run_measured(&hold, true).unwrap();
+        assert!((64 * 1024..128 * 1024).contains(&peak), "peak {peak} KiB");
+        assert_eq!(run_measured(&hold, false).unwrap().1, 0);
+    }
 
     #[test]
     fn every_runner_honours_env_and_cwd() {

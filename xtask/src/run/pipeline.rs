@@ -57,9 +57,19 @@ impl<'a> Pipeline<'a> {
             set, config, sh, ..
         } = project;
         let work = config.work_dir();
-        let mut facts = preflight::check(sh, config, set, options, purpose)?;
+        // While the engine answers: the remembered digests are read, and the trees the
+        // last run walked are walked again.
+        let (caches, facts) = std::thread::scope(|scope| {
+            let caches = scope.spawn(|| {
+                let caches = Caches::for_run(&work);
+                caches.prefetch();
+                caches
+            });
+            let facts = preflight::check(sh, config, set, options, purpose);
+            (caches.join().expect("no walk panics"), facts)
+        });
+        let mut facts = facts?;
         adjust(&mut facts)?;
-        let caches = Caches::for_run(&work);
         let plan = plan::images(config, set, &facts, options)?;
         Ok(Pipeline {
             project,
@@ -96,7 +106,7 @@ impl<'a> Pipeline<'a> {
         let reports = executor.run(&self.plan.steps, |step, log, line| {
             state.perform(step, log, line)
         });
-        self.caches.digests.save()?;
+        self.caches.save()?;
         Ok(Ran { reports, state })
     }
 

@@ -1,0 +1,169 @@
+//! The commit a FATE root is checked out at, read from its repository's files as
+//! `git rev-parse HEAD` reads them (no process on every run): the `.git` directory or file
+//! of the root or the nearest directory above it, `HEAD`, and the ref it names, loose or
+//! packed, in the worktree's common directory. Anything else (a `GIT_DIR`, the reftable
+//! format, a ref that cannot be found, a ceiling on the search) is left to git itself:
+//! `None`.
+
+use std::path::{Path, PathBuf};
+
+/// The commit at `root`'s HEAD, when its repository's files tell it plainly.
+pub fn read(root: &Path) -> Option<String> {
+    let set_by_env = ["GIT_DIR", "GIT_WORK_TREE", "GIT_CEILING_DIRECTORIES"];
+    if set_by_env.iter().any(|v| std::env::var_os(v).is_some()) {
+        return None;
+    }
+    let git_dir = find_git_dir(root)?;
+    let common = match std::fs::read_to_string(git_dir.join("commondir")) {
+        Ok(rel) => git_dir.join(rel.trim()),
+        Err(_) => git_dir.clone(),
+    };
+    let config = std::fs::read_to_string(common.join("config")).unwrap_or_default();
+    if config.contains("refstorage") || config.contains("refStorage") {
+        return None;
+    }
+    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    resolve(head.trim(), &git_dir, &common, 0)
+}
+
+/// The repository of `root`: `.git` here or in the nearest directory above.
+fn find_git_dir(root: &Path) -> Option<PathBuf> {
+    let root = std::fs::canonicalize(root).ok()?;
+    for dir in root.ancestors() {
+        let dot_git = dir.join(".git");
+        let Ok(meta) = std::fs::metadata(&dot_git) else {
+            continue;
+        };
+        if meta.is_dir() {
+            return Some(dot_git);
+        }
+        // A worktree or submodule: "gitdir: PATH", relative to the directory of the file.
+        let text = std::fs::read_to_string(&dot_git).ok()?;
+        let target = text.trim().strip_prefix("gitdir:")?.trim();
+        return Some(dir.join(target));
+    }
+    None
+}
+
+/// A HEAD or ref file's text: a commit, or `ref: NAME` followed (at most 5 deep).
+fn resolve(text: &str, git_dir: &Path, common: &Path, depth: u8) -> Option<String> {
+    let Some(name) = text.strip_prefix("ref:") else {
+        return is_commit(text).then(|| text.to_string());
+    };
+    let name = name.trim();
+    if depth > 5 || name.contains("..") || !name.starts_with("refs/") {
+        return None;
+    }
+    // Per-worktree refs live in the worktree's own directory; the rest in the common one.
+    let per_worktree = name.starts_with("refs/worktree/") || name.starts_with("refs/bisect/");
+    let dir = if per_worktree { git_dir } else { common };
+    if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
+        resolve(text.trim(), git_dir, common, depth + 1)
+    } else {
+        let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
+        packed_ref(&packed, name)
+    }
+}
+
+/// A ref's commit in a `packed-refs` file.
+fn packed_ref(packed: &str, name: &str) -> Option<String> {
+    packed
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('^'))
+        .find_map(|l| {
+            let (commit, refname) = l.split_once(' ')?;
+            (refname.trim() == name && is_commit(commit)).then(|| commit.to_string())
+        })
+}
+
+/// 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
+fn is_commit(text: &str) -> bool {
+    matches!(text.len(), 40 | 64)
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.org")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.org")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    #[test]
+    fn reads_the_commit_git_itself_reports() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = d.path().join("repo");
+        std::fs::create_dir_all(repo.join("sub/dir")).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("f"), "1").unwrap();
+        git(&repo, &["add", "f"]);
+        git(&repo, &["commit", "-qm", "one"]);
+        let head = || git(&repo, &["rev-parse", "HEAD"]);
+        // A loose branch ref, from the root and from a directory below it.
+        assert_eq!(read(&repo), Some(head()));
+        assert_eq!(read(&repo.join("sub/dir")), Some(head()));
+        // Packed refs only.
+        git(&repo, &["pack-refs", "--all", "--prune"]);
+        assert!(!repo.join(".git/refs/heads/main").exists());
+        assert_eq!(read(&repo), Some(head()));
+        // A detached HEAD.
+        std::fs::write(repo.join("f"), "2").unwrap();
+        git(&repo, &["commit", "-qam", "two"]);
+        let second = head();
+        git(&repo, &["checkout", "-q", "--detach", "HEAD~1"]);
+        assert_eq!(read(&repo), Some(head()));
+        assert_ne!(head(), second);
+        // A linked worktree: `.git` is a file, its refs in the common directory.
+        git(&repo, &["checkout", "-q", "main"]);
+        let tree = d.path().join("tree");
+        git(
+            &repo,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "-b",
+                "side",
+                tree.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(read(&tree), Some(git(&tree, &["rev-parse", "HEAD"])));
+        // No repository at all.
+        let bare = tempfile::tempdir().unwrap();
+        assert_eq!(read(bare.path()), None);
+    }
+
+    #[test]
+    fn refs_it_cannot_read_plainly_are_left_to_git() {
+        let packed = "# pack-refs with: peeled fully-peeled sorted\n\
+                      1111111111111111111111111111111111111111 refs/heads/main\n\
+                      ^2222222222222222222222222222222222222222\n";
+        assert_eq!(
+            packed_ref(packed, "refs/heads/main").as_deref(),
+            Some("1111111111111111111111111111111111111111")
+        );
+        assert_eq!(packed_ref(packed, "refs/heads/other"), None);
+        assert!(!is_commit("HEAD"));
+        assert!(!is_commit(&"A".repeat(40)));
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(
+            resolve("ref: ../../etc/passwd", d.path(), d.path(), 0),
+            None
+        );
+    }
+}
