@@ -54,14 +54,17 @@ fn rebuilds_what_changed(engine: Engine) {
         .collect();
     assert_eq!(fresh.len(), 13, "{}", run.stdout);
     assert_eq!(fx.images(), first);
-    // A no-op asks a few questions at once and builds nothing; the tree's unchanged files
-    // are known by their metadata.
+    // A no-op asks a few questions at once and builds nothing: the images, in two calls
+    // (the engine's version is remembered from the last run at this endpoint; the revision
+    // and the host's packages are read from their files), and whether buildx is there when
+    // its plugin is not where the CLI looks first. The tree's unchanged files are known by
+    // their metadata.
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(fx.root.join("target/xtask/last-run.json")).unwrap(),
     )
     .unwrap();
     let processes = report["processes"].as_u64().unwrap();
-    assert!((1..=5).contains(&processes), "{processes} processes");
+    assert!((1..=3).contains(&processes), "{processes} processes");
     let digests = std::fs::read_to_string(fx.root.join("target/xtask/file-digests.json")).unwrap();
     assert!(digests.contains("Federation.java"), "{digests}");
 

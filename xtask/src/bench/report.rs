@@ -39,7 +39,12 @@ pub(super) fn report(sh: &Shell, samples: &Samples, runs: usize) -> String {
          exactly one image, at least 3x faster; cold --jobs 2 no slower than --jobs 1; overhead under 5% of a \
          cold build; bundles at most half the raw size, gzip at most 1.2x and zstd at most 1.0x the time of \
          `docker save -o` one archive after another; loading gzip at most 1.1x and zstd at most 1.0x the \
-         time of `docker load -i` of the raw tars one after another; signing and its check under 1%.\n",
+         time of `docker load -i` of the raw tars one after another; signing and its check under 1%. \
+         Beside `docker buildx bake`: cold builds at most 1.0x bake's and xtask's own time at most 5% of \
+         them; the no-op at most 0.05 s and at least 20x faster than bake with nothing changed; a one-file \
+         Java edit at least 3x faster than Maven plus bake and 10x faster than the old way; 30,000 more \
+         files: the no-op under 0.2 s, growing less than 30 ms per 10,000 files; `bundle` and `load` under \
+         32 MB of resident memory.\n",
     );
     out
 }

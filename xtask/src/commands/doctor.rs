@@ -23,7 +23,7 @@ impl cli::Doctor {
             config,
             set,
             &crate::plan::Options::default(),
-            preflight::Purpose::Run,
+            preflight::Purpose::Report,
         )?;
         println!("FATE root      {}", config.fate_root.display());
         println!("env file       {}", config.env_file.display());

@@ -232,9 +232,21 @@ fn add_tree(
     if let Some(parent) = to.parent() {
         add_dirs(entries, parent, 0o755);
     }
-    for (rel, source) in walked.iter() {
-        entries.insert(normalize(&to.join(rel)), source.clone());
-    }
+    // The walk is in path order, so the tree is built whole and merged in one pass (a
+    // tree of 30,000 files inserted one by one costs most of a no-op's time).
+    let to = normalize(to);
+    let mut tree: Entries = walked
+        .iter()
+        .map(|(rel, source)| {
+            let path = if rel.as_os_str().is_empty() {
+                to.clone()
+            } else {
+                to.join(rel)
+            };
+            (path, source.clone())
+        })
+        .collect();
+    entries.append(&mut tree);
     Ok(())
 }
 
@@ -379,11 +391,17 @@ pub fn with_java_home(text: &str, java_home: &str) -> Option<String> {
 
 /// sha256 over every entry's path, kind, mode and content.
 pub fn digest(entries: &Entries, hasher: &mut Sha256, digests: &DigestCache) -> Result<()> {
+    use std::fmt::Write as _;
+    let mut line = String::new();
     for (path, source) in entries {
         hasher.update(path.as_os_str().as_encoded_bytes());
         hasher.update([0]);
+        line.clear();
         match source {
-            Source::Dir { mode } => hasher.update(format!("d{mode:o}\0")),
+            Source::Dir { mode } => {
+                write!(line, "d{mode:o}\0").expect("a string takes it");
+                hasher.update(&line);
+            }
             Source::Symlink { target } => {
                 hasher.update(b"l");
                 hasher.update(target.as_os_str().as_encoded_bytes());
@@ -395,7 +413,8 @@ pub fn digest(entries: &Entries, hasher: &mut Sha256, digests: &DigestCache) -> 
             }
             Source::File { from, mode, stamp } => {
                 // The contents' own digest, remembered across runs while the file is unchanged.
-                hasher.update(format!("f{mode:o}:{}\0", stamp.size));
+                write!(line, "f{mode:o}:{}\0", stamp.size).expect("a string takes it");
+                hasher.update(&line);
                 hasher.update(digests.sha256_stamped(from, *stamp)?);
             }
         }

@@ -8,6 +8,7 @@ use xshell::Shell;
 use crate::config::Config;
 use crate::imageset::ImageSet;
 use crate::process::docker_argv::{Builder, LocalImages};
+use crate::process::engine::Server;
 use crate::process::{self, Command, engine};
 
 /// What the machine answered; the independent questions are asked at once.
@@ -23,13 +24,15 @@ pub(super) struct Machine {
     pub(super) packages: String,
 }
 
-pub(super) fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
+/// With `recalled` (the engine this endpoint had last time), `docker version` is not
+/// asked unless the images question gets no plain answer.
+pub(super) fn ask_machine(config: &Config, set: &ImageSet, recalled: Option<&Server>) -> Machine {
     let references: Vec<String> = set.images.iter().map(|i| config.reference(i)).collect();
     let root = config.fate_root.to_string_lossy().into_owned();
     let shell = || Shell::new().expect("a shell for short commands");
     std::thread::scope(|scope| {
-        let engine = scope.spawn(|| engine::check(&shell()));
-        let local_images = scope.spawn(|| engine::inspect_images(&shell(), &references));
+        let engine = scope.spawn(|| recalled.is_none().then(|| engine::check(&shell())));
+        let local_images = scope.spawn(|| engine::inspect_images_answer(&shell(), &references));
         let builder = scope.spawn(|| engine::builder(&shell()));
         let revision = scope.spawn(|| {
             super::revision::read(&config.fate_root).unwrap_or_else(|| {
@@ -44,10 +47,23 @@ pub(super) fn ask_machine(config: &Config, set: &ImageSet) -> Machine {
                 .flatten()
         });
         let join = "a preflight question panicked";
-        let engine = engine.join().expect(join);
+        let (mut local_images, plain) = local_images.join().expect(join);
+        let engine = match (engine.join().expect(join), recalled) {
+            (Some(asked), _) => asked,
+            (None, Some(server)) if plain => Ok(server.clone()),
+            // The engine did not answer plainly: ask it properly (for what is wrong), and
+            // the images again if it answers now.
+            (None, _) => {
+                let asked = engine::check(&shell());
+                if asked.is_ok() {
+                    local_images = engine::inspect_images(&shell(), &references);
+                }
+                asked
+            }
+        };
         Machine {
             image_store: image_store.join().expect(join),
-            local_images: local_images.join().expect(join),
+            local_images,
             builder: builder.join().expect(join),
             revision: revision.join().expect(join),
             packages: packages.join().expect(join),

@@ -17,6 +17,7 @@ use crate::plan::sources::{check_images, check_trees};
 use crate::plan::writable;
 use crate::process;
 use crate::process::docker_argv::{self, Builder, LocalImages};
+use crate::process::remembered_engine;
 use crate::ui::problems::Problems;
 use crate::{maven, maven::pom, plan::submodules, process::engine};
 
@@ -63,6 +64,8 @@ pub enum Purpose {
     RunWithSubmodules,
     /// A dry run: an engine that does not answer leaves decisions unknown.
     Preview,
+    /// `doctor`: as a run, with the engine asked its version afresh.
+    Report,
 }
 
 /// Checks the FATE root, `.env`-derived config, host and Docker engine for `selection`.
@@ -76,7 +79,19 @@ pub fn check(
     let mut p = Problems::new("preflight found problems; nothing was built");
     let root = canonical_root(config, &mut p);
     let (uid, gid) = process::private::uid_gid()?;
-    let machine = ask_machine(config, set);
+    // Runs take the engine's platform from the last run at this endpoint; dry runs and
+    // doctor print its version, so they ask it.
+    let work = config.work_dir();
+    let recalled = match purpose {
+        Purpose::Run | Purpose::RunWithSubmodules => remembered_engine::recall(&work),
+        Purpose::Preview | Purpose::Report => None,
+    };
+    let machine = ask_machine(config, set, recalled.as_ref());
+    if let Ok(server) = &machine.engine
+        && purpose != Purpose::Preview
+    {
+        remembered_engine::remember(&work, server);
+    }
     let mut engine_down = None;
     let engine = match &machine.engine {
         Ok(server) => Some(server.clone()),

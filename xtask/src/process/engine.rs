@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
-use crate::process::docker_argv::{self, Builder, ImageInfo};
+use crate::process::docker_argv::{self, Builder, ImageInfo, LocalImages};
+use crate::process::remembered_engine;
 use crate::process::{self, Command};
 
 /// The engine that answered: its version and the platform it runs on.
@@ -134,18 +135,30 @@ pub fn builder(sh: &Shell) -> Result<Builder, String> {
     docker_argv::choose_builder(switch.as_deref(), buildx)
 }
 
-/// The local images among `references`, with ID and inputs label. Asked in two `docker`
-/// calls at once when there are many: the CLI asks the engine one image after another, and
-/// on the containerd store each answer costs the engine about 10 ms of walking the image's
-/// content (so ten images are 0.1 s asked in turn).
+/// The local images among `references`, with ID and inputs label.
 pub fn inspect_images(sh: &Shell, references: &[String]) -> BTreeMap<String, ImageInfo> {
+    inspect_images_answer(sh, references).0
+}
+
+/// The local images among `references`, and whether the engine plainly answered (each
+/// found or said missing; else it may not answer at all). Asked in two `docker` calls at
+/// once when there are many: the CLI asks the engine one image after another, and on the
+/// containerd store each answer costs the engine about 10 ms of walking the image's
+/// content (so ten images are 0.1 s asked in turn).
+pub fn inspect_images_answer(sh: &Shell, references: &[String]) -> (LocalImages, bool) {
     if references.is_empty() {
-        return BTreeMap::new();
+        return (BTreeMap::new(), true);
     }
     // Exits non-zero when some are missing, still listing the ones found.
-    let ask = |sh: &Shell, refs: &[String]| {
-        let out = process::query_stdout(sh, &docker_argv::inspect(refs));
-        docker_argv::parse_inspect(&out, refs)
+    let ask = |sh: &Shell, refs: &[String]| match process::query_status(
+        sh,
+        &docker_argv::inspect(refs),
+    ) {
+        Ok((success, stdout, stderr)) => (
+            docker_argv::parse_inspect(&stdout, refs),
+            success || remembered_engine::only_missing_images(&stderr),
+        ),
+        Err(_) => (BTreeMap::new(), false),
     };
     if references.len() < INSPECT_SPLIT_FROM {
         return ask(sh, references);
@@ -158,9 +171,10 @@ pub fn inspect_images(sh: &Shell, references: &[String]) -> BTreeMap<String, Ima
             sh.change_dir(&dir);
             ask(&sh, second)
         });
-        let mut found = ask(sh, first);
-        found.extend(other.join().expect("an image question panicked"));
-        found
+        let (mut found, plain) = ask(sh, first);
+        let (rest, plain_too) = other.join().expect("an image question panicked");
+        found.extend(rest);
+        (found, plain && plain_too)
     })
 }
 

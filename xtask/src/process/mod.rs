@@ -7,6 +7,7 @@ pub mod docker_argv;
 pub mod emulation;
 pub mod engine;
 pub mod private;
+pub mod remembered_engine;
 
 use children::{CHILD_SPANS, Registered, count_start, register, register_until};
 pub use children::{
@@ -251,6 +252,12 @@ pub fn query_stdout(sh: &Shell, command: &Command) -> String {
     ask(Some(sh), command, Some(query_limit()))
         .map(|a| a.stdout.trim().to_string())
         .unwrap_or_default()
+}
+
+/// A short question, bounded as [`query`]: whether it succeeded, its stdout and stderr.
+pub fn query_status(sh: &Shell, command: &Command) -> Result<(bool, String, String)> {
+    let answer = ask(Some(sh), command, Some(query_limit()))?;
+    Ok((answer.success, answer.stdout, answer.stderr))
 }
 
 /// A short question from any thread (no shell), bounded as [`query`]: its stdout.

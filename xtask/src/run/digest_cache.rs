@@ -47,7 +47,7 @@ pub struct DigestCache {
 }
 
 /// Edits closer to "now" than this may share a timestamp with the remembered state.
-const RACY: Duration = Duration::from_secs(2);
+pub const RACY: Duration = Duration::from_secs(2);
 
 impl DigestCache {
     /// Uses (and later [`DigestCache::save`]s) the cache kept in `file`. A missing or
