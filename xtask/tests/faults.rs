@@ -68,34 +68,29 @@ fn environment_faults_are_explained() {
         fx.command(&["images"]).env("PATH", &bin),
         &["`docker` is not on PATH", "install Docker Engine"],
     );
-    // 2. The daemon does not answer.
-    fails_with(
-        &fx,
-        fx.command(&["images"])
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
-        &[
-            "the Docker daemon at unix:///nonexistent/docker.sock does not answer",
-            "start it",
-        ],
-    );
-    // 2b. The daemon answered at that endpoint before and stopped since: a run that
-    // remembers it (and so does not ask its version) still names the daemon that fails.
+    // 2. The daemon does not answer; then (2b) it answered at that endpoint before and
+    // stopped since: a run that remembers it (and so does not ask its version) still names
+    // the daemon that fails.
     let work = fx.root.join("target/xtask");
-    fs::create_dir_all(&work).unwrap();
-    fs::write(
-        work.join("engine.json"),
-        r#"{"endpoint":"host unix:///nonexistent/docker.sock","version":"26.1.5","platform":"linux/amd64"}"#,
-    )
-    .unwrap();
-    fails_with(
-        &fx,
-        fx.command(&["images"])
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
-        &[
-            "the Docker daemon at unix:///nonexistent/docker.sock does not answer",
-            "start it",
-        ],
-    );
+    for remembered in [false, true] {
+        if remembered {
+            fs::create_dir_all(&work).unwrap();
+            fs::write(
+                work.join("engine.json"),
+                r#"{"endpoint":"host unix:///nonexistent/docker.sock","version":"26.1.5","platform":"linux/amd64"}"#,
+            )
+            .unwrap();
+        }
+        fails_with(
+            &fx,
+            fx.command(&["images"])
+                .env("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+            &[
+                "the Docker daemon at unix:///nonexistent/docker.sock does not answer",
+                "start it",
+            ],
+        );
+    }
     fs::remove_file(work.join("engine.json")).unwrap();
     // 3. mvn missing in host mode.
     let bin = path_with(
