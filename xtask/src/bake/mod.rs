@@ -5,7 +5,7 @@ pub mod bakefile;
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::plan::freshness::Recorded;
 use crate::plan::preflight::Purpose;
@@ -64,10 +64,7 @@ impl cli::Bake {
 /// Written beside and renamed: whole or not at all.
 fn write_whole(file: &Path, bake: &bakefile::BakeFile) -> Result<()> {
     let text = serde_json::to_string_pretty(bake).expect("a bake file serializes") + "\n";
-    let partial = file.with_extension("json.partial");
-    std::fs::write(&partial, text)
-        .and_then(|()| std::fs::rename(&partial, file))
-        .with_context(|| format!("cannot write {}", file.display()))
+    crate::plan::kind::write_whole(file, text.as_bytes())
 }
 
 /// The commands that build a bake file's targets.

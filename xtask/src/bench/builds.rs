@@ -176,9 +176,7 @@ pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample
             // What the old script's machines had by hand: plexus-utils 1.1 in the local
             // repository (a fresh machine's Debian repository lacks it).
             Action::SeedMavenRepo(seed) => {
-                if !crate::maven::is_seeded(&seed.local_repo) {
-                    crate::maven::seed_plexus_utils(&seed.from_repo, &seed.local_repo)?;
-                }
+                seed.ensure()?;
                 continue;
             }
             _ => continue,

@@ -55,11 +55,7 @@ pub(super) fn read_record(dest: &Path) -> Option<Record> {
 }
 
 pub(super) fn write_record(dest: &Path, record: &Record) -> Result<()> {
-    let file = record_file(dest);
-    let partial = file.with_extension("partial");
-    fs::write(&partial, serde_json::to_vec(record)?)
-        .and_then(|()| fs::rename(&partial, &file))
-        .with_context(|| format!("cannot write {}", file.display()))
+    crate::plan::kind::write_whole(&record_file(dest), &serde_json::to_vec(record)?)
 }
 
 /// Removes the record: from now on the context is not known whole.

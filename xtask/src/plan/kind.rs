@@ -169,11 +169,22 @@ impl StepKind for SeedMavenRepo {
     }
 
     fn perform(&self, _: &RunState, _: &Path, _: &StepLine) -> Result<Done<Option<Reason>>> {
+        Ok(if self.ensure()? {
+            Done::Ran(None)
+        } else {
+            Done::UpToDate
+        })
+    }
+}
+
+impl SeedMavenRepo {
+    /// Seeds the local repository unless it is seeded already; whether it did.
+    pub fn ensure(&self) -> Result<bool> {
         if maven::is_seeded(&self.local_repo) {
-            return Ok(Done::UpToDate);
+            return Ok(false);
         }
         maven::seed_plexus_utils(&self.from_repo, &self.local_repo)?;
-        Ok(Done::Ran(None))
+        Ok(true)
     }
 }
 
@@ -206,6 +217,18 @@ impl StepKind for Pull {
         process::run_logged(&self.command, log, line).map_err(|e| e.context(self.hint.clone()))?;
         Ok(Done::Ran(Some(Reason::ImageMissing)))
     }
+}
+
+/// Writes `bytes` to `path` whole or not at all: beside it, then renamed over it.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn write_file(path: &Path, contents: &str) -> Result<()> {

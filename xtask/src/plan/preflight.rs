@@ -89,6 +89,7 @@ pub fn check(
     let machine = ask_machine(config, set, recalled.as_ref());
     if let Ok(server) = &machine.engine
         && purpose != Purpose::Preview
+        && recalled.as_ref() != Some(server)
     {
         remembered_engine::remember(&work, server);
     }

@@ -422,6 +422,15 @@ pub fn inspect(references: &[String]) -> Command {
     Command::new("docker", args)
 }
 
+/// Whether a failed `docker image inspect` said only that images are missing (so the
+/// engine answered).
+pub fn only_missing_images(stderr: &str) -> bool {
+    stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .all(|l| l.contains("No such image"))
+}
+
 /// The images of `references` found in [`inspect`]'s output.
 pub fn parse_inspect(output: &str, references: &[String]) -> BTreeMap<String, ImageInfo> {
     let mut found = BTreeMap::new();
@@ -463,6 +472,23 @@ pub fn parse_inspect(output: &str, references: &[String]) -> BTreeMap<String, Im
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_no_such_image_means_the_engine_answered() {
+        assert!(only_missing_images(
+            "Error: No such image: fate/redis:1\nError: No such image: fate/mysql:1\n"
+        ));
+        assert!(only_missing_images(
+            "Error response from daemon: No such image: fate/redis:1\n"
+        ));
+        assert!(only_missing_images(""));
+        assert!(!only_missing_images(
+            "Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?\n"
+        ));
+        assert!(!only_missing_images(
+            "Error: No such image: a\nerror during connect: Get \"http://x\": EOF\n"
+        ));
+    }
 
     fn spec(builder: Builder) -> BuildSpec {
         BuildSpec {

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use xshell::Shell;
 
+use crate::process;
 use crate::process::docker_argv::{self, Builder, ImageInfo, LocalImages};
-use crate::process::remembered_engine;
-use crate::process::{self, Command};
 
 /// The engine that answered: its version and the platform it runs on.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -156,7 +155,7 @@ pub fn inspect_images_answer(sh: &Shell, references: &[String]) -> (LocalImages,
     ) {
         Ok((success, stdout, stderr)) => (
             docker_argv::parse_inspect(&stdout, refs),
-            success || remembered_engine::only_missing_images(&stderr),
+            success || docker_argv::only_missing_images(&stderr),
         ),
         Err(_) => (BTreeMap::new(), false),
     };
@@ -180,11 +179,12 @@ pub fn inspect_images_answer(sh: &Shell, references: &[String]) -> (LocalImages,
 
 /// The ID of the local image `reference`, as `docker image inspect` gives it.
 pub fn image_id(reference: &str) -> Result<String> {
-    let format = Command::new(
-        "docker",
-        ["image", "inspect", "--format", "{{.Id}}", reference],
-    );
-    Ok(process::query_anywhere(&format)?.trim().to_string())
+    let refs = [reference.to_string()];
+    let out = process::query_anywhere(&docker_argv::inspect(&refs))?;
+    docker_argv::parse_inspect(&out, &refs)
+        .remove(reference)
+        .map(|info| info.id)
+        .with_context(|| format!("the engine does not list {reference}"))
 }
 
 /// From this many references on, two calls at once.

@@ -1,8 +1,9 @@
 //! The engine a FATE root's runs last found at an endpoint, remembered in its work
 //! directory: a run that knows the endpoint does not ask `docker version` (a docker
 //! process, a tenth of a no-op's time), as its question about the images says whether the
-//! engine answers. What a run takes from it is the engine's platform, which does not change
-//! at an endpoint; dry runs and `doctor`, which print the version, always ask.
+//! engine answers (see `docker_argv::only_missing_images`). What a run takes from it is the
+//! engine's platform, which does not change at an endpoint; dry runs and `doctor`, which
+//! print the version, always ask.
 
 use std::path::{Path, PathBuf};
 
@@ -68,33 +69,18 @@ pub fn recall(work: &Path) -> Option<Server> {
 }
 
 /// Remembers the engine that answered at this endpoint (best effort: a run that cannot
-/// write it asks again next time).
+/// write it asks again next time). Callers write it when it differs from what they recalled.
 pub fn remember(work: &Path, server: &Server) {
     let remembered = Remembered {
         endpoint: this_endpoint(),
         version: server.version.clone(),
         platform: server.platform.clone(),
     };
-    if recall(work).is_some_and(|known| known == *server) || !work.is_dir() {
+    if !work.is_dir() {
         return;
     }
-    let (file, partial) = (work.join(FILE), work.join(format!("{FILE}.partial")));
     let text = serde_json::to_vec(&remembered).expect("it serializes");
-    if std::fs::write(&partial, text)
-        .and_then(|()| std::fs::rename(&partial, &file))
-        .is_err()
-    {
-        let _ = std::fs::remove_file(&partial);
-    }
-}
-
-/// Whether a failed `docker image inspect` said only that images are missing (so the
-/// engine answered).
-pub fn only_missing_images(stderr: &str) -> bool {
-    stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .all(|l| l.contains("No such image"))
+    let _ = crate::plan::kind::write_whole(&work.join(FILE), &text);
 }
 
 #[cfg(test)]
@@ -116,23 +102,6 @@ mod tests {
         );
         assert_eq!(endpoint_key(None, None, Some("not json")), "default");
         assert_eq!(endpoint_key(None, None, None), "default");
-    }
-
-    #[test]
-    fn only_no_such_image_means_the_engine_answered() {
-        assert!(only_missing_images(
-            "Error: No such image: fate/redis:1\nError: No such image: fate/mysql:1\n"
-        ));
-        assert!(only_missing_images(
-            "Error response from daemon: No such image: fate/redis:1\n"
-        ));
-        assert!(only_missing_images(""));
-        assert!(!only_missing_images(
-            "Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?\n"
-        ));
-        assert!(!only_missing_images(
-            "Error: No such image: a\nerror during connect: Get \"http://x\": EOF\n"
-        ));
     }
 
     #[test]

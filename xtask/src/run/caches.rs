@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::image::staging::{SharedWalks, WalkKey};
 use crate::run::digest_cache::DigestCache;
@@ -55,10 +55,7 @@ impl Caches {
         if walked.is_empty() || walked == self.walked_last {
             return Ok(());
         }
-        let partial = file.with_extension("partial");
-        std::fs::write(&partial, serde_json::to_vec(&walked)?)
-            .and_then(|()| std::fs::rename(&partial, file))
-            .with_context(|| format!("cannot write {}", file.display()))
+        crate::plan::kind::write_whole(file, &serde_json::to_vec(&walked)?)
     }
 
     /// Nothing remembered: every file read, every tree walked.

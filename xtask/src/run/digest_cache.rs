@@ -83,10 +83,7 @@ impl DigestCache {
             return Ok(());
         }
         let text = serde_json::to_vec(&state.0).expect("the cache serializes");
-        let partial = file.with_extension("partial");
-        std::fs::write(&partial, text)
-            .and_then(|()| std::fs::rename(&partial, file))
-            .with_context(|| format!("cannot write {}", file.display()))?;
+        crate::plan::kind::write_whole(file, &text)?;
         state.1 = false;
         Ok(())
     }

@@ -302,10 +302,7 @@ pub fn write(path: &Path, document: &Document) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let text = serde_json::to_string_pretty(document)? + "\n";
-    let partial = path.with_extension("partial");
-    std::fs::write(&partial, text)
-        .and_then(|()| std::fs::rename(&partial, path))
-        .with_context(|| format!("cannot write {}", path.display()))
+    crate::plan::kind::write_whole(path, text.as_bytes())
 }
 
 #[cfg(test)]
