@@ -173,7 +173,7 @@ impl cli::Bench {
                 scale_scenario(&mut samples, &ours)?;
             }
             if parts.contains(&cli::BenchPart::Bundle) {
-                bundle_scenarios(sh, &mut samples, &ours, tmp.path())?;
+                bundle_scenarios(sh, &mut samples, &ours, tmp.path(), i)?;
             }
         }
         clean(sh, &ours, BENCH_PREFIX)?;

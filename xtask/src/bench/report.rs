@@ -122,7 +122,7 @@ fn build_section(samples: &Samples) -> String {
     } else {
         out.push_str(&format!(
             "\nCold build with --jobs 2, BuildKit: {j2:.2} s; the same with the legacy builder \
-             (`DOCKER_BUILDKIT=0`): {legacy:.2} s (BuildKit {:.1}x faster).\n",
+             (`DOCKER_BUILDKIT=0`, the first run only): {legacy:.2} s (BuildKit {:.1}x faster).\n",
             legacy / j2
         ));
     }
@@ -260,7 +260,7 @@ fn bundle_section(samples: &Samples) -> String {
         vs(Scenario::Load(Compression::Zstd), load_once),
     ));
     out.push_str(&format!(
-        "\nCompression levels, each compressing the same raw tars on every core (the bundle uses gzip \
+        "\nCompression levels (the first run only), each compressing the same raw tars on every core (the bundle uses gzip \
          level {} (0 where the layers are compressed already) and zstd level {}):\n\n| compression | level | time | size (MB) | vs docker save -o |\n\
          |---|---|---|---|---|\n",
         streams::GZIP_LEVEL,

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
-use walkdir::WalkDir;
 
 use super::restage;
 use crate::run::digest_cache::{self, DigestCache};
@@ -130,15 +129,7 @@ pub fn collect(ops: &[StageOp], shared: Option<&SharedWalks>) -> Result<Entries>
                     );
                 }
                 if *lib {
-                    let libdir = module.target().join("lib");
-                    if !libdir.is_dir() {
-                        bail!(
-                            "{} is missing: module {} must copy its dependencies there (maven-dependency-plugin copy-dependencies)",
-                            libdir.display(),
-                            module.artifact_id
-                        );
-                    }
-                    add_tree(&mut entries, &libdir, &to.join("lib"), &[], None)?;
+                    add_tree(&mut entries, &lib_dir(module)?, &to.join("lib"), &[], None)?;
                 }
                 set_java_home(&mut entries, &to.join("service.sh"), java_home)?;
             }
@@ -149,6 +140,39 @@ pub fn collect(ops: &[StageOp], shared: Option<&SharedWalks>) -> Result<Entries>
 
 /// A tree's entries by path relative to its root.
 type Walked = Vec<(PathBuf, Source)>;
+
+/// A walked tree, and the digest of its entries once asked: a tree several images stage
+/// is hashed once.
+pub struct Tree {
+    entries: Walked,
+    digest: std::sync::OnceLock<Result<[u8; 32], String>>,
+}
+
+impl Tree {
+    fn new(entries: Walked) -> Tree {
+        Tree {
+            entries,
+            digest: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// sha256 over every entry's relative path, kind, mode and content (see [`digest`]).
+    fn digest(&self, digests: &DigestCache) -> Result<[u8; 32]> {
+        self.digest
+            .get_or_init(|| {
+                let mut hasher = Sha256::new();
+                digest_entries(
+                    self.entries.iter().map(|(p, s)| (p, s)),
+                    &mut hasher,
+                    digests,
+                )
+                .map(|()| hasher.finalize().into())
+                .map_err(|e| format!("{e:#}"))
+            })
+            .clone()
+            .map_err(anyhow::Error::msg)
+    }
+}
 
 /// Walks of source trees shared within one run, by tree and exclusions: the first
 /// caller walks, the others wait for it. A tree staged by several images (python and egg
@@ -164,7 +188,7 @@ pub struct SharedWalks(
     std::sync::Mutex<
         BTreeMap<
             (PathBuf, Vec<String>),
-            std::sync::Arc<std::sync::OnceLock<Result<std::sync::Arc<Walked>, String>>>,
+            std::sync::Arc<std::sync::OnceLock<Result<std::sync::Arc<Tree>, String>>>,
         >,
     >,
 );
@@ -197,7 +221,7 @@ impl SharedWalks {
     }
 
     /// The walk of `from` less `exclude`: walked by the first caller, the others wait.
-    fn walked(&self, from: &Path, exclude: &[String]) -> Result<std::sync::Arc<Walked>> {
+    fn walked(&self, from: &Path, exclude: &[String]) -> Result<std::sync::Arc<Tree>> {
         let slot = self
             .0
             .lock()
@@ -207,7 +231,7 @@ impl SharedWalks {
             .clone();
         slot.get_or_init(|| {
             walk(from, exclude)
-                .map(std::sync::Arc::new)
+                .map(|entries| std::sync::Arc::new(Tree::new(entries)))
                 .map_err(|e| format!("{e:#}"))
         })
         .clone()
@@ -224,11 +248,7 @@ fn add_tree(
     exclude: &[String],
     shared: Option<&SharedWalks>,
 ) -> Result<()> {
-    let walked = if let Some(shared) = shared {
-        shared.walked(from, exclude)?
-    } else {
-        std::sync::Arc::new(walk(from, exclude)?)
-    };
+    let walked = tree(from, exclude, shared)?;
     if let Some(parent) = to.parent() {
         add_dirs(entries, parent, 0o755);
     }
@@ -236,6 +256,7 @@ fn add_tree(
     // tree of 30,000 files inserted one by one costs most of a no-op's time).
     let to = normalize(to);
     let mut tree: Entries = walked
+        .entries
         .iter()
         .map(|(rel, source)| {
             let path = if rel.as_os_str().is_empty() {
@@ -250,49 +271,87 @@ fn add_tree(
     Ok(())
 }
 
-/// The entries of the tree at `from`, relative to it, in order.
+/// The tree at `from` less `exclude`: walked once per run with `shared`, else now.
+fn tree(
+    from: &Path,
+    exclude: &[String],
+    shared: Option<&SharedWalks>,
+) -> Result<std::sync::Arc<Tree>> {
+    match shared {
+        Some(shared) => shared.walked(from, exclude),
+        None => Ok(std::sync::Arc::new(Tree::new(walk(from, exclude)?))),
+    }
+}
+
+/// The entries of the tree at `from`, relative to it, in order (each directory before
+/// its entries, names compared as bytes: the order of [`Entries`]).
 fn walk(from: &Path, exclude: &[String]) -> Result<Walked> {
-    fs::symlink_metadata(from).with_context(|| format!("{} does not exist", from.display()))?;
+    let meta =
+        fs::symlink_metadata(from).with_context(|| format!("{} does not exist", from.display()))?;
     let exclude = globs(exclude)?;
-    let walk = WalkDir::new(from).follow_links(false).sort_by_file_name();
-    let kept = |e: &walkdir::DirEntry| {
-        let rel = e.path().strip_prefix(from).unwrap_or(e.path());
-        !is_excluded(e.path()) && !exclude.is_match(rel)
-    };
     let mut out = Vec::new();
-    for entry in walk.into_iter().filter_entry(kept) {
-        let entry = entry.with_context(|| format!("cannot read {}", from.display()))?;
-        let rel = entry
-            .path()
-            .strip_prefix(from)
-            .expect("walk stays below its root")
-            .to_path_buf();
-        let meta = entry.metadata()?;
-        let mode = meta.permissions().mode() & 0o7777;
-        let kind = meta.file_type();
-        let source = if kind.is_dir() {
-            Source::Dir { mode }
-        } else if kind.is_symlink() {
-            Source::Symlink {
-                target: fs::read_link(entry.path())?,
-            }
-        } else if kind.is_file() {
-            Source::File {
-                from: entry.path().to_path_buf(),
-                mode,
-                stamp: digest_cache::Stamp::of(&meta),
-            }
-        } else {
-            // Never opened: reading a FIFO blocks until a writer appears.
-            bail!(
-                "{} is a {} (not a file, directory or link): remove it, or leave it out with `exclude` in docker/images.toml",
-                entry.path().display(),
-                special_kind(kind)
-            );
-        };
-        out.push((rel, source));
+    let root = PathBuf::new();
+    if !is_excluded(from) && !exclude.is_match(&root) {
+        walk_entry(from, root, &meta, &exclude, &mut out)?;
     }
     Ok(out)
+}
+
+/// Lists `path` (at `rel`, with metadata `meta`) and, for a directory, what it holds.
+/// Each directory is read once and sorted by name; only entries are `stat`ed.
+fn walk_entry(
+    path: &Path,
+    rel: PathBuf,
+    meta: &fs::Metadata,
+    exclude: &GlobSet,
+    out: &mut Walked,
+) -> Result<()> {
+    let mode = meta.permissions().mode() & 0o7777;
+    let kind = meta.file_type();
+    let source = if kind.is_dir() {
+        Source::Dir { mode }
+    } else if kind.is_symlink() {
+        Source::Symlink {
+            target: fs::read_link(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+        }
+    } else if kind.is_file() {
+        Source::File {
+            from: path.to_path_buf(),
+            mode,
+            stamp: digest_cache::Stamp::of(meta),
+        }
+    } else {
+        // Never opened: reading a FIFO blocks until a writer appears.
+        bail!(
+            "{} is a {} (not a file, directory or link): remove it, or leave it out with `exclude` in docker/images.toml",
+            path.display(),
+            special_kind(kind)
+        );
+    };
+    out.push((rel.clone(), source));
+    if !kind.is_dir() {
+        return Ok(());
+    }
+    let cannot = || format!("cannot read {}", path.display());
+    let mut children = fs::read_dir(path)
+        .with_context(cannot)?
+        .map(|e| e.map(|e| (e.file_name(), e)))
+        .collect::<std::io::Result<Vec<_>>>()
+        .with_context(cannot)?;
+    children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, entry) in children {
+        let child = entry.path();
+        let child_rel = rel.join(&name);
+        if is_excluded(&child) || exclude.is_match(&child_rel) {
+            continue;
+        }
+        let meta = entry
+            .metadata()
+            .with_context(|| format!("cannot read {}", child.display()))?;
+        walk_entry(&child, child_rel, &meta, exclude, out)?;
+    }
+    Ok(())
 }
 
 fn special_kind(kind: fs::FileType) -> &'static str {
@@ -391,6 +450,83 @@ pub fn with_java_home(text: &str, java_home: &str) -> Option<String> {
 
 /// sha256 over every entry's path, kind, mode and content.
 pub fn digest(entries: &Entries, hasher: &mut Sha256, digests: &DigestCache) -> Result<()> {
+    digest_entries(entries.iter(), hasher, digests)
+}
+
+/// sha256 of what `ops` stage, op by op: each operation's parameters, and each tree it
+/// copies by the digest of its walk (so a tree two images stage is hashed once, and a
+/// run that builds nothing lists no context). What is staged follows from these alone:
+/// equal digests, equal contexts. The checks of [`collect`] are made when it runs.
+pub fn ops_digest(
+    ops: &[StageOp],
+    shared: Option<&SharedWalks>,
+    hasher: &mut Sha256,
+    digests: &DigestCache,
+) -> Result<()> {
+    let tree_digest = |from: &Path, exclude: &[String], shared: Option<&SharedWalks>| {
+        tree(from, exclude, shared).and_then(|t| t.digest(digests))
+    };
+    for op in ops {
+        match op {
+            StageOp::Copy { from, to, exclude } => {
+                let to = normalize(Path::new(to));
+                hasher.update(format!("copy\0{}\0{}\0", to.display(), exclude.join("\0")));
+                hasher.update(tree_digest(from, exclude, shared)?);
+            }
+            StageOp::EmptyDir(d) => hasher.update(format!("mkdir\0{d}\0")),
+            StageOp::Jar { module, lib, .. } => {
+                let jar = module.built_jar()?;
+                hasher.update(jar_placement(op, &jar));
+                // Maven's output is written during the run: never shared.
+                hasher.update(tree_digest(&jar, &[], None)?);
+                if *lib {
+                    hasher.update(tree_digest(&lib_dir(module)?, &[], None)?);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What installing `jar` decides besides its bytes: where, under which names, with which
+/// `JAVA_HOME` (not where the module's sources are: a checkout moved stages the same).
+fn jar_placement(op: &StageOp, jar: &Path) -> String {
+    let StageOp::Jar {
+        to,
+        link,
+        lib,
+        java_home,
+        ..
+    } = op
+    else {
+        return String::new();
+    };
+    let name = jar.file_name().unwrap_or_default().to_string_lossy();
+    let to = normalize(Path::new(to));
+    format!(
+        "jar\0{}\0{name}\0{link}\0{lib}\0{java_home}\0",
+        to.display()
+    )
+}
+
+/// The `lib/` a module's jar is staged with.
+fn lib_dir(module: &pom::Module) -> Result<PathBuf> {
+    let libdir = module.target().join("lib");
+    if !libdir.is_dir() {
+        bail!(
+            "{} is missing: module {} must copy its dependencies there (maven-dependency-plugin copy-dependencies)",
+            libdir.display(),
+            module.artifact_id
+        );
+    }
+    Ok(libdir)
+}
+
+fn digest_entries<'a>(
+    entries: impl Iterator<Item = (&'a PathBuf, &'a Source)>,
+    hasher: &mut Sha256,
+    digests: &DigestCache,
+) -> Result<()> {
     use std::fmt::Write as _;
     let mut line = String::new();
     for (path, source) in entries {
@@ -615,21 +751,21 @@ mod tests {
     }
 
     #[test]
-    fn digest_follows_content_and_modes_not_times() {
+    fn digest_follows_content_modes_and_ops_not_times() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
         let (skel, module) = fixture(d);
-        let sum = || {
+        let sum_of = |ops: &[StageOp], shared: Option<&SharedWalks>| {
             let mut h = Sha256::new();
-            digest(
-                &collect(&ops(d, &skel, &module, "."), None).unwrap(),
-                &mut h,
-                &DigestCache::none(),
-            )
-            .unwrap();
+            ops_digest(ops, shared, &mut h, &DigestCache::none()).unwrap();
             hex::encode(h.finalize())
         };
+        let sum = || sum_of(&ops(d, &skel, &module, "."), None);
         let first = sum();
+        // Walked once and shared, or walked by each: the same digest.
+        let shared = SharedWalks::default();
+        assert_eq!(sum_of(&ops(d, &skel, &module, "."), Some(&shared)), first);
+        assert_eq!(sum_of(&ops(d, &skel, &module, "."), Some(&shared)), first);
         fs::write(skel.join("conf/x.properties"), "a=1\n").unwrap();
         assert_eq!(sum(), first, "rewriting the same bytes changes nothing");
         fs::write(skel.join("conf/x.properties"), "a=2\n").unwrap();
@@ -640,7 +776,64 @@ mod tests {
             fs::Permissions::from_mode(0o600),
         )
         .unwrap();
-        assert_ne!(sum(), second, "modes count");
+        let third = sum();
+        assert_ne!(third, second, "modes count");
+        // Where things go and how the jar is installed count too.
+        assert_ne!(sum_of(&ops(d, &skel, &module, "svc"), None), third);
+        let mut other_home = ops(d, &skel, &module, ".");
+        if let StageOp::Jar { java_home, .. } = &mut other_home[1] {
+            *java_home = "/other".into();
+        }
+        assert_ne!(sum_of(&other_home, None), third);
+        fs::write(module.target().join("lib/dep.jar"), "dep 2").unwrap();
+        let fourth = sum();
+        assert_ne!(fourth, third, "a dependency in lib/ counts");
+        fs::write(module.target().join("fate-roll-0.3.jar"), "jar 2").unwrap();
+        assert_ne!(sum(), fourth, "the jar counts");
+        // What the digest leaves to staging is still checked there, with its path.
+        fs::remove_file(skel.join("service.sh")).unwrap();
+        let e = format!(
+            "{:#}",
+            collect(&ops(d, &skel, &module, "."), None).unwrap_err()
+        );
+        assert!(e.contains("service.sh is missing"), "{e}");
+    }
+
+    #[test]
+    fn a_walk_lists_entries_in_their_staged_order_whatever_their_names() {
+        use std::os::unix::ffi::OsStrExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("t");
+        for dir in ["a/b", "a.d", "B", "a-"] {
+            fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        for file in ["a/b/z", "a/1", "a.txt", "Z", "a-/x", "a.d/y"] {
+            fs::write(root.join(file), file).unwrap();
+        }
+        // Not UTF-8: a name a tree may hold, and the digest cache must keep.
+        let odd = root.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+        fs::write(&odd, "odd").unwrap();
+        let walked = walk(&root, &[]).unwrap();
+        let order: Vec<&PathBuf> = walked.iter().map(|(rel, _)| rel).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "a walk is in the order of Entries");
+        assert_eq!(order.len(), 1 + 5 + 7, "the root, 5 directories, 7 files");
+        let cache_file = tmp.path().join("digests.bin");
+        let cache = DigestCache::open(&cache_file);
+        let old = std::time::SystemTime::now() - std::time::Duration::from_mins(1);
+        fs::File::options()
+            .write(true)
+            .open(&odd)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let digest = cache.file_sha256(&odd).unwrap();
+        cache.save().unwrap();
+        assert_eq!(
+            DigestCache::open(&cache_file).file_sha256(&odd).unwrap(),
+            digest
+        );
     }
 
     #[test]

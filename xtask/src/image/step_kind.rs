@@ -78,8 +78,14 @@ impl StepKind for BuildStep {
                 preview.force,
                 preview.caches,
             ) {
-                Ok((Decision::UpToDate, _)) => Status::UpToDate,
-                Ok((Decision::Run { reason, .. }, _)) => Status::WillRun(reason),
+                Ok(Decision::UpToDate) => Status::UpToDate,
+                // What a run would stage is checked as the run would check it.
+                Ok(Decision::Run { reason, .. }) => {
+                    match staging::collect(&self.ops, preview.caches.walks.as_ref()) {
+                        Ok(_) => Status::WillRun(reason),
+                        Err(e) => Status::Unknown(format!("{e:#}")),
+                    }
+                }
                 Err(e) => Status::Unknown(format!("{e:#}")),
             },
         }
@@ -103,18 +109,21 @@ impl StepKind for BuildStep {
         }
         let local_images = run.local_images.lock().expect("no worker panics").clone();
         let recorded = run.recorded.lock().expect("no worker panics").clone();
-        let (decision, entries) =
+        let decision =
             freshness::build_decision(self, &local_images, &recorded, run.force, run.caches)?;
+        // Listed only when needed: a run that builds nothing lists no context.
+        let entries = || staging::collect(&self.ops, run.caches.walks.as_ref());
         let Decision::Run { reason, inputs } = decision else {
             // An image built before SBOMs were written gets its SBOM now: what it was
             // built from is what is staged (its inputs digest says so).
             if !self.sbom.is_file()
                 && let Some(id) = recorded.0.get(&self.reference)
             {
-                write_sbom(self, &entries, id)?;
+                write_sbom(self, &entries()?, id)?;
             }
             return Ok(Done::UpToDate);
         };
+        let entries = entries()?;
         let labels: Vec<(String, String)> = self
             .labels
             .iter()

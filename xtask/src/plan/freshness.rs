@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::image::staging::{self, Entries, StageOp};
+use crate::image::staging::{self, StageOp};
 use crate::image::step::BuildStep;
 use crate::maven::MavenStep;
 use crate::maven::pom::Module;
@@ -332,8 +332,7 @@ pub fn build_decision(
     recorded: &Recorded,
     force: bool,
     caches: &Caches,
-) -> Result<(Decision, Entries)> {
-    let entries = staging::collect(&b.ops, caches.walks.as_ref())?;
+) -> Result<Decision> {
     let mut hasher = Sha256::new();
     hasher.update(
         std::fs::read(&b.dockerfile)
@@ -360,7 +359,7 @@ pub fn build_decision(
             .with_context(|| format!("parent image {parent} is not present"))?;
         hasher.update(id);
     }
-    staging::digest(&entries, &mut hasher, &caches.digests)?;
+    staging::ops_digest(&b.ops, caches.walks.as_ref(), &mut hasher, &caches.digests)?;
     let inputs = hex::encode(hasher.finalize());
     let reason = match local_images.get(&b.reference) {
         _ if force => Reason::Forced,
@@ -369,7 +368,7 @@ pub fn build_decision(
         None => Reason::NotBuilt,
         Some(info) if info.inputs.as_deref() == Some(inputs.as_str()) => {
             match recorded.0.get(&b.reference) {
-                Some(id) if *id == info.id => return Ok((Decision::UpToDate, entries)),
+                Some(id) if *id == info.id => return Ok(Decision::UpToDate),
                 Some(_) => Reason::ChangedOutside,
                 None => Reason::NotRecorded,
             }
@@ -377,7 +376,7 @@ pub fn build_decision(
         Some(info) if info.inputs.is_none() => Reason::NoInputsLabel,
         Some(_) => Reason::InputsChanged,
     };
-    Ok((Decision::Run { reason, inputs }, entries))
+    Ok(Decision::Run { reason, inputs })
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::image::staging::{SharedWalks, WalkKey};
 use crate::run::digest_cache::DigestCache;
 
 /// Where the contents' digests of the files runs read are remembered.
-pub const DIGEST_CACHE: &str = "file-digests.json";
+pub const DIGEST_CACHE: &str = "file-digests.bin";
 /// Where the trees the last run walked are remembered, to walk them again early.
 pub const WALKED_TREES: &str = "walked-trees.json";
 
