@@ -5,6 +5,7 @@
 use anyhow::Result;
 use xshell::Shell;
 
+use super::revision::Head;
 use crate::config::Config;
 use crate::imageset::ImageSet;
 use crate::process::docker_argv::{Builder, LocalImages};
@@ -34,11 +35,13 @@ pub(super) fn ask_machine(config: &Config, set: &ImageSet, recalled: Option<&Ser
         let engine = scope.spawn(|| recalled.is_none().then(|| engine::check(&shell())));
         let local_images = scope.spawn(|| engine::inspect_images_answer(&shell(), &references));
         let builder = scope.spawn(|| engine::builder(&shell()));
-        let revision = scope.spawn(|| {
-            super::revision::read(&config.fate_root).unwrap_or_else(|| {
+        let revision = scope.spawn(|| match super::revision::read(&config.fate_root) {
+            Head::Commit(commit) => commit,
+            Head::NoRepository => "unknown".into(),
+            Head::AskGit => {
                 let git = Command::new("git", ["-C", &root, "rev-parse", "HEAD"]);
                 process::query(&shell(), &git).unwrap_or_else(|_| "unknown".into())
-            })
+            }
         });
         let packages = scope.spawn(|| dpkg_listing(&shell(), &set.maven_debian_packages));
         let image_store = scope.spawn(|| {

@@ -2,47 +2,80 @@
 //! `git rev-parse HEAD` reads them (no process on every run): the `.git` directory or file
 //! of the root or the nearest directory above it, `HEAD`, and the ref it names, loose or
 //! packed, in the worktree's common directory. Anything else (a `GIT_DIR`, the reftable
-//! format, a ref that cannot be found, a ceiling on the search) is left to git itself:
-//! `None`.
+//! format, a ref that cannot be found, a ceiling on the search) is left to git itself.
+//! A root no repository holds needs no git either: git would find none.
 
 use std::path::{Path, PathBuf};
 
+/// What a root's repository files say of the commit it is checked out at.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head {
+    Commit(String),
+    /// No `.git` in the root or above it (nor a bare repository): git finds none either.
+    NoRepository,
+    /// Not told plainly: ask `git rev-parse HEAD`.
+    AskGit,
+}
+
 /// The commit at `root`'s HEAD, when its repository's files tell it plainly.
-pub fn read(root: &Path) -> Option<String> {
+pub fn read(root: &Path) -> Head {
     let set_by_env = ["GIT_DIR", "GIT_WORK_TREE", "GIT_CEILING_DIRECTORIES"];
     if set_by_env.iter().any(|v| std::env::var_os(v).is_some()) {
-        return None;
+        return Head::AskGit;
     }
-    let git_dir = find_git_dir(root)?;
+    let git_dir = match find_git_dir(root) {
+        Found::GitDir(dir) => dir,
+        Found::Nowhere => return Head::NoRepository,
+        Found::Unclear => return Head::AskGit,
+    };
     let common = match std::fs::read_to_string(git_dir.join("commondir")) {
         Ok(rel) => git_dir.join(rel.trim()),
         Err(_) => git_dir.clone(),
     };
     let config = std::fs::read_to_string(common.join("config")).unwrap_or_default();
     if config.contains("refstorage") || config.contains("refStorage") {
-        return None;
+        return Head::AskGit;
     }
-    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
-    resolve(head.trim(), &git_dir, &common, 0)
+    std::fs::read_to_string(git_dir.join("HEAD"))
+        .ok()
+        .and_then(|head| resolve(head.trim(), &git_dir, &common, 0))
+        .map_or(Head::AskGit, Head::Commit)
+}
+
+/// Where a root's repository is.
+enum Found {
+    GitDir(PathBuf),
+    Nowhere,
+    Unclear,
 }
 
 /// The repository of `root`: `.git` here or in the nearest directory above.
-fn find_git_dir(root: &Path) -> Option<PathBuf> {
-    let root = std::fs::canonicalize(root).ok()?;
+fn find_git_dir(root: &Path) -> Found {
+    let Ok(root) = std::fs::canonicalize(root) else {
+        return Found::Unclear;
+    };
     for dir in root.ancestors() {
         let dot_git = dir.join(".git");
         let Ok(meta) = std::fs::metadata(&dot_git) else {
+            // A bare repository is found by git as it is: left to it.
+            if dir.join("HEAD").is_file() && dir.join("objects").is_dir() {
+                return Found::Unclear;
+            }
             continue;
         };
         if meta.is_dir() {
-            return Some(dot_git);
+            return Found::GitDir(dot_git);
         }
         // A worktree or submodule: "gitdir: PATH", relative to the directory of the file.
-        let text = std::fs::read_to_string(&dot_git).ok()?;
-        let target = text.trim().strip_prefix("gitdir:")?.trim();
-        return Some(dir.join(target));
+        let Ok(text) = std::fs::read_to_string(&dot_git) else {
+            return Found::Unclear;
+        };
+        return match text.trim().strip_prefix("gitdir:") {
+            Some(target) => Found::GitDir(dir.join(target.trim())),
+            None => Found::Unclear,
+        };
     }
-    None
+    Found::Nowhere
 }
 
 /// A HEAD or ref file's text: a commit, or `ref: NAME` followed (at most 5 deep).
@@ -115,18 +148,18 @@ mod tests {
         git(&repo, &["commit", "-qm", "one"]);
         let head = || git(&repo, &["rev-parse", "HEAD"]);
         // A loose branch ref, from the root and from a directory below it.
-        assert_eq!(read(&repo), Some(head()));
-        assert_eq!(read(&repo.join("sub/dir")), Some(head()));
+        assert_eq!(read(&repo), Head::Commit(head()));
+        assert_eq!(read(&repo.join("sub/dir")), Head::Commit(head()));
         // Packed refs only.
         git(&repo, &["pack-refs", "--all", "--prune"]);
         assert!(!repo.join(".git/refs/heads/main").exists());
-        assert_eq!(read(&repo), Some(head()));
+        assert_eq!(read(&repo), Head::Commit(head()));
         // A detached HEAD.
         std::fs::write(repo.join("f"), "2").unwrap();
         git(&repo, &["commit", "-qam", "two"]);
         let second = head();
         git(&repo, &["checkout", "-q", "--detach", "HEAD~1"]);
-        assert_eq!(read(&repo), Some(head()));
+        assert_eq!(read(&repo), Head::Commit(head()));
         assert_ne!(head(), second);
         // A linked worktree: `.git` is a file, its refs in the common directory.
         git(&repo, &["checkout", "-q", "main"]);
@@ -142,10 +175,29 @@ mod tests {
                 tree.to_str().unwrap(),
             ],
         );
-        assert_eq!(read(&tree), Some(git(&tree, &["rev-parse", "HEAD"])));
-        // No repository at all.
-        let bare = tempfile::tempdir().unwrap();
-        assert_eq!(read(bare.path()), None);
+        assert_eq!(
+            read(&tree),
+            Head::Commit(git(&tree, &["rev-parse", "HEAD"]))
+        );
+        // No repository at all: git says so too.
+        let none = tempfile::tempdir().unwrap();
+        assert_eq!(read(none.path()), Head::NoRepository);
+        let asked = Command::new("git")
+            .arg("-C")
+            .arg(none.path())
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap();
+        assert!(!asked.status.success());
+        // Inside a bare repository, or with a `.git` file that names nothing: git's to say.
+        let bare = d.path().join("bare.git");
+        git(d.path(), &["init", "-q", "--bare", bare.to_str().unwrap()]);
+        std::fs::create_dir_all(bare.join("x")).unwrap();
+        assert_eq!(read(&bare.join("x")), Head::AskGit);
+        let odd = d.path().join("odd");
+        std::fs::create_dir_all(&odd).unwrap();
+        std::fs::write(odd.join(".git"), "not a pointer").unwrap();
+        assert_eq!(read(&odd), Head::AskGit);
     }
 
     #[test]
