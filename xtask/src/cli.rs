@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::bundle::bundle_json::Compression;
 use crate::config::{BuildOverrides, MavenWhere, Overrides};
+use crate::run::scheduler::Jobs;
 use crate::ui::Progress;
 
 /// Builds, pushes and bundles FATE's Docker images.
@@ -219,7 +220,8 @@ pub struct Images {
     /// Run Maven and build images even when their inputs are unchanged.
     #[arg(long)]
     pub force: bool,
-    /// Steps run at once (Maven projects, image builds) [default: CPU count]
+    /// Steps run at once, of every kind (Maven projects, image builds) [default: CPU count,
+    /// and twice that for image builds, whose work is the engine's]
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub jobs: Option<u16>,
     /// Check out the git submodules the images stage when they are empty (git submodule
@@ -253,11 +255,9 @@ pub struct Bake {
 
 impl Images {
     /// How many steps may run at once.
-    pub fn jobs(&self) -> usize {
-        self.jobs.map_or_else(
-            || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-            usize::from,
-        )
+    pub fn jobs(&self) -> Jobs {
+        self.jobs
+            .map_or_else(Jobs::for_this_host, |n| Jobs::exactly(usize::from(n)))
     }
 }
 

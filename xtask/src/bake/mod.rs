@@ -11,6 +11,7 @@ use crate::plan::freshness::Recorded;
 use crate::plan::preflight::Purpose;
 use crate::plan::{Action, Options};
 use crate::run::pipeline::{Pipeline, RunOptions};
+use crate::run::scheduler::Jobs;
 use crate::{Project, cli, run::lock};
 
 impl cli::Bake {
@@ -35,7 +36,7 @@ impl cli::Bake {
         let how = RunOptions {
             force: false,
             keep_going: false,
-            jobs: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            jobs: Jobs::for_this_host(),
             stage_only: true,
         };
         let ran = pipeline.run(Recorded::default(), &how)?;

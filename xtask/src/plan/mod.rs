@@ -417,6 +417,9 @@ impl crate::run::scheduler::Scheduled for Step {
     fn deps(&self) -> &[usize] {
         &self.deps
     }
+    fn engine_bound(&self) -> bool {
+        matches!(self.action, Action::Build(_))
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use crate::config::Config;
 use crate::imageset::Image;
 use crate::plan::freshness::Recorded;
-use crate::run::scheduler::{Done, Executor, Outcome, Scheduled};
+use crate::run::scheduler::{Done, Executor, Jobs, Outcome, Scheduled};
 use crate::ui::StepLine;
 use crate::ui::problems::Problems;
 use crate::{Project, cli, imageset::reference, process, process::docker_argv, process::engine};
@@ -83,7 +83,7 @@ impl cli::Push {
             log_dir: config.work_dir().join("logs"),
             // One image's failure must not hide the others' outcomes.
             keep_going: true,
-            jobs: self.jobs.map_or(1, usize::from),
+            jobs: Jobs::exactly(self.jobs.map_or(1, usize::from)),
         };
         let reports = executor.run(&steps, |step, log, line| {
             push_with_retries(step, log, line).map(Done::Ran)

@@ -16,7 +16,7 @@ use crate::process;
 use crate::process::docker_argv::LABEL_TOOL;
 use crate::process::engine::{self, ContainerSweep};
 use crate::run::caches::Caches;
-use crate::run::scheduler::{Executor, Outcome, StepReport};
+use crate::run::scheduler::{Executor, Jobs, Outcome, StepReport};
 use crate::run::steps::RunState;
 
 /// A FATE root's plan for a selection, ready to run.
@@ -33,7 +33,7 @@ pub struct Pipeline<'a> {
 pub struct RunOptions {
     pub force: bool,
     pub keep_going: bool,
-    pub jobs: usize,
+    pub jobs: Jobs,
     /// Stage contexts and Dockerfiles, build nothing (for a bake file).
     pub stage_only: bool,
 }

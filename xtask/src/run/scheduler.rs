@@ -1,4 +1,4 @@
-//! The scheduler: runs steps whose dependencies are done, up to `jobs` at once, each with
+//! The scheduler: runs steps whose dependencies are done, up to [`Jobs`] at once, each with
 //! its progress line and its own log. What a step does is the caller's: it passes the
 //! step bodies and gets each step's typed result back. After a failure no new step
 //! starts unless keep-going, and the dependents of a failure never run.
@@ -19,6 +19,67 @@ pub trait Scheduled: Sync {
     fn title(&self) -> &str;
     /// Indices of the steps that must succeed first.
     fn deps(&self) -> &[usize];
+    /// Whether the step's work is the engine's (an image build): its own process mostly
+    /// waits, so more of them run at once than the host has cores.
+    fn engine_bound(&self) -> bool {
+        false
+    }
+}
+
+/// How many steps run at once: those whose work is the host's (Maven, staging) and those
+/// whose work is the engine's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Jobs {
+    pub host: usize,
+    pub engine: usize,
+}
+
+impl Jobs {
+    /// `n` of every kind: what a user who says how many means.
+    pub fn exactly(n: usize) -> Jobs {
+        Jobs { host: n, engine: n }
+    }
+
+    /// The default: one host step per core, and twice as many image builds (measured on
+    /// 2 cores, ten cold builds took 3.57 s at 4 at once against 4.59 s at 2 on Docker
+    /// 20.10, 2.39 s against 2.48 s on the containerd store; 10 at once gained no more).
+    pub fn for_cores(cores: usize) -> Jobs {
+        let cores = cores.max(1);
+        Jobs {
+            host: cores,
+            engine: 2 * cores,
+        }
+    }
+
+    /// [`Jobs::for_cores`] on this host.
+    pub fn for_this_host() -> Jobs {
+        Jobs::for_cores(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+    }
+
+    fn admits(self, running: Running, engine_bound: bool) -> bool {
+        if engine_bound {
+            running.engine < self.engine.max(1)
+        } else {
+            running.host < self.host.max(1)
+        }
+    }
+}
+
+/// The steps running, by kind.
+#[derive(Clone, Copy, Default)]
+struct Running {
+    host: usize,
+    engine: usize,
+}
+
+impl Running {
+    fn count(&mut self, engine_bound: bool) -> &mut usize {
+        if engine_bound {
+            &mut self.engine
+        } else {
+            &mut self.host
+        }
+    }
 }
 
 /// What a step body reports when it did not fail.
@@ -61,7 +122,7 @@ pub struct Executor {
     pub ui: Ui,
     pub log_dir: PathBuf,
     pub keep_going: bool,
-    pub jobs: usize,
+    pub jobs: Jobs,
 }
 
 impl Executor {
@@ -77,7 +138,7 @@ impl Executor {
         let mut started = vec![false; n];
         let (tx, rx) = mpsc::channel::<(usize, StepReport<T>)>();
         std::thread::scope(|scope| {
-            let mut running = 0;
+            let mut running = Running::default();
             let mut stop = false;
             loop {
                 for i in 0..n {
@@ -93,9 +154,9 @@ impl Executor {
                         continue;
                     }
                     let ready = step.deps().iter().all(|d| reports[*d].is_some());
-                    if ready && running < self.jobs.max(1) {
+                    if ready && self.jobs.admits(running, step.engine_bound()) {
                         started[i] = true;
-                        running += 1;
+                        *running.count(step.engine_bound()) += 1;
                         let tx = tx.clone();
                         let body = &body;
                         scope.spawn(move || {
@@ -103,11 +164,11 @@ impl Executor {
                         });
                     }
                 }
-                if running == 0 {
+                if running.host + running.engine == 0 {
                     break;
                 }
                 let (i, report) = rx.recv().expect("a worker always reports");
-                running -= 1;
+                *running.count(steps[i].engine_bound()) -= 1;
                 stop |= matches!(report.outcome, Outcome::Failed(_)) && !self.keep_going;
                 reports[i] = Some(report);
             }
@@ -184,5 +245,85 @@ impl std::fmt::Display for NotRun {
             NotRun::EarlierFailure => write!(f, "an earlier step failed"),
             NotRun::DependencyFailed(id) => write!(f, "{id} did not succeed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    struct Fake {
+        id: String,
+        engine: bool,
+    }
+
+    impl Scheduled for Fake {
+        fn id(&self) -> &str {
+            &self.id
+        }
+        fn title(&self) -> &str {
+            &self.id
+        }
+        fn deps(&self) -> &[usize] {
+            &[]
+        }
+        fn engine_bound(&self) -> bool {
+            self.engine
+        }
+    }
+
+    /// The most steps of each kind that ran at once, with `jobs`.
+    fn most_at_once(jobs: Jobs) -> (usize, usize) {
+        let steps: Vec<Fake> = (0..12)
+            .map(|i| Fake {
+                id: format!("step-{i}"),
+                engine: i % 3 != 0,
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let executor = Executor {
+            ui: Ui::plain(),
+            log_dir: dir.path().to_path_buf(),
+            keep_going: false,
+            jobs,
+        };
+        // (host now, engine now, host most, engine most)
+        let counts = Mutex::new((0, 0, 0, 0));
+        let reports = executor.run(&steps, |step, _, _| {
+            {
+                let mut c = counts.lock().unwrap();
+                if step.engine {
+                    c.1 += 1;
+                    c.3 = c.3.max(c.1);
+                } else {
+                    c.0 += 1;
+                    c.2 = c.2.max(c.0);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(40));
+            let mut c = counts.lock().unwrap();
+            if step.engine {
+                c.1 -= 1;
+            } else {
+                c.0 -= 1;
+            }
+            Ok(Done::Ran(()))
+        });
+        assert!(reports.iter().all(|r| r.outcome.succeeded()));
+        let c = counts.into_inner().unwrap();
+        (c.2, c.3)
+    }
+
+    #[test]
+    fn engine_bound_steps_have_their_own_limit() {
+        assert_eq!(most_at_once(Jobs::for_cores(2)), (2, 4));
+        assert_eq!(most_at_once(Jobs::exactly(1)), (1, 1));
+        assert_eq!(
+            Jobs::for_cores(0),
+            Jobs { host: 1, engine: 2 },
+            "at least one of each"
+        );
     }
 }
