@@ -56,12 +56,16 @@ impl Jobs {
         Jobs::for_cores(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
     }
 
+    /// Whether one more step of its kind may start; never more steps in all than the
+    /// larger limit (so `--jobs 1` runs one step at a time).
     fn admits(self, running: Running, engine_bound: bool) -> bool {
-        if engine_bound {
+        let all = self.host.max(self.engine).max(1);
+        let of_kind = if engine_bound {
             running.engine < self.engine.max(1)
         } else {
             running.host < self.host.max(1)
-        }
+        };
+        of_kind && running.host + running.engine < all
     }
 }
 
@@ -274,12 +278,13 @@ mod tests {
         }
     }
 
-    /// The most steps of each kind that ran at once, with `jobs`.
-    fn most_at_once(jobs: Jobs) -> (usize, usize) {
+    /// The most steps of each kind, and in all, that ran at once with `jobs`, of 12 steps
+    /// with no dependencies, every `host_every`-th one a host step.
+    fn most_at_once(jobs: Jobs, host_every: usize) -> (usize, usize, usize) {
         let steps: Vec<Fake> = (0..12)
             .map(|i| Fake {
                 id: format!("step-{i}"),
-                engine: i % 3 != 0,
+                engine: i % host_every != 0,
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
@@ -289,8 +294,8 @@ mod tests {
             keep_going: false,
             jobs,
         };
-        // (host now, engine now, host most, engine most)
-        let counts = Mutex::new((0, 0, 0, 0));
+        // (host now, engine now, host most, engine most, all most)
+        let counts = Mutex::new((0, 0, 0, 0, 0));
         let reports = executor.run(&steps, |step, _, _| {
             {
                 let mut c = counts.lock().unwrap();
@@ -301,6 +306,7 @@ mod tests {
                     c.0 += 1;
                     c.2 = c.2.max(c.0);
                 }
+                c.4 = c.4.max(c.0 + c.1);
             }
             std::thread::sleep(Duration::from_millis(40));
             let mut c = counts.lock().unwrap();
@@ -313,17 +319,34 @@ mod tests {
         });
         assert!(reports.iter().all(|r| r.outcome.succeeded()));
         let c = counts.into_inner().unwrap();
-        (c.2, c.3)
+        (c.2, c.3, c.4)
     }
 
     #[test]
-    fn engine_bound_steps_have_their_own_limit() {
-        assert_eq!(most_at_once(Jobs::for_cores(2)), (2, 4));
-        assert_eq!(most_at_once(Jobs::exactly(1)), (1, 1));
-        assert_eq!(
-            Jobs::for_cores(0),
-            Jobs { host: 1, engine: 2 },
-            "at least one of each"
+    fn engine_bound_steps_have_their_own_limit_under_one_for_all() {
+        let default = Jobs::for_cores(2);
+        assert_eq!(default, Jobs { host: 2, engine: 4 });
+        let running = |host, engine| Running { host, engine };
+        // Host steps up to the cores; builds beside them up to twice that in all.
+        assert!(!default.admits(running(2, 0), false));
+        assert!(default.admits(running(2, 1), true));
+        assert!(!default.admits(running(2, 2), true));
+        assert!(default.admits(running(0, 3), true));
+        assert!(!default.admits(running(0, 4), true));
+        assert!(!default.admits(running(1, 3), false));
+        // A number given is every kind's and the whole run's.
+        assert!(!Jobs::exactly(1).admits(running(0, 1), false));
+        assert!(!Jobs::exactly(1).admits(running(1, 0), true));
+        assert_eq!(Jobs::for_cores(0), Jobs { host: 1, engine: 2 });
+
+        // As the executor runs them: builds alone fill twice the cores; mixed steps never
+        // exceed the limits; one job is one step at a time.
+        assert_eq!(most_at_once(default, usize::MAX), (1, 4, 4));
+        let (host, engine, all) = most_at_once(default, 3);
+        assert!(
+            host <= 2 && engine <= 4 && all <= 4,
+            "{host} {engine} {all}"
         );
+        assert_eq!(most_at_once(Jobs::exactly(1), 3), (1, 1, 1));
     }
 }
