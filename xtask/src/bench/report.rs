@@ -100,9 +100,9 @@ fn build_section(samples: &Samples) -> String {
         let (a, b) = (med(ours, wall), med(theirs, wall));
         let built = med(ours, |s| s.images_built as f64);
         out.push_str(&format!(
-            "| {label} | {a:.2} | {b:.2} | {:.3} ({:.1}x faster) | {built} |\n",
+            "| {label} | {a:.2} | {b:.2} | {:.3} ({}) | {built} |\n",
             a / b,
-            b / a
+            speed(a, b)
         ));
     }
     let (j2, j1) = (
@@ -169,9 +169,9 @@ fn peer_section(samples: &Samples) -> String {
     ] {
         let (a, b) = (med(ours, wall), med(theirs, wall));
         out.push_str(&format!(
-            "| {label} | {a:.3} | {b:.3} | {:.3} ({:.1}x faster) |\n",
+            "| {label} | {a:.3} | {b:.3} | {:.3} ({}) |\n",
             a / b,
-            b / a
+            speed(a, b)
         ));
     }
     let cold = med(Scenario::ColdBuildsXtask, wall);
@@ -334,4 +334,25 @@ fn signing_paragraph(samples: &Samples) -> String {
         verify * 1e3,
         100.0 * verify / gzip_load,
     )
+}
+/// How `ours` (seconds) compares with `theirs`, in words: "2.0x faster" or "1.3x slower".
+fn speed(ours: f64, theirs: f64) -> String {
+    if ours <= theirs {
+        format!("{:.1}x faster", theirs / ours)
+    } else {
+        format!("{:.1}x slower", ours / theirs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::speed;
+
+    #[test]
+    fn a_ratio_says_faster_or_slower() {
+        assert_eq!(speed(1.0, 2.0), "2.0x faster");
+        assert_eq!(speed(3.935, 3.031), "1.3x slower");
+        assert_eq!(speed(9.385, 8.698), "1.1x slower");
+        assert_eq!(speed(2.0, 2.0), "1.0x faster");
+    }
 }
