@@ -335,6 +335,7 @@ fn signing_paragraph(samples: &Samples) -> String {
         100.0 * verify / gzip_load,
     )
 }
+
 /// How `ours` (seconds) compares with `theirs`, in words: "2.0x faster" or "1.3x slower".
 fn speed(ours: f64, theirs: f64) -> String {
     if ours <= theirs {

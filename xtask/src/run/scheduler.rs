@@ -26,8 +26,8 @@ pub trait Scheduled: Sync {
     }
 }
 
-/// How many steps run at once: those whose work is the host's (Maven, staging) and those
-/// whose work is the engine's.
+/// How many steps run at once: those whose work is the host's (Maven, seeding, writes) and
+/// those whose work is mostly the engine's (image builds, their staging included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Jobs {
     pub host: usize,
@@ -294,32 +294,25 @@ mod tests {
             keep_going: false,
             jobs,
         };
-        // (host now, engine now, host most, engine most, all most)
-        let counts = Mutex::new((0, 0, 0, 0, 0));
+        // Running now, the most of each kind so far, the most in all so far.
+        let counts = Mutex::new((Running::default(), Running::default(), 0));
         let reports = executor.run(&steps, |step, _, _| {
             {
-                let mut c = counts.lock().unwrap();
-                if step.engine {
-                    c.1 += 1;
-                    c.3 = c.3.max(c.1);
-                } else {
-                    c.0 += 1;
-                    c.2 = c.2.max(c.0);
-                }
-                c.4 = c.4.max(c.0 + c.1);
+                let mut guard = counts.lock().unwrap();
+                let (now, most, all) = &mut *guard;
+                *now.count(step.engine) += 1;
+                let of_kind = *now.count(step.engine);
+                let most_of_kind = most.count(step.engine);
+                *most_of_kind = (*most_of_kind).max(of_kind);
+                *all = (*all).max(now.host + now.engine);
             }
             std::thread::sleep(Duration::from_millis(40));
-            let mut c = counts.lock().unwrap();
-            if step.engine {
-                c.1 -= 1;
-            } else {
-                c.0 -= 1;
-            }
+            *counts.lock().unwrap().0.count(step.engine) -= 1;
             Ok(Done::Ran(()))
         });
         assert!(reports.iter().all(|r| r.outcome.succeeded()));
-        let c = counts.into_inner().unwrap();
-        (c.2, c.3, c.4)
+        let (_, most, all) = counts.into_inner().unwrap();
+        (most.host, most.engine, all)
     }
 
     #[test]
