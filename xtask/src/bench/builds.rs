@@ -167,6 +167,7 @@ pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample
                     build_args: b.build_args.clone(),
                     no_cache,
                     iidfile: None,
+                    buildx_plugin: None,
                     context: b.context.clone(),
                     options: crate::config::BuildOptions::default(),
                 })

@@ -45,6 +45,7 @@ pub(super) fn build_payload_image(sh: &Shell, scratch: &Path) -> Result<()> {
         build_args: Vec::new(),
         no_cache: false,
         iidfile: None,
+        buildx_plugin: None,
         context: context.clone(),
         options: crate::config::BuildOptions::default(),
     }))?;

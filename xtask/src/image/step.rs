@@ -68,6 +68,7 @@ pub fn step(
         build_args: build_args.clone(),
         no_cache,
         iidfile: Some(iidfile.clone()),
+        buildx_plugin: facts.buildx_plugin.clone(),
         context: context.clone(),
         options: options.clone(),
     });

@@ -516,6 +516,7 @@ mod tests {
             },
             image_store: None,
             engine_down: None,
+            buildx_plugin: None,
         }
     }
 
@@ -855,7 +856,11 @@ mod tests {
                 .args
                 .contains(&"type=registry,ref=r:5000/fed/egg:cache".to_string())
         );
-        assert!(egg.command.env.is_empty(), "BuildKit needs no switch");
+        // BuildKit needs no switch; buildx is told not to ask git.
+        assert_eq!(
+            egg.command.env,
+            [("BUILDX_GIT_INFO".to_string(), "0".to_string())]
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct Facts {
     pub revision: String,
     pub created: String,
     pub builder: Builder,
+    /// BuildKit's client, run as itself when its place is known (see
+    /// [`engine::buildx_plugin`]); else builds go through `docker buildx`.
+    pub buildx_plugin: Option<PathBuf>,
     /// Images of this set present locally, by reference.
     pub local_images: LocalImages,
     /// The images the run needs (its selection and the parents that come with it).
@@ -137,6 +140,9 @@ pub fn check(
         uid_gid: format!("{uid}:{gid}"),
         revision: machine.revision,
         created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        buildx_plugin: (builder == Builder::BuildKit)
+            .then(engine::buildx_plugin)
+            .flatten(),
         builder,
         local_images: machine.local_images,
         needed: needs.names(),

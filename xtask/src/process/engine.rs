@@ -122,16 +122,26 @@ pub fn endpoint() -> String {
 pub fn builder(sh: &Shell) -> Result<Builder, String> {
     let switch = std::env::var("DOCKER_BUILDKIT").ok();
     let off = docker_argv::choose_builder(switch.as_deref(), true) == Ok(Builder::Legacy);
-    let installed = || {
-        let config = std::env::var_os("DOCKER_CONFIG").map(std::path::PathBuf::from);
-        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-        docker_argv::buildx_plugin_paths(config.as_deref(), home.as_deref())
-            .iter()
-            .any(|p| p.is_file())
-    };
-    let buildx =
-        !off && (installed() || process::query(sh, &docker_argv::buildx_version()).is_ok());
+    let buildx = !off
+        && (buildx_plugin().is_some()
+            || process::query(sh, &docker_argv::buildx_version()).is_ok());
     docker_argv::choose_builder(switch.as_deref(), buildx)
+}
+
+/// The buildx plugin the docker CLI runs, where the CLI's environment and config.json
+/// tell it without a process (see [`docker_argv::buildx_plugin`]).
+pub fn buildx_plugin() -> Option<std::path::PathBuf> {
+    let config = std::env::var_os("DOCKER_CONFIG").map(std::path::PathBuf::from);
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let cli_config = config
+        .clone()
+        .or_else(|| home.as_ref().map(|h| h.join(".docker")))
+        .and_then(|dir| std::fs::read_to_string(dir.join("config.json")).ok());
+    docker_argv::buildx_plugin(
+        &docker_argv::buildx_plugin_paths(config.as_deref(), home.as_deref()),
+        std::path::Path::is_file,
+        cli_config.as_deref(),
+    )
 }
 
 /// The local images among `references`, with ID and inputs label.
