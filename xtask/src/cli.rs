@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::bundle::bundle_json::Compression;
 use crate::config::{BuildOverrides, MavenWhere, Overrides};
 use crate::run::scheduler::Jobs;
-use crate::ui::Progress;
+use fate_bundle::archive::streams::Compression;
+use fate_bundle::ui::Progress;
 
 /// Builds, pushes and bundles FATE's Docker images.
 #[derive(Debug, Parser)]
@@ -125,7 +125,7 @@ pub struct Bundle {
     pub sign_password_env: Option<String>,
     /// Write no file over SIZE (4GiB for FAT32, 700MB for a CD, 1MiB at least): each
     /// archive as numbered parts, each part's size and sha256 in bundle.json.
-    #[arg(long, value_name = "SIZE", value_parser = crate::bundle::split::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = fate_bundle::archive::parts::parse_size)]
     pub split_size: Option<u64>,
     /// An update: only the images whose IDs differ from those of the bundle OLD (its
     /// directory or bundle.json), for hosts that loaded it.
@@ -134,7 +134,7 @@ pub struct Bundle {
 }
 
 fn parse_platform(p: &str) -> Result<String, String> {
-    if crate::config::is_platform(p) {
+    if fate_bundle::docker::platform::is_platform(p) {
         Ok(p.to_string())
     } else {
         Err(format!(

@@ -6,21 +6,21 @@ mod bundle;
 mod cli;
 mod commands;
 mod config;
+mod docker;
 mod image;
 mod imageset;
 mod maven;
 mod plan;
-mod process;
 mod push;
 mod run;
-mod sbom;
-mod ui;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use xshell::Shell;
+
+use fate_bundle::{process, ui};
 
 use crate::cli::{BundleAction, Cli, Command};
 use crate::imageset::ImageSet;

@@ -104,7 +104,7 @@ pub fn of(plan: &Plan, named_contexts: bool) -> BakeFile {
                 cache_from: b.options.cache_from.clone(),
                 cache_to: b.options.cache_to.clone(),
                 pull: b.options.pull,
-                attest: vec![crate::process::docker_argv::BAKE_PROVENANCE_OFF.into()],
+                attest: vec![crate::docker::argv::BAKE_PROVENANCE_OFF.into()],
             },
         );
     }

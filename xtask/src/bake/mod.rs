@@ -65,7 +65,7 @@ impl cli::Bake {
 /// Written beside and renamed: whole or not at all.
 fn write_whole(file: &Path, bake: &bakefile::BakeFile) -> Result<()> {
     let text = serde_json::to_string_pretty(bake).expect("a bake file serializes") + "\n";
-    crate::plan::kind::write_whole(file, text.as_bytes())
+    fate_bundle::fsx::write_whole(file, text.as_bytes())
 }
 
 /// The commands that build a bake file's targets.

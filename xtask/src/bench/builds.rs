@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use xshell::Shell;
 
+use crate::docker::argv::{self, BuildSpec};
+use crate::docker::engine;
 use crate::image::staging;
 use crate::plan::preflight;
 use crate::plan::{self, Action, Options};
-use crate::process::docker_argv::{self, BuildSpec};
-use crate::process::{self, Command, engine};
 use crate::run::report::{self, RunReport, StepKind};
+use fate_bundle::process::{self, Command};
 
 use super::bundles::PAYLOAD_IMAGE;
 use super::fixture::{clean, edit, grow_for_scale, shrink_from_scale};
@@ -47,7 +48,7 @@ pub(super) fn build_scenarios(
     );
     // A comparison of builders, not of tools: the first run's figure says enough, and
     // the legacy builder's cold build is the bench's longest.
-    if run == 0 && engine::builder(sh) == Ok(docker_argv::Builder::BuildKit) {
+    if run == 0 && engine::builder(sh) == Ok(argv::Builder::BuildKit) {
         clean(sh, ours, BENCH_PREFIX).context("cleaning")?;
         let legacy = xtask_command(ours, &["images", "--jobs", "2", "--no-cache"])?
             .env("DOCKER_BUILDKIT", "0");
@@ -160,7 +161,7 @@ pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample
                 staging::materialize(&b.context, &staging::collect(&b.ops, None)?)?;
                 images_built += 1;
                 // As the old script issued it: the image set's Dockerfile (no labels).
-                docker_argv::build(&BuildSpec {
+                argv::build(&BuildSpec {
                     builder: facts.builder,
                     dockerfile: b.dockerfile.clone(),
                     tag: b.reference.clone(),
@@ -173,7 +174,7 @@ pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample
                 })
             }
             Action::WriteFile(file) => {
-                crate::plan::kind::write_file(&file.path, &file.contents)?;
+                fate_bundle::fsx::write_file(&file.path, &file.contents)?;
                 continue;
             }
             // What the old script's machines had by hand: plexus-utils 1.1 in the local

@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use xshell::Shell;
 
-use crate::bundle::bundle_json::Compression;
-use crate::bundle::{bundle_json, signing, streams};
-use crate::process::{self, Command, docker_argv};
-use crate::ui::problems::Problems;
+use crate::docker::argv;
+use fate_bundle::archive::streams;
+use fate_bundle::archive::streams::Compression;
+use fate_bundle::process::{self, Command};
+use fate_bundle::ui::problems::Problems;
+use fate_bundle::{manifest as bundle_json, signing};
 
 use super::builds::{xtask, xtask_bundle};
 use super::fixture::{build_payload_image, bundled_refs, dir_bytes, remove_images};
@@ -51,7 +53,7 @@ pub(super) fn bundle_scenarios(
     let signed = signed_bundle(samples, ours, scratch)?;
     let saves: Vec<Command> = refs
         .iter()
-        .map(|(name, images)| docker_argv::save_to(&raw_dir.join(format!("{name}.tar")), images))
+        .map(|(name, images)| argv::save_to(&raw_dir.join(format!("{name}.tar")), images))
         .collect();
     // The old way, one after another; then the same commands at once, as xtask runs them.
     let raw = Sample {
@@ -88,7 +90,7 @@ pub(super) fn bundle_scenarios(
     );
     let loads: Vec<Command> = refs
         .iter()
-        .map(|(name, _)| docker_argv::load_from(&raw_dir.join(format!("{name}.tar"))))
+        .map(|(name, _)| argv::load_from(&raw_dir.join(format!("{name}.tar"))))
         .collect();
     for (name, at_once) in [(Scenario::RawLoad, false), (Scenario::RawLoadAtOnce, true)] {
         remove_images(&all)?;

@@ -7,9 +7,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use xshell::Shell;
 
+use crate::docker::argv::{self, BuildSpec};
+use crate::docker::engine;
 use crate::image::staging::{self, StageOp};
-use crate::process::docker_argv::{self, BuildSpec};
-use crate::process::{self, engine};
+use fate_bundle::process;
 
 use super::bundles::PAYLOAD_IMAGE;
 use super::{EDIT_FROM, EDITED};
@@ -38,7 +39,7 @@ pub(super) fn build_payload_image(sh: &Shell, scratch: &Path) -> Result<()> {
         context.join("Dockerfile"),
         "FROM scratch\nCOPY jdk /opt/jdk\nCOPY jdk /opt/jdk-again\n",
     )?;
-    process::run_captured(&docker_argv::build(&BuildSpec {
+    process::run_captured(&argv::build(&BuildSpec {
         builder: engine::builder(sh).map_err(anyhow::Error::msg)?,
         dockerfile: context.join("Dockerfile"),
         tag: PAYLOAD_IMAGE.into(),
@@ -58,7 +59,7 @@ pub(super) fn build_payload_image(sh: &Shell, scratch: &Path) -> Result<()> {
 pub(super) fn bundled_refs(root: &Path) -> Result<Vec<(&'static str, Vec<String>)>> {
     let project = super::project(root, &xshell::Shell::new()?)?;
     let (set, config) = (&project.set, &project.config);
-    let groups = crate::bundle::save::archive_images(set, config);
+    let groups = crate::bundle::archive_images(set, config);
     Ok(groups
         .into_iter()
         .map(|(name, refs)| {
@@ -80,8 +81,8 @@ pub(super) fn bundled_refs(root: &Path) -> Result<Vec<(&'static str, Vec<String>
 /// Removes the images and the build cache, which would keep their layers: loads then
 /// start from nothing, as on the host across the air gap.
 pub(super) fn remove_images(refs: &[String]) -> Result<()> {
-    process::run_captured(&docker_argv::remove_images(refs))?;
-    process::run_captured(&docker_argv::prune_build_cache()).map(|_| ())
+    process::run_captured(&argv::remove_images(refs))?;
+    process::run_captured(&argv::prune_build_cache()).map(|_| ())
 }
 
 pub(super) fn dir_bytes(dir: &Path, suffix: &str) -> Result<u64> {
@@ -235,10 +236,10 @@ pub(super) fn clean(sh: &Shell, root: &Path, prefix: &str) -> Result<()> {
 
 /// No images of `prefix`, and no build cache (which keeps the layers of removed images).
 pub(super) fn clean_images(sh: &Shell, prefix: &str) -> Result<()> {
-    let refs = process::query(sh, &docker_argv::list_references(&format!("{prefix}/*")))?;
+    let refs = process::query(sh, &argv::list_references(&format!("{prefix}/*")))?;
     let refs: Vec<String> = refs.split_whitespace().map(String::from).collect();
     if refs.is_empty() {
-        process::run_captured(&docker_argv::prune_build_cache()).map(|_| ())
+        process::run_captured(&argv::prune_build_cache()).map(|_| ())
     } else {
         remove_images(&refs)
     }

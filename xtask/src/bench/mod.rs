@@ -20,8 +20,8 @@ mod fixture;
 mod peer;
 mod report;
 
-use crate::bundle::bundle_json::Compression;
 use crate::cli;
+use fate_bundle::archive::streams::Compression;
 
 use builds::{build_scenarios, scale_scenario};
 use bundles::bundle_scenarios;
@@ -192,7 +192,7 @@ impl cli::Bench {
 
 /// A copy of the tree loaded as the commands load a FATE root.
 pub(super) fn project(root: &Path, sh: &Shell) -> Result<crate::Project> {
-    let ui = crate::ui::Ui::new(crate::ui::Progress::Plain, true, false);
+    let ui = fate_bundle::ui::Ui::new(fate_bundle::ui::Progress::Plain, true, false);
     crate::Project::open(root, &crate::config::Overrides::default(), ui, sh.clone())
 }
 

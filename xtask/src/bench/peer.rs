@@ -10,7 +10,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use xshell::Shell;
 
-use crate::process::{self, Command, docker_argv, engine};
+use crate::docker::{argv, engine};
+use fate_bundle::process::{self, Command};
 
 use super::builds::{xtask, xtask_command};
 use super::fixture::{clean_images, edit};
@@ -29,10 +30,10 @@ impl BakeRun {
     /// The argv of each `docker buildx bake`, in order.
     pub(super) fn commands(&self, file: &Path, no_cache: bool) -> Vec<Command> {
         match self {
-            BakeRun::NamedContexts => vec![docker_argv::bake(file, &[], no_cache)],
+            BakeRun::NamedContexts => vec![argv::bake(file, &[], no_cache)],
             BakeRun::Stages(groups) => groups
                 .iter()
-                .map(|g| docker_argv::bake(file, std::slice::from_ref(g), no_cache))
+                .map(|g| argv::bake(file, std::slice::from_ref(g), no_cache))
                 .collect(),
         }
     }

@@ -2,9 +2,10 @@
 
 use xshell::Shell;
 
-use crate::bundle::bundle_json::Compression;
-use crate::bundle::streams;
-use crate::process::{self, Command, docker_argv, engine};
+use crate::docker::{argv, engine};
+use fate_bundle::archive::streams;
+use fate_bundle::archive::streams::Compression;
+use fate_bundle::process::{self, Command};
 
 use super::bundles::{COMPRESSION_LEVELS, PAYLOAD_IMAGE};
 use super::fixture::{GENERATED_DATA_FILES, GENERATED_PY_FILES, SCALE_FILES};
@@ -21,9 +22,9 @@ pub(super) fn report(sh: &Shell, samples: &Samples, runs: usize) -> String {
         )
         .unwrap_or_default(),
         process::query(sh, &Command::new("uname", ["-r"])).unwrap_or_default(),
-        process::query(sh, &docker_argv::server_version()).unwrap_or_default(),
-        process::query(sh, &docker_argv::storage_driver()).unwrap_or_default(),
-        engine::builder(sh).map_or("no builder", docker_argv::Builder::describe),
+        process::query(sh, &argv::server_version()).unwrap_or_default(),
+        process::query(sh, &argv::storage_driver()).unwrap_or_default(),
+        engine::builder(sh).map_or("no builder", argv::Builder::describe),
     );
     let mut out = format!(
         "# Benchmarks\n\nTaken by `cargo xtask bench --runs {runs}` on a copy of examples/mini-fate, {}.\n\

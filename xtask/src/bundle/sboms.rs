@@ -5,18 +5,15 @@
 use anyhow::Result;
 use sha2::Digest;
 
-use crate::bundle::bundle_json::{BundledSbom, Part};
+use fate_bundle::archive::parts::Part;
+use fate_bundle::docker::images::LocalImages;
+use fate_bundle::manifest::BundledSbom;
+use fate_bundle::sbom;
+use fate_bundle::ui::problems::Problems;
+use fate_bundle::write::Carried;
+
 use crate::config::Config;
 use crate::imageset::ImageSet;
-use crate::process::docker_argv::LocalImages;
-use crate::sbom;
-use crate::ui::problems::Problems;
-
-/// An SBOM to write into the bundle.
-pub struct Carried {
-    pub record: BundledSbom,
-    pub text: Vec<u8>,
-}
 
 /// The SBOMs of the module images among `refs`, each checked to describe the image
 /// `local_images` holds under that reference.

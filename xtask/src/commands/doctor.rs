@@ -3,11 +3,12 @@
 use anyhow::Result;
 
 use crate::config::{MavenMode, MirrorProfile};
+use crate::docker::argv::{self, Builder};
+use crate::docker::emulation::{self, Emulation};
+use crate::docker::engine;
 use crate::image::dockerfile;
-use crate::process::docker_argv::{self, Builder};
-use crate::process::emulation::{self, Emulation};
-use crate::process::{self, engine};
 use crate::{Project, cli, plan::preflight};
+use fate_bundle::process;
 
 impl cli::Doctor {
     #[allow(
@@ -82,7 +83,7 @@ fn print_engine(project: &Project, facts: &preflight::Facts) {
     match facts.builder {
         Builder::Legacy => println!(
             "               (deprecated by Docker) BuildKit is faster: {}",
-            docker_argv::GET_BUILDKIT
+            argv::GET_BUILDKIT
         ),
         Builder::BuildKit => {
             let b = &config.build;
@@ -92,7 +93,7 @@ fn print_engine(project: &Project, facts: &preflight::Facts) {
                     .as_deref()
                     .unwrap_or("the current one (docker buildx ls)")
             );
-            match process::query(sh, &docker_argv::buildx_inspect(b.builder.as_deref())) {
+            match process::query(sh, &argv::buildx_inspect(b.builder.as_deref())) {
                 Ok(text) => println!("builds for     {}", builder_platforms(&text)),
                 Err(e) => println!("builds for     unknown: {e:#}"),
             }

@@ -5,16 +5,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 
 use crate::cli;
+use crate::docker::argv::{self, Builder, LocalImages};
+use crate::docker::engine;
 use crate::plan::freshness::{Reason, Recorded};
 use crate::plan::kind;
 use crate::plan::preflight::{Facts, Purpose};
 use crate::plan::{Action, Options, Plan};
-use crate::process::docker_argv::{self, Builder, LocalImages};
-use crate::process::engine;
 use crate::run::pipeline::{Pipeline, Ran, RunOptions};
 use crate::run::report::{self, RunReport};
 use crate::run::scheduler::{Outcome, StepReport};
-use crate::{Project, plan::json, process, run::lock, ui};
+use crate::{Project, plan::json, run::lock};
+use fate_bundle::{process, ui};
 
 impl cli::Images {
     pub fn run(self, project: &Project) -> Result<()> {
@@ -96,7 +97,7 @@ impl cli::Images {
             // Said once here; the legacy builder's own notice is kept out of every log.
             ui.note(&format!(
                 "note: built with the legacy builder, which Docker deprecates; BuildKit is faster: {}",
-                docker_argv::GET_BUILDKIT
+                argv::GET_BUILDKIT
             ));
         }
         RunReport::new(
@@ -249,7 +250,7 @@ fn check_platforms(platforms: &[String], facts: &Facts) -> Result<()> {
     if facts.builder == Builder::Legacy {
         bail!(
             "several platforms ({list}) need BuildKit, but this run uses the legacy builder: {}",
-            docker_argv::GET_BUILDKIT
+            argv::GET_BUILDKIT
         );
     }
     match &facts.image_store {

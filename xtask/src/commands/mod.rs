@@ -1,5 +1,7 @@
-//! The commands that run the build pipeline or check it, each starting with its entry
-//! point; the other commands live with their concept (bake, bench, bundle, push).
+//! One file per command, each starting with its entry point.
 
+pub mod bundle;
 pub mod doctor;
 pub mod images;
+pub mod keygen;
+pub mod load;

@@ -1,8 +1,8 @@
 //! How images are built beyond what their Dockerfiles say (BuildKit's builder, cache,
 //! pull, platforms): the flags, the `.env` keys, and their checks before any work.
 
-use crate::imageset::reference;
-use crate::ui::problems::Problems;
+use fate_bundle::docker::reference;
+use fate_bundle::ui::problems::Problems;
 
 use super::Values;
 
@@ -128,7 +128,7 @@ pub(super) fn from_values(
         .map(String::from)
         .collect();
     for p in &platforms {
-        if !is_platform(p) {
+        if !fate_bundle::docker::platform::is_platform(p) {
             problems.push(format!(
                 "{}: {p:?} is not a platform; write os/arch[/variant], e.g. linux/amd64 or linux/arm64",
                 at("BUILD_PLATFORM", flags.platform.is_some(), "--platform")
@@ -171,34 +171,5 @@ fn check_cache_spec(spec: &str) -> Result<(), String> {
             "names no type; write e.g. type=registry,ref=registry.local:5000/fate/{image}:cache"
                 .into(),
         )
-    }
-}
-
-/// `linux/arm64/v8` is `linux/arm64`.
-pub fn same_platform(image: &str, engine: &str) -> bool {
-    let cut = |p: &str| p.split('/').take(2).collect::<Vec<_>>().join("/");
-    cut(image) == cut(engine)
-}
-
-/// `os/arch[/variant]`, lowercase.
-pub fn is_platform(p: &str) -> bool {
-    let parts: Vec<&str> = p.split('/').collect();
-    (2..=3).contains(&parts.len())
-        && parts.iter().all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_platform;
-
-    #[test]
-    fn a_variant_is_the_same_platform() {
-        assert!(same_platform("linux/arm64/v8", "linux/arm64"));
-        assert!(!same_platform("linux/arm64", "linux/amd64"));
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::ui::problems::Problems;
+use fate_bundle::ui::problems::Problems;
 
 /// One `key=value` of a `.env` file, with the line it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,10 +12,11 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 
 use crate::imageset::{Image, ImageSet, TagKey};
-use crate::ui::problems::Problems;
-use crate::{imageset::reference, ui::suggest};
-pub use build_options::{BuildOptions, BuildOverrides, is_platform, same_platform};
+pub use build_options::{BuildOptions, BuildOverrides};
 use envfile::EnvEntry;
+use fate_bundle::docker::reference;
+use fate_bundle::ui::problems::Problems;
+use fate_bundle::ui::suggest;
 
 /// Keys every `.env` must define: the image naming.
 pub const REQUIRED_KEYS: [&str; 4] = ["PREFIX", "BASE_TAG", "BUILDER_TAG", "TAG"];

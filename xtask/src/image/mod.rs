@@ -3,6 +3,7 @@
 
 pub mod dockerfile;
 mod restage;
+pub mod sbom;
 pub mod staging;
 pub mod step;
 pub mod step_kind;

@@ -55,7 +55,7 @@ pub(super) fn read_record(dest: &Path) -> Option<Record> {
 }
 
 pub(super) fn write_record(dest: &Path, record: &Record) -> Result<()> {
-    crate::plan::kind::write_whole(&record_file(dest), &serde_json::to_vec(record)?)
+    fate_bundle::fsx::write_whole(&record_file(dest), &serde_json::to_vec(record)?)
 }
 
 /// Removes the record: from now on the context is not known whole.

@@ -578,13 +578,13 @@ pub fn materialize(dest: &Path, entries: &Entries) -> Result<()> {
     }
     restage::forget(dest)?;
     let partial = dest.with_extension("partial");
-    remove_if_present(&partial)?;
+    fate_bundle::fsx::remove_if_present(&partial)?;
     fs::create_dir_all(&partial).with_context(|| format!("cannot create {}", partial.display()))?;
     if let Err(e) = write_entries(&partial, entries) {
         let _ = fs::remove_dir_all(&partial);
         return Err(e);
     }
-    remove_if_present(dest)?;
+    fate_bundle::fsx::remove_if_present(dest)?;
     fs::rename(&partial, dest)
         .with_context(|| format!("cannot move {} to {}", partial.display(), dest.display()))?;
     let record = entries
@@ -625,16 +625,6 @@ fn set_dir_modes(root: &Path, entries: &Entries) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Removes a directory tree, if there is one.
-pub fn remove_if_present(path: &Path) -> Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(_) => {
-            fs::remove_dir_all(path).with_context(|| format!("cannot remove {}", path.display()))
-        }
-        Err(_) => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use crate::config::{BuildOptions, Config, MirrorProfile};
+use crate::docker::argv::{self, BuildSpec, Builder, LABEL_INPUTS, LABEL_TOOL};
 use crate::image::dockerfile::ArgDecl;
 use crate::image::staging::StageOp;
 use crate::imageset::Image;
 use crate::plan::Inputs;
 use crate::plan::preflight::Facts;
-use crate::process::Command;
-use crate::process::docker_argv::{self, BuildSpec, Builder, LABEL_INPUTS, LABEL_TOOL};
+use fate_bundle::process::Command;
 
 /// Stands in for the inputs digest, known once the context is collected.
 pub const INPUTS_PLACEHOLDER: &str = "<inputs>";
@@ -61,7 +61,7 @@ pub fn step(
     let iidfile = context.with_extension("iid");
     let build_args = build_args(config, image, facts.dockerfile_args.get(&image.name));
     let options = options_for(&config.build, image);
-    let command = docker_argv::build(&BuildSpec {
+    let command = argv::build(&BuildSpec {
         builder: facts.builder,
         dockerfile: staged_dockerfile.clone(),
         tag: reference.clone(),
@@ -98,12 +98,12 @@ pub fn step(
         options,
         command,
         reference,
-        sbom: crate::sbom::path(&config.work_dir(), &image.name),
+        sbom: fate_bundle::sbom::path(&config.work_dir(), &image.name),
         parent_sboms: image
             .parents
             .iter()
             .filter(|p| set.image(p).is_some())
-            .map(|p| crate::sbom::path(&config.work_dir(), p))
+            .map(|p| fate_bundle::sbom::path(&config.work_dir(), p))
             .collect(),
     }
 }

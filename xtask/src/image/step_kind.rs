@@ -6,16 +6,18 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::docker::argv::{Builder, ImageInfo, LABEL_INPUTS, LABEL_STAGE};
+use crate::docker::engine;
 use crate::image::step::{BuildStep, INPUTS_PLACEHOLDER};
 use crate::image::{dockerfile, staging};
 use crate::plan::freshness::{self, Decision, Reason, Status};
-use crate::plan::kind::{After, Preview, StepKind, write_file};
-use crate::process::docker_argv::{Builder, ImageInfo, LABEL_INPUTS, LABEL_STAGE};
-use crate::process::{self, Command, engine};
+use crate::plan::kind::{After, Preview, StepKind};
 use crate::run::scheduler::Done;
 use crate::run::steps::RunState;
-use crate::sbom;
-use crate::ui::StepLine;
+use fate_bundle::fsx::write_file;
+use fate_bundle::process::{self, Command};
+use fate_bundle::sbom;
+use fate_bundle::ui::StepLine;
 
 impl StepKind for BuildStep {
     fn kind(&self) -> &'static str {
@@ -183,7 +185,7 @@ fn write_sbom(b: &BuildStep, entries: &staging::Entries, id: &str) -> Result<()>
             module.built_jar().map(|jar| (jar, coordinates))
         })
         .collect::<Result<Vec<_>>>()?;
-    let files = sbom::staged_files(entries, &maven_jars)?;
+    let files = crate::image::sbom::staged_files(entries, &maven_jars)?;
     let parents = b
         .parent_sboms
         .iter()

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path};
 
 use crate::imageset::{ALL_GROUP, ContextPart, Image, ImageSet};
-use crate::ui::problems::Problems;
+use fate_bundle::ui::problems::Problems;
 
 /// The declaration a problem is about.
 #[derive(Clone, Copy)]
@@ -154,7 +154,7 @@ impl ImageSet {
         for (kind, subject, names) in kinds {
             let mut seen = BTreeSet::new();
             for name in names {
-                if crate::imageset::reference::check_name(name).is_err() || name.contains('/') {
+                if fate_bundle::docker::reference::check_name(name).is_err() || name.contains('/') {
                     p.push(
                         Some(subject(name)),
                         format!(

@@ -4,7 +4,6 @@
 
 mod check;
 pub mod order;
-pub mod reference;
 pub mod selection;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -305,10 +304,12 @@ impl ImageSet {
                 .filter(|i| i.name == *w || i.group == *w || (w == ALL_GROUP && i.default))
                 .collect();
             if matched.is_empty() {
-                let hint =
-                    crate::ui::suggest::nearest(w, self.images.iter().map(|i| i.name.as_str()))
-                        .map(|n| format!(" (did you mean {n}?)"))
-                        .unwrap_or_default();
+                let hint = fate_bundle::ui::suggest::nearest(
+                    w,
+                    self.images.iter().map(|i| i.name.as_str()),
+                )
+                .map(|n| format!(" (did you mean {n}?)"))
+                .unwrap_or_default();
                 bail!(
                     "unknown image or group {w:?}{hint}; valid {}",
                     self.valid_names()

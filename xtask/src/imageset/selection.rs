@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use anyhow::Result;
 
 use crate::config::Config;
+use crate::docker::argv::LocalImages;
 use crate::imageset::{Image, ImageSet};
-use crate::process::docker_argv::LocalImages;
 
 #[derive(Clone, Debug)]
 pub struct Needs<'a> {

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::config::{Config, MavenMode};
-use crate::process::Command;
-use crate::process::docker_argv::{self, LABEL_TOOL};
+use crate::docker::argv::{self, LABEL_TOOL};
+use fate_bundle::process::Command;
 
 /// Jars of reproducible builds carry this time instead of the build's (maven-jar-plugin
 /// 3.2+), so unchanged sources give byte-identical jars and unchanged images.
@@ -154,7 +154,7 @@ pub fn command(
                 mvn.extend(["-s".into(), format!("{CONTAINER_MAVEN_HOME}/settings.xml")]);
             }
             mvn.extend(goals.iter().map(ToString::to_string));
-            docker_argv::run_container(&docker_argv::ContainerRun {
+            argv::run_container(&argv::ContainerRun {
                 name: format!("fate-xtask-{}-mvn-{project}", runner.run_id),
                 labels: vec![
                     (format!("{LABEL_TOOL}.run"), runner.run_id.clone()),

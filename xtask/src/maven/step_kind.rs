@@ -7,14 +7,13 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Result;
 
-use crate::image::staging;
 use crate::maven::{self, MavenStep};
 use crate::plan::freshness::{self, MavenDecision, MavenStamp, Reason, Status};
 use crate::plan::kind::{After, Preview, StepKind};
-use crate::process::{self, Command};
 use crate::run::scheduler::Done;
 use crate::run::steps::RunState;
-use crate::ui::StepLine;
+use fate_bundle::process::{self, Command};
+use fate_bundle::ui::StepLine;
 
 impl StepKind for MavenStep {
     fn kind(&self) -> &'static str {
@@ -58,7 +57,7 @@ impl StepKind for MavenStep {
             self.command.clone()
         } else {
             for target in maven::clean_first(self, &only) {
-                staging::remove_if_present(&target)?;
+                fate_bundle::fsx::remove_if_present(&target)?;
             }
             maven::only_modules(&self.modules_command, &only)
         };

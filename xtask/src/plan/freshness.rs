@@ -12,11 +12,11 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::docker::argv::{ImageInfo, LocalImages, VOLATILE_LABELS};
 use crate::image::staging::{self, StageOp};
 use crate::image::step::BuildStep;
 use crate::maven::MavenStep;
 use crate::maven::pom::Module;
-use crate::process::docker_argv::{ImageInfo, LocalImages, VOLATILE_LABELS};
 use crate::run::caches::Caches;
 use crate::run::digest_cache::DigestCache;
 
@@ -306,7 +306,7 @@ impl Recorded {
     pub fn check<'a>(
         &self,
         images: impl IntoIterator<Item = (&'a str, &'a String, &'a ImageInfo)>,
-        problems: &mut crate::ui::problems::Problems,
+        problems: &mut fate_bundle::ui::problems::Problems,
     ) {
         for (name, reference, info) in images {
             if self.0.get(reference) != Some(&info.id) {
@@ -382,7 +382,7 @@ pub fn build_decision(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::Command;
+    use fate_bundle::process::Command;
 
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

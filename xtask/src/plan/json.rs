@@ -4,10 +4,10 @@
 
 use serde::Serialize;
 
+use crate::docker::argv::Builder;
 use crate::plan::Plan;
 use crate::plan::freshness::Status;
 use crate::plan::preflight::Facts;
-use crate::process::docker_argv::Builder;
 
 #[derive(Serialize)]
 struct PlanJson<'a> {

@@ -8,16 +8,17 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use crate::docker::argv::LocalImages;
 use crate::maven;
 use crate::plan::Plan;
 use crate::plan::freshness::{Reason, Recorded, Status};
-use crate::process::{self, Command, docker_argv::LocalImages};
 use crate::run::caches::Caches;
 use crate::run::scheduler::Done;
 use crate::run::steps::RunState;
-use crate::ui::StepLine;
+use fate_bundle::process::{self, Command};
+use fate_bundle::ui::StepLine;
 
 /// What the dry run knows when it decides.
 pub struct Preview<'a> {
@@ -135,7 +136,7 @@ impl StepKind for WriteFile {
         if self.is_current() {
             return Ok(Done::UpToDate);
         }
-        write_file(&self.path, &self.contents)?;
+        fate_bundle::fsx::write_file(&self.path, &self.contents)?;
         Ok(Done::Ran(Some(Reason::FileChanged)))
     }
 }
@@ -217,23 +218,4 @@ impl StepKind for Pull {
         process::run_logged(&self.command, log, line).map_err(|e| e.context(self.hint.clone()))?;
         Ok(Done::Ran(Some(Reason::ImageMissing)))
     }
-}
-
-/// Writes `bytes` to `path` whole or not at all: beside it, then renamed over it.
-pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    let partial = std::path::PathBuf::from(partial);
-    let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    written.with_context(|| format!("cannot write {}", path.display()))
-}
-
-pub fn write_file(path: &Path, contents: &str) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -7,10 +7,11 @@ use xshell::Shell;
 
 use super::revision::Head;
 use crate::config::Config;
+use crate::docker::argv::{Builder, LocalImages};
+use crate::docker::engine;
+use crate::docker::engine::Server;
 use crate::imageset::ImageSet;
-use crate::process::docker_argv::{Builder, LocalImages};
-use crate::process::engine::Server;
-use crate::process::{self, Command, engine};
+use fate_bundle::process::{self, Command};
 
 /// What the machine answered; the independent questions are asked at once.
 pub(super) struct Machine {

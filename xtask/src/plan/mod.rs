@@ -19,14 +19,14 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::config::{Config, MavenMode};
+use crate::docker::argv;
 use crate::image::staging::StageOp;
 use crate::image::step::{self, BuildStep};
 use crate::imageset::selection;
 use crate::imageset::{ContextPart, ImageSet, Tree};
 use crate::maven::{self, MavenStep};
 use crate::plan::preflight::Facts;
-use crate::process::Command;
-use crate::process::docker_argv;
+use fate_bundle::process::Command;
 
 /// What a step does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -262,7 +262,7 @@ fn maven_prelude(
             "the Maven image {image} is not present and cannot be pulled; load it (docker load), set MAVEN_IMAGE in .env to one you have, or use --maven host"
         );
         let action = Action::Pull(kind::Pull {
-            command: docker_argv::pull(image),
+            command: argv::pull(image),
             hint,
         });
         let title = format!("pull the Maven image {image}");
@@ -428,10 +428,10 @@ mod tests {
 
     use super::*;
     use crate::config::{Overrides, resolve};
+    use crate::docker::argv::{Builder, ImageInfo};
     use crate::image::dockerfile::ArgDecl;
     use crate::imageset::tests::sample_set;
     use crate::maven::pom;
-    use crate::process::docker_argv::{Builder, ImageInfo};
 
     fn config(ov: Overrides) -> Config {
         resolve(
@@ -510,7 +510,7 @@ mod tests {
             run_id: "r1".into(),
             seed_from_repo: None,
             maven_image_present: true,
-            engine: crate::process::engine::Server {
+            engine: crate::docker::engine::Server {
                 version: "20.10".into(),
                 platform: "linux/amd64".into(),
             },

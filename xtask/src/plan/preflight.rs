@@ -9,17 +9,18 @@ use anyhow::Result;
 use xshell::Shell;
 
 use crate::config::{Config, MavenMode};
+use crate::docker::argv::{self, Builder, LocalImages};
+use crate::docker::engine;
+use crate::docker::remembered_engine;
 use crate::image::dockerfile::ArgDecl;
 use crate::imageset::selection::{self, Needs};
 use crate::imageset::{ContextPart, ImageSet};
 use crate::plan::machine::{Machine, ask_machine};
 use crate::plan::sources::{check_images, check_trees};
 use crate::plan::writable;
-use crate::process;
-use crate::process::docker_argv::{self, Builder, LocalImages};
-use crate::process::remembered_engine;
-use crate::ui::problems::Problems;
-use crate::{maven, maven::pom, plan::submodules, process::engine};
+use crate::{maven, maven::pom, plan::submodules};
+use fate_bundle::process;
+use fate_bundle::ui::problems::Problems;
 
 /// What the machine and the FATE tree told preflight; the plan is a function of these.
 #[derive(Clone, Debug)]
@@ -234,14 +235,14 @@ fn check_builder(sh: &Shell, config: &Config, machine: &Machine, p: &mut Problem
                 p.push(format!(
                     "{} need BuildKit, but this run uses the legacy builder (DOCKER_BUILDKIT=0, or no buildx plugin): {}; or drop them",
                     needs.join(", "),
-                    docker_argv::GET_BUILDKIT
+                    argv::GET_BUILDKIT
                 ));
             }
         }
         Builder::BuildKit => {
             if let Some(name) = &options.builder
                 && machine.engine.is_ok()
-                && process::query(sh, &docker_argv::buildx_inspect(Some(name))).is_err()
+                && process::query(sh, &argv::buildx_inspect(Some(name))).is_err()
             {
                 p.push(format!(
                     "buildx builder {name:?} does not exist: `docker buildx ls` lists the builders, `docker buildx create --name {name} ...` makes one"

@@ -10,7 +10,7 @@ use crate::image::dockerfile::{self, ArgDecl};
 use crate::imageset::selection::Needs;
 use crate::imageset::{ContextPart, Image, ImageSet};
 use crate::maven::pom;
-use crate::ui::problems::Problems;
+use fate_bundle::ui::problems::Problems;
 
 /// Dockerfiles (present, inside the root, FROM only declared parents) and source
 /// contexts; returns each needed image's declared ARGs.

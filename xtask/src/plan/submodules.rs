@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::process::Command;
+use fate_bundle::process::Command;
 
 /// The submodule paths `.gitmodules` declares, relative to the repository root.
 pub fn declared(gitmodules: &str) -> Vec<PathBuf> {

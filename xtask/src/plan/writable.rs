@@ -84,7 +84,7 @@ pub fn problem(root: &Path, found: &[(PathBuf, u32)], who: &Who) -> String {
         .collect();
     let quoted: Vec<String> = found
         .iter()
-        .map(|(p, _)| crate::process::quote(&p.display().to_string()))
+        .map(|(p, _)| fate_bundle::process::quote(&p.display().to_string()))
         .collect();
     format!(
         "{} {} owned by {} (left by an earlier build as root, e.g. the old script's Maven container), and you (user {}) cannot change {}: run sudo chown -R $(id -u):$(id -g) {}",

@@ -8,12 +8,15 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::config::Config;
+use crate::docker::{argv, engine};
 use crate::imageset::Image;
 use crate::plan::freshness::Recorded;
 use crate::run::scheduler::{Done, Executor, Jobs, Outcome, Scheduled};
-use crate::ui::StepLine;
-use crate::ui::problems::Problems;
-use crate::{Project, cli, imageset::reference, process, process::docker_argv, process::engine};
+use crate::{Project, cli};
+use fate_bundle::docker::reference;
+use fate_bundle::process;
+use fate_bundle::ui::StepLine;
+use fate_bundle::ui::problems::Problems;
 
 /// Pushing one image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,10 +195,10 @@ fn push_steps(
 /// and returns the digest the registry reports.
 fn push_with_retries(step: &PushStep, log: &Path, line: &StepLine) -> Result<Digest> {
     if step.source != step.target {
-        process::run_captured(&docker_argv::tag(&step.source, &step.target))?;
+        process::run_captured(&argv::tag(&step.source, &step.target))?;
     }
     let _untag = Untag(step);
-    let command = docker_argv::push(&step.target);
+    let command = argv::push(&step.target);
     let mut attempt = 0;
     loop {
         let Err(e) = process::run_logged_within(&command, log, line, Some(step.timeout)) else {
@@ -255,7 +258,7 @@ struct Untag<'a>(&'a PushStep);
 impl Drop for Untag<'_> {
     fn drop(&mut self) {
         if self.0.source != self.0.target {
-            let _ = process::run_captured(&docker_argv::untag(&self.0.target));
+            let _ = process::run_captured(&argv::untag(&self.0.target));
         }
     }
 }

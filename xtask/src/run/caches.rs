@@ -55,7 +55,7 @@ impl Caches {
         if walked.is_empty() || walked == self.walked_last {
             return Ok(());
         }
-        crate::plan::kind::write_whole(file, &serde_json::to_vec(&walked)?)
+        fate_bundle::fsx::write_whole(file, &serde_json::to_vec(&walked)?)
     }
 
     /// Nothing remembered: every file read, every tree walked.

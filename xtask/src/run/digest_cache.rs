@@ -85,7 +85,7 @@ impl DigestCache {
             return Ok(());
         }
         let bytes = postcard::to_stdvec(&state.0).expect("the cache serializes");
-        crate::plan::kind::write_whole(file, &bytes)?;
+        fate_bundle::fsx::write_whole(file, &bytes)?;
         state.1 = false;
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 /// Takes the lock of the work directory `work`, waiting (and saying so) while another run holds it.
-pub fn lock(work: &Path, ui: &crate::ui::Ui) -> Result<File> {
+pub fn lock(work: &Path, ui: &fate_bundle::ui::Ui) -> Result<File> {
     std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
     let path = work.join("lock");
     let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;

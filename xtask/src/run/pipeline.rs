@@ -9,15 +9,15 @@ use std::sync::Mutex;
 use anyhow::{Result, bail};
 
 use crate::Project;
+use crate::docker::argv::LABEL_TOOL;
+use crate::docker::engine::{self, ContainerSweep};
 use crate::plan::freshness::{Reason, Recorded};
 use crate::plan::preflight::{self, Facts, Purpose};
 use crate::plan::{self, Options, Plan};
-use crate::process;
-use crate::process::docker_argv::LABEL_TOOL;
-use crate::process::engine::{self, ContainerSweep};
 use crate::run::caches::Caches;
 use crate::run::scheduler::{Executor, Jobs, Outcome, StepReport};
 use crate::run::steps::RunState;
+use fate_bundle::process;
 
 /// A FATE root's plan for a selection, ready to run.
 pub struct Pipeline<'a> {

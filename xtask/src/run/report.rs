@@ -72,7 +72,7 @@ impl RunReport {
         RunReport {
             wall_seconds: wall,
             child_seconds: child,
-            processes: crate::process::processes_started(),
+            processes: fate_bundle::process::processes_started(),
             steps,
         }
     }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::process;
-use crate::ui::{StepLine, Ui};
+use fate_bundle::process;
+use fate_bundle::ui::{StepLine, Ui};
 
 /// What the scheduler needs to know of a step.
 pub trait Scheduled: Sync {

@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 
+use crate::docker::argv::LocalImages;
+use crate::docker::engine;
 use crate::plan::Step;
 use crate::plan::freshness::{Reason, Recorded};
-use crate::process::docker_argv::LocalImages;
 use crate::run::caches::Caches;
 use crate::run::scheduler::Done;
-use crate::ui::StepLine;
-use crate::{process, process::engine};
+use fate_bundle::process;
+use fate_bundle::ui::StepLine;
 
 /// What the steps of one run share, with what it learns of images as it builds them.
 pub struct RunState<'a> {

@@ -11,7 +11,16 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use crate::bundle::bundle_json::Part;
+use serde::{Deserialize, Serialize};
+
+/// A file of the bundle with its size and sha256: a numbered part of a split archive,
+/// or a small file the manifest lists (an SBOM).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Part {
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+}
 
 /// The smallest part: smaller ones only make thousands of files.
 pub const MIN_SPLIT: u64 = 1 << 20;
@@ -60,12 +69,14 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// The name of part `index` (from 1) of `count` parts of `file`: numbered with at least
 /// three digits, all of one width, so that they sort in order.
+#[must_use]
 pub fn part_name(file: &str, index: usize, count: usize) -> String {
     let width = count.to_string().len().max(3);
     format!("{file}.{index:0width$}")
 }
 
 /// Whether `name` is a numbered part of `file` (whatever its number).
+#[must_use]
 pub fn is_part_of(name: &str, file: &str) -> bool {
     name.strip_prefix(file)
         .and_then(|rest| rest.strip_prefix('.'))
@@ -106,6 +117,7 @@ pub struct SplitWriter {
 }
 
 impl SplitWriter {
+    #[must_use]
     pub fn new(dir: &Path, limit: u64) -> SplitWriter {
         SplitWriter {
             dir: dir.to_path_buf(),
@@ -116,6 +128,7 @@ impl SplitWriter {
     }
 
     /// The parts as of the last flush.
+    #[must_use]
     pub fn written(&self) -> Arc<Mutex<Vec<Written>>> {
         self.written.clone()
     }
@@ -175,6 +188,7 @@ pub struct Concatenated {
 }
 
 impl Concatenated {
+    #[must_use]
     pub fn open(files: Vec<PathBuf>) -> Concatenated {
         Concatenated {
             rest: files.into_iter(),

@@ -87,6 +87,7 @@ pub fn check_reference(reference: &str) -> Result<(), String> {
 }
 
 /// Splits `host/path` when the first component names a registry host (has `.` or `:`, or is localhost).
+#[must_use]
 pub fn split_host(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
         Some((first, rest))
@@ -99,6 +100,7 @@ pub fn split_host(name: &str) -> (Option<&str>, &str) {
 }
 
 /// Splits `name:tag`; a `:` inside the registry host is not a tag separator.
+#[must_use]
 pub fn split_tag(reference: &str) -> (&str, Option<&str>) {
     let last_slash = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[last_slash..].rfind(':') {

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use minisign::{KeyPair, PublicKey, SecretKey, SignatureBox};
 
 /// The signature file beside a signed file.
+#[must_use]
 pub fn signature_path(file: &Path) -> std::path::PathBuf {
     let mut name = file.as_os_str().to_owned();
     name.push(".minisig");
@@ -85,20 +86,6 @@ pub fn verify(key: &Path, file: &Path) -> Result<()> {
             key.display()
         )
     })
-}
-
-impl crate::cli::Keygen {
-    pub fn run(self) -> Result<()> {
-        let (secret, public) = keygen(&self.out, self.password_env.as_deref())?;
-        println!("{}\n{}", secret.display(), public.display());
-        eprintln!(
-            "sign bundles with: cargo xtask bundle --sign-key {}; hosts verify them with: cargo xtask load --verify-key {} (or minisign -Vm bundle.json -p {}); keep the secret key off those hosts",
-            secret.display(),
-            public.display(),
-            public.display()
-        );
-        Ok(())
-    }
 }
 
 /// A new key pair in `dir`: `fate-bundle.key` (secret, mode 0600; with the password the

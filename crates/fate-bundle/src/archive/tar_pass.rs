@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 
 use anyhow::Result;
 
-use crate::bundle::archive_index::{self, ArchiveIndex, Blobs, Chosen};
+use crate::archive::index::{self, ArchiveIndex, Blobs, Chosen};
 use crate::ui::ByteProgress;
 
 /// Where a pass-through failed: reading the source or writing the sink.
@@ -247,7 +247,7 @@ impl<W: Write> TarPass<'_, W> {
                 match self.platform {
                     Some(platform) => {
                         let (rewritten, chosen) =
-                            archive_index::choose_platform(&content, &self.blobs, platform)
+                            index::choose_platform(&content, &self.blobs, platform)
                                 .map_err(PassError::Refused)?;
                         self.chosen = chosen;
                         rewritten
@@ -260,7 +260,7 @@ impl<W: Write> TarPass<'_, W> {
                     content
                 } else {
                     let names = &self.blob_names;
-                    archive_index::rewrite_manifest(&content, &self.chosen, |d| names.contains(d))
+                    index::rewrite_manifest(&content, &self.chosen, |d| names.contains(d))
                         .map_err(PassError::Refused)?
                 };
                 let mut index = ArchiveIndex::parse(&content, self.oci_index.as_deref())

@@ -1,13 +1,54 @@
 //! Byte streams of bundles: compression on every core, and sha256 + size of what is
 //! written. (The tar itself passes through [`super::tar_pass`].)
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
-use crate::bundle::bundle_json::Compression;
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl Compression {
+    /// The archive's file extension (the old names for gzip).
+    #[must_use]
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => ".tar.gz",
+            Compression::Zstd => ".tar.zst",
+            Compression::None => ".tar",
+        }
+    }
+
+    /// As `--compress` names it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+            Compression::None => "none",
+        }
+    }
+
+    /// A reader of the decompressed stream.
+    pub fn decoder<'a>(self, reader: impl Read + Send + 'a) -> Result<Box<dyn Read + Send + 'a>> {
+        Ok(match self {
+            // Also reads the several members a parallel writer may produce.
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
+            Compression::Zstd => Box::new(zstd::Decoder::new(reader)?),
+            Compression::None => Box::new(reader),
+        })
+    }
+}
 
 /// sha256 and size of what passes through, readable after the writer is gone (the
 /// parallel gzip writer keeps its inner writer on another thread).
@@ -23,6 +64,7 @@ impl Tally {
     }
 
     /// (size, sha256 hex)
+    #[must_use]
     pub fn result(&self) -> (u64, String) {
         let state = self.0.lock().expect("no writer panics");
         (state.1, hex::encode(state.0.clone().finalize()))
@@ -74,6 +116,7 @@ impl Packing {
     /// search) what a store that keeps its layers gzip-compressed saves: compressing
     /// them again gains 1% of the size for most of the bundle's time. (zstd passes
     /// incompressible data on quickly at its level.)
+    #[must_use]
     pub fn for_layers(compression: Compression, layers_compressed: bool) -> Packing {
         let level = match compression {
             Compression::Gzip if layers_compressed => 0,

@@ -1,4 +1,4 @@
-//! `cargo xtask load` (also `bundle load`): loads an offline bundle on a host that has
+//! Loading a bundle (`cargo xtask load`, and the loader carried in a bundle): on a host that has
 //! nothing but the bundle: no FATE root, no `.env`, no image set. Every file's size is
 //! checked against `bundle.json` first (and the small SBOMs whole); then all archives
 //! load at once, each read once: its sha256 taken as it is decompressed straight into
@@ -16,77 +16,82 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use xshell::Shell;
 
-use crate::bundle::bundle_json::{self, Archive, Compression, Part};
-use crate::bundle::streams::Tally;
-use crate::bundle::tar_pass::{self, PassError};
-use crate::bundle::{members, signing, split, update};
-use crate::config::same_platform;
+use crate::archive::members;
+use crate::archive::parts::{self, Part};
+use crate::archive::streams::{Compression, Tally};
+use crate::archive::tar_pass::{self, PassError};
+use crate::docker::platform::same_platform;
+use crate::docker::{engine, images};
+use crate::manifest::{self, Archive};
+use crate::process;
+use crate::signing;
 use crate::ui::problems::Problems;
 use crate::ui::{ByteProgress, Ui};
-use crate::{cli, process, process::docker_argv, process::engine};
+use crate::update;
 
-impl cli::BundleLoad {
-    pub fn run(self, ui: &Ui, sh: &Shell) -> Result<()> {
-        let inputs = if self.paths.is_empty() {
-            vec![default_bundle()?]
-        } else {
-            self.paths.clone()
-        };
-        let verify_key = self
-            .verify_key
-            .clone()
-            .or_else(|| std::env::var_os("FATE_XTASK_VERIFY_KEY").map(PathBuf::from))
-            .filter(|k| !k.as_os_str().is_empty());
-        let mut chosen: Vec<(PathBuf, Archive)> = Vec::new();
-        let mut updates = Vec::new();
-        let mut sboms = Vec::new();
-        for input in &inputs {
-            check_signature(ui, input, verify_key.as_deref())?;
-            let read = bundle_json::archives_of(input)?;
-            chosen.extend(read.archives);
-            sboms.extend(read.sboms);
-            updates.extend(read.updates);
-        }
-        // The engine is asked while the archives are read.
-        let engine = std::thread::spawn(|| {
-            Shell::new()
-                .map_err(Into::into)
-                .and_then(|sh| engine::check(&sh))
-        });
-        let mut problems = Problems::new("the bundle is not intact; nothing was loaded");
-        for (path, archive) in &chosen {
-            check_parts(path, archive, &mut problems);
-        }
-        // Archives are checked whole as they load (their ends held back until they
-        // are); here only their sizes, and the small SBOMs whole.
-        for (path, file) in chosen
-            .iter()
-            .flat_map(|(path, archive)| files_of(path, archive))
-        {
-            if let Err(e) = check_size(&path, &file) {
-                problems.push(format!("{}: {e:#}", path.display()));
-            }
-        }
-        for (path, file) in sboms {
-            if let Err(e) = check_file(ui, &path, &file) {
-                problems.push(format!("{}: {e:#}", path.display()));
-            }
-        }
-        problems.into_result()?;
-        let server = engine.join().expect("the engine check does not panic")?;
-        warn_of_other_platforms(ui, &server, &chosen);
-        load_all(ui, &chosen)?;
-        check_loaded(sh, &chosen)?;
-        update::report_still_needed(ui, sh, &updates);
-        Ok(())
+/// Where a verifying key is named when `--verify-key` is not given.
+pub const VERIFY_KEY_ENV: &str = "FATE_XTASK_VERIFY_KEY";
+
+/// The key to check signatures with: the one named, else [`VERIFY_KEY_ENV`]'s.
+#[must_use]
+pub fn verify_key(named: Option<PathBuf>) -> Option<PathBuf> {
+    named
+        .or_else(|| std::env::var_os(VERIFY_KEY_ENV).map(PathBuf::from))
+        .filter(|k| !k.as_os_str().is_empty())
+}
+
+/// Loads the bundles at `inputs` (each a bundle's directory or its `bundle.json`),
+/// checked first against `verify_key` when one is given; prints `reference\tid` per image.
+pub fn load(ui: &Ui, sh: &Shell, inputs: &[PathBuf], verify_key: Option<&Path>) -> Result<()> {
+    let mut chosen: Vec<(PathBuf, Archive)> = Vec::new();
+    let mut updates = Vec::new();
+    let mut sboms = Vec::new();
+    for input in inputs {
+        check_signature(ui, input, verify_key)?;
+        let read = manifest::archives_of(input)?;
+        chosen.extend(read.archives);
+        sboms.extend(read.sboms);
+        updates.extend(read.updates);
     }
+    // The engine is asked while the archives are read.
+    let engine = std::thread::spawn(|| {
+        Shell::new()
+            .map_err(Into::into)
+            .and_then(|sh| engine::check(&sh))
+    });
+    let mut problems = Problems::new("the bundle is not intact; nothing was loaded");
+    for (path, archive) in &chosen {
+        check_parts(path, archive, &mut problems);
+    }
+    // Archives are checked whole as they load (their ends held back until they
+    // are); here only their sizes, and the small SBOMs whole.
+    for (path, file) in chosen
+        .iter()
+        .flat_map(|(path, archive)| files_of(path, archive))
+    {
+        if let Err(e) = check_size(&path, &file) {
+            problems.push(format!("{}: {e:#}", path.display()));
+        }
+    }
+    for (path, file) in sboms {
+        if let Err(e) = check_file(ui, &path, &file) {
+            problems.push(format!("{}: {e:#}", path.display()));
+        }
+    }
+    problems.into_result()?;
+    let server = engine.join().expect("the engine check does not panic")?;
+    warn_of_other_platforms(ui, &server, &chosen);
+    load_all(ui, &chosen)?;
+    check_loaded(sh, &chosen)?;
+    update::report_still_needed(ui, sh, &updates);
+    Ok(())
 }
 
 /// With a key, the bundle's `bundle.json` must carry a good signature by it, checked
 /// before anything else of the bundle is read; without one, a signed bundle is loaded
 /// with a note that its signature was not checked.
 fn check_signature(ui: &Ui, input: &Path, key: Option<&Path>) -> Result<()> {
-    let manifest = bundle_json::bundle_dir(input).join(bundle_json::MANIFEST);
+    let manifest = manifest::bundle_dir(input).join(manifest::MANIFEST);
     if let Some(key) = key {
         return signing::verify(key, &manifest)
             .context("the bundle's signature does not hold; nothing was loaded");
@@ -112,7 +117,7 @@ fn load_all(ui: &Ui, chosen: &[(PathBuf, Archive)]) -> Result<()> {
     let gate = &Gate::new(chosen.len());
     Problems::each_at_once("loading the bundle failed", chosen, |(path, archive)| {
         let log = log_dir.join(format!("load-{}.log", archive.file));
-        let loaded = load(ui, path, archive, &log, gate);
+        let loaded = load_archive(ui, path, archive, &log, gate);
         if loaded.is_err() {
             // The others stop at the gate, if they have not passed it.
             gate.refuse();
@@ -122,22 +127,6 @@ fn load_all(ui: &Ui, chosen: &[(PathBuf, Archive)]) -> Result<()> {
             .with_context(|| format!("loading {}", path.display()))
     })
     .map(|_| ())
-}
-
-/// A bundle in the working directory, else the one `cargo xtask bundle` writes here.
-fn default_bundle() -> Result<PathBuf> {
-    let here = PathBuf::from(".");
-    if here.join(bundle_json::MANIFEST).is_file() {
-        return Ok(here);
-    }
-    let built = crate::workspace_root().join("target/xtask/bundle");
-    if built.join(bundle_json::MANIFEST).is_file() {
-        return Ok(built);
-    }
-    bail!(
-        "no bundle here: name its directory (the one holding {}), e.g. cargo xtask load /media/fate-bundle",
-        bundle_json::MANIFEST
-    )
 }
 
 /// Where each archive's load waits once its index (near the end of the archive) has
@@ -202,14 +191,14 @@ fn check_parts(path: &Path, archive: &Archive, problems: &mut Problems) {
     if archive.parts.is_empty() {
         return;
     }
-    let dir = bundle_json::bundle_dir(path);
-    match split::strays(&dir, &archive.file, &archive.parts) {
+    let dir = manifest::bundle_dir(path);
+    match parts::strays(&dir, &archive.file, &archive.parts) {
         Ok(strays) => {
             for stray in strays {
                 problems.push(format!(
                     "{}: not a part of this bundle ({} lists {} parts of {}, {} to {}): remove it, or copy the bundle again",
                     dir.join(&stray).display(),
-                    bundle_json::MANIFEST,
+                    manifest::MANIFEST,
                     archive.parts.len(),
                     archive.file,
                     archive.parts[0].file,
@@ -319,7 +308,7 @@ fn decompressed(
         .map(|(p, _)| p)
         .collect();
     let first = files[0].clone();
-    let file = BufReader::with_capacity(1 << 20, split::Concatenated::open(files));
+    let file = BufReader::with_capacity(1 << 20, parts::Concatenated::open(files));
     let counted = Counted {
         inner: file,
         progress,
@@ -332,15 +321,15 @@ fn decompressed(
 }
 
 /// One pass: the file, decompressed, into `docker load`.
-fn load(ui: &Ui, path: &Path, archive: &Archive, log: &Path, gate: &Gate) -> Result<()> {
+fn load_archive(ui: &Ui, path: &Path, archive: &Archive, log: &Path, gate: &Gate) -> Result<()> {
     let progress = Arc::new(ui.bytes(&format!("load {}", archive.file), Some(archive.size)));
     let tally = Tally::default();
     let reader = decompressed(path, archive, progress.clone(), tally.clone())?;
-    let mut child = process::spawn_piped(&docker_argv::load(), log)?;
+    let mut child = process::spawn_piped(&images::load(), log)?;
     // Progress is counted on the compressed side (`Counted`), not again here. At the end
     // of the stream, the file read whole must be the one the manifest names.
     let passed = tar_pass::pass_tar(reader, &mut child.stdin, None, None, |index| {
-        if let Some(image) = bundle_json::missing_from(&archive.images, index).first() {
+        if let Some(image) = manifest::missing_from(&archive.images, index).first() {
             // The caller refuses the gate for the others.
             bail!(
                 "the bundle is not intact; nothing of it was loaded: it does not hold {} with config {} that the manifest names",

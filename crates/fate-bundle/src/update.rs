@@ -7,9 +7,9 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use xshell::Shell;
 
-use crate::bundle::bundle_json::{self, BundledImage, Updates};
-use crate::process::docker_argv::{ImageInfo, LocalImages};
-use crate::process::engine;
+use crate::docker::engine;
+use crate::docker::images::{ImageInfo, LocalImages};
+use crate::manifest::{self, BundledImage, Updates};
 use crate::ui::Ui;
 
 /// The bundle an update is made against: every image a host holds once it loaded it.
@@ -22,8 +22,8 @@ pub struct Base {
 impl Base {
     /// The bundle at `path`: its directory or its `bundle.json`.
     pub fn read(path: &Path) -> Result<Base> {
-        let dir = bundle_json::bundle_dir(path);
-        let (manifest, sha256) = bundle_json::read_manifest(&dir)
+        let dir = manifest::bundle_dir(path);
+        let (manifest, sha256) = manifest::read_manifest(&dir)
             .with_context(|| format!("--since {}: not a bundle", path.display()))?;
         Ok(Base {
             images: manifest.images().cloned().collect(),
@@ -43,6 +43,7 @@ impl Base {
 
     /// The archives' images (`(archive, references)`) that a host of the base does not
     /// hold as the engine holds them now; archives left with none are left out.
+    #[must_use]
     pub fn only_changed<'a>(
         &self,
         ui: &Ui,
@@ -68,6 +69,7 @@ impl Base {
 
     /// What the update records: the base, and the images of `all` that it does not carry
     /// (as the base holds them).
+    #[must_use]
     pub fn updates(&self, all: &[String], carried: &[String]) -> Updates {
         let unchanged = all
             .iter()
@@ -111,7 +113,7 @@ pub fn report_still_needed(ui: &Ui, sh: &Shell, updates: &[Updates]) {
             ui.note(&format!(
                 "warning: this bundle updates the bundle written {} ({} sha256 {}) and carries only what changed since; this host still needs these images of that bundle:\n  {}\nload that bundle, then this one again",
                 update.created,
-                bundle_json::MANIFEST,
+                manifest::MANIFEST,
                 update.sha256,
                 needed.join("\n  ")
             ));

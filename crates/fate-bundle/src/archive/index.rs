@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 
-use crate::imageset::reference;
+use crate::docker::reference;
 use serde::{Deserialize, Serialize};
 
 /// One image of `manifest.json`.
@@ -278,6 +278,7 @@ impl ArchiveIndex {
     }
 
     /// The config digest of the image tagged `reference`.
+    #[must_use]
     pub fn config_of(&self, reference: &str) -> Option<&str> {
         self.images
             .iter()
@@ -288,6 +289,7 @@ impl ArchiveIndex {
     /// The config digest of `reference` if the archive holds it as the image whose store
     /// ID is `id`: on a graph-driver engine the ID is the config digest, on the containerd
     /// store the digest `index.json` gives the tag.
+    #[must_use]
     pub fn identify(&self, reference: &str, id: &str) -> Option<String> {
         let config = self.config_of(reference)?;
         let full = full_name(reference);
@@ -304,6 +306,7 @@ fn config_digest(path: &str) -> String {
 
 /// A reference as the containerd store names it: Docker Hub's domain and `library/`
 /// added where the reference leaves them out.
+#[must_use]
 pub fn full_name(reference: &str) -> String {
     match reference::split_host(reference) {
         (Some(_), _) => reference.to_string(),

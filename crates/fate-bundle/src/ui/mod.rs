@@ -40,6 +40,7 @@ pub enum Progress {
 impl Ui {
     /// Bars on a terminal (not `TERM=dumb`), plain lines elsewhere; `NO_COLOR` only
     /// removes colour, which the bars do not use.
+    #[must_use]
     pub fn new(progress: Progress, quiet: bool, verbose: bool) -> Ui {
         let terminal =
             std::io::stderr().is_terminal() && std::env::var("TERM").is_ok_and(|t| t != "dumb");
@@ -54,7 +55,7 @@ impl Ui {
     }
 
     /// Plain lines, whatever the terminal (for tests).
-    #[cfg(test)]
+    #[must_use]
     pub fn plain() -> Ui {
         Ui {
             kind: Kind::Plain,
@@ -63,6 +64,7 @@ impl Ui {
     }
 
     /// A line for a starting step: a spinner with the child's latest output line.
+    #[must_use]
     pub fn start(&self, title: &str) -> StepLine {
         let line = self.line(title, ProgressBar::new_spinner(), || {
             ProgressStyle::with_template("{spinner} [{elapsed:>4}] {prefix} {wide_msg}")
@@ -121,6 +123,7 @@ impl Ui {
 
     /// A line that is not tied to a step (warnings, summaries); shown even when quiet.
     /// `-q`: only warnings, errors and results.
+    #[must_use]
     pub fn is_quiet(&self) -> bool {
         matches!(self.kind, Kind::Quiet)
     }
@@ -249,6 +252,7 @@ fn timestamp() -> String {
 }
 
 /// Sizes as Docker prints them: decimal units, up to four significant digits.
+#[must_use]
 pub fn human_size(bytes: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
     #[allow(clippy::cast_precision_loss, reason = "a display value")]

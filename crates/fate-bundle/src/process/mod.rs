@@ -3,11 +3,7 @@
 //! nothing of docker or Maven: callers build the [`Command`]s.
 
 mod children;
-pub mod docker_argv;
-pub mod emulation;
-pub mod engine;
 pub mod private;
-pub mod remembered_engine;
 
 use children::{CHILD_SPANS, Registered, count_start, register, register_until};
 pub use children::{
@@ -73,6 +69,7 @@ impl Command {
 }
 
 /// Shell-like quoting, only where needed, for plans and error messages.
+#[must_use]
 pub fn quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
@@ -529,6 +526,7 @@ impl PipedChild {
 }
 
 /// The last `n` lines of a file.
+#[must_use]
 pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();

@@ -81,6 +81,7 @@ pub struct ExternalRef {
 }
 
 impl ExternalRef {
+    #[must_use]
     pub fn purl(locator: String) -> ExternalRef {
         ExternalRef {
             reference_category: "PACKAGE-MANAGER".into(),
@@ -108,6 +109,7 @@ pub struct Relationship {
 }
 
 impl Relationship {
+    #[must_use]
     pub fn new(from: &str, kind: &str, to: &str) -> Relationship {
         Relationship {
             spdx_element_id: from.into(),
@@ -119,6 +121,7 @@ impl Relationship {
 
 /// The checksums SPDX 2.3 asks of a file (SHA1, which it requires) and this tool's
 /// (SHA256), as hex.
+#[must_use]
 pub fn checksums(sha1: &str, sha256: &str) -> Vec<Checksum> {
     vec![
         Checksum {
@@ -134,6 +137,7 @@ pub fn checksums(sha1: &str, sha256: &str) -> Vec<Checksum> {
 
 /// SPDX 2.3's package verification code: the SHA1 of its files' SHA1s (lowercase hex),
 /// sorted and concatenated.
+#[must_use]
 pub fn verification_code(file_sha1s: &[&str]) -> VerificationCode {
     let mut sorted = file_sha1s.to_vec();
     sorted.sort_unstable();
@@ -143,6 +147,7 @@ pub fn verification_code(file_sha1s: &[&str]) -> VerificationCode {
 }
 
 /// An SPDX identifier's idstring: letters, digits, `.` and `-` only.
+#[must_use]
 pub fn id_part(text: &str) -> String {
     text.chars()
         .map(|c| {

@@ -13,9 +13,7 @@ pub mod spdx;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use sha1::Digest;
 
-use crate::image::staging::{Entries, Source};
 use contents::{Coordinates, Requirement};
 use spdx::{Document, ExternalRef, Package, Relationship};
 
@@ -55,67 +53,9 @@ pub enum Holds {
 }
 
 /// Where the SBOM of image `name` is written.
+#[must_use]
 pub fn path(work_dir: &Path, name: &str) -> PathBuf {
     work_dir.join("sbom").join(format!("{name}.spdx.json"))
-}
-
-/// The staged files of `entries` with their checksums and packages: each file is read
-/// once. `maven_jars` are the jars Maven built for this context, with their modules'
-/// coordinates.
-pub fn staged_files(
-    entries: &Entries,
-    maven_jars: &[(PathBuf, Coordinates)],
-) -> Result<Vec<StagedFile>> {
-    let mut files = Vec::new();
-    for (rel, source) in entries {
-        let bytes = match source {
-            Source::File { from, .. } => {
-                std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?
-            }
-            Source::Bytes { bytes, .. } => bytes.clone(),
-            Source::Dir { .. } | Source::Symlink { .. } => continue,
-        };
-        let holds = holds(rel, source, &bytes, maven_jars);
-        files.push(StagedFile {
-            path: rel.to_string_lossy().into_owned(),
-            sha1: hex::encode(sha1::Sha1::digest(&bytes)),
-            sha256: hex::encode(sha2::Sha256::digest(&bytes)),
-            holds,
-        });
-    }
-    Ok(files)
-}
-
-/// What the staged file at `rel` is, read from `bytes`.
-fn holds(
-    rel: &Path,
-    source: &Source,
-    bytes: &[u8],
-    maven_jars: &[(PathBuf, Coordinates)],
-) -> Holds {
-    let name = rel
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let extension = rel
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    match extension.as_deref() {
-        Some("jar") => {
-            let built = match source {
-                Source::File { from, .. } => maven_jars.iter().find(|(jar, _)| jar == from),
-                _ => None,
-            };
-            Holds::Jar(match built {
-                Some((_, coordinates)) => Some(coordinates.clone()),
-                None => contents::jar_coordinates(std::io::Cursor::new(bytes), &name),
-            })
-        }
-        Some("txt") if name.starts_with("requirements") => {
-            Holds::Requirements(contents::requirements(&String::from_utf8_lossy(bytes)))
-        }
-        _ => Holds::Nothing,
-    }
 }
 
 const IMAGE: &str = "SPDXRef-Image";
@@ -123,6 +63,7 @@ const IMAGE: &str = "SPDXRef-Image";
 const IMAGE_ID: &str = "docker-image-id";
 
 /// The SBOM of `subject`, staged as `files`, built on the images `parents` describe.
+#[must_use]
 pub fn document(subject: &Subject, files: &[StagedFile], parents: &[Document]) -> Document {
     let mut packages = vec![image_package(subject, files)];
     let mut relationships = vec![Relationship::new(spdx::DOCUMENT, "DESCRIBES", IMAGE)];
@@ -273,6 +214,7 @@ fn file_packages(file: &StagedFile) -> Vec<Package> {
 }
 
 /// The image ID an SBOM describes.
+#[must_use]
 pub fn image_id(document: &Document) -> Option<&str> {
     document
         .packages
@@ -302,7 +244,7 @@ pub fn write(path: &Path, document: &Document) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let text = serde_json::to_string_pretty(document)? + "\n";
-    crate::plan::kind::write_whole(path, text.as_bytes())
+    crate::fsx::write_whole(path, text.as_bytes())
 }
 
 #[cfg(test)]

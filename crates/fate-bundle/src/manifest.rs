@@ -2,58 +2,21 @@
 //! sha256 and images), the `SHA256SUMS` and `README` written beside it, and reading a
 //! bundle back with every archive name confined to the bundle's directory.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::ValueEnum;
-
-use crate::bundle::archive_index::ArchiveIndex;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
+
+use crate::archive::index::ArchiveIndex;
+use crate::archive::parts::Part;
+use crate::archive::streams::Compression;
+use crate::docker::images::ImageInfo;
 
 pub const MANIFEST: &str = "bundle.json";
 pub const SUMS: &str = "SHA256SUMS";
 pub const README: &str = "README";
 const FORMAT: &str = "fate-xtask-bundle/1";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    Gzip,
-    Zstd,
-    None,
-}
-
-impl Compression {
-    /// The archive's file extension (the old names for gzip).
-    pub fn extension(self) -> &'static str {
-        match self {
-            Compression::Gzip => ".tar.gz",
-            Compression::Zstd => ".tar.zst",
-            Compression::None => ".tar",
-        }
-    }
-
-    /// As `--compress` names it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-            Compression::None => "none",
-        }
-    }
-
-    /// A reader of the decompressed stream.
-    pub fn decoder<'a>(self, reader: impl Read + Send + 'a) -> Result<Box<dyn Read + Send + 'a>> {
-        Ok(match self {
-            // Also reads the several members a parallel writer may produce.
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
-            Compression::Zstd => Box::new(zstd::Decoder::new(reader)?),
-            Compression::None => Box::new(reader),
-        })
-    }
-}
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Manifest {
@@ -100,16 +63,9 @@ pub struct Archive {
     pub parts: Vec<Part>,
 }
 
-/// One numbered part of a split archive.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Part {
-    pub file: String,
-    pub size: u64,
-    pub sha256: String,
-}
-
 impl Archive {
     /// The files the archive is on disk: its parts, or itself.
+    #[must_use]
     pub fn files(&self) -> Vec<Part> {
         if self.parts.is_empty() {
             vec![Part {
@@ -162,7 +118,8 @@ impl BundledImage {
     /// graph-driver engine), by the ID the containerd store gave it where it was made
     /// (loaded on that kind of store), or by its layers and config (a containerd store
     /// that converted an archive without its own index).
-    pub fn is_loaded_as(&self, loaded: &crate::process::docker_argv::ImageInfo) -> bool {
+    #[must_use]
+    pub fn is_loaded_as(&self, loaded: &ImageInfo) -> bool {
         loaded.id == self.config
             || loaded.id == self.id
             || (!self.layers.is_empty()
@@ -172,6 +129,7 @@ impl BundledImage {
 }
 
 impl Manifest {
+    #[must_use]
     pub fn new(archives: Vec<Archive>) -> Manifest {
         Manifest {
             format: FORMAT.into(),
@@ -392,6 +350,7 @@ fn check_file_name(name: &str) -> Result<()> {
 
 /// The images the manifest names that the archive's index does not hold with their
 /// config.
+#[must_use]
 pub fn missing_from<'a>(images: &'a [BundledImage], index: &ArchiveIndex) -> Vec<&'a BundledImage> {
     images
         .iter()

@@ -1,7 +1,7 @@
 //! The engine a FATE root's runs last found at an endpoint, remembered in its work
 //! directory: a run that knows the endpoint does not ask `docker version` (a docker
 //! process, a tenth of a no-op's time), as its question about the images says whether the
-//! engine answers (see `docker_argv::only_missing_images`). What a run takes from it is the
+//! engine answers (see `argv::only_missing_images`). What a run takes from it is the
 //! engine's platform, which does not change at an endpoint; dry runs and `doctor`, which
 //! print the version, always ask.
 
@@ -80,7 +80,7 @@ pub fn remember(work: &Path, server: &Server) {
         return;
     }
     let text = serde_json::to_vec(&remembered).expect("it serializes");
-    let _ = crate::plan::kind::write_whole(&work.join(FILE), &text);
+    let _ = fate_bundle::fsx::write_whole(&work.join(FILE), &text);
 }
 
 #[cfg(test)]

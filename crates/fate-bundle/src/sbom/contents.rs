@@ -14,6 +14,7 @@ pub struct Coordinates {
 
 impl Coordinates {
     /// The package URL (purl) of a Maven artifact.
+    #[must_use]
     pub fn purl(&self) -> String {
         format!(
             "pkg:maven/{}/{}@{}",
@@ -79,6 +80,7 @@ pub struct Requirement {
 
 impl Requirement {
     /// The package URL (purl) of a PyPI package: its name normalized as PyPI does.
+    #[must_use]
     pub fn purl(&self) -> Option<String> {
         let name: String = self
             .name
@@ -94,6 +96,7 @@ impl Requirement {
 
 /// The requirements of a `requirements.txt`: comments, options (`-r`, `--index-url`)
 /// and environment markers left out.
+#[must_use]
 pub fn requirements(text: &str) -> Vec<Requirement> {
     text.lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())

@@ -147,8 +147,8 @@ impl<R: Read> Read for Members<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::bundle_json::Compression;
-    use crate::bundle::streams::compressor;
+    use crate::archive::streams::Compression;
+    use crate::archive::streams::compressor;
     use std::io::Write;
 
     fn members_of(data: &[u8]) -> Vec<u8> {

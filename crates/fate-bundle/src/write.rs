@@ -1,8 +1,7 @@
-//! `cargo xtask bundle`: the offline bundle for air-gapped hosts. Each archive is one
-//! `docker save` compressed on every core as it streams, all archives at once, each
-//! checked to hold exactly the images (by ID) that its manifest names, and written beside
-//! `bundle.json`, `SHA256SUMS` and a `README`, all renamed into place only when
-//! everything is complete.
+//! Writing a bundle: each archive is one `docker save` compressed on every core as it
+//! streams, all archives at once, each checked to hold exactly the images (by ID) that
+//! its manifest names, and written beside `bundle.json`, `SHA256SUMS` and a `README`,
+//! all renamed into place only when everything is complete.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -10,225 +9,113 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::bundle::archive_index::{ArchiveIndex, full_name};
-use crate::bundle::bundle_json::{self, Archive, BundledImage, Manifest, Part};
-use crate::bundle::streams::{self, Packing, Tally, TallyWriter};
-use crate::bundle::tar_pass::{self, PassError};
-use crate::bundle::{sboms, signing, split, update};
-use crate::config::Config;
-use crate::imageset::ImageSet;
-use crate::plan::freshness::Recorded;
-use crate::process::docker_argv::{self, LocalImages};
-use crate::ui::Ui;
+use crate::archive::index::{ArchiveIndex, full_name};
+use crate::archive::parts::{self, Part};
+use crate::archive::streams::{self, Packing, Tally, TallyWriter};
+use crate::archive::tar_pass::{self, PassError};
+use crate::docker::images::{self, LocalImages};
+use crate::docker::platform::same_platform;
+use crate::manifest::{self, Archive, BundledImage, BundledSbom, Manifest, Updates};
+use crate::process;
+use crate::signing;
 use crate::ui::problems::Problems;
-use crate::{Project, cli, process, process::engine, run::lock};
+use crate::ui::{ByteProgress, Ui};
 
-impl cli::Bundle {
-    pub fn run(self, project: &Project) -> Result<()> {
-        let Project {
-            set,
-            config,
-            ui,
-            sh,
-        } = project;
-        // Images are not rebuilt while they are being bundled.
-        // The key (and its password) first: a bundle that cannot be signed is not written.
-        let signing_key = match &self.sign_key {
-            Some(path) => Some(signing::secret_key(
-                path,
-                self.sign_password_env.as_deref(),
-            )?),
-            None => None,
-        };
-        let base = self.since.as_deref().map(update::Base::read).transpose()?;
-        let _lock = lock::lock(&config.work_dir(), ui)?;
-        engine::check(sh)?;
-        let out = self.out.clone().unwrap_or_else(|| default_dir(config));
-        std::fs::create_dir_all(&out)
-            .with_context(|| format!("cannot create {}", out.display()))?;
-        let groups = archive_images(set, config);
-        let all: Vec<String> = groups.iter().flat_map(|(_, refs)| refs.clone()).collect();
-        let mut local_images = engine::inspect_images(sh, &all);
-        if self.pull_missing(project, &groups, &local_images)? {
-            local_images = engine::inspect_images(sh, &all);
-        }
-        check_fate_images(project, &local_images)?;
-        let groups = match &base {
-            Some(base) => base.only_changed(ui, groups, &local_images),
-            None => groups,
-        };
-        let carried: Vec<String> = groups.iter().flat_map(|(_, r)| r.clone()).collect();
-        let sboms = sboms::of_images(set, config, &carried, &local_images)?;
-        let mut partial = PartialFiles::default();
-        let saves = self.archive_saves(&groups, config, &out, &mut partial)?;
-        let packing = Packing::for_layers(
-            self.compress,
-            engine::image_store(sh)?.keeps_layers_compressed(),
-        );
-        let archives = save_all(
-            ui,
-            &saves,
-            &local_images,
-            self.platform.as_deref(),
-            packing,
-            &out,
-        )?;
-        let archives = archives
-            .into_iter()
-            .map(|(archive, written)| {
-                for (written, part) in written.iter().zip(&archive.parts) {
-                    partial.rename_later(&written.path, &out.join(&part.file));
-                }
-                archive
-            })
-            .collect();
-        let mut manifest = Manifest::new(archives);
-        manifest.sboms = sboms.iter().map(|s| s.record.clone()).collect();
-        if let Some(base) = &base {
-            manifest.updates = Some(base.updates(&all, &carried));
-        }
-        write_bundle_files(&manifest, &sboms, signing_key.as_ref(), &out, &mut partial)?;
-        partial.complete()?;
-        remove_stale_files(&manifest, signing_key.is_some(), &out)?;
-        for archive in &manifest.archives {
-            println!(
-                "{}\t{}\t{}",
-                out.join(&archive.file).display(),
-                archive.size,
-                archive.sha256
-            );
-        }
-        Ok(())
-    }
+/// A bundle to write into `out`.
+pub struct Request<'a> {
+    pub out: &'a Path,
+    /// Each archive's name (without extension) and the images saved together into it.
+    pub archives: &'a [(&'a str, Vec<String>)],
+    pub packing: Packing,
+    /// Archives written as numbered parts of at most this many bytes.
+    pub split_size: Option<u64>,
+    /// Only this platform of each image.
+    pub platform: Option<&'a str>,
+    /// Where each `docker save` logs.
+    pub log_dir: &'a Path,
+    pub sboms: &'a [Carried],
+    pub signing_key: Option<&'a minisign::SecretKey>,
+    /// For an update bundle: the bundle it updates and the images it does not carry.
+    pub updates: Option<Updates>,
+}
 
-    /// What each archive holds, and where it is written until the bundle is complete.
-    fn archive_saves<'a>(
-        &self,
-        groups: &'a [(&str, Vec<String>)],
-        config: &Config,
-        out: &Path,
-        partial: &mut PartialFiles,
-    ) -> Result<Vec<ArchiveSave<'a>>> {
-        groups
-            .iter()
-            .map(|(name, refs)| {
-                let file = format!("{name}{}", self.compress.extension());
-                let target = match self.split_size {
-                    Some(limit) => Target::Parts {
-                        dir: partial.add_dir(out, &format!(".{file}.parts"))?,
-                        limit,
-                    },
-                    None => Target::File(partial.add(out, &file)),
-                };
-                Ok(ArchiveSave {
-                    target,
-                    log: config
-                        .work_dir()
-                        .join("logs")
-                        .join(format!("save-{name}.log")),
-                    file,
-                    refs,
-                })
-            })
-            .collect()
-    }
+/// An SBOM the bundle carries, as listed in `bundle.json`, with its bytes.
+pub struct Carried {
+    pub record: BundledSbom,
+    pub text: Vec<u8>,
+}
 
-    /// Builds missing third-party images the image set declares, pulls the others
-    /// (unless `--no-pull`); FATE's own must be built. Returns whether anything was added.
-    fn pull_missing(
-        &self,
-        project: &Project,
-        groups: &[(&str, Vec<String>)],
-        local_images: &LocalImages,
-    ) -> Result<bool> {
-        let mut missing = Problems::new("images to bundle are missing");
-        let mut pulled = false;
-        for (name, refs) in groups {
-            for r in refs.iter().filter(|r| !local_images.contains_key(*r)) {
-                if *name != THIRD_PARTY {
-                    missing.push(format!("{r} is not built; run: cargo xtask images"));
-                } else if let Some(image) = project
-                    .set
-                    .images
-                    .iter()
-                    .find(|i| project.config.reference(i) == **r)
-                {
-                    // The image set builds it (the example's stand-ins): build, not pull.
-                    project.ui.note(&format!(
-                        "{r} is not present; building it from the image set (image {})",
-                        image.name
-                    ));
-                    // Its summary goes to stderr: stdout is for the archives.
-                    cli::Images::of(vec![image.name.clone()])
-                        .run_locked(project, &mut std::io::stderr())?;
-                    pulled = true;
-                } else if self.no_pull {
-                    missing.push(format!(
-                        "{r} is not present and --no-pull was given; pull or load it first"
-                    ));
-                } else {
-                    pulled = true;
-                    let line = project.ui.start(&format!("pull {r}"));
-                    let log = project.config.work_dir().join("logs").join("pull.log");
-                    match process::run_logged(&docker_argv::pull(r), &log, &line) {
-                        Ok(()) => line.finish("done", ""),
-                        Err(e) => {
-                            line.finish("FAILED", "");
-                            missing.push(format!(
-                                "cannot pull {r} (set REDIS_IMAGE/MYSQL_IMAGE in .env, or load it): {e:#}"
-                            ));
-                        }
-                    }
-                }
+/// Writes the bundle: every archive at once, each checked to hold exactly the images
+/// (by ID) `local_images` gives; the files are renamed into place only when all are
+/// complete, and files an earlier bundle left there that this one has not are removed.
+pub fn write(ui: &Ui, request: Request, local_images: &LocalImages) -> Result<Manifest> {
+    let out = request.out;
+    let mut partial = PartialFiles::default();
+    let saves = archive_saves(&request, &mut partial)?;
+    let archives = save_all(
+        ui,
+        &saves,
+        local_images,
+        request.platform,
+        request.packing,
+        out,
+    )?;
+    let archives = archives
+        .into_iter()
+        .map(|(archive, written)| {
+            for (written, part) in written.iter().zip(&archive.parts) {
+                partial.rename_later(&written.path, &out.join(&part.file));
             }
-        }
-        missing.into_result().map(|()| pulled)
-    }
+            archive
+        })
+        .collect();
+    let mut manifest = Manifest::new(archives);
+    manifest.sboms = request.sboms.iter().map(|s| s.record.clone()).collect();
+    manifest.updates = request.updates;
+    write_bundle_files(
+        &manifest,
+        request.sboms,
+        request.signing_key,
+        out,
+        &mut partial,
+    )?;
+    partial.complete()?;
+    remove_stale_files(&manifest, request.signing_key.is_some(), out)?;
+    Ok(manifest)
 }
 
-const THIRD_PARTY: &str = "third-party.images";
-
-/// FATE's own images must be the ones this tool built from their sources.
-fn check_fate_images(project: &Project, local_images: &LocalImages) -> Result<()> {
-    let mut problems = Problems::new("images to bundle are not the ones built from their sources");
-    let recorded = Recorded::read(&project.config.work_dir());
-    let fate: Vec<(String, String)> = project
-        .set
-        .build_order()
-        .into_iter()
-        .filter(|i| i.bundle)
-        .map(|i| (i.name.clone(), project.config.reference(i)))
-        .collect();
-    let found = fate
+/// What each archive holds, and where it is written until the bundle is complete.
+fn archive_saves<'a>(
+    request: &Request<'a>,
+    partial: &mut PartialFiles,
+) -> Result<Vec<ArchiveSave<'a>>> {
+    request
+        .archives
         .iter()
-        .filter_map(|(name, r)| local_images.get(r).map(|info| (name.as_str(), r, info)));
-    recorded.check(found, &mut problems);
-    problems.into_result()
-}
-
-/// The two archives of the old recipe and their images: the third-party ones `.env`
-/// names, and the ones the image set marks for bundling (the modules).
-pub fn archive_images<'a>(set: &ImageSet, config: &Config) -> Vec<(&'a str, Vec<String>)> {
-    let fate = set
-        .build_order()
-        .into_iter()
-        .filter(|i| i.bundle)
-        .map(|i| config.reference(i))
-        .collect();
-    vec![
-        (
-            THIRD_PARTY,
-            vec![config.redis_image.clone(), config.mysql_image.clone()],
-        ),
-        ("fate.images", fate),
-    ]
+        .map(|(name, refs)| {
+            let file = format!("{name}{}", request.packing.compression.extension());
+            let target = match request.split_size {
+                Some(limit) => Target::Parts {
+                    dir: partial.add_dir(request.out, &format!(".{file}.parts"))?,
+                    limit,
+                },
+                None => Target::File(partial.add(request.out, &file)),
+            };
+            Ok(ArchiveSave {
+                target,
+                log: request.log_dir.join(format!("save-{name}.log")),
+                file,
+                refs,
+            })
+        })
+        .collect()
 }
 
 /// `bundle.json`, `SHA256SUMS` and the `README` (and, with a key, the signatures of the
 /// first two), each written as `.part` beside the archives.
 fn write_bundle_files(
     manifest: &Manifest,
-    sboms: &[sboms::Carried],
+    sboms: &[Carried],
     signing_key: Option<&minisign::SecretKey>,
     out: &Path,
     partial: &mut PartialFiles,
@@ -236,10 +123,10 @@ fn write_bundle_files(
     let json = serde_json::to_string_pretty(manifest)? + "\n";
     let sums = manifest.sums();
     let mut files: Vec<(String, Vec<u8>)> = vec![
-        (bundle_json::MANIFEST.to_string(), json.clone().into_bytes()),
-        (bundle_json::SUMS.to_string(), sums.clone().into_bytes()),
+        (manifest::MANIFEST.to_string(), json.clone().into_bytes()),
+        (manifest::SUMS.to_string(), sums.clone().into_bytes()),
         (
-            bundle_json::README.to_string(),
+            manifest::README.to_string(),
             manifest.readme(signing_key.is_some()).into_bytes(),
         ),
     ];
@@ -250,7 +137,7 @@ fn write_bundle_files(
     );
     if let Some(key) = signing_key {
         let comment = format!("fate-xtask bundle written {}", manifest.created);
-        for (file, text) in [(bundle_json::MANIFEST, &json), (bundle_json::SUMS, &sums)] {
+        for (file, text) in [(manifest::MANIFEST, &json), (manifest::SUMS, &sums)] {
             files.push((
                 format!("{file}.minisig"),
                 signing::sign(key, text.as_bytes(), &comment)?.into_bytes(),
@@ -289,7 +176,7 @@ impl PartialFiles {
     /// Creates the empty directory `dir/name`, removed with what it holds at the end.
     fn add_dir(&mut self, dir: &Path, name: &str) -> Result<PathBuf> {
         let path = dir.join(name);
-        crate::image::staging::remove_if_present(&path)?;
+        crate::fsx::remove_if_present(&path)?;
         std::fs::create_dir(&path).with_context(|| format!("cannot create {}", path.display()))?;
         self.dirs.push(path.clone());
         Ok(path)
@@ -324,7 +211,7 @@ fn remove_stale_files(manifest: &Manifest, signed: bool, out: &Path) -> Result<(
     let mut stale = Vec::new();
     for archive in &manifest.archives {
         stale.extend(
-            split::strays(out, &archive.file, &archive.parts)
+            parts::strays(out, &archive.file, &archive.parts)
                 .with_context(|| format!("cannot list {}", out.display()))?,
         );
         if !archive.parts.is_empty() {
@@ -332,7 +219,7 @@ fn remove_stale_files(manifest: &Manifest, signed: bool, out: &Path) -> Result<(
         }
     }
     if !signed {
-        for file in [bundle_json::MANIFEST, bundle_json::SUMS] {
+        for file in [manifest::MANIFEST, manifest::SUMS] {
             stale.push(format!("{file}.minisig"));
         }
     }
@@ -365,7 +252,7 @@ enum Target {
 }
 
 /// The parts a split archive's writer wrote, readable once it is flushed.
-type WrittenParts = Option<std::sync::Arc<std::sync::Mutex<Vec<split::Written>>>>;
+type WrittenParts = Option<std::sync::Arc<std::sync::Mutex<Vec<parts::Written>>>>;
 
 impl Target {
     fn path(&self) -> &Path {
@@ -383,7 +270,7 @@ impl Target {
                 (Box::new(BufWriter::with_capacity(1 << 20, file)), None)
             }
             Target::Parts { dir, limit } => {
-                let parts = split::SplitWriter::new(dir, *limit);
+                let parts = parts::SplitWriter::new(dir, *limit);
                 let written = parts.written();
                 (Box::new(parts), Some(written))
             }
@@ -409,7 +296,7 @@ fn save_all(
     platform: Option<&str>,
     packing: Packing,
     out: &Path,
-) -> Result<Vec<(Archive, Vec<split::Written>)>> {
+) -> Result<Vec<(Archive, Vec<parts::Written>)>> {
     Problems::each_at_once("the bundle was not written", saves, |s| {
         let to = Destination {
             target: &s.target,
@@ -422,7 +309,7 @@ fn save_all(
                     .iter()
                     .enumerate()
                     .map(|(i, w)| Part {
-                        file: split::part_name(&s.file, i + 1, written.len()),
+                        file: parts::part_name(&s.file, i + 1, written.len()),
                         size: w.size,
                         sha256: w.sha256.clone(),
                     })
@@ -436,10 +323,6 @@ fn save_all(
             })
             .with_context(|| format!("writing {}", out.join(&s.file).display()))
     })
-}
-
-fn default_dir(config: &Config) -> PathBuf {
-    config.work_dir().join("bundle")
 }
 
 /// One `docker save` of `refs` (shared layers stored once) compressed into `path` as it
@@ -457,7 +340,7 @@ fn save(
     local_images: &LocalImages,
     platform: Option<&str>,
     to: &Destination,
-) -> Result<(Archive, Vec<split::Written>)> {
+) -> Result<(Archive, Vec<parts::Written>)> {
     let Destination {
         target,
         packing,
@@ -478,7 +361,7 @@ fn save(
         tally: tally.clone(),
     };
     let mut sink = streams::compressor_at(compression, packing.level, writer)?;
-    let source = process::stream_stdout(&docker_argv::save(refs), log)?;
+    let source = process::stream_stdout(&images::save(refs), log)?;
     let total = refs.iter().map(|r| local_images[r].size).sum();
     let name = path
         .file_name()
@@ -491,7 +374,7 @@ fn save(
     let passed = tar_pass::pass_tar(&source, &mut sink, Some(&progress), platform, |index| {
         bundled_images(refs, local_images, platform, index).map(|_| ())
     });
-    let failed = |progress: crate::ui::ByteProgress| progress.finish("FAILED", "");
+    let failed = |progress: ByteProgress| progress.finish("FAILED", "");
     let images = match passed {
         Ok(index) => bundled_images(refs, local_images, platform, &index)?,
         Err(e) => {
@@ -565,7 +448,7 @@ fn bundled_images(
                 },
             };
             if let Some(wanted) = platform
-                && !crate::config::same_platform(&image.platform, wanted)
+                && !same_platform(&image.platform, wanted)
             {
                 bail!(
                     "{r} is built for {} only, not {wanted}: build it for {wanted} (cargo xtask images --platform {wanted}, or on the containerd image store --platform {},{wanted}) and bundle again",

@@ -1,0 +1,60 @@
+//! Files written whole: a reader sees the old file or the new one, never half of one
+//! (a record half written would read as empty, and a run would trust nothing it built).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Writes `bytes` to `path` whole or not at all: beside it, then renamed over it.
+pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// [`write_whole`], creating the directories it goes in.
+pub fn write_file(path: &Path, contents: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    write_whole(path, contents.as_bytes())
+}
+
+/// Removes a directory tree, if there is one.
+pub fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => std::fs::remove_dir_all(path)
+            .with_context(|| format!("cannot remove {}", path.display())),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_replaced_whole_and_nothing_is_left_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/record.json");
+        write_file(&path, "one").unwrap();
+        write_whole(&path, b"two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["record.json"]);
+        // Into a directory that is not there: an error naming the file, nothing written.
+        let error = write_whole(&dir.path().join("none/x"), b"x").unwrap_err();
+        assert!(format!("{error:#}").contains("none/x"), "{error:#}");
+        remove_if_present(&dir.path().join("a")).unwrap();
+        remove_if_present(&dir.path().join("a")).unwrap();
+        assert!(!dir.path().join("a").exists());
+    }
+}
