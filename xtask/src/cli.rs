@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{BuildOverrides, MavenWhere, Overrides};
-use crate::run::scheduler::Jobs;
+use crate::scheduler::Jobs;
 use fate_bundle::archive::streams::Compression;
 use fate_bundle::ui::Progress;
 
@@ -189,13 +189,7 @@ pub struct Bench {
     pub out: Option<std::path::PathBuf>,
     /// Run only the image-build scenarios or only the bundle/load ones [default: both]
     #[arg(long, value_enum)]
-    pub only: Option<BenchPart>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BenchPart {
-    Build,
-    Bundle,
+    pub only: Option<crate::bench::run::Part>,
 }
 
 #[derive(Debug, Args)]
@@ -338,7 +332,7 @@ impl Global {
 pub fn parse() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let root = fate_root_of(&args).unwrap_or_else(crate::workspace_root);
+    let root = fate_root_of(&args).unwrap_or_else(crate::config::project::workspace_root);
     let mut command = Cli::command();
     if let Ok(set) = crate::imageset::ImageSet::load(&root) {
         let listing = format!(

@@ -1,4 +1,20 @@
 //! `cargo xtask`: FATE's image build. Parse, resolve the configuration, dispatch.
+//!
+//! Layers, bottom to top (a module imports only from layers below its own; the bundle
+//! and what a host needs to read it are the `fate_bundle` crate, below them all):
+//! 1. `imageset`: the declared image set (`docker/images.toml`), as data.
+//! 2. `config`: `.env` and flags resolved into one configuration; a FATE root opened.
+//! 3. `docker`, `scheduler`: build command lines and engine questions; running a graph of jobs.
+//! 4. `maven`: POMs, Maven's command lines and settings.
+//! 5. `stage`: build contexts staged, tree walks, file digests, Dockerfile rules.
+//! 6. `facts`: what the machine and the tree say, gathered once (preflight).
+//! 7. `steps`: each kind of step: what it says, its one decision, what it does.
+//! 8. `plan`: the pure planner, config + image set + facts -> steps.
+//! 9. `run`: a plan run (or previewed), its report and the FATE root's lock.
+//! 10. `bake`, `bundle`, `push`: a bake file; what a bundle carries; pushing images.
+//! 11. `bench`: the benchmark beside the old way and `docker buildx bake`.
+//! 12. `cli`: every flag, and the small methods that turn flags into decisions.
+//! 13. `commands`: one file per command, each starting at its entry point.
 
 mod bake;
 mod bench;
@@ -7,32 +23,24 @@ mod cli;
 mod commands;
 mod config;
 mod docker;
-mod image;
+mod facts;
 mod imageset;
 mod maven;
 mod plan;
 mod push;
 mod run;
+mod scheduler;
+mod stage;
+mod steps;
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use fate_bundle::{process, ui};
 use xshell::Shell;
 
-use fate_bundle::{process, ui};
-
 use crate::cli::{BundleAction, Cli, Command};
-use crate::imageset::ImageSet;
-
-/// What every command that works on a FATE root gets: its image set and configuration,
-/// the output, and the one shell short commands run through.
-pub struct Project {
-    pub set: ImageSet,
-    pub config: config::Config,
-    pub ui: ui::Ui,
-    pub sh: Shell,
-}
+use crate::config::project::Project;
 
 fn main() -> ExitCode {
     process::process_started();
@@ -56,86 +64,31 @@ fn run(cli: Cli) -> Result<()> {
     let Cli { global, command } = cli;
     let ui = ui::Ui::new(global.progress, global.quiet, global.verbose);
     let sh = Shell::new().context("cannot start a shell for commands")?;
+    let root = global.fate_root.as_deref();
     match command {
         Command::Images(args) => {
             let overrides = args.config.overrides(&global);
-            args.run(&Project::load(&global, &overrides, ui, sh)?)
+            args.run(&Project::load(root, &overrides, ui, sh)?)
         }
         Command::Bake(args) => {
             let overrides = args.config.overrides(&global);
-            args.run(&Project::load(&global, &overrides, ui, sh)?)
+            args.run(&Project::load(root, &overrides, ui, sh)?)
         }
         Command::Doctor(args) => {
             let overrides = args.config.overrides(&global);
-            args.run(&Project::load(&global, &overrides, ui, sh)?)
+            args.run(&Project::load(root, &overrides, ui, sh)?)
         }
-        Command::Push(args) => args.run(&Project::load(&global, &global.overrides(), ui, sh)?),
+        Command::Push(args) => args.run(&Project::load(root, &global.overrides(), ui, sh)?),
         Command::Bundle(args) => match args.action {
             Some(BundleAction::Load(load)) => load.run(&ui, &sh),
-            None => args.run(&Project::load(&global, &global.overrides(), ui, sh)?),
+            None => args.run(&Project::load(root, &global.overrides(), ui, sh)?),
         },
         Command::Load(args) => args.run(&ui, &sh),
         Command::Keygen(args) => args.run(),
         Command::Completions(args) => {
-            use clap::CommandFactory;
-            let mut command = Cli::command();
-            clap_complete::generate(
-                args.shell,
-                &mut command,
-                "cargo-xtask",
-                &mut std::io::stdout(),
-            );
+            args.run();
             Ok(())
         }
-        Command::Bench(args) => {
-            let root = global
-                .fate_root
-                .unwrap_or_else(|| workspace_root().join("examples/mini-fate"));
-            args.run(&root, &sh)
-        }
+        Command::Bench(args) => args.run(root, &sh),
     }
-}
-
-impl Project {
-    /// Reads the FATE root's image set and `.env`; shows configuration warnings.
-    fn load(
-        global: &cli::Global,
-        overrides: &config::Overrides,
-        ui: ui::Ui,
-        sh: Shell,
-    ) -> Result<Project> {
-        let fate_root = global.fate_root.clone().unwrap_or_else(workspace_root);
-        let fate_root = std::path::absolute(&fate_root)
-            .with_context(|| format!("bad --fate-root {}", fate_root.display()))?;
-        Project::open(&fate_root, overrides, ui, sh)
-    }
-
-    /// The project at `fate_root` (absolute): what every command and the bench load.
-    pub fn open(
-        fate_root: &Path,
-        overrides: &config::Overrides,
-        ui: ui::Ui,
-        sh: Shell,
-    ) -> Result<Project> {
-        let set = ImageSet::load(fate_root)?;
-        let config = config::load(fate_root, &set, overrides)?;
-        for w in &config.warnings {
-            ui.note(&format!("warning: {w}"));
-        }
-        Ok(Project {
-            set,
-            config,
-            ui,
-            sh,
-        })
-    }
-}
-
-/// The cargo workspace root (the parent of this crate), the default FATE root.
-#[must_use]
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask sits inside the workspace")
-        .to_path_buf()
 }

@@ -169,8 +169,9 @@ impl Crate {
                 continue;
             }
             let rel = path.strip_prefix(src).unwrap();
-            // Binaries beside the library (src/bin/NAME.rs) are crate roots of their own.
-            if rel.starts_with("bin") {
+            // Binaries beside the library (src/bin/NAME.rs) are crate roots of their own;
+            // a module's tests kept in a file of their own (`tests.rs`) are tests whole.
+            if rel.starts_with("bin") || rel.file_name().is_some_and(|n| n == "tests.rs") {
                 continue;
             }
             let mut module: Vec<String> = rel
@@ -289,11 +290,15 @@ impl Crate {
     }
 }
 
-/// Paths a file names: each `use` tree expanded, and every `crate::`/`super::` path in code.
+/// Paths a file names: each `use` tree expanded, and every path in code (`std::fs::read`
+/// too: only those that name a module of the crate count, by `crate::`, `super::` or a
+/// child module's name).
 fn import_paths(code: &str) -> Vec<Vec<String>> {
     let uses = regex::Regex::new(r"(?s)\buse\s+([^;]+);").unwrap();
-    let inline =
-        regex::Regex::new(r"\b(?:crate|super)(?:\s*::\s*[A-Za-z_][A-Za-z0-9_]*)+").unwrap();
+    let inline = regex::Regex::new(
+        r"(?:^|[^A-Za-z0-9_:])([a-z_][a-z0-9_]*(?:\s*::\s*[A-Za-z_][A-Za-z0-9_]*)+)",
+    )
+    .unwrap();
     let mut paths = Vec::new();
     let mut rest = String::with_capacity(code.len());
     let mut last = 0;
@@ -304,7 +309,7 @@ fn import_paths(code: &str) -> Vec<Vec<String>> {
         paths.extend(expand_use(&tree).into_iter().map(|p| split_path(&p)));
     }
     rest.push_str(&code[last..]);
-    paths.extend(inline.find_iter(&rest).map(|m| split_path(m.as_str())));
+    paths.extend(inline.captures_iter(&rest).map(|c| split_path(&c[1])));
     paths.retain(|p| !p.is_empty());
     paths
 }

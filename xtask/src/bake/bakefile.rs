@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::image::step::BuildStep;
 use crate::imageset::order;
-use crate::plan::{Action, Plan};
+use crate::plan::Plan;
+use crate::steps::action::Action;
+use crate::steps::build::BuildStep;
 
 #[derive(Debug, Serialize)]
 pub struct BakeFile {

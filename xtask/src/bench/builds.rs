@@ -9,15 +9,16 @@ use xshell::Shell;
 
 use crate::docker::argv::{self, BuildSpec};
 use crate::docker::engine;
-use crate::image::staging;
-use crate::plan::preflight;
-use crate::plan::{self, Action, Options};
-use crate::run::report::{self, RunReport, StepKind};
-use fate_bundle::process::{self, Command};
+use crate::facts::preflight;
+use crate::plan;
+use crate::plan::Options;
+use crate::stage::staging;
+use crate::steps::action::Action;
+use fate_bundle::process::{self};
 
-use super::bundles::PAYLOAD_IMAGE;
-use super::fixture::{clean, edit, grow_for_scale, shrink_from_scale};
-use super::{BENCH_PREFIX, OLD_PREFIX, Sample, Samples, Scenario, record};
+use crate::bench::fixture::{clean, edit, grow_for_scale, shrink_from_scale};
+use crate::bench::measure::{xtask, xtask_command, xtask_run};
+use crate::bench::samples::{BENCH_PREFIX, OLD_PREFIX, Sample, Samples, Scenario, record};
 
 /// Cold, no-op and one-file rebuilds, each followed by the old way.
 pub(super) fn build_scenarios(
@@ -77,63 +78,18 @@ pub(super) fn scale_scenario(samples: &mut Samples, ours: &Path) -> Result<()> {
     grow_for_scale(ours)?;
     // Files this new are read again on every run until their times settle (see
     // `DigestCache`): wait that out, as a developer's next runs would.
-    std::thread::sleep(crate::run::digest_cache::RACY + Duration::from_millis(500));
+    std::thread::sleep(crate::stage::digest_cache::RACY + Duration::from_millis(500));
     let grown = xtask(ours, &["images"]).and_then(|_| xtask(ours, &["images"]));
     shrink_from_scale(ours)?;
     record(samples, Scenario::NoOpScaled, grown?);
     Ok(())
 }
 
-/// `cargo xtask bundle ...` / `load ...` with the payload as MYSQL_IMAGE.
-pub(super) fn xtask_bundle(root: &Path, args: &[&str]) -> Result<Sample> {
-    let started = Instant::now();
-    let command = xtask_command(root, args)?.env("MYSQL_IMAGE", PAYLOAD_IMAGE);
-    let (_, peak_kib) = process::run_measured(&command, true)?;
-    Ok(Sample {
-        wall: started.elapsed(),
-        peak_kib,
-        ..Sample::default()
-    })
-}
-
-pub(super) fn xtask_command(root: &Path, args: &[&str]) -> Result<Command> {
-    let exe = std::env::current_exe()?;
-    let mut all = vec![
-        "--progress".to_string(),
-        "plain".into(),
-        "--fate-root".into(),
-        root.display().to_string(),
-    ];
-    all.extend(args.iter().map(ToString::to_string));
-    Ok(Command::new(&exe.display().to_string(), all))
-}
-
-/// `cargo xtask images` on the copy, as a child process, with its own run report.
-pub(super) fn xtask(root: &Path, args: &[&str]) -> Result<Sample> {
-    xtask_run(root, &xtask_command(root, args)?)
-}
-
-pub(super) fn xtask_run(root: &Path, command: &Command) -> Result<Sample> {
-    let started = Instant::now();
-    process::run_captured(command)?;
-    let wall = started.elapsed();
-    let report = RunReport::read(&root.join("target/xtask").join(report::FILE))?;
-    let child = Duration::from_secs_f64(report.child_seconds);
-    Ok(Sample {
-        wall,
-        overhead: wall.saturating_sub(child),
-        images_built: report.ran(StepKind::Build),
-        bytes: 0,
-        processes: report.processes,
-        peak_kib: 0,
-    })
-}
-
 /// The old way: every Maven project, then every image, one command after another,
 /// with the same command lines minus what the old script did not have (labels,
 /// reproducible-jar timestamp). Packaging is included, as the old script did it too.
 pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample> {
-    let project = super::project(root, sh)?;
+    let project = crate::bench::samples::project(root, sh)?;
     let (set, config) = (&project.set, &project.config);
     let facts = preflight::check(
         sh,

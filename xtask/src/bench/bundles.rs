@@ -14,12 +14,9 @@ use fate_bundle::process::{self, Command};
 use fate_bundle::ui::problems::Problems;
 use fate_bundle::{manifest as bundle_json, signing};
 
-use super::builds::{xtask, xtask_bundle};
-use super::fixture::{build_payload_image, bundled_refs, dir_bytes, remove_images};
-use super::{Sample, Samples, Scenario, record};
-
-/// The JDK-sized stand-in for mysql that the bundle scenarios carry.
-pub(super) const PAYLOAD_IMAGE: &str = "fate-bench/jdk-payload:2";
+use crate::bench::fixture::{build_payload_image, bundled_refs, dir_bytes, remove_images};
+use crate::bench::measure::{xtask, xtask_bundle};
+use crate::bench::samples::{COMPRESSION_LEVELS, Sample, Samples, Scenario, record};
 
 /// `bundle` vs `docker save -o`, then `load` vs `docker load -i` of the raw tars, then
 /// (in the first run) the compression levels on the raw tars.
@@ -175,18 +172,6 @@ fn timed(commands: &[Command], at_once: bool) -> Result<Duration> {
     }
     Ok(started.elapsed())
 }
-
-/// The levels the bundle's levels were chosen from: each compresses the raw tars on
-/// every core, as `bundle` does.
-pub(super) const COMPRESSION_LEVELS: [(Compression, i32); 7] = [
-    (Compression::Gzip, 1),
-    (Compression::Gzip, 3),
-    (Compression::Gzip, 6),
-    (Compression::Gzip, 9),
-    (Compression::Zstd, 1),
-    (Compression::Zstd, 3),
-    (Compression::Zstd, 6),
-];
 
 fn compression_levels(samples: &mut Samples, raw_dir: &Path) -> Result<()> {
     for (compression, level) in COMPRESSION_LEVELS {

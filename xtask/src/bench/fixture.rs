@@ -9,11 +9,11 @@ use xshell::Shell;
 
 use crate::docker::argv::{self, BuildSpec};
 use crate::docker::engine;
-use crate::image::staging::{self, StageOp};
+use crate::stage::staging;
+use crate::stage::staging::StageOp;
 use fate_bundle::process;
 
-use super::bundles::PAYLOAD_IMAGE;
-use super::{EDIT_FROM, EDITED};
+use crate::bench::samples::{EDIT_FROM, EDITED, PAYLOAD_IMAGE};
 
 /// An image carrying this host's JDK twice (a realistic, compressible payload), as `mysql`.
 pub(super) fn build_payload_image(sh: &Shell, scratch: &Path) -> Result<()> {
@@ -57,7 +57,7 @@ pub(super) fn build_payload_image(sh: &Shell, scratch: &Path) -> Result<()> {
 /// The two archives' image lists, as the bundle writes them (with the payload as mysql,
 /// as the bundle scenarios run it).
 pub(super) fn bundled_refs(root: &Path) -> Result<Vec<(&'static str, Vec<String>)>> {
-    let project = super::project(root, &xshell::Shell::new()?)?;
+    let project = crate::bench::samples::project(root, &xshell::Shell::new()?)?;
     let (set, config) = (&project.set, &project.config);
     let groups = crate::bundle::archive_images(set, config);
     Ok(groups

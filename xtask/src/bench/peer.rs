@@ -13,9 +13,9 @@ use xshell::Shell;
 use crate::docker::{argv, engine};
 use fate_bundle::process::{self, Command};
 
-use super::builds::{xtask, xtask_command};
-use super::fixture::{clean_images, edit};
-use super::{BAKE_PREFIX, BENCH_PREFIX, Sample, Samples, Scenario, record};
+use crate::bench::fixture::{clean_images, edit};
+use crate::bench::measure::{xtask, xtask_command};
+use crate::bench::samples::{BAKE_PREFIX, BENCH_PREFIX, Sample, Samples, Scenario, record};
 
 /// How the peer's builds run on this engine: one bake of every target, tied by named
 /// contexts (BuildKit 0.10 and later, in Docker Engine 23 and later), or its stage

@@ -7,9 +7,8 @@ use fate_bundle::archive::streams;
 use fate_bundle::archive::streams::Compression;
 use fate_bundle::process::{self, Command};
 
-use super::bundles::{COMPRESSION_LEVELS, PAYLOAD_IMAGE};
-use super::fixture::{GENERATED_DATA_FILES, GENERATED_PY_FILES, SCALE_FILES};
-use super::{Sample, Samples, Scenario, median};
+use crate::bench::fixture::{GENERATED_DATA_FILES, GENERATED_PY_FILES, SCALE_FILES};
+use crate::bench::samples::{COMPRESSION_LEVELS, PAYLOAD_IMAGE, Sample, Samples, Scenario, median};
 
 /// The figures as a Markdown report, with the machine they were taken on.
 pub(super) fn report(sh: &Shell, samples: &Samples, runs: usize) -> String {

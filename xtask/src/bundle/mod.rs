@@ -11,7 +11,7 @@ use fate_bundle::ui::problems::Problems;
 
 use crate::config::Config;
 use crate::imageset::ImageSet;
-use crate::plan::freshness::Recorded;
+use crate::steps::records::Recorded;
 
 /// The archive of the third-party images `.env` names (redis, mysql).
 pub const THIRD_PARTY: &str = "third-party.images";

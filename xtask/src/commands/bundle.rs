@@ -9,8 +9,11 @@ use fate_bundle::docker::images::LocalImages;
 use fate_bundle::ui::problems::Problems;
 use fate_bundle::{process, signing, update, write};
 
+use crate::bundle;
+use crate::cli;
+use crate::config::project::Project;
 use crate::docker::argv;
-use crate::{Project, bundle, cli, run::lock};
+use crate::run::lock;
 
 impl cli::Bundle {
     pub fn run(self, project: &Project) -> Result<()> {

@@ -2,12 +2,14 @@
 
 use anyhow::Result;
 
+use crate::cli;
+use crate::config::project::Project;
 use crate::config::{MavenMode, MirrorProfile};
 use crate::docker::argv::{self, Builder};
 use crate::docker::emulation::{self, Emulation};
 use crate::docker::engine;
-use crate::image::dockerfile;
-use crate::{Project, cli, plan::preflight};
+use crate::facts::preflight;
+use crate::stage::dockerfile;
 use fate_bundle::process;
 
 impl cli::Doctor {

@@ -5,16 +5,24 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 
 use crate::cli;
+use crate::config::project::Project;
 use crate::docker::argv::{self, Builder, LocalImages};
 use crate::docker::engine;
-use crate::plan::freshness::{Reason, Recorded};
-use crate::plan::kind;
-use crate::plan::preflight::{Facts, Purpose};
-use crate::plan::{Action, Options, Plan};
+use crate::facts::preflight::Facts;
+use crate::facts::preflight::Purpose;
+use crate::plan::Options;
+use crate::plan::Plan;
+use crate::plan::json;
+use crate::run::lock;
 use crate::run::pipeline::{Pipeline, Ran, RunOptions};
+use crate::run::preview;
 use crate::run::report::{self, RunReport};
-use crate::run::scheduler::{Outcome, StepReport};
-use crate::{Project, plan::json, run::lock};
+use crate::scheduler::Outcome;
+use crate::scheduler::StepReport;
+use crate::steps::action::Action;
+use crate::steps::decision::Reason;
+use crate::steps::kind;
+use crate::steps::records::Recorded;
 use fate_bundle::{process, ui};
 
 impl cli::Images {
@@ -133,7 +141,7 @@ impl cli::Images {
             caches,
             ..
         } = pipeline;
-        let status = kind::preview(
+        let status = preview::preview(
             plan,
             &kind::Preview {
                 local_images: &facts.local_images,

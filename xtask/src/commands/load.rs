@@ -29,7 +29,7 @@ fn default_bundle() -> Result<PathBuf> {
     if here.join(MANIFEST).is_file() {
         return Ok(here);
     }
-    let built = crate::workspace_root().join("target/xtask/bundle");
+    let built = crate::config::project::workspace_root().join("target/xtask/bundle");
     if built.join(MANIFEST).is_file() {
         return Ok(built);
     }

@@ -4,6 +4,7 @@
 
 pub mod build_options;
 pub mod envfile;
+pub mod project;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

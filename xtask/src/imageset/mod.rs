@@ -4,7 +4,6 @@
 
 mod check;
 pub mod order;
-pub mod selection;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

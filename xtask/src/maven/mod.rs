@@ -3,7 +3,6 @@
 //! repository needs.
 
 pub mod pom;
-pub mod step_kind;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,27 +19,6 @@ pub const OUTPUT_TIMESTAMP: &str = "2000-01-01T00:00:00Z";
 /// Where Maven projects sit inside the Maven container (the old script's layout).
 pub const CONTAINER_FATE_ROOT: &str = "/data/projects/fate";
 const CONTAINER_MAVEN_HOME: &str = "/var/maven";
-
-/// `mvn clean package` of one project, skipped while its inputs are unchanged.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MavenStep {
-    pub command: Command,
-    /// The same run for some modules only ([`Scope::Modules`]; [`only_modules`] names them).
-    pub modules_command: Command,
-    /// The FATE root the modules' inputs are relative to.
-    pub root: PathBuf,
-    /// The reactor's directory.
-    pub project: PathBuf,
-    /// What decides whether to run, module by module: the poms and `src/` trees of the
-    /// project's reactor, and the files its poms use by path (other projects' jars).
-    pub modules: Vec<crate::maven::pom::ReactorModule>,
-    /// Everything else the result depends on (Maven mode and image, settings).
-    pub salt: String,
-    /// Where the inputs digest of the last successful run is kept.
-    pub stamp: PathBuf,
-    /// Modules whose jars the plan needs: all must be as Maven built them to skip the run.
-    pub outputs: Vec<crate::maven::pom::Module>,
-}
 
 /// Who runs a Maven container, and the run it belongs to (its name and label).
 #[derive(Clone, Debug)]
@@ -186,15 +164,6 @@ pub fn only_modules(command: &Command, paths: &[String]) -> Command {
         .args
         .extend(["-pl".into(), paths.join(","), "-am".into(), "-amd".into()]);
     limited
-}
-
-/// The `target/` directories to remove before [`only_modules`] runs: the changed modules'
-/// and those of every module that depends on them (what `clean` would have removed).
-pub fn clean_first(step: &MavenStep, changed: &[String]) -> Vec<PathBuf> {
-    crate::maven::pom::with_dependents(&step.modules, changed)
-        .iter()
-        .map(|path| step.project.join(path).join("target"))
-        .collect()
 }
 
 const PLEXUS_UTILS: &str = "org/codehaus/plexus/plexus-utils";

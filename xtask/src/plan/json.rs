@@ -5,9 +5,9 @@
 use serde::Serialize;
 
 use crate::docker::argv::Builder;
+use crate::facts::preflight::Facts;
 use crate::plan::Plan;
-use crate::plan::freshness::Status;
-use crate::plan::preflight::Facts;
+use crate::steps::decision::Status;
 
 #[derive(Serialize)]
 struct PlanJson<'a> {
@@ -50,7 +50,7 @@ pub fn render(plan: &Plan, status: &[Status], facts: &Facts) -> String {
             };
             StepJson {
                 id: &step.id,
-                kind: step.action.kind(),
+                kind: step.action.kind_name(),
                 title: &step.title,
                 dependencies: step
                     .deps

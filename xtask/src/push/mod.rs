@@ -8,12 +8,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::config::Config;
+use crate::config::project::Project;
 use crate::docker::{argv, engine};
 use crate::imageset::Image;
-use crate::plan::freshness::Recorded;
-use crate::run::scheduler::{Done, Executor, Jobs, Outcome, Scheduled};
-use crate::{Project, cli};
-use fate_bundle::docker::reference;
+use crate::scheduler::Scheduled;
+use crate::steps::records::Recorded;
 use fate_bundle::process;
 use fate_bundle::ui::StepLine;
 use fate_bundle::ui::problems::Problems;
@@ -27,7 +26,7 @@ pub struct PushStep {
     /// The local reference, `${PREFIX}/<name>:<tag>`.
     source: String,
     /// What is pushed: the source, or `<registry>/<source>`.
-    target: String,
+    pub target: String,
     retries: u32,
     /// Bound of one attempt.
     timeout: Duration,
@@ -49,92 +48,8 @@ impl Scheduled for PushStep {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Digest(pub String);
 
-impl cli::Push {
-    pub fn run(self, project: &Project) -> Result<()> {
-        let Project {
-            set,
-            config,
-            ui,
-            sh,
-        } = project;
-        let registry = self
-            .registry
-            .clone()
-            .unwrap_or_else(|| config.registry.clone());
-        if !registry.is_empty() {
-            reference::check_registry(&registry).map_err(|why| {
-                anyhow::anyhow!("--registry {registry:?} {why}; give HOST or HOST:PORT")
-            })?;
-        }
-        let images: Vec<&Image> = if self.images.is_empty() {
-            set.build_order()
-                .into_iter()
-                .filter(|i| self.all || i.push)
-                .collect()
-        } else {
-            set.select(&self.images)?
-        };
-        engine::check(sh)?;
-        check_built(project, &images)?;
-        if self.login {
-            self.log_in(config, &registry)?;
-        }
-        let bounds = (self.retries, Duration::from_secs(self.timeout));
-        let steps = push_steps(config, &images, &registry, bounds);
-        let executor = Executor {
-            ui: ui.clone(),
-            log_dir: config.work_dir().join("logs"),
-            // One image's failure must not hide the others' outcomes.
-            keep_going: true,
-            jobs: Jobs::exactly(self.jobs.map_or(1, usize::from)),
-        };
-        let reports = executor.run(&steps, |step, log, line| {
-            push_with_retries(step, log, line).map(Done::Ran)
-        });
-        let mut failed = Vec::new();
-        for (step, report) in steps.iter().zip(&reports) {
-            match &report.outcome {
-                Outcome::Ran(Digest(digest)) => {
-                    println!("{}@{digest}", step.target);
-                    eprintln!("pushed   {} {digest}", step.target);
-                }
-                Outcome::Failed(_) => {
-                    eprintln!("FAILED   {} (the reason is above)", step.target);
-                    failed.push(step.target.clone());
-                }
-                Outcome::NotRun(why) => {
-                    eprintln!("skipped  {}: {why}", step.target);
-                    failed.push(step.target.clone());
-                }
-                Outcome::UpToDate => {}
-            }
-        }
-        if !failed.is_empty() {
-            bail!(
-                "{} of {} pushes failed: {}",
-                failed.len(),
-                steps.len(),
-                failed.join(", ")
-            );
-        }
-        Ok(())
-    }
-
-    fn log_in(&self, config: &Config, registry: &str) -> Result<()> {
-        let user = self
-            .user
-            .clone()
-            .unwrap_or_else(|| config.registry_user.clone());
-        if user.is_empty() {
-            bail!("--login needs a user: pass --user USER or set REGISTRY_USER in .env");
-        }
-        let password = read_password(self.password_env.as_deref())?;
-        engine::login(registry, &user, &password)
-    }
-}
-
 /// Every image to push must be built, by this tool, from its sources.
-fn check_built(project: &Project, images: &[&Image]) -> Result<()> {
+pub fn check_built(project: &Project, images: &[&Image]) -> Result<()> {
     let references: Vec<String> = images.iter().map(|i| project.config.reference(i)).collect();
     let present = engine::inspect_images(&project.sh, &references);
     let mut problems = Problems::new("images to push are not built");
@@ -157,7 +72,7 @@ fn check_built(project: &Project, images: &[&Image]) -> Result<()> {
 
 /// One push step per image, each after its parents' pushes; `bounds` are the retries
 /// and the time bound of each attempt.
-fn push_steps(
+pub fn push_steps(
     config: &Config,
     images: &[&Image],
     registry: &str,
@@ -193,7 +108,7 @@ fn push_steps(
 
 /// Pushes one image: tags it for the registry, retries transient failures with backoff,
 /// and returns the digest the registry reports.
-fn push_with_retries(step: &PushStep, log: &Path, line: &StepLine) -> Result<Digest> {
+pub fn push_with_retries(step: &PushStep, log: &Path, line: &StepLine) -> Result<Digest> {
     if step.source != step.target {
         process::run_captured(&argv::tag(&step.source, &step.target))?;
     }
@@ -323,7 +238,7 @@ fn digest_of(output: &str) -> Option<String> {
 }
 
 /// The registry password: from the named environment variable, else stdin. Never echoed.
-fn read_password(env: Option<&str>) -> Result<String> {
+pub fn read_password(env: Option<&str>) -> Result<String> {
     let password = if let Some(var) = env {
         std::env::var(var).with_context(|| {
             format!("--password-env {var}: that environment variable is not set")

@@ -1,10 +1,7 @@
-//! Running a plan: the scheduler, what each step does, the run report, the FATE root's
-//! lock and the remembered file digests.
+//! Running a plan (or previewing it): preflight, plan and steps as one pipeline, the
+//! run report, and the FATE root's lock.
 
-pub mod caches;
-pub mod digest_cache;
 pub mod lock;
 pub mod pipeline;
+pub mod preview;
 pub mod report;
-pub mod scheduler;
-pub mod steps;

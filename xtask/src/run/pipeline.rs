@@ -8,15 +8,21 @@ use std::sync::Mutex;
 
 use anyhow::{Result, bail};
 
-use crate::Project;
+use crate::config::project::Project;
 use crate::docker::argv::LABEL_TOOL;
 use crate::docker::engine::{self, ContainerSweep};
-use crate::plan::freshness::{Reason, Recorded};
-use crate::plan::preflight::{self, Facts, Purpose};
+use crate::facts::preflight;
+use crate::facts::preflight::Facts;
+use crate::facts::preflight::Purpose;
 use crate::plan::{self, Options, Plan};
-use crate::run::caches::Caches;
-use crate::run::scheduler::{Executor, Jobs, Outcome, StepReport};
-use crate::run::steps::RunState;
+use crate::scheduler::Executor;
+use crate::scheduler::Jobs;
+use crate::scheduler::Outcome;
+use crate::scheduler::StepReport;
+use crate::stage::caches::Caches;
+use crate::steps::decision::Reason;
+use crate::steps::records::Recorded;
+use crate::steps::run_state::RunState;
 use fate_bundle::process;
 
 /// A FATE root's plan for a selection, ready to run.

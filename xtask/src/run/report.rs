@@ -7,8 +7,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Action, Plan};
-use crate::run::scheduler::{Outcome, StepReport};
+use crate::steps::action::Action;
+
+use crate::plan::Plan;
+use crate::scheduler::Outcome;
+use crate::scheduler::StepReport;
 
 pub const FILE: &str = "last-run.json";
 

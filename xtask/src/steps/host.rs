@@ -1,89 +1,24 @@
-//! One type per kind of step, with its three sides together: what it says of itself
-//! (kind, command, operations), what it decides (the dry run and the run call the same
-//! decision) and what it does. Adding a kind is one type and one `impl StepKind`; the
-//! plan's [`super::Action`] only picks the type.
-//!
-//! The small kinds live here; Maven's in `maven/step_kind.rs`, an image build's in
-//! `image/step_kind.rs`.
+//! The small kinds of step a run may need before Maven and the builds: host packages, the
+//! generated Maven settings, the Maven cache's seed, and pulling the Maven image.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-
-use crate::docker::argv::LocalImages;
-use crate::maven;
-use crate::plan::Plan;
-use crate::plan::freshness::{Reason, Recorded, Status};
-use crate::run::caches::Caches;
-use crate::run::scheduler::Done;
-use crate::run::steps::RunState;
 use fate_bundle::process::{self, Command};
 use fate_bundle::ui::StepLine;
 
-/// What the dry run knows when it decides.
-pub struct Preview<'a> {
-    pub local_images: &'a LocalImages,
-    pub caches: &'a Caches,
-    pub recorded: &'a Recorded,
-    pub force: bool,
-    /// No engine answered: whether an image is up to date is unknown.
-    pub engine_down: bool,
-}
-
-/// The first dependency of a step that is not up to date, as the dry run decided it.
-pub type After<'a> = Option<(&'a str, &'a Status)>;
-
-/// For `--dry-run`: what each step would do, without doing it, each kind deciding as its
-/// run would (see [`StepKind::preview`]).
-pub fn preview(plan: &Plan, preview: &Preview) -> Vec<Status> {
-    let mut out: Vec<Status> = Vec::new();
-    for step in &plan.steps {
-        let status = {
-            let after = step
-                .deps
-                .iter()
-                .find(|d| !matches!(out[**d], Status::UpToDate))
-                .map(|d| (plan.steps[*d].id.as_str(), &out[*d]));
-            step.action.step_kind().preview(preview, after)
-        };
-        out.push(status);
-    }
-    out
-}
-
-/// A kind of step.
-pub trait StepKind {
-    /// Its name in the JSON plan and the run report.
-    fn kind(&self) -> &'static str;
-
-    /// The process it runs (a Maven step: when all of it runs).
-    fn command(&self) -> Option<&Command> {
-        None
-    }
-
-    /// What it writes or stages, in order.
-    fn operations(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    /// Whether it talks to the engine: its failure may be the engine's.
-    fn uses_engine(&self) -> bool {
-        false
-    }
-
-    /// What the dry run says of it, `after` its first dependency that is not up to date.
-    fn preview(&self, preview: &Preview, after: After) -> Status;
-
-    /// Runs it, deciding as [`StepKind::preview`] does (the same decision functions).
-    fn perform(&self, run: &RunState, log: &Path, line: &StepLine) -> Result<Done<Option<Reason>>>;
-}
+use crate::maven;
+use crate::scheduler::Done;
+use crate::steps::decision::{Reason, Status};
+use crate::steps::kind::{After, Preview, StepKind};
+use crate::steps::run_state::RunState;
 
 /// Install the host packages Maven needs (apt).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstallPackages(pub Command);
 
 impl StepKind for InstallPackages {
-    fn kind(&self) -> &'static str {
+    fn name(&self) -> &'static str {
         "install-packages"
     }
 
@@ -116,7 +51,7 @@ impl WriteFile {
 }
 
 impl StepKind for WriteFile {
-    fn kind(&self) -> &'static str {
+    fn name(&self) -> &'static str {
         "write-file"
     }
 
@@ -149,7 +84,7 @@ pub struct SeedMavenRepo {
 }
 
 impl StepKind for SeedMavenRepo {
-    fn kind(&self) -> &'static str {
+    fn name(&self) -> &'static str {
         "seed-maven-repo"
     }
 
@@ -198,7 +133,7 @@ pub struct Pull {
 }
 
 impl StepKind for Pull {
-    fn kind(&self) -> &'static str {
+    fn name(&self) -> &'static str {
         "pull"
     }
 

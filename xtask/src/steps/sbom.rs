@@ -8,7 +8,9 @@ use fate_bundle::sbom::contents::{self, Coordinates};
 use fate_bundle::sbom::{Holds, StagedFile};
 use sha1::Digest;
 
-use crate::image::staging::{Entries, Source};
+use crate::stage::staging::Entries;
+
+use crate::stage::staging::Source;
 
 /// The staged files of `entries` with their checksums and packages: each file is read
 /// once. `maven_jars` are the jars Maven built for this context, with their modules'

@@ -14,7 +14,8 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 
 use super::restage;
-use crate::run::digest_cache::{self, DigestCache};
+use crate::stage::digest_cache;
+use crate::stage::digest_cache::DigestCache;
 
 use crate::maven::pom;
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::staging::{Entries, Source};
-use crate::run::digest_cache::Stamp;
+use crate::stage::digest_cache::Stamp;
 
 /// What was staged at a path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,7 +197,8 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
-    use crate::image::staging::{self, StageOp};
+    use crate::stage::staging;
+    use crate::stage::staging::StageOp;
 
     /// Every entry below `root`: path, kind, mode and contents.
     fn listing(root: &Path) -> Vec<(PathBuf, u32, Vec<u8>)> {

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::image::staging::{SharedWalks, WalkKey};
-use crate::run::digest_cache::DigestCache;
+use crate::stage::staging::SharedWalks;
+
+use crate::stage::digest_cache::DigestCache;
+use crate::stage::staging::WalkKey;
 
 /// Where the contents' digests of the files runs read are remembered.
 pub const DIGEST_CACHE: &str = "file-digests.bin";
@@ -73,7 +75,8 @@ impl Caches {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::staging::{self, StageOp};
+    use crate::stage::staging;
+    use crate::stage::staging::StageOp;
 
     #[test]
     fn the_trees_a_run_walked_are_walked_early_by_the_next() {

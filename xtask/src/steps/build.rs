@@ -2,25 +2,127 @@
 //! context, its `docker build`), its decision (the inputs digest against the image's
 //! label and the ID this tool recorded) and its run: stage, build, record the new ID.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 
-use crate::docker::argv::{Builder, ImageInfo, LABEL_INPUTS, LABEL_STAGE};
+use crate::config::BuildOptions;
+use crate::docker::argv::{
+    Builder, ImageInfo, LABEL_INPUTS, LABEL_STAGE, LocalImages, VOLATILE_LABELS,
+};
 use crate::docker::engine;
-use crate::image::step::{BuildStep, INPUTS_PLACEHOLDER};
-use crate::image::{dockerfile, staging};
-use crate::plan::freshness::{self, Decision, Reason, Status};
-use crate::plan::kind::{After, Preview, StepKind};
-use crate::run::scheduler::Done;
-use crate::run::steps::RunState;
+use crate::scheduler::Done;
+use crate::stage::caches::Caches;
+use crate::stage::dockerfile;
+use crate::stage::staging;
+use crate::stage::staging::StageOp;
+use crate::steps::decision::Decision;
+use crate::steps::decision::Reason;
+use crate::steps::decision::Status;
+use crate::steps::kind::After;
+use crate::steps::kind::Preview;
+use crate::steps::kind::StepKind;
+use crate::steps::records::Recorded;
+use crate::steps::run_state::RunState;
 use fate_bundle::fsx::write_file;
 use fate_bundle::process::{self, Command};
 use fate_bundle::sbom;
 use fate_bundle::ui::StepLine;
 
+/// Stands in for the inputs digest, known once the context is collected.
+pub const INPUTS_PLACEHOLDER: &str = "<inputs>";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildStep {
+    /// The image set's name of the image.
+    pub name: String,
+    pub reference: String,
+    /// The image set's Dockerfile.
+    pub dockerfile: PathBuf,
+    /// What is built: that Dockerfile plus one `LABEL` instruction with `labels` (one step;
+    /// the legacy builder makes every `--label` flag a step of its own).
+    pub staged_dockerfile: PathBuf,
+    /// OCI and tool labels; the inputs digest is filled in when known.
+    pub labels: Vec<(String, String)>,
+    /// The build args passed (those the Dockerfile declares).
+    pub build_args: Vec<(String, String)>,
+    /// References of this set's images it builds on.
+    pub parents: Vec<String>,
+    pub context: PathBuf,
+    pub ops: Vec<StageOp>,
+    /// Where the engine writes the new image's ID (part of `command`).
+    pub iidfile: PathBuf,
+    /// Which builder `command` runs.
+    pub builder: Builder,
+    /// Builder, cache, pull and platform of this image's build.
+    pub options: BuildOptions,
+    /// The exact command that runs.
+    pub command: Command,
+    /// Where its SBOM is written once it is built, and where its parents' are.
+    pub sbom: PathBuf,
+    pub parent_sboms: Vec<PathBuf>,
+    /// What it is built for: `--platform`'s platforms, else the engine's.
+    pub platform: String,
+}
+
+/// An image: its inputs digest against the label of the local image; also returns the
+/// collected context, which the build then stages.
+pub fn build_decision(
+    b: &BuildStep,
+    local_images: &LocalImages,
+    recorded: &Recorded,
+    force: bool,
+    caches: &Caches,
+) -> Result<Decision> {
+    let mut hasher = Sha256::new();
+    hasher.update(
+        std::fs::read(&b.dockerfile)
+            .with_context(|| format!("cannot read {}", b.dockerfile.display()))?,
+    );
+    for (name, value) in &b.build_args {
+        hasher.update(format!("--build-arg {name}={value}\0"));
+    }
+    // The platform decides the content (the builder, cache and pull do not).
+    if !b.options.platforms.is_empty() {
+        hasher.update(format!("--platform {}\0", b.options.platforms.join(",")));
+    }
+    for (k, v) in b
+        .labels
+        .iter()
+        .filter(|(k, _)| !VOLATILE_LABELS.contains(&k.as_str()))
+    {
+        hasher.update(format!("{k}={v}\0"));
+    }
+    for parent in &b.parents {
+        let id = local_images
+            .get(parent)
+            .map(|i| i.id.as_str())
+            .with_context(|| format!("parent image {parent} is not present"))?;
+        hasher.update(id);
+    }
+    staging::ops_digest(&b.ops, caches.walks.as_ref(), &mut hasher, &caches.digests)?;
+    let inputs = hex::encode(hasher.finalize());
+    let reason = match local_images.get(&b.reference) {
+        _ if force => Reason::Forced,
+        // Only a build can tell whether the base it starts from is newer.
+        _ if b.options.pull => Reason::PullAsked,
+        None => Reason::NotBuilt,
+        Some(info) if info.inputs.as_deref() == Some(inputs.as_str()) => {
+            match recorded.0.get(&b.reference) {
+                Some(id) if *id == info.id => return Ok(Decision::UpToDate),
+                Some(_) => Reason::ChangedOutside,
+                None => Reason::NotRecorded,
+            }
+        }
+        Some(info) if info.inputs.is_none() => Reason::NoInputsLabel,
+        Some(_) => Reason::InputsChanged,
+    };
+    Ok(Decision::Run { reason, inputs })
+}
+
 impl StepKind for BuildStep {
-    fn kind(&self) -> &'static str {
+    fn name(&self) -> &'static str {
         "build"
     }
 
@@ -73,7 +175,7 @@ impl StepKind for BuildStep {
                     Ok(_) => Status::Unknown(format!("decided once {id} has run")),
                 }
             }
-            None => match freshness::build_decision(
+            None => match build_decision(
                 self,
                 preview.local_images,
                 preview.recorded,
@@ -111,8 +213,7 @@ impl StepKind for BuildStep {
         }
         let local_images = run.local_images.lock().expect("no worker panics").clone();
         let recorded = run.recorded.lock().expect("no worker panics").clone();
-        let decision =
-            freshness::build_decision(self, &local_images, &recorded, run.force, run.caches)?;
+        let decision = build_decision(self, &local_images, &recorded, run.force, run.caches)?;
         // Listed only when needed: a run that builds nothing lists no context.
         let entries = || staging::collect(&self.ops, run.caches.walks.as_ref());
         let Decision::Run { reason, inputs } = decision else {
@@ -185,7 +286,7 @@ fn write_sbom(b: &BuildStep, entries: &staging::Entries, id: &str) -> Result<()>
             module.built_jar().map(|jar| (jar, coordinates))
         })
         .collect::<Result<Vec<_>>>()?;
-    let files = crate::image::sbom::staged_files(entries, &maven_jars)?;
+    let files = crate::steps::sbom::staged_files(entries, &maven_jars)?;
     let parents = b
         .parent_sboms
         .iter()

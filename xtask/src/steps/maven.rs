@@ -1,103 +1,59 @@
-//! Incremental decisions: whether a step must run, and the typed reason why. An image's
-//! inputs (Dockerfile, build args, content labels, parent IDs, staged context) and a
-//! Maven project's inputs (sources, settings, mode) hash to a digest; an unchanged
-//! digest with its outputs present means up to date. Which builder runs the build is
-//! not an input: it does not decide the image's content.
+//! A Maven project's step: what it says of itself, its decision (the inputs digest of its
+//! reactor's modules, the outputs as Maven wrote them) and its run, whole or for the
+//! changed modules only.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::docker::argv::{ImageInfo, LocalImages, VOLATILE_LABELS};
-use crate::image::staging::{self, StageOp};
-use crate::image::step::BuildStep;
-use crate::maven::MavenStep;
-use crate::maven::pom::Module;
-use crate::run::caches::Caches;
-use crate::run::digest_cache::DigestCache;
+use crate::maven;
+use crate::maven::pom::{Module, ReactorModule};
+use crate::stage::caches::Caches;
+use crate::stage::digest_cache::DigestCache;
+use crate::stage::staging::{self, StageOp};
 
-/// Why a step runs.
+use crate::scheduler::Done;
+use crate::steps::decision::Reason;
+use crate::steps::decision::Status;
+use crate::steps::kind::After;
+use crate::steps::kind::Preview;
+use crate::steps::kind::StepKind;
+use crate::steps::run_state::RunState;
+use fate_bundle::process::{self, Command};
+use fate_bundle::ui::StepLine;
+
+/// `mvn clean package` of one project, skipped while its inputs are unchanged.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reason {
-    Forced,
-    NoEarlierRun,
-    SourcesChanged,
-    /// Only these modules' sources changed (paths relative to the reactor).
-    ModulesChanged(Vec<String>),
-    OutputMissing(PathBuf),
-    /// A Maven output differs from what Maven wrote.
-    OutputChanged(PathBuf),
-    /// The local image is not the one this tool built (committed or retagged by hand).
-    ChangedOutside,
-    /// Nothing records that this tool built the local image.
-    NotRecorded,
-    NotBuilt,
-    NoInputsLabel,
-    InputsChanged,
-    FileChanged,
-    ImageMissing,
-    PackagesMissing,
-    /// `--pull`: the external base may be newer.
-    PullAsked,
+pub struct MavenStep {
+    pub command: Command,
+    /// The same run for some modules only ([`Scope::Modules`]; [`only_modules`] names them).
+    pub modules_command: Command,
+    /// The FATE root the modules' inputs are relative to.
+    pub root: PathBuf,
+    /// The reactor's directory.
+    pub project: PathBuf,
+    /// What decides whether to run, module by module: the poms and `src/` trees of the
+    /// project's reactor, and the files its poms use by path (other projects' jars).
+    pub modules: Vec<ReactorModule>,
+    /// Everything else the result depends on (Maven mode and image, settings).
+    pub salt: String,
+    /// Where the inputs digest of the last successful run is kept.
+    pub stamp: PathBuf,
+    /// Modules whose jars the plan needs: all must be as Maven built them to skip the run.
+    pub outputs: Vec<Module>,
 }
 
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::Forced => write!(f, "--force"),
-            Reason::NoEarlierRun => write!(f, "no earlier run"),
-            Reason::SourcesChanged => write!(f, "sources changed"),
-            Reason::ModulesChanged(paths) => write!(
-                f,
-                "sources changed in {}: those modules, what they need and what needs them",
-                paths.join(", ")
-            ),
-            Reason::OutputMissing(p) => write!(f, "{} is missing", p.display()),
-            Reason::OutputChanged(p) => write!(f, "{} changed since Maven built it", p.display()),
-            Reason::NotRecorded => write!(f, "no record that this tool built the local image"),
-            Reason::ChangedOutside => write!(
-                f,
-                "the local image is not the one this tool built (changed outside it)"
-            ),
-            Reason::NotBuilt => write!(f, "not built yet"),
-            Reason::NoInputsLabel => write!(f, "built without an inputs label"),
-            Reason::InputsChanged => write!(f, "inputs changed"),
-            Reason::FileChanged => write!(f, "contents changed"),
-            Reason::ImageMissing => write!(f, "image not present"),
-            Reason::PackagesMissing => write!(f, "packages missing"),
-            Reason::PullAsked => write!(f, "--pull: the base may be newer"),
-        }
-    }
-}
-
-/// Whether a step has to run, with the inputs digest to record when it succeeds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
-    UpToDate,
-    Run { reason: Reason, inputs: String },
-}
-
-/// What `--dry-run` says of a step.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Status {
-    UpToDate,
-    WillRun(Reason),
-    /// The decision could not be made (e.g. a parent is not built yet).
-    Unknown(String),
-}
-
-impl fmt::Display for Status {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Status::UpToDate => write!(f, "up to date (inputs unchanged)"),
-            Status::WillRun(reason) => write!(f, "will run: {reason}"),
-            Status::Unknown(why) => write!(f, "unknown: {why}"),
-        }
-    }
+/// The `target/` directories to remove before [`only_modules`] runs: the changed modules'
+/// and those of every module that depends on them (what `clean` would have removed).
+pub fn clean_first(step: &MavenStep, changed: &[String]) -> Vec<PathBuf> {
+    crate::maven::pom::with_dependents(&step.modules, changed)
+        .iter()
+        .map(|path| step.project.join(path).join("target"))
+        .collect()
 }
 
 /// What a successful Maven run leaves: the digests of its inputs, overall and per module,
@@ -112,26 +68,6 @@ pub struct MavenStamp {
     #[serde(default)]
     pub modules: BTreeMap<String, String>,
     pub outputs: BTreeMap<PathBuf, String>,
-}
-
-/// The digests of a Maven project's inputs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MavenInputs {
-    pub overall: String,
-    pub context: String,
-    pub modules: BTreeMap<String, String>,
-}
-
-/// Whether a Maven project must run, and for which modules.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MavenDecision {
-    UpToDate,
-    Run {
-        reason: Reason,
-        inputs: MavenInputs,
-        /// Modules to build (with what they need and what needs them); empty: all.
-        only: Vec<String>,
-    },
 }
 
 impl MavenStamp {
@@ -159,6 +95,26 @@ impl MavenStamp {
         let text = serde_json::to_string_pretty(&stamp).expect("a stamp serializes");
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
     }
+}
+
+/// The digests of a Maven project's inputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MavenInputs {
+    pub overall: String,
+    pub context: String,
+    pub modules: BTreeMap<String, String>,
+}
+
+/// Whether a Maven project must run, and for which modules.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MavenDecision {
+    UpToDate,
+    Run {
+        reason: Reason,
+        inputs: MavenInputs,
+        /// Modules to build (with what they need and what needs them); empty: all.
+        only: Vec<String>,
+    },
 }
 
 /// The digests of a Maven project's inputs: each module's pom and `src/`, and a context
@@ -280,103 +236,61 @@ fn changed_output<'a>(
     Ok(None)
 }
 
-/// The IDs of the images this tool built on a FATE root, by reference: only an image
-/// with the recorded ID is trusted as built from its sources.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Recorded(pub BTreeMap<String, String>);
-
-impl Recorded {
-    pub const FILE: &str = "images.json";
-
-    pub fn read(work: &Path) -> Recorded {
-        std::fs::read_to_string(work.join(Self::FILE))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
+impl StepKind for MavenStep {
+    fn name(&self) -> &'static str {
+        "maven"
     }
 
-    pub fn write(&self, work: &Path) -> Result<()> {
-        let path = work.join(Self::FILE);
-        let text = serde_json::to_string_pretty(self).expect("records serialize");
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    fn command(&self) -> Option<&Command> {
+        Some(&self.command)
     }
 
-    /// Refuses local images that are not the ones this tool built, naming each and how
-    /// to rebuild it.
-    pub fn check<'a>(
-        &self,
-        images: impl IntoIterator<Item = (&'a str, &'a String, &'a ImageInfo)>,
-        problems: &mut fate_bundle::ui::problems::Problems,
-    ) {
-        for (name, reference, info) in images {
-            if self.0.get(reference) != Some(&info.id) {
-                let short: String = info
-                    .id
-                    .trim_start_matches("sha256:")
-                    .chars()
-                    .take(12)
-                    .collect();
-                problems.push(format!(
-                    "{reference} (image {short}) is not the image `cargo xtask images` built on this FATE root (changed outside the tool, or built elsewhere); rebuild it: cargo xtask images {name}"
-                ));
+    fn uses_engine(&self) -> bool {
+        self.command.program == "docker"
+    }
+
+    fn preview(&self, preview: &Preview, after: After) -> Status {
+        let decided = maven_decision(self, preview.force, preview.caches);
+        match (after, decided) {
+            (Some((id, Status::Unknown(_))), _) => {
+                Status::Unknown(format!("it depends on {id}, whose decision is unknown"))
             }
+            (_, Err(e)) => Status::Unknown(format!("{e:#}")),
+            (_, Ok(MavenDecision::Run { reason, .. })) => Status::WillRun(reason),
+            // A dependency that runs may leave this one's inputs as they were.
+            (Some((id, _)), Ok(MavenDecision::UpToDate)) => {
+                Status::Unknown(format!("decided once {id} has run"))
+            }
+            (None, Ok(MavenDecision::UpToDate)) => Status::UpToDate,
         }
     }
-}
 
-/// An image: its inputs digest against the label of the local image; also returns the
-/// collected context, which the build then stages.
-pub fn build_decision(
-    b: &BuildStep,
-    local_images: &LocalImages,
-    recorded: &Recorded,
-    force: bool,
-    caches: &Caches,
-) -> Result<Decision> {
-    let mut hasher = Sha256::new();
-    hasher.update(
-        std::fs::read(&b.dockerfile)
-            .with_context(|| format!("cannot read {}", b.dockerfile.display()))?,
-    );
-    for (name, value) in &b.build_args {
-        hasher.update(format!("--build-arg {name}={value}\0"));
-    }
-    // The platform decides the content (the builder, cache and pull do not).
-    if !b.options.platforms.is_empty() {
-        hasher.update(format!("--platform {}\0", b.options.platforms.join(",")));
-    }
-    for (k, v) in b
-        .labels
-        .iter()
-        .filter(|(k, _)| !VOLATILE_LABELS.contains(&k.as_str()))
-    {
-        hasher.update(format!("{k}={v}\0"));
-    }
-    for parent in &b.parents {
-        let id = local_images
-            .get(parent)
-            .map(|i| i.id.as_str())
-            .with_context(|| format!("parent image {parent} is not present"))?;
-        hasher.update(id);
-    }
-    staging::ops_digest(&b.ops, caches.walks.as_ref(), &mut hasher, &caches.digests)?;
-    let inputs = hex::encode(hasher.finalize());
-    let reason = match local_images.get(&b.reference) {
-        _ if force => Reason::Forced,
-        // Only a build can tell whether the base it starts from is newer.
-        _ if b.options.pull => Reason::PullAsked,
-        None => Reason::NotBuilt,
-        Some(info) if info.inputs.as_deref() == Some(inputs.as_str()) => {
-            match recorded.0.get(&b.reference) {
-                Some(id) if *id == info.id => return Ok(Decision::UpToDate),
-                Some(_) => Reason::ChangedOutside,
-                None => Reason::NotRecorded,
+    fn perform(&self, run: &RunState, log: &Path, line: &StepLine) -> Result<Done<Option<Reason>>> {
+        let MavenDecision::Run {
+            reason,
+            inputs,
+            only,
+        } = maven_decision(self, run.force, run.caches)?
+        else {
+            return Ok(Done::UpToDate);
+        };
+        let command = if only.is_empty() {
+            self.command.clone()
+        } else {
+            for target in clean_first(self, &only) {
+                fate_bundle::fsx::remove_if_present(&target)?;
             }
+            maven::only_modules(&self.modules_command, &only)
+        };
+        // A failed or interrupted run must not look up to date.
+        let _ = std::fs::remove_file(&self.stamp);
+        if self.uses_engine() {
+            run.containers_started.store(true, Ordering::SeqCst);
         }
-        Some(info) if info.inputs.is_none() => Reason::NoInputsLabel,
-        Some(_) => Reason::InputsChanged,
-    };
-    Ok(Decision::Run { reason, inputs })
+        process::run_logged(&command, log, line)?;
+        MavenStamp::write(&self.stamp, &inputs, &self.outputs, &run.caches.digests)?;
+        Ok(Done::Ran(Some(reason)))
+    }
 }
 
 #[cfg(test)]

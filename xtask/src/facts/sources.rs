@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::{Config, MirrorProfile};
-use crate::image::dockerfile::{self, ArgDecl};
-use crate::imageset::selection::Needs;
 use crate::imageset::{ContextPart, Image, ImageSet};
 use crate::maven::pom;
+use crate::plan::selection::Needs;
+use crate::stage::dockerfile;
+use crate::stage::dockerfile::ArgDecl;
 use fate_bundle::ui::problems::Problems;
 
 /// Dockerfiles (present, inside the root, FROM only declared parents) and source

@@ -12,9 +12,10 @@ use anyhow::Result;
 use crate::docker::argv::LocalImages;
 use crate::docker::engine;
 use crate::plan::Step;
-use crate::plan::freshness::{Reason, Recorded};
-use crate::run::caches::Caches;
-use crate::run::scheduler::Done;
+use crate::scheduler::Done;
+use crate::stage::caches::Caches;
+use crate::steps::decision::Reason;
+use crate::steps::records::Recorded;
 use fate_bundle::process;
 use fate_bundle::ui::StepLine;
 

@@ -1,52 +1,14 @@
 //! One image's build step: its labels, the build args its Dockerfile declares, where its
 //! context is staged, and the exact `docker build` command line that runs.
 
-use std::path::PathBuf;
-
 use crate::config::{BuildOptions, Config, MirrorProfile};
-use crate::docker::argv::{self, BuildSpec, Builder, LABEL_INPUTS, LABEL_TOOL};
-use crate::image::dockerfile::ArgDecl;
-use crate::image::staging::StageOp;
+use crate::docker::argv::{self, BuildSpec, LABEL_INPUTS, LABEL_TOOL};
+use crate::facts::preflight::Facts;
 use crate::imageset::Image;
 use crate::plan::Inputs;
-use crate::plan::preflight::Facts;
-use fate_bundle::process::Command;
-
-/// Stands in for the inputs digest, known once the context is collected.
-pub const INPUTS_PLACEHOLDER: &str = "<inputs>";
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BuildStep {
-    /// The image set's name of the image.
-    pub name: String,
-    pub reference: String,
-    /// The image set's Dockerfile.
-    pub dockerfile: PathBuf,
-    /// What is built: that Dockerfile plus one `LABEL` instruction with `labels` (one step;
-    /// the legacy builder makes every `--label` flag a step of its own).
-    pub staged_dockerfile: PathBuf,
-    /// OCI and tool labels; the inputs digest is filled in when known.
-    pub labels: Vec<(String, String)>,
-    /// The build args passed (those the Dockerfile declares).
-    pub build_args: Vec<(String, String)>,
-    /// References of this set's images it builds on.
-    pub parents: Vec<String>,
-    pub context: PathBuf,
-    pub ops: Vec<StageOp>,
-    /// Where the engine writes the new image's ID (part of `command`).
-    pub iidfile: PathBuf,
-    /// Which builder `command` runs.
-    pub builder: Builder,
-    /// Builder, cache, pull and platform of this image's build.
-    pub options: BuildOptions,
-    /// The exact command that runs.
-    pub command: Command,
-    /// Where its SBOM is written once it is built, and where its parents' are.
-    pub sbom: PathBuf,
-    pub parent_sboms: Vec<PathBuf>,
-    /// What it is built for: `--platform`'s platforms, else the engine's.
-    pub platform: String,
-}
+use crate::stage::dockerfile::ArgDecl;
+use crate::stage::staging::StageOp;
+use crate::steps::build::{BuildStep, INPUTS_PLACEHOLDER};
 
 /// The build step of `image`, with its context staged from `ops`.
 pub fn step(
