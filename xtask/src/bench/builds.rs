@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use xshell::Shell;
 
+use crate::config::selection::Options;
 use crate::docker::argv::{self, BuildSpec};
 use crate::docker::engine;
 use crate::facts::preflight;
 use crate::plan;
-use crate::plan::Options;
 use crate::stage::staging;
 use crate::steps::action::Action;
 use fate_bundle::process::{self};

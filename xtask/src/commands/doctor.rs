@@ -25,7 +25,7 @@ impl cli::Doctor {
             sh,
             config,
             set,
-            &crate::plan::Options::default(),
+            &crate::config::selection::Options::default(),
             preflight::Purpose::Report,
         )?;
         println!("FATE root      {}", config.fate_root.display());

@@ -6,11 +6,11 @@ use anyhow::{Result, bail};
 
 use crate::cli;
 use crate::config::project::Project;
+use crate::config::selection::Options;
 use crate::docker::argv::{self, Builder, LocalImages};
 use crate::docker::engine;
 use crate::facts::preflight::Facts;
 use crate::facts::preflight::Purpose;
-use crate::plan::Options;
 use crate::plan::Plan;
 use crate::plan::json;
 use crate::run::lock;

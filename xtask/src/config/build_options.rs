@@ -4,7 +4,7 @@
 use fate_bundle::docker::reference;
 use fate_bundle::ui::problems::Problems;
 
-use super::Values;
+use crate::config::values::Values;
 
 /// Build flags; empty or `None` means "not given".
 #[derive(Clone, Debug, Default)]

@@ -5,6 +5,8 @@
 pub mod build_options;
 pub mod envfile;
 pub mod project;
+pub mod selection;
+pub mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use envfile::EnvEntry;
 use fate_bundle::docker::reference;
 use fate_bundle::ui::problems::Problems;
 use fate_bundle::ui::suggest;
+use values::Values;
 
 /// Keys every `.env` must define: the image naming.
 pub const REQUIRED_KEYS: [&str; 4] = ["PREFIX", "BASE_TAG", "BUILDER_TAG", "TAG"];
@@ -180,32 +183,6 @@ pub fn load(fate_root: &Path, images: &ImageSet, overrides: &Overrides) -> Resul
     })?;
     let process_env: BTreeMap<String, String> = std::env::vars().collect();
     resolve(fate_root, &env_file, &text, &process_env, images, overrides)
-}
-
-/// Resolved values of every known key, and where each came from.
-struct Values<'a> {
-    env_file: &'a Path,
-    values: BTreeMap<String, String>,
-    /// `.env` line of each key the file set (and the environment did not override).
-    lines: BTreeMap<String, usize>,
-    from_environment: Vec<String>,
-}
-
-impl Values<'_> {
-    fn get(&self, key: &str) -> &str {
-        self.values.get(key).map_or("", String::as_str)
-    }
-
-    /// Where a key's value came from, for messages.
-    fn at(&self, key: &str) -> String {
-        match self.lines.get(key) {
-            Some(line) => format!("{}:{line}", self.env_file.display()),
-            None if self.from_environment.iter().any(|k| k == key) => {
-                format!("environment variable {key}")
-            }
-            None => self.env_file.display().to_string(),
-        }
-    }
 }
 
 /// Pure resolution of `.env` text plus environment plus flags.

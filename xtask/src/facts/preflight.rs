@@ -8,6 +8,8 @@ use std::time::SystemTime;
 use anyhow::Result;
 use xshell::Shell;
 
+use crate::config::selection;
+use crate::config::selection::Needs;
 use crate::config::{Config, MavenMode};
 use crate::docker::argv::{self, Builder, LocalImages};
 use crate::docker::engine;
@@ -21,8 +23,6 @@ use crate::facts::writable;
 use crate::imageset::{ContextPart, ImageSet};
 use crate::maven;
 use crate::maven::pom;
-use crate::plan::selection;
-use crate::plan::selection::Needs;
 use crate::stage::dockerfile::ArgDecl;
 use fate_bundle::process;
 use fate_bundle::ui::problems::Problems;
@@ -82,7 +82,7 @@ pub fn check(
     sh: &Shell,
     config: &Config,
     set: &ImageSet,
-    options: &crate::plan::Options,
+    options: &crate::config::selection::Options,
     purpose: Purpose,
 ) -> Result<Facts> {
     let mut p = Problems::new("preflight found problems; nothing was built");

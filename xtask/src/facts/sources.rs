@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::config::selection::Needs;
 use crate::config::{Config, MirrorProfile};
 use crate::imageset::{ContextPart, Image, ImageSet};
 use crate::maven::pom;
-use crate::plan::selection::Needs;
 use crate::stage::dockerfile;
 use crate::stage::dockerfile::ArgDecl;
 use fate_bundle::ui::problems::Problems;

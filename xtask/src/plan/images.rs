@@ -7,14 +7,15 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::config::selection;
+use crate::config::selection::Options;
 use crate::config::{Config, MavenMode};
 use crate::docker::argv;
 use crate::facts::preflight::Facts;
 use crate::imageset::{ContextPart, ImageSet, Tree};
 use crate::maven;
 use crate::plan::build;
-use crate::plan::model::{Inputs, Options, Plan};
-use crate::plan::selection;
+use crate::plan::model::{Inputs, Plan};
 use crate::stage::staging::StageOp;
 use crate::steps::action::Action;
 use crate::steps::host::{InstallPackages, Pull, SeedMavenRepo, WriteFile};

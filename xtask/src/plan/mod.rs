@@ -6,9 +6,9 @@ pub mod build;
 pub mod images;
 pub mod json;
 pub mod model;
-pub mod selection;
 #[cfg(test)]
 mod tests;
 
+pub use crate::config::selection::Options;
 pub use images::images;
-pub use model::{Inputs, Options, Plan, Step};
+pub use model::{Inputs, Plan};

@@ -44,14 +44,6 @@ impl Plan {
     }
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct Options {
-    pub selection: Vec<String>,
-    /// Every parent is built, present or not (a bake's builders start with nothing).
-    pub every_parent: bool,
-    pub no_cache: bool,
-}
-
 /// What every piece of a plan is computed from: the configuration, the image set and what
 /// preflight found.
 #[derive(Clone, Copy)]

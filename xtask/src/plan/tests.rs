@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use super::*;
 use crate::config::Config;
+use crate::config::selection;
 use crate::config::{Overrides, resolve};
 use crate::docker::argv::{Builder, ImageInfo};
 use crate::facts::preflight::Facts;

@@ -3,7 +3,7 @@
 //! scheduler with the run's state, the digests saved, the run's containers swept, and an
 //! interrupted run's staged contexts removed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Result, bail};
@@ -15,15 +15,17 @@ use crate::facts::preflight;
 use crate::facts::preflight::Facts;
 use crate::facts::preflight::Purpose;
 use crate::plan::{self, Options, Plan};
+use crate::scheduler::Done;
 use crate::scheduler::Executor;
 use crate::scheduler::Jobs;
 use crate::scheduler::Outcome;
 use crate::scheduler::StepReport;
 use crate::stage::caches::Caches;
 use crate::steps::decision::Reason;
+use crate::steps::kind::{RunState, StepKind};
 use crate::steps::records::Recorded;
-use crate::steps::run_state::RunState;
 use fate_bundle::process;
+use fate_bundle::ui::StepLine;
 
 /// A FATE root's plan for a selection, ready to run.
 pub struct Pipeline<'a> {
@@ -110,7 +112,7 @@ impl<'a> Pipeline<'a> {
             stage_only: how.stage_only,
         };
         let reports = executor.run(&self.plan.steps, |step, log, line| {
-            state.perform(step, log, line)
+            perform(&state, step.action.step_kind(), log, line)
         });
         self.caches.save()?;
         Ok(Ran { reports, state })
@@ -142,5 +144,25 @@ impl<'a> Pipeline<'a> {
                 _ => None,
             })
             .collect()
+    }
+}
+
+/// Performs one step by its kind; a failure of a step that uses the engine is named
+/// as the engine's when the engine no longer answers.
+fn perform(
+    state: &RunState,
+    kind: &dyn StepKind,
+    log: &Path,
+    line: &StepLine,
+) -> Result<Done<Option<Reason>>> {
+    match kind.perform(state, log, line) {
+        Err(e) if kind.uses_engine() && !process::interrupted() && !engine::answers() => {
+            let endpoint = engine::endpoint();
+            let _ = std::fs::write(&state.engine_lost, &endpoint);
+            Err(e.context(format!(
+                "the Docker engine stopped answering during this step ({endpoint}): start it again (systemctl start docker, or dockerd) and rerun"
+            )))
+        }
+        result => result,
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::stage::staging::SharedWalks;
 
 use crate::stage::digest_cache::DigestCache;
-use crate::stage::staging::WalkKey;
+use crate::stage::walk::WalkKey;
 
 /// Where the contents' digests of the files runs read are remembered.
 pub const DIGEST_CACHE: &str = "file-digests.bin";

@@ -5,5 +5,7 @@
 pub mod caches;
 pub mod digest_cache;
 pub mod dockerfile;
+pub mod entries;
 pub mod restage;
 pub mod staging;
+pub mod walk;

@@ -17,8 +17,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::staging::{Entries, Source};
 use crate::stage::digest_cache::Stamp;
+use crate::stage::entries::{Entries, Source};
 
 /// What was staged at a path.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

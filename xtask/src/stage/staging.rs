@@ -3,97 +3,21 @@
 //! writing anything. That list has a digest (for incremental builds) and is then
 //! *materialized* into a fresh directory. Tracked files are only ever read.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 
-use super::restage;
-use crate::stage::digest_cache;
 use crate::stage::digest_cache::DigestCache;
+pub use crate::stage::entries::{Entries, Source, StageOp};
+use crate::stage::entries::{add_dirs, digest_entries, normalize};
+use crate::stage::restage;
+pub use crate::stage::walk::SharedWalks;
+use crate::stage::walk::tree;
 
 use crate::maven::pom;
-
-/// One staging operation into a build context.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StageOp {
-    /// Copy a file or directory tree to `to` (symlinks kept; `target/` beside a pom,
-    /// `.git/` and paths matching `exclude` left out).
-    Copy {
-        from: PathBuf,
-        to: String,
-        exclude: Vec<String>,
-    },
-    /// Install a Maven-built jar at `to`, with its `lib/`, a stable-named symlink and
-    /// `JAVA_HOME=` set in the `service.sh` staged there before.
-    Jar {
-        module: pom::Module,
-        to: String,
-        link: String,
-        lib: bool,
-        java_home: String,
-    },
-    EmptyDir(String),
-}
-
-impl fmt::Display for StageOp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StageOp::Copy { from, to, exclude } => {
-                write!(f, "copy {} -> {to}", from.display())?;
-                if !exclude.is_empty() {
-                    write!(f, " (without {})", exclude.join(", "))?;
-                }
-                Ok(())
-            }
-            StageOp::Jar {
-                module,
-                to,
-                link,
-                lib,
-                java_home,
-            } => write!(
-                f,
-                "jar {}{} -> {to}, link {link} -> {}.jar, service.sh JAVA_HOME={java_home}",
-                module.jar().display(),
-                if *lib { " + lib/" } else { "" },
-                module.final_name
-            ),
-            StageOp::EmptyDir(d) => write!(f, "mkdir {d}"),
-        }
-    }
-}
-
-/// Where an entry's content comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Source {
-    Dir {
-        mode: u32,
-    },
-    File {
-        from: PathBuf,
-        mode: u32,
-        /// Its metadata when listed: the contents' digest is known from it while the
-        /// file is unchanged.
-        stamp: digest_cache::Stamp,
-    },
-    Symlink {
-        target: PathBuf,
-    },
-    /// Generated content (a `service.sh` with JAVA_HOME set).
-    Bytes {
-        bytes: Vec<u8>,
-        mode: u32,
-    },
-}
-
-/// The entries of a staged directory, by relative path (sorted, so digests are stable).
-pub type Entries = BTreeMap<PathBuf, Source>;
 
 /// Lists what `ops` stage, in order; a later entry at the same path replaces an earlier one.
 /// With `shared`, source trees are walked once per run (see [`SharedWalks`]).
@@ -139,107 +63,6 @@ pub fn collect(ops: &[StageOp], shared: Option<&SharedWalks>) -> Result<Entries>
     Ok(entries)
 }
 
-/// A tree's entries by path relative to its root.
-type Walked = Vec<(PathBuf, Source)>;
-
-/// A walked tree, and the digest of its entries once asked: a tree several images stage
-/// is hashed once.
-pub struct Tree {
-    entries: Walked,
-    digest: std::sync::OnceLock<Result<[u8; 32], String>>,
-}
-
-impl Tree {
-    fn new(entries: Walked) -> Tree {
-        Tree {
-            entries,
-            digest: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// sha256 over every entry's relative path, kind, mode and content (see [`digest`]).
-    fn digest(&self, digests: &DigestCache) -> Result<[u8; 32]> {
-        self.digest
-            .get_or_init(|| {
-                let mut hasher = Sha256::new();
-                digest_entries(
-                    self.entries.iter().map(|(p, s)| (p, s)),
-                    &mut hasher,
-                    digests,
-                )
-                .map(|()| hasher.finalize().into())
-                .map_err(|e| format!("{e:#}"))
-            })
-            .clone()
-            .map_err(anyhow::Error::msg)
-    }
-}
-
-/// Walks of source trees shared within one run, by tree and exclusions: the first
-/// caller walks, the others wait for it. A tree staged by several images (python and egg
-/// both stage the python tree) is walked once. For one run only: Maven does not write
-/// into source trees (its `target/` directories are left out), so they hold still while
-/// it lasts.
-#[derive(Default)]
-pub struct SharedWalks(
-    #[allow(
-        clippy::type_complexity,
-        reason = "a memo table: key, then a slot filled once"
-    )]
-    std::sync::Mutex<
-        BTreeMap<
-            (PathBuf, Vec<String>),
-            std::sync::Arc<std::sync::OnceLock<Result<std::sync::Arc<Tree>, String>>>,
-        >,
-    >,
-);
-
-/// A walk's key: the tree, and what it leaves out.
-pub type WalkKey = (PathBuf, Vec<String>);
-
-impl SharedWalks {
-    /// The trees walked so far.
-    pub fn keys(&self) -> Vec<WalkKey> {
-        self.0
-            .lock()
-            .expect("no walk panics")
-            .keys()
-            .cloned()
-            .collect()
-    }
-
-    /// Walks `keys` now (e.g. while the engine is asked its questions), so the steps find
-    /// them walked. Only source trees: a tree under a `target/` directory is left to be
-    /// walked when its step runs, after the Maven step that writes it. A tree that cannot
-    /// be walked keeps its error for the step that stages it.
-    pub fn prefetch(&self, keys: &[WalkKey]) {
-        for (from, exclude) in keys {
-            if from.components().any(|c| c.as_os_str() == "target") {
-                continue;
-            }
-            let _ = self.walked(from, exclude);
-        }
-    }
-
-    /// The walk of `from` less `exclude`: walked by the first caller, the others wait.
-    fn walked(&self, from: &Path, exclude: &[String]) -> Result<std::sync::Arc<Tree>> {
-        let slot = self
-            .0
-            .lock()
-            .expect("no walk panics")
-            .entry((from.to_path_buf(), exclude.to_vec()))
-            .or_default()
-            .clone();
-        slot.get_or_init(|| {
-            walk(from, exclude)
-                .map(|entries| std::sync::Arc::new(Tree::new(entries)))
-                .map_err(|e| format!("{e:#}"))
-        })
-        .clone()
-        .map_err(anyhow::Error::msg)
-    }
-}
-
 /// Adds a file or directory tree at `to`. Symlinks are kept as links; `.git/` and Maven
 /// `target/` directories (beside a `pom.xml`) are left out.
 fn add_tree(
@@ -270,134 +93,6 @@ fn add_tree(
         .collect();
     entries.append(&mut tree);
     Ok(())
-}
-
-/// The tree at `from` less `exclude`: walked once per run with `shared`, else now.
-fn tree(
-    from: &Path,
-    exclude: &[String],
-    shared: Option<&SharedWalks>,
-) -> Result<std::sync::Arc<Tree>> {
-    match shared {
-        Some(shared) => shared.walked(from, exclude),
-        None => Ok(std::sync::Arc::new(Tree::new(walk(from, exclude)?))),
-    }
-}
-
-/// The entries of the tree at `from`, relative to it, in order (each directory before
-/// its entries, names compared as bytes: the order of [`Entries`]).
-fn walk(from: &Path, exclude: &[String]) -> Result<Walked> {
-    let meta =
-        fs::symlink_metadata(from).with_context(|| format!("{} does not exist", from.display()))?;
-    let exclude = globs(exclude)?;
-    let mut out = Vec::new();
-    let root = PathBuf::new();
-    if !is_excluded(from) && !exclude.is_match(&root) {
-        walk_entry(from, root, &meta, &exclude, &mut out)?;
-    }
-    Ok(out)
-}
-
-/// Lists `path` (at `rel`, with metadata `meta`) and, for a directory, what it holds.
-/// Each directory is read once and sorted by name; only entries are `stat`ed.
-fn walk_entry(
-    path: &Path,
-    rel: PathBuf,
-    meta: &fs::Metadata,
-    exclude: &GlobSet,
-    out: &mut Walked,
-) -> Result<()> {
-    let mode = meta.permissions().mode() & 0o7777;
-    let kind = meta.file_type();
-    let source = if kind.is_dir() {
-        Source::Dir { mode }
-    } else if kind.is_symlink() {
-        Source::Symlink {
-            target: fs::read_link(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-        }
-    } else if kind.is_file() {
-        Source::File {
-            from: path.to_path_buf(),
-            mode,
-            stamp: digest_cache::Stamp::of(meta),
-        }
-    } else {
-        // Never opened: reading a FIFO blocks until a writer appears.
-        bail!(
-            "{} is a {} (not a file, directory or link): remove it, or leave it out with `exclude` in docker/images.toml",
-            path.display(),
-            special_kind(kind)
-        );
-    };
-    out.push((rel.clone(), source));
-    if !kind.is_dir() {
-        return Ok(());
-    }
-    let cannot = || format!("cannot read {}", path.display());
-    let mut children = fs::read_dir(path)
-        .with_context(cannot)?
-        .map(|e| e.map(|e| (e.file_name(), e)))
-        .collect::<std::io::Result<Vec<_>>>()
-        .with_context(cannot)?;
-    children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (name, entry) in children {
-        let child = entry.path();
-        let child_rel = rel.join(&name);
-        if is_excluded(&child) || exclude.is_match(&child_rel) {
-            continue;
-        }
-        let meta = entry
-            .metadata()
-            .with_context(|| format!("cannot read {}", child.display()))?;
-        walk_entry(&child, child_rel, &meta, exclude, out)?;
-    }
-    Ok(())
-}
-
-fn special_kind(kind: fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_fifo() {
-        "FIFO"
-    } else if kind.is_socket() {
-        "socket"
-    } else if kind.is_block_device() || kind.is_char_device() {
-        "device"
-    } else {
-        "special file"
-    }
-}
-
-fn globs(patterns: &[String]) -> Result<GlobSet> {
-    let mut set = GlobSetBuilder::new();
-    for p in patterns {
-        set.add(Glob::new(p).with_context(|| format!("bad exclude pattern {p:?}"))?);
-    }
-    Ok(set.build()?)
-}
-
-/// `a/./b` -> `a/b`, `.` -> `` (the root of the staged directory).
-fn normalize(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| !matches!(c, std::path::Component::CurDir))
-        .collect()
-}
-
-fn add_dirs(entries: &mut Entries, dir: &Path, mode: u32) {
-    let dir = normalize(dir);
-    for ancestor in dir.ancestors() {
-        entries
-            .entry(ancestor.to_path_buf())
-            .or_insert(Source::Dir { mode });
-    }
-}
-
-fn is_excluded(path: &Path) -> bool {
-    match path.file_name().and_then(|n| n.to_str()) {
-        Some(".git") => true,
-        Some("target") => path.parent().is_some_and(|p| p.join("pom.xml").is_file()),
-        _ => false,
-    }
 }
 
 /// Replaces the staged `service.sh` with a copy whose `JAVA_HOME=` is set.
@@ -521,42 +216,6 @@ fn lib_dir(module: &pom::Module) -> Result<PathBuf> {
         );
     }
     Ok(libdir)
-}
-
-fn digest_entries<'a>(
-    entries: impl Iterator<Item = (&'a PathBuf, &'a Source)>,
-    hasher: &mut Sha256,
-    digests: &DigestCache,
-) -> Result<()> {
-    use std::fmt::Write as _;
-    let mut line = String::new();
-    for (path, source) in entries {
-        hasher.update(path.as_os_str().as_encoded_bytes());
-        hasher.update([0]);
-        line.clear();
-        match source {
-            Source::Dir { mode } => {
-                write!(line, "d{mode:o}\0").expect("a string takes it");
-                hasher.update(&line);
-            }
-            Source::Symlink { target } => {
-                hasher.update(b"l");
-                hasher.update(target.as_os_str().as_encoded_bytes());
-                hasher.update([0]);
-            }
-            Source::Bytes { bytes, mode } => {
-                hasher.update(format!("f{mode:o}:{}\0", bytes.len()));
-                hasher.update(bytes);
-            }
-            Source::File { from, mode, stamp } => {
-                // The contents' own digest, remembered across runs while the file is unchanged.
-                write!(line, "f{mode:o}:{}\0", stamp.size).expect("a string takes it");
-                hasher.update(&line);
-                hasher.update(digests.sha256_stamped(from, *stamp)?);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Writes `entries` into `dest`: over its last staging, writing only what changed, when
@@ -804,7 +463,7 @@ mod tests {
         // Not UTF-8: a name a tree may hold, and the digest cache must keep.
         let odd = root.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
         fs::write(&odd, "odd").unwrap();
-        let walked = walk(&root, &[]).unwrap();
+        let walked = crate::stage::walk::walk(&root, &[]).unwrap();
         let order: Vec<&PathBuf> = walked.iter().map(|(rel, _)| rel).collect();
         let mut sorted = order.clone();
         sorted.sort();

@@ -10,8 +10,8 @@ use fate_bundle::ui::StepLine;
 use crate::maven;
 use crate::scheduler::Done;
 use crate::steps::decision::{Reason, Status};
+use crate::steps::kind::RunState;
 use crate::steps::kind::{After, Preview, StepKind};
-use crate::steps::run_state::RunState;
 
 /// Install the host packages Maven needs (apt).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,7 +1,9 @@
 //! What every kind of step has: what it says of itself (name, command, operations), its
 //! one decision (the dry run and the run call the same) and what it does.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 
@@ -11,7 +13,6 @@ use crate::stage::caches::Caches;
 use crate::steps::decision::Reason;
 use crate::steps::decision::Status;
 use crate::steps::records::Recorded;
-use crate::steps::run_state::RunState;
 use fate_bundle::process::Command;
 use fate_bundle::ui::StepLine;
 
@@ -27,6 +28,22 @@ pub struct Preview<'a> {
 
 /// The first dependency of a step that is not up to date, as the dry run decided it.
 pub type After<'a> = Option<(&'a str, &'a Status)>;
+
+/// What the steps of one run share, with what it learns of images as it builds them.
+pub struct RunState<'a> {
+    pub force: bool,
+    pub caches: &'a Caches,
+    /// Local images by reference: what preflight found, then what this run built.
+    pub local_images: Mutex<LocalImages>,
+    /// The IDs this tool built, updated as it builds.
+    pub recorded: Mutex<Recorded>,
+    /// Written when the engine stops answering: the next run removes what the crash left.
+    pub engine_lost: PathBuf,
+    /// Set before a step starts a container, so the run's containers are swept.
+    pub containers_started: Arc<AtomicBool>,
+    /// Stage contexts and Dockerfiles but build nothing (for a bake file).
+    pub stage_only: bool,
+}
 
 /// A kind of step.
 pub trait StepKind {

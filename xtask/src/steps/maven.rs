@@ -21,8 +21,8 @@ use crate::steps::decision::Reason;
 use crate::steps::decision::Status;
 use crate::steps::kind::After;
 use crate::steps::kind::Preview;
+use crate::steps::kind::RunState;
 use crate::steps::kind::StepKind;
-use crate::steps::run_state::RunState;
 use fate_bundle::process::{self, Command};
 use fate_bundle::ui::StepLine;
 

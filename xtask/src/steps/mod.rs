@@ -10,5 +10,4 @@ pub mod host;
 pub mod kind;
 pub mod maven;
 pub mod records;
-pub mod run_state;
 pub mod sbom;

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use anyhow::Result;
 
 use crate::config::Config;
-use crate::docker::argv::LocalImages;
 use crate::imageset::{Image, ImageSet};
+use fate_bundle::docker::images::LocalImages;
 
 #[derive(Clone, Debug)]
 pub struct Needs<'a> {
@@ -117,4 +117,13 @@ fn with_missing_parents<'a>(
         .into_iter()
         .filter(|i| names.contains(i.name.as_str()))
         .collect()
+}
+
+/// What a run was asked to build, and how.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub selection: Vec<String>,
+    /// Every parent is built, present or not (a bake's builders start with nothing).
+    pub every_parent: bool,
+    pub no_cache: bool,
 }
