@@ -109,6 +109,14 @@ pub fn of(plan: &Plan, named_contexts: bool) -> BakeFile {
             },
         );
     }
+    BakeFile {
+        group: groups(&builds, &wave),
+        target,
+    }
+}
+
+/// `default` with every target, and `stage-N` with the targets of wave N.
+fn groups(builds: &[&BuildStep], wave: &BTreeMap<&str, usize>) -> BTreeMap<String, Group> {
     let mut group = BTreeMap::new();
     group.insert(
         "default".to_string(),
@@ -116,7 +124,7 @@ pub fn of(plan: &Plan, named_contexts: bool) -> BakeFile {
             targets: builds.iter().map(|b| b.name.clone()).collect(),
         },
     );
-    for b in &builds {
+    for b in builds {
         group
             .entry(format!("stage-{}", wave[b.name.as_str()]))
             .or_insert_with(|| Group {
@@ -125,5 +133,5 @@ pub fn of(plan: &Plan, named_contexts: bool) -> BakeFile {
             .targets
             .push(b.name.clone());
     }
-    BakeFile { group, target }
+    group
 }

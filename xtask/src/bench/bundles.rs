@@ -48,23 +48,7 @@ pub(super) fn bundle_scenarios(
         bundles.push((compression, dir));
     }
     let signed = signed_bundle(samples, ours, scratch)?;
-    let saves: Vec<Command> = refs
-        .iter()
-        .map(|(name, images)| argv::save_to(&raw_dir.join(format!("{name}.tar")), images))
-        .collect();
-    // The old way, one after another; then the same commands at once, as xtask runs them.
-    let raw = Sample {
-        wall: timed(&saves, false)?,
-        bytes: dir_bytes(&raw_dir, ".tar")?,
-        ..Sample::default()
-    };
-    record(samples, Scenario::RawSave, raw);
-    let at_once = Sample {
-        wall: timed(&saves, true)?,
-        ..Sample::default()
-    };
-    record(samples, Scenario::RawSaveAtOnce, at_once);
-
+    raw_saves(samples, &refs, &raw_dir)?;
     let all: Vec<String> = refs.iter().flat_map(|(_, r)| r.clone()).collect();
     for (compression, dir) in &bundles {
         remove_images(&all)?;
@@ -85,6 +69,44 @@ pub(super) fn bundle_scenarios(
         Scenario::LoadVerified,
         xtask_bundle(ours, &verified)?,
     );
+    raw_loads(samples, &refs, &raw_dir)?;
+    // How the levels were chosen, not what the tool does: measured in the first run only.
+    if run == 0 {
+        compression_levels(samples, &raw_dir)?;
+    }
+    for (_, dir) in &bundles {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::remove_dir_all(&signed.dir)?;
+    std::fs::remove_dir_all(&raw_dir)?;
+    Ok(())
+}
+
+/// `docker save -o` of each archive's images: the old way, one after another; then the
+/// same commands at once, as xtask runs them.
+fn raw_saves(samples: &mut Samples, refs: &[(&str, Vec<String>)], raw_dir: &Path) -> Result<()> {
+    let saves: Vec<Command> = refs
+        .iter()
+        .map(|(name, images)| argv::save_to(&raw_dir.join(format!("{name}.tar")), images))
+        .collect();
+    let raw = Sample {
+        wall: timed(&saves, false)?,
+        bytes: dir_bytes(raw_dir, ".tar")?,
+        ..Sample::default()
+    };
+    record(samples, Scenario::RawSave, raw);
+    let at_once = Sample {
+        wall: timed(&saves, true)?,
+        ..Sample::default()
+    };
+    record(samples, Scenario::RawSaveAtOnce, at_once);
+    Ok(())
+}
+
+/// `docker load -i` of the raw tars, one after another and at once, each from an engine
+/// without the images.
+fn raw_loads(samples: &mut Samples, refs: &[(&str, Vec<String>)], raw_dir: &Path) -> Result<()> {
+    let all: Vec<String> = refs.iter().flat_map(|(_, r)| r.clone()).collect();
     let loads: Vec<Command> = refs
         .iter()
         .map(|(name, _)| argv::load_from(&raw_dir.join(format!("{name}.tar"))))
@@ -97,15 +119,6 @@ pub(super) fn bundle_scenarios(
         };
         record(samples, name, load);
     }
-    // How the levels were chosen, not what the tool does: measured in the first run only.
-    if run == 0 {
-        compression_levels(samples, &raw_dir)?;
-    }
-    for (_, dir) in &bundles {
-        std::fs::remove_dir_all(dir)?;
-    }
-    std::fs::remove_dir_all(&signed.dir)?;
-    std::fs::remove_dir_all(&raw_dir)?;
     Ok(())
 }
 

@@ -73,13 +73,7 @@ pub(super) fn from_values(
             flag.to_vec()
         }
     };
-    let at = |key: &str, flag_given: bool, flag: &str| {
-        if flag_given {
-            flag.to_string()
-        } else {
-            values.at(key)
-        }
-    };
+    let at = |key: &str, flag_given: bool, flag: &str| where_from(values, key, flag_given, flag);
     let builder = flags
         .builder
         .clone()
@@ -117,6 +111,26 @@ pub(super) fn from_values(
             }
         }
     }
+    BuildOptions {
+        builder,
+        cache_from,
+        cache_to,
+        pull: flags.pull,
+        platforms: platforms(values, flags, problems),
+    }
+}
+
+/// Where a value came from, for messages: the flag when it was given, else `.env`'s line.
+fn where_from(values: &Values, key: &str, flag_given: bool, flag: &str) -> String {
+    if flag_given {
+        flag.to_string()
+    } else {
+        values.at(key)
+    }
+}
+
+/// `--platform` else `BUILD_PLATFORM`: comma-separated `os/arch[/variant]`.
+fn platforms(values: &Values, flags: &BuildOverrides, problems: &mut Problems) -> Vec<String> {
     let platform = flags
         .platform
         .clone()
@@ -131,17 +145,11 @@ pub(super) fn from_values(
         if !fate_bundle::docker::platform::is_platform(p) {
             problems.push(format!(
                 "{}: {p:?} is not a platform; write os/arch[/variant], e.g. linux/amd64 or linux/arm64",
-                at("BUILD_PLATFORM", flags.platform.is_some(), "--platform")
+                where_from(values, "BUILD_PLATFORM", flags.platform.is_some(), "--platform")
             ));
         }
     }
-    BuildOptions {
-        builder,
-        cache_from,
-        cache_to,
-        pull: flags.pull,
-        platforms,
-    }
+    platforms
 }
 
 /// A cache spec is `key=value,...` with a `type` (BuildKit), or an image reference

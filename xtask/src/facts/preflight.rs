@@ -88,32 +88,7 @@ pub fn check(
     let mut p = Problems::new("preflight found problems; nothing was built");
     let root = canonical_root(config, &mut p);
     let (uid, gid) = process::private::uid_gid()?;
-    // Runs take the engine's platform from the last run at this endpoint; dry runs and
-    // doctor print its version, so they ask it.
-    let work = config.work_dir();
-    let recalled = match purpose {
-        Purpose::Run | Purpose::RunWithSubmodules => remembered_engine::recall(&work),
-        Purpose::Preview | Purpose::Report => None,
-    };
-    let machine = ask_machine(config, set, recalled.as_ref());
-    if let Ok(server) = &machine.engine
-        && purpose != Purpose::Preview
-        && recalled.as_ref() != Some(server)
-    {
-        remembered_engine::remember(&work, server);
-    }
-    let mut engine_down = None;
-    let engine = match &machine.engine {
-        Ok(server) => Some(server.clone()),
-        Err(e) if purpose == Purpose::Preview => {
-            engine_down = Some(format!("{e:#}"));
-            None
-        }
-        Err(e) => {
-            p.push(format!("{e:#}"));
-            None
-        }
-    };
+    let (machine, engine, engine_down) = ask_engine(config, set, purpose, &mut p);
     let builder = check_builder(sh, config, &machine, &mut p);
     let needs = selection::needs(
         config,
@@ -163,6 +138,43 @@ pub fn check(
         image_store: machine.image_store,
         engine_down,
     })
+}
+
+/// What the machine says, with the engine that answered; a dry run goes on without one
+/// (saying why), a run does not.
+fn ask_engine(
+    config: &Config,
+    set: &ImageSet,
+    purpose: Purpose,
+    p: &mut Problems,
+) -> (Machine, Option<engine::Server>, Option<String>) {
+    // Runs take the engine's platform from the last run at this endpoint; dry runs and
+    // doctor print its version, so they ask it.
+    let work = config.work_dir();
+    let recalled = match purpose {
+        Purpose::Run | Purpose::RunWithSubmodules => remembered_engine::recall(&work),
+        Purpose::Preview | Purpose::Report => None,
+    };
+    let machine = ask_machine(config, set, recalled.as_ref());
+    if let Ok(server) = &machine.engine
+        && purpose != Purpose::Preview
+        && recalled.as_ref() != Some(server)
+    {
+        remembered_engine::remember(&work, server);
+    }
+    let mut engine_down = None;
+    let engine = match &machine.engine {
+        Ok(server) => Some(server.clone()),
+        Err(e) if purpose == Purpose::Preview => {
+            engine_down = Some(format!("{e:#}"));
+            None
+        }
+        Err(e) => {
+            p.push(format!("{e:#}"));
+            None
+        }
+    };
+    (machine, engine, engine_down)
 }
 
 /// The paths of the FATE root that the needed images stage.

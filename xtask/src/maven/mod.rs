@@ -108,50 +108,71 @@ pub fn command(
                 None => command,
             }
         }
-        MavenMode::Docker { image } => {
-            let mut volumes = vec![format!(
-                "{}:{CONTAINER_MAVEN_HOME}/.m2",
-                config.maven_cache.display()
-            )];
-            for p in std::iter::once(project).chain(siblings.iter().map(String::as_str)) {
-                volumes.push(format!(
-                    "{}:{CONTAINER_FATE_ROOT}/{p}",
-                    config.fate_root.join(p).display()
-                ));
-            }
-            let mut mvn = vec![
-                "mvn".to_string(),
-                format!("-Dmaven.repo.local={CONTAINER_MAVEN_HOME}/.m2/repository"),
-                format!("-Duser.home={CONTAINER_MAVEN_HOME}"),
-            ];
-            if let Some(s) = settings {
-                volumes.push(format!(
-                    "{}:{CONTAINER_MAVEN_HOME}/settings.xml:ro",
-                    s.display()
-                ));
-                mvn.extend(["-s".into(), format!("{CONTAINER_MAVEN_HOME}/settings.xml")]);
-            }
-            mvn.extend(goals.iter().map(ToString::to_string));
-            argv::run_container(&argv::ContainerRun {
-                name: format!("fate-xtask-{}-mvn-{project}", runner.run_id),
-                labels: vec![
-                    (format!("{LABEL_TOOL}.run"), runner.run_id.clone()),
-                    (
-                        format!("{LABEL_TOOL}.root"),
-                        config.fate_root.display().to_string(),
-                    ),
-                ],
-                user: runner.uid_gid.clone(),
-                env: std::iter::once(("HOME".to_string(), CONTAINER_MAVEN_HOME.to_string()))
-                    .chain(maven_opts.map(|o| ("MAVEN_OPTS".to_string(), o)))
-                    .collect(),
-                volumes,
-                workdir: format!("{CONTAINER_FATE_ROOT}/{project}"),
-                image: image.clone(),
-                command: mvn,
-            })
-        }
+        MavenMode::Docker { image } => in_container(
+            config,
+            runner,
+            image,
+            (project, siblings),
+            settings,
+            &goals,
+            maven_opts,
+        ),
     }
+}
+
+/// The Maven run in a throwaway container of `image`, named and labelled for this run
+/// (so it is removed if the run stops), as this user, with the project and its siblings
+/// mounted where the old script mounted them.
+fn in_container(
+    config: &Config,
+    runner: &Runner,
+    image: &str,
+    (project, siblings): (&str, &[String]),
+    settings: Option<&Path>,
+    goals: &[&str],
+    maven_opts: Option<String>,
+) -> Command {
+    let mut volumes = vec![format!(
+        "{}:{CONTAINER_MAVEN_HOME}/.m2",
+        config.maven_cache.display()
+    )];
+    for p in std::iter::once(project).chain(siblings.iter().map(String::as_str)) {
+        volumes.push(format!(
+            "{}:{CONTAINER_FATE_ROOT}/{p}",
+            config.fate_root.join(p).display()
+        ));
+    }
+    let mut mvn = vec![
+        "mvn".to_string(),
+        format!("-Dmaven.repo.local={CONTAINER_MAVEN_HOME}/.m2/repository"),
+        format!("-Duser.home={CONTAINER_MAVEN_HOME}"),
+    ];
+    if let Some(s) = settings {
+        volumes.push(format!(
+            "{}:{CONTAINER_MAVEN_HOME}/settings.xml:ro",
+            s.display()
+        ));
+        mvn.extend(["-s".into(), format!("{CONTAINER_MAVEN_HOME}/settings.xml")]);
+    }
+    mvn.extend(goals.iter().map(ToString::to_string));
+    argv::run_container(&argv::ContainerRun {
+        name: format!("fate-xtask-{}-mvn-{project}", runner.run_id),
+        labels: vec![
+            (format!("{LABEL_TOOL}.run"), runner.run_id.clone()),
+            (
+                format!("{LABEL_TOOL}.root"),
+                config.fate_root.display().to_string(),
+            ),
+        ],
+        user: runner.uid_gid.clone(),
+        env: std::iter::once(("HOME".to_string(), CONTAINER_MAVEN_HOME.to_string()))
+            .chain(maven_opts.map(|o| ("MAVEN_OPTS".to_string(), o)))
+            .collect(),
+        volumes,
+        workdir: format!("{CONTAINER_FATE_ROOT}/{project}"),
+        image: image.to_string(),
+        command: mvn,
+    })
 }
 
 /// `command` (of [`Scope::Modules`]: no `clean`) limited to the modules at `paths`
