@@ -24,7 +24,12 @@ fn the_egg_make_line_builds_a_fate_shaped_storage_service_that_runs() {
             .env("TOOLCHAIN_IMAGE", &toolchain),
     ))
     .ok();
-    assert_eq!(run.steps_with("built").len(), 2, "{}", run.stdout);
+    assert_eq!(
+        fx.images_built(),
+        ["egg", "storage-service-builder"],
+        "{}",
+        run.stdout
+    );
     let log = std::fs::read_to_string(fx.root.join("target/xtask/logs/build-egg.log")).unwrap();
     assert!(
         log.contains("g++ -o storage-service-0.3 storage.pb.o storage-service.o"),

@@ -14,18 +14,16 @@ use support::{Builder, Engine, Fixture};
 const FEDERATION_SRC: &str =
     "arch/driver/federation/src/main/java/com/webank/ai/fate/driver/Federation.java";
 
-fn images_built(run: &support::Run, fx: &Fixture) -> Vec<String> {
-    let prefix = format!("{}/", fx.prefix);
-    let mut built: Vec<String> = run
-        .steps_with("built")
-        .into_iter()
-        .filter_map(|n| {
-            n.strip_prefix(&prefix)
-                .map(|r| r.split(':').next().unwrap().to_string())
-        })
-        .collect();
-    built.sort();
-    built
+/// Why the last run ran step `id` (it must have run).
+fn reason(fx: &Fixture, id: &str) -> String {
+    let step = &fx.last_run()[id];
+    assert_eq!(step.result, "ran", "{id}: {step:?}");
+    step.reason.clone().unwrap_or_default()
+}
+
+/// Whether the last run found step `id` up to date.
+fn up_to_date(fx: &Fixture, id: &str) -> bool {
+    fx.last_run()[id].result == "up-to-date"
 }
 
 on_both_engines!(rebuilds_only_what_changed, rebuilds_what_changed);
@@ -40,19 +38,14 @@ fn rebuilds_what_changed(engine: Engine) {
 
     // No change: no docker build, no Maven run, same image IDs.
     let run = fx.xtask(&["images"]).ok();
-    assert_eq!(
-        run.steps_with("built"),
-        Vec::<String>::new(),
-        "{}",
-        run.stdout
-    );
+    assert_eq!(fx.steps_ran(), Vec::<String>::new(), "{}", run.stdout);
     // The 3 Maven projects and 10 images (the Maven settings are unchanged too).
-    let fresh: Vec<String> = run
-        .steps_with("up to date")
-        .into_iter()
-        .filter(|n| n.starts_with("mvn-") || n.starts_with(&fx.prefix))
-        .collect();
-    assert_eq!(fresh.len(), 13, "{}", run.stdout);
+    let fresh = fx
+        .last_run()
+        .values()
+        .filter(|s| s.result == "up-to-date" && (s.kind == "build" || s.kind == "maven"))
+        .count();
+    assert_eq!(fresh, 13, "{}", run.stdout);
     assert_eq!(fx.images(), first);
     // A no-op asks a few questions at once and builds nothing: the images, in two calls
     // (the engine's version is remembered from the last run at this endpoint; the revision
@@ -85,9 +78,9 @@ fn rebuilds_what_changed(engine: Engine) {
         "\"federation-v2\"",
     );
     let run = fx.xtask(&["images"]).ok();
-    assert_eq!(images_built(&run, &fx), ["federation"], "{}", run.stdout);
+    assert_eq!(fx.images_built(), ["federation"], "{}", run.stdout);
     assert!(
-        run.results()["mvn-arch"].starts_with("built (sources changed in driver/federation"),
+        reason(&fx, "mvn-arch").starts_with("sources changed in driver/federation"),
         "{}",
         run.stdout
     );
@@ -106,7 +99,7 @@ fn rebuilds_what_changed(engine: Engine) {
     );
     // fate-serving uses arch's core jar, which Maven rebuilt byte for byte.
     assert!(
-        run.results()["mvn-fate-serving"].starts_with("up to date"),
+        up_to_date(&fx, "mvn-fate-serving"),
         "{}",
         run.stdout
     );
@@ -126,11 +119,11 @@ fn rebuilds_what_changed(engine: Engine) {
     );
     let run = fx.xtask(&["images"]).ok();
     assert!(
-        run.results()["mvn-arch"].starts_with("up to date"),
+        up_to_date(&fx, "mvn-arch"),
         "{}",
         run.stdout
     );
-    assert_eq!(images_built(&run, &fx), ["egg", "python"], "{}", run.stdout);
+    assert_eq!(fx.images_built(), ["egg", "python"], "{}", run.stdout);
 
     // A build arg of the base: the base and everything built on it.
     let run = support::run_with_engine(
@@ -139,7 +132,7 @@ fn rebuilds_what_changed(engine: Engine) {
     );
     let run = support::Run::from(run).ok();
     assert_eq!(
-        images_built(&run, &fx),
+        fx.images_built(),
         ["base-image", "egg", "python", "storage-service-builder"],
         "{}",
         run.stdout
@@ -154,7 +147,7 @@ fn rebuilds_what_changed(engine: Engine) {
     );
     let run = fx.xtask(&["images"]).ok();
     assert_eq!(
-        images_built(&run, &fx),
+        fx.images_built(),
         ["base-image", "egg", "python", "storage-service-builder"],
         "{}",
         run.stdout
@@ -162,9 +155,9 @@ fn rebuilds_what_changed(engine: Engine) {
 
     // --force rebuilds regardless.
     let run = fx.xtask(&["images", "roll", "--force"]).ok();
-    assert_eq!(images_built(&run, &fx), ["roll"], "{}", run.stdout);
+    assert_eq!(fx.images_built(), ["roll"], "{}", run.stdout);
     assert!(
-        run.results()["mvn-arch"].starts_with("built (--force)"),
+        reason(&fx, "mvn-arch") == "--force",
         "{}",
         run.stdout
     );
@@ -178,12 +171,12 @@ fn rebuilds_what_changed(engine: Engine) {
     std::fs::write(&jar, "NOT A JAR").unwrap();
     let run = fx.xtask(&["images"]).ok();
     assert!(
-        run.results()["mvn-arch"].contains("changed since Maven built it"),
+        reason(&fx, "mvn-arch").contains("changed since Maven built it"),
         "{}",
         run.stdout
     );
     assert_eq!(
-        images_built(&run, &fx),
+        fx.images_built(),
         Vec::<String>::new(),
         "{}",
         run.stdout
@@ -226,9 +219,9 @@ fn rebuilds_what_changed(engine: Engine) {
         run.stderr
     );
     let run = fx.xtask(&["images"]).ok();
-    assert_eq!(images_built(&run, &fx), ["federation"], "{}", run.stdout);
+    assert_eq!(fx.images_built(), ["federation"], "{}", run.stdout);
     assert!(
-        run.results()[&federation].contains("changed outside it"),
+        reason(&fx, "build-federation").contains("changed outside it"),
         "{}",
         run.stdout
     );
@@ -275,7 +268,7 @@ fn parallel_and_sequential_builds_give_the_same_images() {
     let run = fx
         .xtask(&["images", "--jobs", "2", "--force", "--no-cache"])
         .ok();
-    assert_eq!(run.steps_with("built").len(), 13, "{}", run.stdout);
+    assert_eq!(fx.steps_ran().len(), 13, "{}", run.stdout);
     let second_ids = fx.images();
     for (reference, id) in &first_ids {
         assert_ne!(&second_ids[reference], id, "{reference} was not rebuilt");
@@ -295,90 +288,79 @@ fn parallel_and_sequential_builds_give_the_same_images() {
     fx.assert_clean();
 }
 
-/// What the JSON dry run decides for each step, by step id.
-fn dry_run_decisions(fx: &Fixture) -> BTreeMap<String, String> {
-    let run = fx.xtask(&["images", "--dry-run", "--format", "json"]).ok();
-    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_string(),
-                s["decision"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-/// What the last run did with each step, by step id (`last-run.json`).
-fn run_results(fx: &Fixture) -> BTreeMap<String, String> {
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(fx.root.join("target/xtask/last-run.json")).unwrap(),
-    )
-    .unwrap();
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_string(),
-                s["result"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 on_both_engines!(the_dry_run_decides_as_the_run_then_does, dry_run_agrees);
 
-/// The dry run's decisions are the run's: after a Java edit, a Python edit and an image
-/// removed by hand, each step the dry run says will run runs, each it says is up to date
-/// does not, and only steps behind one that runs are left `unknown`.
+/// The dry run's decisions are the run's, step by step and reason by reason: after a
+/// Java edit (also with `--pull`), a Python edit, a changed parent, an image removed and
+/// an image changed by hand, and with `--force`. The dry run leaves a step `unknown` only
+/// behind one it says must run first (or is unknown itself).
 fn dry_run_agrees(engine: Engine) {
     let fx = Fixture::mini_on("agree", Builder::Legacy, engine);
     fx.xtask(&["images"]).ok();
     let federation = fx.reference("federation");
-    let changes: [(&str, &dyn Fn()); 3] = [
-        ("a Java edit", &|| {
-            support::edit(
-                &fx.root,
-                FEDERATION_SRC,
-                "\"federation\"",
-                "\"federation-v3\"",
-            );
+    let java_edit = |to: &str| {
+        let from = std::fs::read_to_string(fx.root.join(FEDERATION_SRC)).unwrap();
+        let at = from.find("\"federation").unwrap();
+        let end = from[at + 1..].find('"').unwrap() + at + 2;
+        support::edit(&fx.root, FEDERATION_SRC, &from[at..end], &format!("\"{to}\""));
+    };
+    let changes: [(&str, &[&str], &dyn Fn()); 7] = [
+        ("a Java edit", &[], &|| java_edit("federation-v3")),
+        ("a Java edit with --pull", &["--pull"], &|| {
+            java_edit("federation-v4");
         }),
-        ("a Python edit", &|| {
+        ("a Python edit", &[], &|| {
             support::edit(&fx.root, "federatedml/__init__.py", "", "# edited\n");
         }),
-        ("an image removed by hand", &|| {
+        ("a changed parent", &[], &|| {
+            support::edit(&fx.root, "docker/base/Dockerfile", "", "# edited\n");
+        }),
+        ("an image removed by hand", &[], &|| {
             fx.remove_only(std::slice::from_ref(&federation));
         }),
+        ("an image changed by hand", &[], &|| {
+            let container = fx.docker(&["create", &federation, "/nonexistent"]);
+            fx.docker(&["commit", "--change", "ENV HAND=made", &container, &federation]);
+            fx.docker(&["rm", &container]);
+        }),
+        ("--force", &["--force"], &|| {}),
     ];
-    for (change, make) in changes {
+    for (change, flags, make) in changes {
         make();
-        let decided = dry_run_decisions(&fx);
-        fx.xtask(&["images"]).ok();
-        let did = run_results(&fx);
+        let decided = dry_run_decisions(&fx, flags);
+        let mut args = vec!["images"];
+        args.extend(flags);
+        fx.xtask(&args).ok();
+        let did = fx.last_run();
         assert_eq!(
             decided.keys().collect::<Vec<_>>(),
             did.keys().collect::<Vec<_>>(),
             "{change}: the same steps"
         );
         let mut runs = 0;
-        for (id, decision) in &decided {
-            let result = &did[id];
-            match decision.as_str() {
+        for (id, step) in &decided {
+            let done = &did[id];
+            match step.decision.as_str() {
                 "will-run" => {
                     runs += 1;
-                    assert_eq!(result, "ran", "{change}: {id} was to run");
+                    assert_eq!(done.result, "ran", "{change}: {id} was to run");
+                    assert_eq!(done.reason, step.reason, "{change}: {id} ran for another reason");
                 }
-                "up-to-date" => assert_eq!(result, "up-to-date", "{change}: {id}"),
-                "unknown" => assert!(
-                    result == "ran" || result == "up-to-date",
-                    "{change}: {id} {result}"
-                ),
+                "up-to-date" => assert_eq!(done.result, "up-to-date", "{change}: {id}"),
+                "unknown" => {
+                    assert!(
+                        step.after.iter().any(|d| decided[d].decision != "up-to-date"),
+                        "{change}: {id} is unknown ({:?}) though nothing before it runs",
+                        step.reason
+                    );
+                    // What a dependency cannot change is decided before it runs.
+                    let knowable = ["--force", "--pull: the base may be newer", "not built yet"];
+                    assert!(
+                        !done.reason.as_deref().is_some_and(|r| knowable.contains(&r)),
+                        "{change}: {id} ran for {:?}, which the dry run could tell, but it said unknown",
+                        done.reason
+                    );
+                }
                 other => panic!("{change}: {id}: decision {other}"),
             }
         }
@@ -386,4 +368,39 @@ fn dry_run_agrees(engine: Engine) {
     }
     support::git(&fx.root, &["checkout", "--", "."]);
     fx.assert_clean();
+}
+
+/// A step as the JSON dry run decides it.
+#[derive(Debug)]
+struct Decided {
+    decision: String,
+    reason: Option<String>,
+    /// The steps it waits for.
+    after: Vec<String>,
+}
+
+/// What the JSON dry run with `flags` decides for each step, by step id.
+fn dry_run_decisions(fx: &Fixture, flags: &[&str]) -> BTreeMap<String, Decided> {
+    let mut args = vec!["images", "--dry-run", "--format", "json"];
+    args.extend(flags);
+    let run = fx.xtask(&args).ok();
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let decided = Decided {
+                decision: s["decision"].as_str().unwrap().to_string(),
+                reason: s["reason"].as_str().map(str::to_string),
+                after: s["dependencies"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_str().unwrap().to_string())
+                    .collect(),
+            };
+            (s["id"].as_str().unwrap().to_string(), decided)
+        })
+        .collect()
 }

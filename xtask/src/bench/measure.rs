@@ -7,7 +7,7 @@ use anyhow::Result;
 use fate_bundle::process::{self, Command};
 
 use crate::bench::samples::{PAYLOAD_IMAGE, Sample};
-use crate::run::report::{self, RunReport, StepKind};
+use crate::run::report::{self, RunReport};
 
 /// `cargo xtask bundle ...` / `load ...` with the payload as MYSQL_IMAGE.
 pub(super) fn xtask_bundle(root: &Path, args: &[&str]) -> Result<Sample> {
@@ -47,7 +47,7 @@ pub(super) fn xtask_run(root: &Path, command: &Command) -> Result<Sample> {
     Ok(Sample {
         wall,
         overhead: wall.saturating_sub(child),
-        images_built: report.ran(StepKind::Build),
+        images_built: report.ran("build"),
         bytes: 0,
         processes: report.processes,
         peak_kib: 0,

@@ -1,17 +1,16 @@
 //! The run report `last-run.json`: a machine-readable record of an `images` run (wall
-//! time, time covered by child processes, each step's kind, result and duration), read
-//! back by the benchmark.
+//! time, time covered by child processes, each step's kind, result, the reason it ran
+//! and its duration), read back by the benchmark and the tests.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::steps::action::Action;
-
 use crate::plan::Plan;
 use crate::scheduler::Outcome;
 use crate::scheduler::StepReport;
+use crate::steps::decision::Reason;
 
 pub const FILE: &str = "last-run.json";
 
@@ -28,17 +27,13 @@ pub struct RunReport {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StepRecord {
     pub id: String,
-    pub kind: StepKind,
+    /// The kind of step, as the JSON plan names it (`build`, `maven`, ...).
+    pub kind: String,
     pub result: StepResult,
+    /// Why it ran, in the words of the dry run's `reason`; for a step not run, why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub seconds: f64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StepKind {
-    Build,
-    Maven,
-    Other,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,23 +46,29 @@ pub enum StepResult {
 }
 
 impl RunReport {
-    pub fn new<T>(plan: &Plan, reports: &[StepReport<T>], wall: f64, child: f64) -> RunReport {
+    pub fn new(
+        plan: &Plan,
+        reports: &[StepReport<Option<Reason>>],
+        wall: f64,
+        child: f64,
+    ) -> RunReport {
         let steps = plan
             .steps
             .iter()
             .zip(reports)
             .map(|(step, report)| StepRecord {
                 id: step.id.clone(),
-                kind: match step.action {
-                    Action::Build(_) => StepKind::Build,
-                    Action::Maven(_) => StepKind::Maven,
-                    _ => StepKind::Other,
-                },
+                kind: step.action.kind_name().to_string(),
                 result: match report.outcome {
                     Outcome::Ran(_) => StepResult::Ran,
                     Outcome::UpToDate => StepResult::UpToDate,
                     Outcome::Failed(_) => StepResult::Failed,
                     Outcome::NotRun(_) => StepResult::NotRun,
+                },
+                reason: match &report.outcome {
+                    Outcome::Ran(Some(reason)) => Some(reason.to_string()),
+                    Outcome::NotRun(why) => Some(why.to_string()),
+                    _ => None,
                 },
                 seconds: report.elapsed.as_secs_f64(),
             })
@@ -81,16 +82,17 @@ impl RunReport {
     }
 
     /// How many steps of a kind ran.
-    pub fn ran(&self, kind: StepKind) -> usize {
+    pub fn ran(&self, kind: &str) -> usize {
         self.steps
             .iter()
             .filter(|s| s.kind == kind && s.result == StepResult::Ran)
             .count()
     }
 
+    /// Written whole: the bench and scripts read it while another run may write it.
     pub fn write(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("a report serializes");
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+        fate_bundle::fsx::write_whole(path, text.as_bytes())
     }
 
     pub fn read(path: &Path) -> Result<RunReport> {

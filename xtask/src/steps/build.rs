@@ -103,10 +103,10 @@ pub fn build_decision(
     }
     staging::ops_digest(&b.ops, caches.walks.as_ref(), &mut hasher, &caches.digests)?;
     let inputs = hex::encode(hasher.finalize());
+    if let Some(reason) = reason_before_inputs(b, local_images, force) {
+        return Ok(Decision::Run { reason, inputs });
+    }
     let reason = match local_images.get(&b.reference) {
-        _ if force => Reason::Forced,
-        // Only a build can tell whether the base it starts from is newer.
-        _ if b.options.pull => Reason::PullAsked,
         None => Reason::NotBuilt,
         Some(info) if info.inputs.as_deref() == Some(inputs.as_str()) => {
             match recorded.0.get(&b.reference) {
@@ -119,6 +119,22 @@ pub fn build_decision(
         Some(_) => Reason::InputsChanged,
     };
     Ok(Decision::Run { reason, inputs })
+}
+
+/// Why a build runs whatever its inputs are, in the order [`build_decision`] asks: the
+/// one decision a dry run can make before a dependency has run (its jars or parents
+/// may come out byte for byte the same, and only then are the inputs known).
+fn reason_before_inputs(b: &BuildStep, local_images: &LocalImages, force: bool) -> Option<Reason> {
+    if force {
+        Some(Reason::Forced)
+    } else if b.options.pull {
+        // Only a build can tell whether the base it starts from is newer.
+        Some(Reason::PullAsked)
+    } else if !local_images.contains_key(&b.reference) {
+        Some(Reason::NotBuilt)
+    } else {
+        None
+    }
 }
 
 impl StepKind for BuildStep {
@@ -168,11 +184,10 @@ impl StepKind for BuildStep {
             Some((id, _)) => {
                 match staging::collect(&sources_of(&self.ops), preview.caches.walks.as_ref()) {
                     Err(e) => Status::Unknown(format!("{e:#}")),
-                    Ok(_) if preview.force => Status::WillRun(Reason::Forced),
-                    Ok(_) if !preview.local_images.contains_key(&self.reference) => {
-                        Status::WillRun(Reason::NotBuilt)
-                    }
-                    Ok(_) => Status::Unknown(format!("decided once {id} has run")),
+                    Ok(_) => match reason_before_inputs(self, preview.local_images, preview.force) {
+                        Some(reason) => Status::WillRun(reason),
+                        None => Status::Unknown(format!("decided once {id} has run")),
+                    },
                 }
             }
             None => match build_decision(

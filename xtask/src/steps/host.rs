@@ -106,7 +106,7 @@ impl StepKind for SeedMavenRepo {
 
     fn perform(&self, _: &RunState, _: &Path, _: &StepLine) -> Result<Done<Option<Reason>>> {
         Ok(if self.ensure()? {
-            Done::Ran(None)
+            Done::Ran(Some(Reason::OutputMissing(self.local_repo.clone())))
         } else {
             Done::UpToDate
         })

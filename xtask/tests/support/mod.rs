@@ -137,29 +137,37 @@ impl Run {
     }
 }
 
-impl Run {
-    /// The summary's result per step (by image reference, or step id), e.g. `built (...)`.
-    pub fn results(&self) -> BTreeMap<String, String> {
-        self.stdout
-            .lines()
-            .skip_while(|l| !l.starts_with("step "))
-            .skip(1)
-            .filter_map(|l| {
-                let (name, rest) = l.split_once(' ')?;
-                let (_, result) = rest.split_once("s  ")?;
-                Some((name.to_string(), result.trim().to_string()))
-            })
-            .collect()
-    }
+/// One step of an `images` run, as its run report (`last-run.json`) records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepDone {
+    /// `build`, `maven`, `write-file`, ...
+    pub kind: String,
+    /// `ran`, `up-to-date`, `failed` or `not-run`.
+    pub result: String,
+    /// Why it ran, in the dry run's words.
+    pub reason: Option<String>,
+}
 
-    /// Summary lines whose result starts with `prefix`.
-    pub fn steps_with(&self, prefix: &str) -> Vec<String> {
-        self.results()
-            .into_iter()
-            .filter(|(_, r)| r.starts_with(prefix))
-            .map(|(n, _)| n)
-            .collect()
-    }
+/// The steps of the last `images` run on the FATE root `root`, by step id.
+pub fn last_run(root: &Path) -> BTreeMap<String, StepDone> {
+    let path = root.join("target/xtask/last-run.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("no run report at {}: {e}", path.display()));
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    report["steps"]
+        .as_array()
+        .expect("a run report lists its steps")
+        .iter()
+        .map(|s| {
+            let text = |key: &str| s[key].as_str().map(str::to_string);
+            let done = StepDone {
+                kind: text("kind").expect("each step has a kind"),
+                result: text("result").expect("each step has a result"),
+                reason: text("reason"),
+            };
+            (text("id").expect("each step has an id"), done)
+        })
+        .collect()
 }
 
 impl From<Output> for Run {
@@ -346,6 +354,29 @@ impl Fixture {
 
     pub fn xtask(&self, args: &[&str]) -> Run {
         run_with_engine(&mut self.command(args)).into()
+    }
+
+    /// What the last `images` run on this tree did, by step id (`last-run.json`).
+    pub fn last_run(&self) -> BTreeMap<String, StepDone> {
+        last_run(&self.root)
+    }
+
+    /// The ids of the last run's steps that ran, of the kinds that make something
+    /// (Maven projects and images), sorted.
+    pub fn steps_ran(&self) -> Vec<String> {
+        self.last_run()
+            .into_iter()
+            .filter(|(_, s)| s.result == "ran" && (s.kind == "build" || s.kind == "maven"))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// The images (by the image set's names) the last run built, sorted.
+    pub fn images_built(&self) -> Vec<String> {
+        self.steps_ran()
+            .iter()
+            .filter_map(|id| id.strip_prefix("build-").map(str::to_string))
+            .collect()
     }
 
     pub fn reference(&self, image: &str) -> String {
