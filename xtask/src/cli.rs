@@ -301,6 +301,7 @@ pub struct BuildFlags {
 
 impl ConfigFlags {
     /// The configuration choices these flags make.
+    #[must_use]
     pub fn overrides(&self, global: &Global) -> Overrides {
         Overrides {
             env_file: global.env_file.clone(),
@@ -319,6 +320,7 @@ impl ConfigFlags {
 
 impl Global {
     /// The configuration choices of a command without configuration flags of its own.
+    #[must_use]
     pub fn overrides(&self) -> Overrides {
         Overrides {
             env_file: self.env_file.clone(),

@@ -435,7 +435,7 @@ fn several_platforms(fx: &Fixture) {
         }
         Store::Containerd => {
             let run = fx.xtask(&two).ok();
-            assert!(images_built(&fx) >= 1, "{}", run.stdout);
+            assert!(images_built(fx) >= 1, "{}", run.stdout);
             for name in ["base-image", "python"] {
                 assert_eq!(
                     platforms_of(fx, &fx.reference(name)),
@@ -444,12 +444,12 @@ fn several_platforms(fx: &Fixture) {
                 );
             }
             let again = fx.xtask(&two).ok();
-            assert_eq!(images_built(&fx), 0, "{}", again.stdout);
+            assert_eq!(images_built(fx), 0, "{}", again.stdout);
             let one = fx
                 .xtask(&["images", "python", "--platform", "linux/amd64"])
                 .ok();
             assert!(
-                images_built(&fx) >= 1,
+                images_built(fx) >= 1,
                 "the platform set is an input: {}",
                 one.stdout
             );

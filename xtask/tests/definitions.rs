@@ -9,6 +9,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
+use xtask::imageset::ImageSet;
+
 fn dockerfiles() -> Vec<PathBuf> {
     walkdir::WalkDir::new(support::workspace().join("docker"))
         .into_iter()
@@ -20,19 +22,18 @@ fn dockerfiles() -> Vec<PathBuf> {
         .collect()
 }
 
+/// The image set of the workspace, read by the tool's own reader.
+fn image_set() -> ImageSet {
+    ImageSet::load(&support::workspace()).unwrap()
+}
+
 /// Download locations the image set declares, per profile.
 fn mirrors() -> (BTreeSet<String>, BTreeSet<String>) {
-    let text = fs::read_to_string(support::workspace().join("docker/images.toml")).unwrap();
-    let set: toml::Table = text.parse().unwrap();
-    let names = |profile: &str| -> BTreeSet<String> {
-        set["mirrors"][profile]
-            .as_table()
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect()
-    };
-    (names("global"), names("cn"))
+    let set = image_set();
+    (
+        set.mirrors.global.keys().cloned().collect(),
+        set.mirrors.cn.keys().cloned().collect(),
+    )
 }
 
 #[test]
@@ -357,22 +358,11 @@ const COMPOSE_PORTS: [(&str, &[u16]); 8] = [
 #[test]
 fn every_image_declares_the_ports_and_start_kubefate_uses() {
     let root = support::workspace();
-    let set: toml::Table = fs::read_to_string(root.join("docker/images.toml"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let images = set["image"].as_array().unwrap();
+    let set = image_set();
     for (name, ports) in COMPOSE_PORTS {
-        let image = images
-            .iter()
-            .find(|i| i["name"].as_str() == Some(name))
-            .unwrap_or_else(|| panic!("no image {name}"));
-        let text = fs::read_to_string(root.join(image["dockerfile"].as_str().unwrap())).unwrap();
-        let port_arg = image
-            .get("args")
-            .and_then(|a| a.get("PORT"))
-            .and_then(|p| p.as_str())
-            .unwrap_or_default();
+        let image = set.image(name).unwrap_or_else(|| panic!("no image {name}"));
+        let text = fs::read_to_string(root.join(&image.dockerfile)).unwrap();
+        let port_arg = image.args.get("PORT").map_or("", String::as_str);
         let mut declared = BTreeSet::new();
         for line in text.lines().filter(|l| l.starts_with("EXPOSE ")) {
             for word in line.split_whitespace().skip(1) {

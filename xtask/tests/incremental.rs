@@ -98,11 +98,7 @@ fn rebuilds_what_changed(engine: Engine) {
         "roll's jar was rebuilt"
     );
     // fate-serving uses arch's core jar, which Maven rebuilt byte for byte.
-    assert!(
-        up_to_date(&fx, "mvn-fate-serving"),
-        "{}",
-        run.stdout
-    );
+    assert!(up_to_date(&fx, "mvn-fate-serving"), "{}", run.stdout);
     let second = fx.images();
     for (reference, id) in &first {
         let changed = reference.contains("/federation:");
@@ -118,11 +114,7 @@ fn rebuilds_what_changed(engine: Engine) {
         "# edited\n\"\"\"The python",
     );
     let run = fx.xtask(&["images"]).ok();
-    assert!(
-        up_to_date(&fx, "mvn-arch"),
-        "{}",
-        run.stdout
-    );
+    assert!(up_to_date(&fx, "mvn-arch"), "{}", run.stdout);
     assert_eq!(fx.images_built(), ["egg", "python"], "{}", run.stdout);
 
     // A build arg of the base: the base and everything built on it.
@@ -156,11 +148,7 @@ fn rebuilds_what_changed(engine: Engine) {
     // --force rebuilds regardless.
     let run = fx.xtask(&["images", "roll", "--force"]).ok();
     assert_eq!(fx.images_built(), ["roll"], "{}", run.stdout);
-    assert!(
-        reason(&fx, "mvn-arch") == "--force",
-        "{}",
-        run.stdout
-    );
+    assert!(reason(&fx, "mvn-arch") == "--force", "{}", run.stdout);
 
     // A Maven output overwritten by hand: Maven runs again, the image keeps its content.
     let jar = fx
@@ -175,12 +163,7 @@ fn rebuilds_what_changed(engine: Engine) {
         "{}",
         run.stdout
     );
-    assert_eq!(
-        fx.images_built(),
-        Vec::<String>::new(),
-        "{}",
-        run.stdout
-    );
+    assert_eq!(fx.images_built(), Vec::<String>::new(), "{}", run.stdout);
     assert_eq!(fx.images(), before);
     assert_ne!(std::fs::read(&jar).unwrap(), b"NOT A JAR");
 
@@ -302,9 +285,14 @@ fn dry_run_agrees(engine: Engine) {
         let from = std::fs::read_to_string(fx.root.join(FEDERATION_SRC)).unwrap();
         let at = from.find("\"federation").unwrap();
         let end = from[at + 1..].find('"').unwrap() + at + 2;
-        support::edit(&fx.root, FEDERATION_SRC, &from[at..end], &format!("\"{to}\""));
+        support::edit(
+            &fx.root,
+            FEDERATION_SRC,
+            &from[at..end],
+            &format!("\"{to}\""),
+        );
     };
-    let changes: [(&str, &[&str], &dyn Fn()); 7] = [
+    let changes: [Change; 7] = [
         ("a Java edit", &[], &|| java_edit("federation-v3")),
         ("a Java edit with --pull", &["--pull"], &|| {
             java_edit("federation-v4");
@@ -320,7 +308,13 @@ fn dry_run_agrees(engine: Engine) {
         }),
         ("an image changed by hand", &[], &|| {
             let container = fx.docker(&["create", &federation, "/nonexistent"]);
-            fx.docker(&["commit", "--change", "ENV HAND=made", &container, &federation]);
+            fx.docker(&[
+                "commit",
+                "--change",
+                "ENV HAND=made",
+                &container,
+                &federation,
+            ]);
             fx.docker(&["rm", &container]);
         }),
         ("--force", &["--force"], &|| {}),
@@ -344,19 +338,27 @@ fn dry_run_agrees(engine: Engine) {
                 "will-run" => {
                     runs += 1;
                     assert_eq!(done.result, "ran", "{change}: {id} was to run");
-                    assert_eq!(done.reason, step.reason, "{change}: {id} ran for another reason");
+                    assert_eq!(
+                        done.reason, step.reason,
+                        "{change}: {id} ran for another reason"
+                    );
                 }
                 "up-to-date" => assert_eq!(done.result, "up-to-date", "{change}: {id}"),
                 "unknown" => {
                     assert!(
-                        step.after.iter().any(|d| decided[d].decision != "up-to-date"),
+                        step.after
+                            .iter()
+                            .any(|d| decided[d].decision != "up-to-date"),
                         "{change}: {id} is unknown ({:?}) though nothing before it runs",
                         step.reason
                     );
                     // What a dependency cannot change is decided before it runs.
                     let knowable = ["--force", "--pull: the base may be newer", "not built yet"];
                     assert!(
-                        !done.reason.as_deref().is_some_and(|r| knowable.contains(&r)),
+                        !done
+                            .reason
+                            .as_deref()
+                            .is_some_and(|r| knowable.contains(&r)),
                         "{change}: {id} ran for {:?}, which the dry run could tell, but it said unknown",
                         done.reason
                     );
@@ -369,6 +371,9 @@ fn dry_run_agrees(engine: Engine) {
     support::git(&fx.root, &["checkout", "--", "."]);
     fx.assert_clean();
 }
+
+/// A change made before a run: what it is, the flags of the run, how it is made.
+type Change<'a> = (&'a str, &'a [&'a str], &'a dyn Fn());
 
 /// A step as the JSON dry run decides it.
 #[derive(Debug)]

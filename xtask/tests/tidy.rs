@@ -169,9 +169,12 @@ impl Crate {
                 continue;
             }
             let rel = path.strip_prefix(src).unwrap();
-            // Binaries beside the library (src/bin/NAME.rs) are crate roots of their own;
-            // a module's tests kept in a file of their own (`tests.rs`) are tests whole.
-            if rel.starts_with("bin") || rel.file_name().is_some_and(|n| n == "tests.rs") {
+            // Binaries beside the library (src/main.rs, src/bin/NAME.rs) are crate roots of
+            // their own; a module's tests kept in a file of their own (`tests.rs`) are
+            // tests whole.
+            let binary = rel.starts_with("bin")
+                || (rel == Path::new("main.rs") && src.join("lib.rs").is_file());
+            if binary || rel.file_name().is_some_and(|n| n == "tests.rs") {
                 continue;
             }
             let mut module: Vec<String> = rel

@@ -45,6 +45,7 @@ pub struct Target {
 
 /// The bake file of every build in `plan`. Without `named_contexts` (BuildKit before
 /// 0.10 cannot use them), the groups `stage-1`, `stage-2`, ... must be baked in order.
+#[must_use]
 pub fn of(plan: &Plan, named_contexts: bool) -> BakeFile {
     let builds: Vec<&BuildStep> = plan
         .steps

@@ -18,6 +18,7 @@ pub const THIRD_PARTY: &str = "third-party.images";
 
 /// The two archives of the old recipe and their images: the third-party ones `.env`
 /// names, and the ones the image set marks for bundling (the modules).
+#[must_use]
 pub fn archive_images<'a>(set: &ImageSet, config: &Config) -> Vec<(&'a str, Vec<String>)> {
     let fate = set
         .build_order()

@@ -37,6 +37,7 @@ impl cli::Images {
     }
 
     /// The images named, built with default flags (for commands that need them).
+    #[must_use]
     pub fn of(images: Vec<String>) -> cli::Images {
         cli::Images {
             images,

@@ -34,6 +34,7 @@ pub struct BuildOptions {
 
 impl BuildOptions {
     /// What needs BuildKit, as flag names (empty when the legacy builder can do it all).
+    #[must_use]
     pub fn buildkit_only(&self) -> Vec<String> {
         let mut needs = Vec::new();
         if let Some(name) = &self.builder {
@@ -50,6 +51,7 @@ impl BuildOptions {
     }
 
     /// A cache spec for one image.
+    #[must_use]
     pub fn for_image(spec: &str, image: &str) -> String {
         spec.replace("{image}", image)
     }

@@ -50,6 +50,7 @@ pub enum MirrorProfile {
 
 impl MirrorProfile {
     /// The word for messages and generated files.
+    #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             MirrorProfile::Global => "global",
@@ -120,6 +121,7 @@ pub struct Config {
 
 impl Config {
     /// The tag an image's `tag-key` names.
+    #[must_use]
     pub fn tag(&self, key: TagKey) -> &str {
         match key {
             TagKey::BaseTag => &self.naming.base_tag,
@@ -129,6 +131,7 @@ impl Config {
     }
 
     /// `${PREFIX}/<name>:<tag>` of an image.
+    #[must_use]
     pub fn reference(&self, image: &Image) -> String {
         format!(
             "{}/{}:{}",
@@ -139,6 +142,7 @@ impl Config {
     }
 
     /// A naming key's value, for Dockerfiles that declare it as an ARG.
+    #[must_use]
     pub fn naming_value(&self, key: &str) -> Option<&str> {
         match key {
             "PREFIX" => Some(&self.naming.prefix),
@@ -155,12 +159,14 @@ impl Config {
     }
 
     /// Directory for everything this tool writes: staged trees, contexts, logs.
+    #[must_use]
     pub fn work_dir(&self) -> PathBuf {
         self.fate_root.join("target").join("xtask")
     }
 }
 
 /// The `.env` key holding download location `name` in `profile`.
+#[must_use]
 pub fn mirror_key(profile: MirrorProfile, name: &str) -> String {
     match profile {
         MirrorProfile::Global => name.to_string(),

@@ -27,6 +27,7 @@ pub struct Needed {
 }
 
 impl Needs<'_> {
+    #[must_use]
     pub fn names(&self) -> Needed {
         Needed {
             images: self.images.iter().map(|i| i.name.clone()).collect(),
@@ -50,6 +51,7 @@ pub fn needs<'a>(
 }
 
 /// What `needed` (decided by [`needs`]) comes to in the image set.
+#[must_use]
 pub fn resolve<'a>(set: &'a ImageSet, needed: &Needed) -> Needs<'a> {
     let images = needed
         .images

@@ -19,6 +19,7 @@ impl Values<'_> {
     }
 
     /// Where a key's value came from, for messages.
+    #[must_use]
     pub fn at(&self, key: &str) -> String {
         match self.lines.get(key) {
             Some(line) => format!("{}:{line}", self.env_file.display()),

@@ -45,6 +45,7 @@ pub fn choose_builder(docker_buildkit: Option<&str>, buildx: bool) -> Result<Bui
 
 impl Builder {
     /// Words a person uses.
+    #[must_use]
     pub fn describe(self) -> &'static str {
         match self {
             Builder::BuildKit => "BuildKit (docker buildx)",
@@ -75,6 +76,7 @@ pub struct BuildSpec {
 pub const PROVENANCE_OFF: &str = "--provenance=false";
 pub const BAKE_PROVENANCE_OFF: &str = "type=provenance,disabled=true";
 
+#[must_use]
 pub fn build(spec: &BuildSpec) -> Command {
     let options = &spec.options;
     let mut args: Vec<String> = match spec.builder {
@@ -194,6 +196,7 @@ pub fn buildx_plugin_paths(
 
 /// `docker buildx inspect [NAME]`: whether a builder exists, and the platforms it builds
 /// (the current builder without a name).
+#[must_use]
 pub fn buildx_inspect(name: Option<&str>) -> Command {
     let mut args = vec!["buildx", "inspect"];
     args.extend(name);
@@ -215,6 +218,7 @@ pub struct ContainerRun {
     pub command: Vec<String>,
 }
 
+#[must_use]
 pub fn run_container(container: &ContainerRun) -> Command {
     let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
     args.extend(["--name".into(), container.name.clone()]);
@@ -234,32 +238,39 @@ pub fn run_container(container: &ContainerRun) -> Command {
     Command::new("docker", args)
 }
 
+#[must_use]
 pub fn buildx_version() -> Command {
     Command::new("docker", ["buildx", "version"])
 }
 
+#[must_use]
 pub fn storage_driver() -> Command {
     Command::new("docker", ["info", "--format", "{{.Driver}}"])
 }
 
+#[must_use]
 pub fn pull(reference: &str) -> Command {
     Command::new("docker", ["pull", reference])
 }
 
+#[must_use]
 pub fn push(reference: &str) -> Command {
     Command::new("docker", ["push", reference])
 }
 
+#[must_use]
 pub fn tag(source: &str, target: &str) -> Command {
     Command::new("docker", ["tag", source, target])
 }
 
 /// `docker builder prune -af`: the build cache, which keeps the layers of removed images.
+#[must_use]
 pub fn prune_build_cache() -> Command {
     Command::new("docker", ["builder", "prune", "-af"])
 }
 
 /// `docker buildx bake` of a bake file's default group, or of `targets`, into the engine.
+#[must_use]
 pub fn bake(file: &Path, targets: &[String], no_cache: bool) -> Command {
     let mut args = vec![
         "buildx".to_string(),
@@ -278,6 +289,7 @@ pub fn bake(file: &Path, targets: &[String], no_cache: bool) -> Command {
 }
 
 /// `docker rmi -f` of images (by reference or ID).
+#[must_use]
 pub fn remove_images(images: &[String]) -> Command {
     Command::new(
         "docker",
@@ -288,16 +300,19 @@ pub fn remove_images(images: &[String]) -> Command {
 }
 
 /// Removes a registry tag, keeping the image's other tags.
+#[must_use]
 pub fn untag(reference: &str) -> Command {
     Command::new("docker", ["rmi", reference])
 }
 
+#[must_use]
 pub fn save_to(file: &std::path::Path, references: &[String]) -> Command {
     let mut args = vec!["save".to_string(), "-o".into(), file.display().to_string()];
     args.extend(references.iter().cloned());
     Command::new("docker", args)
 }
 
+#[must_use]
 pub fn load_from(file: &std::path::Path) -> Command {
     Command::new(
         "docker",
@@ -306,6 +321,7 @@ pub fn load_from(file: &std::path::Path) -> Command {
 }
 
 /// `docker login --password-stdin`: the password never goes into argv.
+#[must_use]
 pub fn login(registry: &str, user: &str) -> Command {
     let mut args = vec!["login", "--username", user, "--password-stdin"];
     if !registry.is_empty() {
@@ -315,6 +331,7 @@ pub fn login(registry: &str, user: &str) -> Command {
 }
 
 /// IDs of the containers carrying a label (`key=value`), running or not.
+#[must_use]
 pub fn containers_with_label(label: &str) -> Command {
     Command::new(
         "docker",
@@ -323,6 +340,7 @@ pub fn containers_with_label(label: &str) -> Command {
 }
 
 /// Build containers of this tool that are not running (left by a crashed engine).
+#[must_use]
 pub fn stopped_build_containers() -> Command {
     Command::new(
         "docker",
@@ -341,6 +359,7 @@ pub fn stopped_build_containers() -> Command {
     )
 }
 
+#[must_use]
 pub fn remove_containers(ids: &[&str]) -> Command {
     Command::new(
         "docker",
@@ -349,6 +368,7 @@ pub fn remove_containers(ids: &[&str]) -> Command {
 }
 
 /// `repository:tag` of every local image whose reference matches `pattern`.
+#[must_use]
 pub fn list_references(pattern: &str) -> Command {
     Command::new(
         "docker",

@@ -6,6 +6,7 @@ use std::path::Path;
 
 /// The binfmt_misc entry QEMU registers for a platform's architecture (`linux/arm64` ->
 /// `qemu-aarch64`), or None for an architecture QEMU does not emulate.
+#[must_use]
 pub fn binfmt_entry(platform: &str) -> Option<&'static str> {
     let arch = platform.split('/').nth(1)?;
     Some(match arch {
@@ -34,6 +35,7 @@ pub enum Emulation {
 
 /// Whether `platform`'s programs run on a host of `host_platform`, from the binfmt_misc
 /// entries under `binfmt_dir` (normally `/proc/sys/fs/binfmt_misc`).
+#[must_use]
 pub fn emulation(platform: &str, host_platform: &str, binfmt_dir: &Path) -> Emulation {
     let arch = |p: &str| p.split('/').nth(1).unwrap_or_default().to_string();
     let (want, host) = (arch(platform), arch(host_platform));

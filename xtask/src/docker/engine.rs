@@ -84,6 +84,7 @@ pub struct ContainerSweep {
 }
 
 impl ContainerSweep {
+    #[must_use]
     pub fn new(label: String) -> ContainerSweep {
         ContainerSweep {
             label,
@@ -92,6 +93,7 @@ impl ContainerSweep {
     }
 
     /// What a step sets before it starts a container.
+    #[must_use]
     pub fn trigger(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
         self.armed.clone()
     }

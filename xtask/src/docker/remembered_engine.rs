@@ -23,6 +23,7 @@ struct Remembered {
 
 /// What names the daemon the CLI talks to, without asking it: `DOCKER_HOST`, else
 /// `DOCKER_CONTEXT`, else the current context of the CLI's config.
+#[must_use]
 pub fn endpoint_key(
     docker_host: Option<&str>,
     docker_context: Option<&str>,
@@ -58,6 +59,7 @@ fn this_endpoint() -> String {
 }
 
 /// The engine last found at this endpoint, if any.
+#[must_use]
 pub fn recall(work: &Path) -> Option<Server> {
     let bytes = std::fs::read(work.join(FILE)).ok()?;
     let remembered: Remembered = serde_json::from_slice(&bytes).ok()?;

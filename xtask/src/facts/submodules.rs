@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use fate_bundle::process::Command;
 
 /// The submodule paths `.gitmodules` declares, relative to the repository root.
+#[must_use]
 pub fn declared(gitmodules: &str) -> Vec<PathBuf> {
     gitmodules
         .lines()
@@ -20,6 +21,7 @@ pub fn declared(gitmodules: &str) -> Vec<PathBuf> {
 
 /// Declared submodules inside (or holding) one of `sources` that are not checked out:
 /// missing, or an empty directory.
+#[must_use]
 pub fn not_checked_out(root: &Path, declared: &[PathBuf], sources: &[PathBuf]) -> Vec<PathBuf> {
     declared
         .iter()
@@ -36,6 +38,7 @@ pub fn not_checked_out(root: &Path, declared: &[PathBuf], sources: &[PathBuf]) -
 }
 
 /// `git submodule update --init --recursive` of `paths`, in `root`.
+#[must_use]
 pub fn init(root: &Path, paths: &[PathBuf]) -> Command {
     let mut args = vec![
         "-C".to_string(),

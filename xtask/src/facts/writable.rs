@@ -15,6 +15,7 @@ pub struct Who {
 
 impl Who {
     /// From `/proc/self/status` (its `Gid:` and `Groups:` lines).
+    #[must_use]
     pub fn current(uid: u32, gid: u32) -> Who {
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let mut groups = vec![gid];
@@ -31,6 +32,7 @@ impl Who {
 
     /// Whether this user may create and remove entries in a directory of this owner, group
     /// and mode.
+    #[must_use]
     pub fn may_change(&self, owner: u32, group: u32, mode: u32) -> bool {
         self.uid == 0
             || (owner == self.uid && mode & 0o300 == 0o300)
@@ -41,6 +43,7 @@ impl Who {
 
 /// The directories under `roots` (each included, if it exists) that `who` may not change,
 /// outermost only: what `mvn clean` or the tool would fail to remove or write.
+#[must_use]
 pub fn unchangeable(roots: &[PathBuf], who: &Who) -> Vec<(PathBuf, u32)> {
     let mut found: Vec<(PathBuf, u32)> = Vec::new();
     if who.uid == 0 {
@@ -63,6 +66,7 @@ pub fn unchangeable(roots: &[PathBuf], who: &Who) -> Vec<(PathBuf, u32)> {
 }
 
 /// The message naming them, relative to the FATE root, with the command that mends them.
+#[must_use]
 pub fn problem(root: &Path, found: &[(PathBuf, u32)], who: &Who) -> String {
     let owners: Vec<String> = {
         let mut o: Vec<String> = found

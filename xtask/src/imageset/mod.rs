@@ -147,6 +147,7 @@ pub struct CopyFrom {
 
 impl CopyFrom {
     /// Destination inside the tree or context.
+    #[must_use]
     pub fn dest(&self) -> String {
         self.to.clone().unwrap_or_else(|| {
             Path::new(&self.from)
@@ -201,6 +202,7 @@ pub struct Image {
 
 impl Image {
     /// The Dockerfile for the chosen mirror profile.
+    #[must_use]
     pub fn dockerfile_for(&self, china: bool) -> &str {
         match (&self.mirror_dockerfile, china) {
             (Some(cn), true) => cn,
@@ -245,19 +247,23 @@ impl ImageSet {
         Ok(set)
     }
 
+    #[must_use]
     pub fn image(&self, name: &str) -> Option<&Image> {
         self.images.iter().find(|i| i.name == name)
     }
 
+    #[must_use]
     pub fn tree(&self, name: &str) -> Option<&Tree> {
         self.trees.iter().find(|t| t.name == name)
     }
 
+    #[must_use]
     pub fn maven_project(&self, name: &str) -> Option<&MavenProject> {
         self.maven.iter().find(|m| m.name == name)
     }
 
     /// Image names and groups, for usage errors.
+    #[must_use]
     pub fn valid_names(&self) -> String {
         let groups: BTreeSet<&str> = self.images.iter().map(|i| i.group.as_str()).collect();
         let names: Vec<&str> = self.images.iter().map(|i| i.name.as_str()).collect();
@@ -269,6 +275,7 @@ impl ImageSet {
     }
 
     /// Every image with its group and parents, then the groups, for `images --help`.
+    #[must_use]
     pub fn listing(&self) -> String {
         let mut out = String::new();
         for image in self.build_order() {
@@ -330,12 +337,14 @@ impl ImageSet {
     }
 
     /// Every image, parents before children, otherwise in declaration order.
+    #[must_use]
     pub fn build_order(&self) -> Vec<&Image> {
         self.build_stages().into_iter().map(|o| o.item).collect()
     }
 
     /// The images in build order, each with the stage it can be built in (after every
     /// parent's stage).
+    #[must_use]
     pub fn build_stages(&self) -> Vec<order::Ordered<'_, Image>> {
         order::dependency_order(
             &self.images,
@@ -344,6 +353,7 @@ impl ImageSet {
         )
     }
 
+    #[must_use]
     pub fn maven_order(&self) -> Vec<&MavenProject> {
         order::dependency_order(
             &self.maven,

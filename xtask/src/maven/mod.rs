@@ -28,6 +28,7 @@ pub struct Runner {
 }
 
 /// settings.xml mirroring Maven Central to the active profile's MAVEN_MIRROR_URL, if set.
+#[must_use]
 pub fn settings_xml(config: &Config) -> Option<String> {
     let url = config.location("MAVEN_MIRROR_URL");
     if url.is_empty() {
@@ -179,6 +180,7 @@ fn in_container(
 /// (relative to the reactor), the modules they need and the modules that need them: the
 /// caller removes the `target/` of the modules whose classes must be compiled again (see
 /// [`clean_first`]), and the modules they need, unchanged, have nothing to compile.
+#[must_use]
 pub fn only_modules(command: &Command, paths: &[String]) -> Command {
     let mut limited = command.clone();
     limited
@@ -191,6 +193,7 @@ const PLEXUS_UTILS: &str = "org/codehaus/plexus/plexus-utils";
 
 /// The directory of a `file://` mirror URL that lacks plexus-utils 1.1 (Maven asks for it
 /// for older plugins; Debian's packaged repository has only 3.x).
+#[must_use]
 pub fn repo_needing_seed(mirror_url: &str) -> Option<PathBuf> {
     let dir = PathBuf::from(mirror_url.strip_prefix("file://")?);
     let utils = dir.join(PLEXUS_UTILS);
@@ -198,6 +201,7 @@ pub fn repo_needing_seed(mirror_url: &str) -> Option<PathBuf> {
 }
 
 /// Whether `local_repo` has plexus-utils 1.1 already.
+#[must_use]
 pub fn is_seeded(local_repo: &Path) -> bool {
     local_repo
         .join(PLEXUS_UTILS)

@@ -38,11 +38,13 @@ pub struct Module {
 }
 
 impl Module {
+    #[must_use]
     pub fn target(&self) -> PathBuf {
         self.dir.join("target")
     }
 
     /// The jar the pom predicts.
+    #[must_use]
     pub fn jar(&self) -> PathBuf {
         self.target().join(format!("{}.jar", self.final_name))
     }
@@ -264,6 +266,7 @@ pub struct ReactorModule {
 
 /// The modules at `changed` and every module that depends on them, directly or not
 /// (paths relative to the reactor).
+#[must_use]
 pub fn with_dependents(modules: &[ReactorModule], changed: &[String]) -> Vec<String> {
     let mut out: Vec<String> = changed.to_vec();
     loop {

@@ -11,6 +11,7 @@ use crate::stage::staging::StageOp;
 use crate::steps::build::{BuildStep, INPUTS_PLACEHOLDER};
 
 /// The build step of `image`, with its context staged from `ops`.
+#[must_use]
 pub fn step(
     Inputs { config, set, facts }: Inputs,
     image: &Image,
@@ -108,6 +109,7 @@ fn labels(config: &Config, facts: &Facts, image: &Image) -> Vec<(String, String)
 
 /// Values for the ARGs a Dockerfile declares: image-set args, then `.env` image naming,
 /// then the active mirror profile. Undeclared args are never passed.
+#[must_use]
 pub fn build_args(
     config: &Config,
     image: &Image,

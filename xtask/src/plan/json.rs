@@ -36,6 +36,7 @@ struct StepJson<'a> {
 }
 
 /// The plan with each step's status, pretty-printed.
+#[must_use]
 pub fn render(plan: &Plan, status: &[Status], facts: &Facts) -> String {
     let steps = plan
         .steps

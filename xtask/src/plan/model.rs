@@ -56,6 +56,7 @@ pub struct Inputs<'a> {
 /// Builds the plan for `cargo xtask images`.
 impl Plan {
     /// The plan as text, with each step's status (up to date, or why it runs) where given.
+    #[must_use]
     pub fn render(&self, status: &[String]) -> String {
         let mut out = String::new();
         self.write(&mut out, status).expect("writing to a String");

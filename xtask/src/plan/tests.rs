@@ -500,8 +500,13 @@ fn json_and_text_plans_agree() {
     assert_eq!(steps.len(), plan.steps.len());
     for (step, status) in steps.iter().zip(&status) {
         let id = step["id"].as_str().unwrap();
-        assert!(text.contains(&format!("[{id}]")), "{id}");
-        assert!(text.contains(&format!("-> {status}")));
+        // Each step's own status, on the line under its own header.
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines
+            .iter()
+            .position(|l| l.contains(&format!("[{id}]")))
+            .unwrap_or_else(|| panic!("{id} is not in the text plan"));
+        assert_eq!(lines[header + 1].trim(), format!("-> {status}"), "{id}");
         let argv: Vec<&str> = step["argv"]
             .as_array()
             .map(|a| a.iter().map(|v| v.as_str().unwrap()).collect())

@@ -72,6 +72,7 @@ pub fn check_built(project: &Project, images: &[&Image]) -> Result<()> {
 
 /// One push step per image, each after its parents' pushes; `bounds` are the retries
 /// and the time bound of each attempt.
+#[must_use]
 pub fn push_steps(
     config: &Config,
     images: &[&Image],

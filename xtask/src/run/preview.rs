@@ -7,6 +7,7 @@ use crate::steps::kind::Preview;
 
 /// For `--dry-run`: what each step would do, without doing it, each kind deciding as its
 /// run would (see [`StepKind::preview`]).
+#[must_use]
 pub fn preview(plan: &Plan, preview: &Preview) -> Vec<Status> {
     let mut out: Vec<Status> = Vec::new();
     for step in &plan.steps {

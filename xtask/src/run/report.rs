@@ -46,6 +46,7 @@ pub enum StepResult {
 }
 
 impl RunReport {
+    #[must_use]
     pub fn new(
         plan: &Plan,
         reports: &[StepReport<Option<Reason>>],
@@ -82,6 +83,7 @@ impl RunReport {
     }
 
     /// How many steps of a kind ran.
+    #[must_use]
     pub fn ran(&self, kind: &str) -> usize {
         self.steps
             .iter()

@@ -26,6 +26,7 @@ pub struct Caches {
 
 impl Caches {
     /// A run's: the digests kept in its work directory, source trees walked once.
+    #[must_use]
     pub fn for_run(work: &Path) -> Caches {
         let walked_file = work.join(WALKED_TREES);
         let walked_last = std::fs::read(&walked_file)
@@ -62,6 +63,7 @@ impl Caches {
 
     /// Nothing remembered: every file read, every tree walked.
     #[cfg(test)]
+    #[must_use]
     pub fn none() -> Caches {
         Caches {
             digests: DigestCache::none(),

@@ -24,6 +24,7 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    #[must_use]
     pub fn of(meta: &std::fs::Metadata) -> Stamp {
         Stamp {
             size: meta.size(),
@@ -54,6 +55,7 @@ pub const RACY: Duration = Duration::from_secs(2);
 impl DigestCache {
     /// Uses (and later [`DigestCache::save`]s) the cache kept in `file`. A missing or
     /// unreadable cache is an empty one.
+    #[must_use]
     pub fn open(file: &Path) -> DigestCache {
         let known = std::fs::read(file)
             .ok()
@@ -67,6 +69,7 @@ impl DigestCache {
 
     /// Remembers nothing: every file is read.
     #[cfg(test)]
+    #[must_use]
     pub fn none() -> DigestCache {
         DigestCache {
             file: None,

@@ -67,6 +67,7 @@ fn words(text: &str) -> Vec<String> {
 }
 
 /// Every `ARG` declared anywhere in the Dockerfile (before or after `FROM`), first declaration wins.
+#[must_use]
 pub fn declared_args(text: &str) -> Vec<ArgDecl> {
     let mut args: Vec<ArgDecl> = Vec::new();
     for (keyword, rest) in instructions(text) {
@@ -90,6 +91,7 @@ pub fn declared_args(text: &str) -> Vec<ArgDecl> {
 }
 
 /// The image of every `FROM` (without `--platform` and `AS name`), in order.
+#[must_use]
 pub fn from_images(text: &str) -> Vec<String> {
     instructions(text)
         .into_iter()
@@ -103,6 +105,7 @@ pub fn from_images(text: &str) -> Vec<String> {
 }
 
 /// One `LABEL` instruction setting every label; quoted so values are taken literally.
+#[must_use]
 pub fn label_instruction(labels: &[(String, String)]) -> String {
     let quote = |s: &str| {
         let escaped = s
@@ -119,6 +122,7 @@ pub fn label_instruction(labels: &[(String, String)]) -> String {
 }
 
 /// Whether any step runs a command (and so makes the legacy builder start a container).
+#[must_use]
 pub fn runs_commands(text: &str) -> bool {
     instructions(text)
         .iter()
@@ -128,6 +132,7 @@ pub fn runs_commands(text: &str) -> bool {
 /// The Dockerfile that is built: `stage_label`, if given, right after every `FROM` (so the
 /// legacy builder's containers for `RUN` steps carry it and a crash's leftovers can be
 /// found), and the image's labels at the end (one build step).
+#[must_use]
 pub fn staged(
     text: &str,
     stage_label: Option<(&str, &str)>,

@@ -88,6 +88,7 @@ pub enum Source {
 pub type Entries = BTreeMap<PathBuf, Source>;
 
 /// `a/./b` -> `a/b`, `.` -> `` (the root of the staged directory).
+#[must_use]
 pub fn normalize(path: &Path) -> PathBuf {
     path.components()
         .filter(|c| !matches!(c, std::path::Component::CurDir))

@@ -121,6 +121,7 @@ fn set_java_home(entries: &mut Entries, service_sh: &Path, java_home: &str) -> R
 }
 
 /// Pure: `text` with every `JAVA_HOME=...` assignment set to `java_home`; None if there is none.
+#[must_use]
 pub fn with_java_home(text: &str, java_home: &str) -> Option<String> {
     let mut found = false;
     let lines: Vec<String> = text

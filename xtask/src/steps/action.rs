@@ -27,6 +27,7 @@ pub enum Action {
 
 impl Action {
     /// The type of this kind of step, which says, decides and does the rest.
+    #[must_use]
     pub fn step_kind(&self) -> &dyn StepKind {
         match self {
             Action::InstallPackages(k) => k,
@@ -39,17 +40,20 @@ impl Action {
     }
 
     /// The kind's name, as the JSON plan and the run report give it.
+    #[must_use]
     pub fn kind_name(&self) -> &'static str {
         self.step_kind().name()
     }
 
     /// The process the step runs (a Maven step: when all of it runs).
+    #[must_use]
     pub fn command(&self) -> Option<&Command> {
         self.step_kind().command()
     }
 
     /// What the step writes or stages, in order; a build's staging operations come after
     /// its Dockerfile and context lines.
+    #[must_use]
     pub fn operations(&self) -> Vec<String> {
         self.step_kind().operations()
     }

@@ -184,10 +184,12 @@ impl StepKind for BuildStep {
             Some((id, _)) => {
                 match staging::collect(&sources_of(&self.ops), preview.caches.walks.as_ref()) {
                     Err(e) => Status::Unknown(format!("{e:#}")),
-                    Ok(_) => match reason_before_inputs(self, preview.local_images, preview.force) {
-                        Some(reason) => Status::WillRun(reason),
-                        None => Status::Unknown(format!("decided once {id} has run")),
-                    },
+                    Ok(_) => {
+                        match reason_before_inputs(self, preview.local_images, preview.force) {
+                            Some(reason) => Status::WillRun(reason),
+                            None => Status::Unknown(format!("decided once {id} has run")),
+                        }
+                    }
                 }
             }
             None => match build_decision(

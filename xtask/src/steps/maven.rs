@@ -49,6 +49,7 @@ pub struct MavenStep {
 
 /// The `target/` directories to remove before [`only_modules`] runs: the changed modules'
 /// and those of every module that depends on them (what `clean` would have removed).
+#[must_use]
 pub fn clean_first(step: &MavenStep, changed: &[String]) -> Vec<PathBuf> {
     crate::maven::pom::with_dependents(&step.modules, changed)
         .iter()

@@ -19,6 +19,7 @@ pub struct Recorded(pub BTreeMap<String, String>);
 impl Recorded {
     pub const FILE: &str = "images.json";
 
+    #[must_use]
     pub fn read(work: &Path) -> Recorded {
         std::fs::read_to_string(work.join(Self::FILE))
             .ok()
