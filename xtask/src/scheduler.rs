@@ -21,7 +21,7 @@ pub trait Scheduled: Sync {
     fn deps(&self) -> &[usize];
     /// Whether the step's work is the engine's (an image build): its own process mostly
     /// waits, so more of them run at once than the host has cores.
-    fn engine_bound(&self) -> bool {
+    fn engine_does_the_work(&self) -> bool {
         false
     }
 }
@@ -60,9 +60,9 @@ impl Jobs {
 
     /// Whether one more step of its kind may start; never more steps in all than the
     /// larger limit (so `--jobs 1` runs one step at a time).
-    fn admits(self, running: Running, engine_bound: bool) -> bool {
+    fn admits(self, running: Running, engine_does_the_work: bool) -> bool {
         let all = self.host.max(self.engine).max(1);
-        let of_kind = if engine_bound {
+        let of_kind = if engine_does_the_work {
             running.engine < self.engine.max(1)
         } else {
             running.host < self.host.max(1)
@@ -79,8 +79,8 @@ struct Running {
 }
 
 impl Running {
-    fn count(&mut self, engine_bound: bool) -> &mut usize {
-        if engine_bound {
+    fn count(&mut self, engine_does_the_work: bool) -> &mut usize {
+        if engine_does_the_work {
             &mut self.engine
         } else {
             &mut self.host
@@ -160,9 +160,9 @@ impl Executor {
                         continue;
                     }
                     let ready = step.deps().iter().all(|d| reports[*d].is_some());
-                    if ready && self.jobs.admits(running, step.engine_bound()) {
+                    if ready && self.jobs.admits(running, step.engine_does_the_work()) {
                         started[i] = true;
-                        *running.count(step.engine_bound()) += 1;
+                        *running.count(step.engine_does_the_work()) += 1;
                         let tx = tx.clone();
                         let body = &body;
                         scope.spawn(move || {
@@ -174,7 +174,7 @@ impl Executor {
                     break;
                 }
                 let (i, report) = rx.recv().expect("a worker always reports");
-                *running.count(steps[i].engine_bound()) -= 1;
+                *running.count(steps[i].engine_does_the_work()) -= 1;
                 stop |= matches!(report.outcome, Outcome::Failed(_)) && !self.keep_going;
                 reports[i] = Some(report);
             }
@@ -275,7 +275,7 @@ mod tests {
         fn deps(&self) -> &[usize] {
             &[]
         }
-        fn engine_bound(&self) -> bool {
+        fn engine_does_the_work(&self) -> bool {
             self.engine
         }
     }
@@ -318,7 +318,7 @@ mod tests {
     }
 
     #[test]
-    fn engine_bound_steps_have_their_own_limit_under_one_for_all() {
+    fn engine_does_the_work_steps_have_their_own_limit_under_one_for_all() {
         let default = Jobs::for_cores(2);
         assert_eq!(default, Jobs { host: 2, engine: 4 });
         let running = |host, engine| Running { host, engine };

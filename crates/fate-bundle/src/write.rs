@@ -325,8 +325,6 @@ fn save_all(
     })
 }
 
-/// One `docker save` of `refs` (shared layers stored once) compressed into `path` as it
-/// streams, refused unless it holds each image with the ID `local_images` gives.
 /// Where one archive is written, how, and the log of its `docker save`.
 struct Destination<'a> {
     target: &'a Target,
@@ -334,6 +332,8 @@ struct Destination<'a> {
     log: &'a Path,
 }
 
+/// One `docker save` of `refs` (shared layers stored once) compressed into the target as
+/// it streams, refused unless it holds each image with the ID `local_images` gives.
 fn save(
     ui: &Ui,
     refs: &[String],

@@ -11,7 +11,8 @@ use xshell::Shell;
 
 use crate::config::project::Project;
 
-/// The tree is copied here, so edits never touch the source tree.
+/// The image prefixes of the bench's copies of the tree (edits never touch the source
+/// tree): ours, and the old way's.
 pub(super) const BENCH_PREFIX: &str = "fate-bench";
 pub(super) const OLD_PREFIX: &str = "fate-bench-old";
 /// The tree `docker buildx bake` builds, beside ours.

@@ -120,7 +120,7 @@ impl Scheduled for Step {
     fn deps(&self) -> &[usize] {
         &self.deps
     }
-    fn engine_bound(&self) -> bool {
+    fn engine_does_the_work(&self) -> bool {
         matches!(self.action, Action::Build(_))
     }
 }

@@ -156,7 +156,7 @@ fn perform(
     line: &StepLine,
 ) -> Result<Done<Option<Reason>>> {
     match kind.perform(state, log, line) {
-        Err(e) if kind.uses_engine() && !process::interrupted() && !engine::answers() => {
+        Err(e) if kind.talks_to_engine() && !process::interrupted() && !engine::answers() => {
             let endpoint = engine::endpoint();
             let _ = std::fs::write(&state.engine_lost, &endpoint);
             Err(e.context(format!(

@@ -166,7 +166,7 @@ impl StepKind for BuildStep {
         ops
     }
 
-    fn uses_engine(&self) -> bool {
+    fn talks_to_engine(&self) -> bool {
         true
     }
 

@@ -141,7 +141,7 @@ impl StepKind for Pull {
         Some(&self.command)
     }
 
-    fn uses_engine(&self) -> bool {
+    fn talks_to_engine(&self) -> bool {
         true
     }
 

@@ -60,8 +60,9 @@ pub trait StepKind {
         Vec::new()
     }
 
-    /// Whether it talks to the engine: its failure may be the engine's.
-    fn uses_engine(&self) -> bool {
+    /// Whether it talks to the engine: its failure may be the engine's (when the engine
+    /// no longer answers, the run says so).
+    fn talks_to_engine(&self) -> bool {
         false
     }
 

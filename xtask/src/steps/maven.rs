@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -94,7 +94,8 @@ impl MavenStamp {
             stamp.outputs.insert(jar, digest);
         }
         let text = serde_json::to_string_pretty(&stamp).expect("a stamp serializes");
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+        // Whole or not at all: a stamp half written must not say what ran.
+        fate_bundle::fsx::write_whole(path, text.as_bytes())
     }
 }
 
@@ -246,7 +247,7 @@ impl StepKind for MavenStep {
         Some(&self.command)
     }
 
-    fn uses_engine(&self) -> bool {
+    fn talks_to_engine(&self) -> bool {
         self.command.program == "docker"
     }
 
@@ -285,7 +286,7 @@ impl StepKind for MavenStep {
         };
         // A failed or interrupted run must not look up to date.
         let _ = std::fs::remove_file(&self.stamp);
-        if self.uses_engine() {
+        if self.talks_to_engine() {
             run.containers_started.store(true, Ordering::SeqCst);
         }
         process::run_logged(&command, log, line)?;
