@@ -21,6 +21,14 @@ fn reason(fx: &Fixture, id: &str) -> String {
     step.reason.clone().unwrap_or_default()
 }
 
+/// `reference` replaced by a commit of itself with one more ENV: its labels (the inputs
+/// digest among them) stay, its ID does not.
+fn change_by_hand(fx: &Fixture, reference: &str) {
+    let container = fx.docker(&["create", reference, "/nonexistent"]);
+    fx.docker(&["commit", "--change", "ENV HAND=made", &container, reference]);
+    fx.docker(&["rm", &container]);
+}
+
 /// Whether the last run found step `id` up to date.
 fn up_to_date(fx: &Fixture, id: &str) -> bool {
     fx.last_run()[id].result == "up-to-date"
@@ -170,15 +178,7 @@ fn rebuilds_what_changed(engine: Engine) {
     // An image changed by hand keeps the inputs label but not the ID this tool built:
     // push and bundle refuse it, and the next run rebuilds it.
     let federation = fx.reference("federation");
-    let container = fx.docker(&["create", &federation, "/nonexistent"]);
-    fx.docker(&[
-        "commit",
-        "--change",
-        "ENV HAND=made",
-        &container,
-        &federation,
-    ]);
-    fx.docker(&["rm", &container]);
+    change_by_hand(&fx, &federation);
     let hand_made = fx.images()[&federation].clone();
     let out = fx.tmp.path().join("bundle");
     fx.xtask(&["images", "third-party"]).ok();
@@ -307,15 +307,7 @@ fn dry_run_agrees(engine: Engine) {
             fx.remove_only(std::slice::from_ref(&federation));
         }),
         ("an image changed by hand", &[], &|| {
-            let container = fx.docker(&["create", &federation, "/nonexistent"]);
-            fx.docker(&[
-                "commit",
-                "--change",
-                "ENV HAND=made",
-                &container,
-                &federation,
-            ]);
-            fx.docker(&["rm", &container]);
+            change_by_hand(&fx, &federation);
         }),
         ("--force", &["--force"], &|| {}),
     ];
