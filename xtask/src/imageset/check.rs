@@ -134,7 +134,7 @@ impl ImageSet {
     /// change what the group selects).
     fn check_names<'a>(&'a self, p: &mut Found<'a>) {
         type Of<'a> = fn(&'a str) -> Subject<'a>;
-        let kinds: [(&str, Of<'a>, Vec<&'a String>); 3] = [
+        let declared: [(&str, Of<'a>, Vec<&'a String>); 3] = [
             (
                 "image",
                 Subject::image,
@@ -151,14 +151,14 @@ impl ImageSet {
                 self.maven.iter().map(|m| &m.name).collect(),
             ),
         ];
-        for (kind, subject, names) in kinds {
+        for (what, subject, names) in declared {
             let mut seen = BTreeSet::new();
             for name in names {
                 if fate_bundle::docker::reference::check_name(name).is_err() || name.contains('/') {
                     p.push(
                         Some(subject(name)),
                         format!(
-                            "{kind} name {name:?} is not valid: use lowercase letters, digits and -"
+                            "{what} name {name:?} is not valid: use lowercase letters, digits and -"
                         ),
                     );
                 }
@@ -167,7 +167,7 @@ impl ImageSet {
                         nth: 1,
                         ..subject(name)
                     };
-                    p.push(Some(second), format!("{kind} {name} is declared twice"));
+                    p.push(Some(second), format!("{what} {name} is declared twice"));
                 }
             }
         }

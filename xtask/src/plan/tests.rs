@@ -18,7 +18,7 @@ use crate::maven::pom;
 use crate::stage::dockerfile::ArgDecl;
 use crate::steps::action::Action;
 use crate::steps::build::BuildStep;
-use crate::steps::host as kind;
+use crate::steps::host;
 
 fn config(ov: Overrides) -> Config {
     resolve(
@@ -246,7 +246,7 @@ fn chinese_mirror_switches_dockerfile_args_and_maven_settings() {
     });
     let plan = images(&cn, &sample_set(), &facts(), &Options::default()).unwrap();
     assert_eq!(plan.steps[0].id, "maven-settings");
-    let Action::WriteFile(kind::WriteFile { contents, .. }) = &plan.steps[0].action else {
+    let Action::WriteFile(host::WriteFile { contents, .. }) = &plan.steps[0].action else {
         panic!()
     };
     assert!(contents.contains("<url>https://maven.aliyun.com/repository/public</url>"));
@@ -384,7 +384,7 @@ fn missing_host_packages_come_first() {
     )
     .unwrap();
     assert_eq!(plan.steps[0].id, "host-packages");
-    let Action::InstallPackages(kind::InstallPackages(c)) = &plan.steps[0].action else {
+    let Action::InstallPackages(host::InstallPackages(c)) = &plan.steps[0].action else {
         panic!()
     };
     assert_eq!(

@@ -150,11 +150,11 @@ pub(super) fn update(
     {
         let found = found.with_context(|| format!("cannot read {}", dest.display()))?;
         let rel = found.path().strip_prefix(dest).expect("below its root");
-        let kind = found.file_type();
+        let file_type = found.file_type();
         let keep = entries.get(rel).is_some_and(|source| match source {
-            Source::Dir { .. } => kind.is_dir(),
-            Source::File { .. } | Source::Bytes { .. } => kind.is_file(),
-            Source::Symlink { .. } => kind.is_symlink(),
+            Source::Dir { .. } => file_type.is_dir(),
+            Source::File { .. } | Source::Bytes { .. } => file_type.is_file(),
+            Source::Symlink { .. } => file_type.is_symlink(),
         });
         if !keep {
             remove(found.path())?;

@@ -33,7 +33,7 @@ impl Tree {
         }
     }
 
-    /// sha256 over every entry's relative path, kind, mode and content (see [`digest`]).
+    /// sha256 over every entry's relative path, file_type, mode and content (see [`digest`]).
     pub fn digest(&self, digests: &DigestCache) -> Result<[u8; 32]> {
         self.digest
             .get_or_init(|| {
@@ -152,15 +152,15 @@ fn walk_entry(
     out: &mut Walked,
 ) -> Result<()> {
     let mode = meta.permissions().mode() & 0o7777;
-    let kind = meta.file_type();
-    let source = if kind.is_dir() {
+    let file_type = meta.file_type();
+    let source = if file_type.is_dir() {
         Source::Dir { mode }
-    } else if kind.is_symlink() {
+    } else if file_type.is_symlink() {
         Source::Symlink {
             target: fs::read_link(path)
                 .with_context(|| format!("cannot read {}", path.display()))?,
         }
-    } else if kind.is_file() {
+    } else if file_type.is_file() {
         Source::File {
             from: path.to_path_buf(),
             mode,
@@ -171,11 +171,11 @@ fn walk_entry(
         bail!(
             "{} is a {} (not a file, directory or link): remove it, or leave it out with `exclude` in docker/images.toml",
             path.display(),
-            special_kind(kind)
+            special_file(file_type)
         );
     };
     out.push((rel.clone(), source));
-    if !kind.is_dir() {
+    if !file_type.is_dir() {
         return Ok(());
     }
     let cannot = || format!("cannot read {}", path.display());
@@ -199,13 +199,13 @@ fn walk_entry(
     Ok(())
 }
 
-fn special_kind(kind: fs::FileType) -> &'static str {
+fn special_file(file_type: fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
-    if kind.is_fifo() {
+    if file_type.is_fifo() {
         "FIFO"
-    } else if kind.is_socket() {
+    } else if file_type.is_socket() {
         "socket"
-    } else if kind.is_block_device() || kind.is_char_device() {
+    } else if file_type.is_block_device() || file_type.is_char_device() {
         "device"
     } else {
         "special file"

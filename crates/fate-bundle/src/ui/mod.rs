@@ -13,13 +13,13 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Clone)]
 pub struct Ui {
-    kind: Kind,
+    output: Output,
     /// Show each step's command line as it starts (`-v`).
     verbose: bool,
 }
 
 #[derive(Clone)]
-enum Kind {
+enum Output {
     Bars(MultiProgress),
     Plain,
     Quiet,
@@ -44,21 +44,21 @@ impl Ui {
     pub fn new(progress: Progress, quiet: bool, verbose: bool) -> Ui {
         let terminal =
             std::io::stderr().is_terminal() && std::env::var("TERM").is_ok_and(|t| t != "dumb");
-        let bars = || Kind::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        let kind = match (quiet, progress) {
-            (true, _) => Kind::Quiet,
+        let bars = || Output::Bars(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let output = match (quiet, progress) {
+            (true, _) => Output::Quiet,
             (false, Progress::Tty) => bars(),
             (false, Progress::Auto) if terminal => bars(),
-            (false, _) => Kind::Plain,
+            (false, _) => Output::Plain,
         };
-        Ui { kind, verbose }
+        Ui { output, verbose }
     }
 
     /// Plain lines, whatever the terminal (for tests).
     #[must_use]
     pub fn plain() -> Ui {
         Ui {
-            kind: Kind::Plain,
+            output: Output::Plain,
             verbose: false,
         }
     }
@@ -100,19 +100,19 @@ impl Ui {
         bar: ProgressBar,
         style: impl Fn() -> Result<ProgressStyle, indicatif::style::TemplateError>,
     ) -> Line {
-        let display = match &self.kind {
-            Kind::Bars(multi) => {
+        let display = match &self.output {
+            Output::Bars(multi) => {
                 let bar = multi.add(bar);
                 bar.set_style(style().expect("static template"));
                 bar.set_prefix(title.to_string());
                 bar.enable_steady_tick(Duration::from_millis(120));
                 Display::Bar(bar)
             }
-            Kind::Plain => {
+            Output::Plain => {
                 eprintln!("[{}] start {title}", timestamp());
                 Display::Plain
             }
-            Kind::Quiet => Display::Hidden,
+            Output::Quiet => Display::Hidden,
         };
         Line {
             title: title.to_string(),
@@ -125,15 +125,15 @@ impl Ui {
     /// `-q`: only warnings, errors and results.
     #[must_use]
     pub fn is_quiet(&self) -> bool {
-        matches!(self.kind, Kind::Quiet)
+        matches!(self.output, Output::Quiet)
     }
 
     pub fn note(&self, text: &str) {
-        match &self.kind {
-            Kind::Bars(multi) => {
+        match &self.output {
+            Output::Bars(multi) => {
                 let _ = multi.println(text);
             }
-            Kind::Plain | Kind::Quiet => eprintln!("{text}"),
+            Output::Plain | Output::Quiet => eprintln!("{text}"),
         }
     }
 }
