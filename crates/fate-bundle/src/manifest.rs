@@ -253,14 +253,13 @@ pub fn bundle_dir(input: &Path) -> PathBuf {
 /// A bundle's manifest, read from its directory, with the sha256 of its text.
 pub fn read_manifest(dir: &Path) -> Result<(Manifest, String)> {
     let manifest_path = dir.join(MANIFEST);
-    let text = std::fs::read_to_string(&manifest_path).with_context(|| {
-        format!(
-            "cannot read {}: a bundle is loaded with the {MANIFEST} written beside its archives (cargo xtask bundle)",
+    let text = read_bounded(&manifest_path)?;
+    let mut manifest: Manifest = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a bundle manifest ({e}): it is damaged or another file; copy the bundle again from its source",
             manifest_path.display()
         )
     })?;
-    let mut manifest: Manifest = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a bundle manifest", manifest_path.display()))?;
     for image in manifest
         .archives
         .iter_mut()
@@ -287,6 +286,40 @@ pub fn read_manifest(dir: &Path) -> Result<(Manifest, String)> {
             .with_context(|| format!("{} names file {name:?}", manifest_path.display()))?;
     }
     Ok((manifest, hex::encode(sha2::Sha256::digest(text.as_bytes()))))
+}
+
+/// The most a `bundle.json` may hold: the manifest of a bundle of a hundred images in
+/// thousands of parts is well under 1 MiB; more is not a manifest this tool wrote, and
+/// is refused before it is read whole.
+pub const MAX_MANIFEST_BYTES: u64 = 16 << 20;
+
+/// The text of the manifest at `path`, read no further than [`MAX_MANIFEST_BYTES`].
+fn read_bounded(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).with_context(|| {
+        format!(
+            "cannot read {}: a bundle is loaded with the {MANIFEST} written beside its archives (cargo xtask bundle)",
+            path.display()
+        )
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        bail!(
+            "{} is larger than {} MiB, far more than any bundle's manifest: it is not one this tool wrote; copy the bundle again from its source",
+            path.display(),
+            MAX_MANIFEST_BYTES >> 20
+        );
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not text (the byte at offset {} is not UTF-8), so not a bundle manifest: it is damaged or another file; copy the bundle again from its source",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// What `load` reads of a bundle: the archives a path names, by their paths, and what

@@ -25,12 +25,12 @@ pub fn query_limit() -> Duration {
 }
 
 /// A question that ended: its exit status, stdout and stderr.
-pub(super) struct Answer {
-    success: bool,
-    stdout: String,
-    stderr: String,
+pub struct Answer {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
     /// The child's peak resident memory in KiB, when it was watched.
-    peak_kib: u64,
+    pub peak_kib: u64,
 }
 
 /// Samples a process's peak resident memory (`VmHWM` of `/proc/PID/status`, a high-water
@@ -187,6 +187,12 @@ pub fn query_anywhere(command: &Command) -> Result<String> {
 /// signal; failure carries the end of its output.
 pub fn run_captured(command: &Command) -> Result<String> {
     run_measured(command, false).map(|(out, _)| out)
+}
+
+/// The command run to its end whatever its exit status, with its peak resident memory
+/// in KiB (sampled every 5 ms): how a test or the bench sees what a run costs.
+pub fn measure(command: &Command) -> Result<Answer> {
+    ask_watched(None, command, None, true)
 }
 
 /// [`run_captured`], and with `watch_memory` the child's peak resident memory in KiB

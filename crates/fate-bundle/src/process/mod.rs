@@ -11,8 +11,8 @@ pub mod private;
 mod tests;
 
 pub use ask::{
-    query, query_anywhere, query_limit, query_status, query_stdout, run_captured, run_measured,
-    run_with_stdin,
+    Answer, measure, query, query_anywhere, query_limit, query_status, query_stdout, run_captured,
+    run_measured, run_with_stdin,
 };
 pub use children::{
     child_time, install_signal_handlers, interrupted, process_started, processes_started,

@@ -2,11 +2,17 @@
 
 use anyhow::{Result, bail};
 
+/// How many problems are kept and shown: a hostile input may have a million, and the
+/// first ones say what is wrong as well as all of them would.
+pub const SHOWN: usize = 50;
+
 /// A titled list of problems; each entry says where, what is wrong, and the fix.
 #[derive(Debug)]
 pub struct Problems {
     title: String,
     items: Vec<String>,
+    /// Problems past [`SHOWN`]: counted, not kept.
+    more: usize,
 }
 
 impl Problems {
@@ -14,11 +20,16 @@ impl Problems {
         Problems {
             title: title.into(),
             items: Vec::new(),
+            more: 0,
         }
     }
 
     pub fn push(&mut self, problem: impl Into<String>) {
-        self.items.push(problem.into());
+        if self.items.len() < SHOWN {
+            self.items.push(problem.into());
+        } else {
+            self.more += 1;
+        }
     }
 
     /// Runs `work` on every item at once, one thread each, and gives the results in
@@ -55,13 +66,31 @@ impl Problems {
         if self.items.is_empty() {
             return Ok(());
         }
-        let list: Vec<String> = self.items.iter().map(|p| format!("  - {p}")).collect();
+        let mut list: Vec<String> = self.items.iter().map(|p| format!("  - {p}")).collect();
+        if self.more > 0 {
+            list.push(format!("  - and {} more", self.more));
+        }
         bail!("{}:\n{}", self.title, list.join("\n"))
     }
 }
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_flood_of_problems_shows_the_first_and_counts_the_rest() {
+        let mut problems = super::Problems::new("bad");
+        for n in 0..1_000_000 {
+            problems.push(format!("part {n} is missing"));
+        }
+        let text = problems.into_result().unwrap_err().to_string();
+        assert_eq!(text.lines().count(), 1 + super::SHOWN + 1);
+        assert!(
+            text.ends_with(&format!("and {} more", 1_000_000 - super::SHOWN)),
+            "{text}"
+        );
+    }
+
     use super::Problems;
 
     #[test]
