@@ -734,5 +734,69 @@ fn signed_bundles(engine: Engine) {
         "{}",
         String::from_utf8_lossy(&checked.stderr)
     );
+
+    // That key with no password given and no terminal to ask on (CI, cron): says how.
+    let mut no_terminal = std::process::Command::new("setsid");
+    let unattended = fx.command(&[
+        "bundle",
+        "--out",
+        locked_out.to_str().unwrap(),
+        "--sign-key",
+        locked.join("fate-bundle.key").to_str().unwrap(),
+    ]);
+    no_terminal
+        .arg("--wait")
+        .arg(unattended.get_program())
+        .args(unattended.get_args())
+        .stdin(std::process::Stdio::null());
+    for (key, value) in unattended.get_envs() {
+        match value {
+            Some(value) => no_terminal.env(key, value),
+            None => no_terminal.env_remove(key),
+        };
+    }
+    let run = Run::from(run_with_engine(&mut no_terminal)).failed();
+    assert!(
+        run.stderr.contains("there is no terminal to ask it on")
+            && run.stderr.contains("--sign-password-env VAR"),
+        "{}",
+        run.stderr
+    );
+
+    // A passwordless key of Debian's minisign (`-G -W`, as CI signs) signs bundles too.
+    let (open_pub, open_key) = (keys.join("open.pub"), keys.join("open.key"));
+    let made = std::process::Command::new("minisign")
+        .args(["-G", "-W", "-p"])
+        .arg(&open_pub)
+        .arg("-s")
+        .arg(&open_key)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let open_out = fx.tmp.path().join("open bundle");
+    fx.xtask(&[
+        "bundle",
+        "--out",
+        open_out.to_str().unwrap(),
+        "--sign-key",
+        open_key.to_str().unwrap(),
+    ])
+    .ok();
+    let checked = std::process::Command::new("minisign")
+        .args(["-Vm"])
+        .arg(open_out.join("bundle.json"))
+        .arg("-p")
+        .arg(&open_pub)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     fx.assert_clean();
 }

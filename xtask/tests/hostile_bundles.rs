@@ -24,7 +24,7 @@ fn load(bundle: &Path) -> (Run, Duration, u64) {
     let answer = process::measure(&command).unwrap();
     let took = started.elapsed();
     let run = Run {
-        code: Some(if answer.success { 0 } else { 1 }),
+        code: Some(i32::from(!answer.success)),
         stdout: answer.stdout,
         stderr: answer.stderr,
     };
