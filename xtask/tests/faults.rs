@@ -415,6 +415,23 @@ fn concurrent_runs_wait_and_a_full_disk_leaves_no_bundle() {
         run.stderr
     );
     assert!(left.is_empty(), "left at the destination: {left:?}");
+    // Into a directory the bundle makes: not even the directory stays.
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&full)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    let new_out = full.join("new/bundle");
+    let run = Run::from(run_with_engine(&mut fx.command(&[
+        "bundle",
+        "--out",
+        new_out.to_str().unwrap(),
+    ])));
+    let made = full.join("new").exists();
+    let _ = Command::new("umount").arg(&full).status();
+    assert!(run.failed().stderr.contains("is the disk full?"));
+    assert!(!made, "the bundle left the directory it made");
 
     // A full disk while staging: the message names the path.
     let contexts = fx.root.join("target/xtask/contexts");

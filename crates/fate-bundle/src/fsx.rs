@@ -34,9 +34,64 @@ pub fn remove_if_present(path: &Path) -> Result<()> {
     }
 }
 
+/// A directory made for what a command writes, with the parents it needed: removed again
+/// (while empty) when dropped, unless kept, so a command that fails leaves no empty
+/// directory behind.
+pub struct NewDir {
+    /// The directories this made, deepest first.
+    made: Vec<PathBuf>,
+}
+
+impl NewDir {
+    /// `path` and its missing parents.
+    pub fn create(path: &Path) -> Result<NewDir> {
+        let mut missing = Vec::new();
+        let mut at = Some(path);
+        while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            missing.push(dir.to_path_buf());
+            at = dir.parent();
+        }
+        std::fs::create_dir_all(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(NewDir { made: missing })
+    }
+
+    /// What was written there stays: the directories are no longer removed.
+    pub fn keep(mut self) {
+        self.made.clear();
+    }
+}
+
+impl Drop for NewDir {
+    fn drop(&mut self) {
+        // remove_dir removes only empty directories: whatever holds a file stays.
+        for dir in &self.made {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_made_and_not_kept_is_removed_with_the_parents_it_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/c");
+        drop(NewDir::create(&deep).unwrap());
+        assert!(!dir.path().join("a").exists());
+        NewDir::create(&deep).unwrap().keep();
+        assert!(deep.is_dir());
+        // A directory that holds something stays, and so do its parents.
+        let other = dir.path().join("x/y");
+        let made = NewDir::create(&other).unwrap();
+        std::fs::write(other.join("f"), "f").unwrap();
+        drop(made);
+        assert!(other.join("f").is_file());
+    }
 
     #[test]
     fn a_file_is_replaced_whole_and_nothing_is_left_beside_it() {

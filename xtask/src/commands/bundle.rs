@@ -2,10 +2,11 @@
 //! for air-gapped hosts. What it carries is chosen here (missing third-party images
 //! built or pulled first); the bundle is written by the `fate_bundle` library.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use fate_bundle::archive::streams::Packing;
 use fate_bundle::docker::engine;
 use fate_bundle::docker::images::LocalImages;
+use fate_bundle::fsx::NewDir;
 use fate_bundle::ui::problems::Problems;
 use fate_bundle::{process, signing, update, write};
 
@@ -39,8 +40,8 @@ impl cli::Bundle {
             .out
             .clone()
             .unwrap_or_else(|| config.work_dir().join("bundle"));
-        std::fs::create_dir_all(&out)
-            .with_context(|| format!("cannot create {}", out.display()))?;
+        // Removed again (while empty) if the bundle is not written.
+        let out_dir = NewDir::create(&out)?;
         let groups = bundle::archive_images(set, config);
         let all: Vec<String> = groups.iter().flat_map(|(_, refs)| refs.clone()).collect();
         let mut local_images = engine::inspect_images(sh, &all);
@@ -70,6 +71,7 @@ impl cli::Bundle {
             updates: base.as_ref().map(|base| base.updates(&all, &carried)),
         };
         let manifest = write::write(ui, request, &local_images)?;
+        out_dir.keep();
         for archive in &manifest.archives {
             println!(
                 "{}\t{}\t{}",
