@@ -479,24 +479,59 @@ pub fn ensure_packages(program: &str, packages: &[&str]) {
     {
         return;
     }
-    let out = Command::new("apt-get")
-        .args([
-            "-o",
-            "DPkg::Lock::Timeout=300",
-            "install",
-            "-y",
-            "--no-install-recommends",
-        ])
-        .args(packages)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output();
-    match out {
-        Ok(o) if o.status.success() => {}
-        _ => panic!(
-            "{program} is missing; install it: sudo apt-get install -y {}",
-            packages.join(" ")
-        ),
-    }
+    let install = || {
+        Command::new("apt-get")
+            .args([
+                "-o",
+                "DPkg::Lock::Timeout=300",
+                "install",
+                "-y",
+                "--no-install-recommends",
+            ])
+            .args(packages)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    // A fresh machine may have no package lists yet: read them once, then try again.
+    let installed = install()
+        || (Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=300", "update", "-q"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+            && install());
+    assert!(
+        installed,
+        "{program} is missing; install it: sudo apt-get install -y {}",
+        packages.join(" ")
+    );
+}
+
+/// `pyspdxtools`, the SPDX project's validator, from PyPI into a virtual environment of
+/// the tests' own under `target/` (made once per checkout; nothing installed system-wide).
+pub fn spdx_validator() -> PathBuf {
+    static VALIDATOR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    VALIDATOR
+        .get_or_init(|| {
+            let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spdx-venv");
+            let validator = venv.join("bin/pyspdxtools");
+            if validator.is_file() {
+                return validator;
+            }
+            let script = format!(
+                "python3 -m venv '{0}' && '{0}/bin/pip' install -q --disable-pip-version-check spdx-tools",
+                venv.display()
+            );
+            let out = Command::new("sh").arg("-c").arg(&script).output().unwrap();
+            assert!(
+                out.status.success() && validator.is_file(),
+                "the SBOM tests need the SPDX validator, and `{script}` could not get it:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            validator
+        })
+        .clone()
 }
 
 /// A real registry server (Debian's docker-registry) on 127.0.0.1 of an engine's network
