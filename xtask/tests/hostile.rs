@@ -319,16 +319,20 @@ struct TestUser {
 
 impl TestUser {
     fn create(name: &str) -> TestUser {
+        TestUser::with_groups(name, &["--groups", "docker"])
+    }
+
+    /// A user who may not use the Docker socket.
+    fn outside_docker(name: &str) -> TestUser {
+        TestUser::with_groups(name, &[])
+    }
+
+    fn with_groups(name: &str, groups: &[&str]) -> TestUser {
         let _ = Command::new("userdel").arg(name).output();
         let out = Command::new("useradd")
-            .args([
-                "--no-create-home",
-                "--shell",
-                "/bin/sh",
-                "--groups",
-                "docker",
-                name,
-            ])
+            .args(["--no-create-home", "--shell", "/bin/sh"])
+            .args(groups)
+            .arg(name)
             .output()
             .unwrap();
         assert!(
@@ -380,6 +384,27 @@ impl Drop for TestUser {
     fn drop(&mut self) {
         let _ = Command::new("userdel").arg(&self.name).output();
     }
+}
+
+/// A user outside the docker group is told the daemon is up, whose socket refused them,
+/// and how to join its group: not to start a daemon that runs.
+#[test]
+fn a_user_outside_the_docker_group_is_told_how_to_join_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = intact_bundle(dir.path());
+    let user = TestUser::outside_docker("fate-xtask-nodocker");
+    user.chown(dir.path());
+    let mut load = support::clean_command(env!("CARGO_BIN_EXE_xtask"));
+    load.args(["load"]).arg(&bundle).env_remove("DOCKER_HOST");
+    let run = user.run(&load).failed();
+    assert!(
+        run.stderr
+            .contains("socket /var/run/docker.sock (owner root, group docker) refuses this user")
+            && run.stderr.contains("sudo usermod -aG docker \"$USER\"")
+            && !run.stderr.contains("start it"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// As a developer (not root) in a checkout where the old script's root Maven container

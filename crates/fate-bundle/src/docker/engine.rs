@@ -93,11 +93,43 @@ pub fn check(sh: &Shell) -> Result<Server> {
                 bail!("{why}");
             }
             let host = endpoint();
+            if let Some(refused) = socket_refused(&host, &why) {
+                bail!("{refused}");
+            }
             bail!(
                 "the Docker daemon at {host} does not answer: start it (systemctl start docker, or dockerd), check DOCKER_HOST and the docker context (docker context ls), and that you may use its socket\n{why}"
             )
         }
     }
+}
+
+/// When the daemon is up but its socket refused this user: who may use the socket and
+/// how to become one of them.
+fn socket_refused(host: &str, why: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let socket = host.strip_prefix("unix://")?;
+    if !why.contains("permission denied") {
+        return None;
+    }
+    let meta = std::fs::metadata(socket).ok()?;
+    let name_of = |file: &str, id: u32| {
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .map(|l| l.split(':').collect::<Vec<_>>())
+                    .find(|f| f.len() > 2 && f[2] == id.to_string())
+                    .map(|f| f[0].to_string())
+            })
+            .unwrap_or_else(|| id.to_string())
+    };
+    let (owner, group) = (
+        name_of("/etc/passwd", meta.uid()),
+        name_of("/etc/group", meta.gid()),
+    );
+    Some(format!(
+        "the Docker daemon's socket {socket} (owner {owner}, group {group}) refuses this user: the daemon is up, but only {owner} and the members of {group} may use it; join the group (sudo usermod -aG {group} \"$USER\", then log in again) or run the command with sudo"
+    ))
 }
 
 /// Whether the daemon answers now (from any thread).
