@@ -160,6 +160,10 @@ pub struct BundleLoad {
     /// bundle is refused.
     #[arg(long, value_name = "KEY.pub")]
     pub verify_key: Option<std::path::PathBuf>,
+    /// Load an update bundle on a host that lacks images of the bundle it updates: what it
+    /// carries loads, and the exit code is 3 (the host does not hold the release).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 #[derive(Debug, Args)]

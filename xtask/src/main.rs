@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use fate_bundle::load::Partial;
 use fate_bundle::{process, ui};
 use xshell::Shell;
 
@@ -20,6 +21,10 @@ fn main() -> ExitCode {
             process::signal_exit_code().map_or(ExitCode::FAILURE, ExitCode::from)
         }
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Partial>() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(Partial::EXIT_CODE)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             process::signal_exit_code().map_or(ExitCode::FAILURE, ExitCode::from)

@@ -200,7 +200,9 @@ on_both_engines!(
 
 /// `bundle --since OLD` after a python edit: only python and egg, the old bundle named;
 /// onto a host holding the old bundle every image ends at its new ID; onto a host
-/// without it, load says which images it still needs.
+/// without it, load loads nothing and names the bundle to load first, and with
+/// `--allow-partial` loads what the update carries and exits 3; a chain loaded with a
+/// gap is refused the same way.
 fn update_bundle(engine: Engine) {
     let fx = Fixture::mini_on("update", Builder::Legacy, engine);
     fx.xtask(&["images"]).ok();
@@ -276,18 +278,38 @@ fn update_bundle(engine: Engine) {
     assert_eq!(ids(&fx), old_ids);
     let run = fx.xtask(&["load", update.to_str().unwrap()]).ok();
     assert_eq!(ids(&fx), new_ids);
-    assert!(!run.stderr.contains("still needs"), "{}", run.stderr);
+    assert!(!run.stderr.contains("lacks"), "{}", run.stderr);
 
-    // A host without it: what the update carries loads, and load names what is missing.
+    // A host without it: nothing loads, and load names the bundle to load first.
     remove_bundled(&fx);
-    let run = fx.xtask(&["load", update.to_str().unwrap()]).ok();
+    let run = fx.xtask(&["load", update.to_str().unwrap()]).failed();
+    assert_eq!(run.code, Some(1));
+    assert!(ids(&fx).is_empty(), "an update loaded without its base");
+    let base = format!(
+        "updates the bundle written {} (bundle.json sha256 {})",
+        old_manifest["created"].as_str().unwrap(),
+        support::sha256(&old.join("bundle.json"))
+    );
+    assert!(
+        run.stderr.contains(&base)
+            && run
+                .stderr
+                .contains("nothing was loaded: load that bundle first")
+            && run.stderr.contains("--allow-partial"),
+        "{}",
+        run.stderr
+    );
+    // With --allow-partial: what the update carries loads, and the exit code says the
+    // host does not hold the release.
+    let run = fx.xtask(&["load", update.to_str().unwrap(), "--allow-partial"]);
+    assert_eq!(run.code, Some(3), "{}", run.stderr);
     let now = ids(&fx);
     assert_eq!(now.keys().cloned().collect::<Vec<_>>(), changed);
     assert!(now.iter().all(|(r, id)| new_ids[r] == *id));
     assert!(
         run.stderr
-            .contains("this host still needs these images of that bundle")
-            && run.stderr.contains("load that bundle, then this one again"),
+            .contains("this host lacks these images of that bundle")
+            && run.stderr.contains("does not hold the release"),
         "{}",
         run.stderr
     );
@@ -325,8 +347,23 @@ fn update_bundle(engine: Engine) {
         10
     );
     let run = fx.xtask(&["load", nothing.to_str().unwrap()]).ok();
-    assert!(!run.stderr.contains("still needs"), "{}", run.stderr);
+    assert!(!run.stderr.contains("lacks"), "{}", run.stderr);
     assert_eq!(ids(&fx), new_ids);
+
+    // The chain old -> update -> nothing, loaded as old then nothing: the gap is named.
+    remove_bundled(&fx);
+    fx.xtask(&["load", old.to_str().unwrap()]).ok();
+    let run = fx.xtask(&["load", nothing.to_str().unwrap()]).failed();
+    let gap = format!(
+        "updates the bundle written {}",
+        manifest["updates"]["created"].as_str().unwrap()
+    );
+    assert!(
+        run.stderr.contains(&gap) && run.stderr.contains(&fx.reference("python")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ids(&fx), old_ids, "the chain's gap loaded something");
     fx.assert_clean();
 }
 

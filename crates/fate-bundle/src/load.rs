@@ -42,7 +42,16 @@ pub fn verify_key(named: Option<PathBuf>) -> Option<PathBuf> {
 
 /// Loads the bundles at `inputs` (each a bundle's directory or its `bundle.json`),
 /// checked first against `verify_key` when one is given; prints `reference\tid` per image.
-pub fn load(ui: &Ui, sh: &Shell, inputs: &[PathBuf], verify_key: Option<&Path>) -> Result<()> {
+///
+/// An update bundle whose base this host lacks loads nothing, naming the bundle to load
+/// first; with `allow_partial`, what it carries loads and the load ends in [`Partial`].
+pub fn load(
+    ui: &Ui,
+    sh: &Shell,
+    inputs: &[PathBuf],
+    verify_key: Option<&Path>,
+    allow_partial: bool,
+) -> Result<()> {
     let mut chosen: Vec<(PathBuf, Archive)> = Vec::new();
     let mut updates = Vec::new();
     let mut sboms = Vec::new();
@@ -80,12 +89,43 @@ pub fn load(ui: &Ui, sh: &Shell, inputs: &[PathBuf], verify_key: Option<&Path>) 
     }
     problems.into_result()?;
     let server = engine.join().expect("the engine check does not panic")?;
+    let needed = update::still_needed(sh, &updates);
+    if !needed.is_empty() && !allow_partial {
+        bail!(
+            "{}\nnothing was loaded: load that bundle first, then this one (or pass --allow-partial to load only what this one carries)",
+            update::describe(&needed)
+        );
+    }
     warn_of_other_platforms(ui, &server, &chosen);
     load_all(ui, &chosen)?;
     check_loaded(sh, &chosen)?;
-    update::report_still_needed(ui, sh, &updates);
+    if !needed.is_empty() {
+        return Err(Partial(format!(
+            "{}\nwhat this bundle carries was loaded (--allow-partial), but this host does not hold the release: load that bundle, then this one again",
+            update::describe(&needed)
+        ))
+        .into());
+    }
     Ok(())
 }
+
+/// A load that loaded what an update carries on a host that lacks images of the bundle
+/// it updates (`--allow-partial`): the command ends with [`Partial::EXIT_CODE`].
+#[derive(Debug)]
+pub struct Partial(pub String);
+
+impl Partial {
+    /// Neither success (0) nor failure (1): the host does not hold the release.
+    pub const EXIT_CODE: u8 = 3;
+}
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Partial {}
 
 /// With a key, the bundle's `bundle.json` must carry a good signature by it, checked
 /// before anything else of the bundle is read; without one, a signed bundle is loaded

@@ -84,39 +84,60 @@ impl Base {
     }
 }
 
-/// After loading an update: the images of the bundle it updates that it does not carry
-/// must be on this host already. Those that are not are named, with what to do: the
-/// update itself loaded completely (each archive holds all its images' layers).
-pub fn report_still_needed(ui: &Ui, sh: &Shell, updates: &[Updates]) {
+/// What an update loaded here leaves missing: the images of the bundle it updates that
+/// it does not carry and this host does not hold as that bundle holds them.
+pub struct StillNeeded<'a> {
+    pub update: &'a Updates,
+    /// Each such image, with what this host has under its reference.
+    pub images: Vec<String>,
+}
+
+/// For each update among `updates`, the images this host still needs of the bundle it
+/// updates (updates that need none are left out).
+pub fn still_needed<'a>(sh: &Shell, updates: &'a [Updates]) -> Vec<StillNeeded<'a>> {
     let refs: Vec<String> = updates
         .iter()
         .flat_map(|u| u.unchanged.iter().map(|i| i.reference.clone()))
         .collect();
     if refs.is_empty() {
-        return;
+        return Vec::new();
     }
     let present = engine::inspect_images(sh, &refs);
-    for update in updates {
-        let needed: Vec<String> = update
-            .unchanged
-            .iter()
-            .filter_map(|image| match present.get(&image.reference) {
-                Some(info) if image.is_loaded_as(info) => None,
-                Some(info) => Some(format!(
-                    "{} (here it is {}, not {})",
-                    image.reference, info.id, image.config
-                )),
-                None => Some(format!("{} (not present)", image.reference)),
-            })
-            .collect();
-        if !needed.is_empty() {
-            ui.note(&format!(
-                "warning: this bundle updates the bundle written {} ({} sha256 {}) and carries only what changed since; this host still needs these images of that bundle:\n  {}\nload that bundle, then this one again",
-                update.created,
+    updates
+        .iter()
+        .map(|update| StillNeeded {
+            update,
+            images: update
+                .unchanged
+                .iter()
+                .filter_map(|image| match present.get(&image.reference) {
+                    Some(info) if image.is_loaded_as(info) => None,
+                    Some(info) => Some(format!(
+                        "{} (here it is {}, not {})",
+                        image.reference, info.id, image.config
+                    )),
+                    None => Some(format!("{} (not present)", image.reference)),
+                })
+                .collect(),
+        })
+        .filter(|needed| !needed.images.is_empty())
+        .collect()
+}
+
+/// The words for what `needed` says: the bundle to load first, and its images.
+#[must_use]
+pub fn describe(needed: &[StillNeeded]) -> String {
+    needed
+        .iter()
+        .map(|n| {
+            format!(
+                "this bundle updates the bundle written {} ({} sha256 {}) and carries only what changed since; this host lacks these images of that bundle:\n  {}",
+                n.update.created,
                 manifest::MANIFEST,
-                update.sha256,
-                needed.join("\n  ")
-            ));
-        }
-    }
+                n.update.sha256,
+                n.images.join("\n  ")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

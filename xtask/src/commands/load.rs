@@ -19,7 +19,7 @@ impl cli::BundleLoad {
             self.paths
         };
         let key = load::verify_key(self.verify_key);
-        load::load(ui, sh, &inputs, key.as_deref())
+        load::load(ui, sh, &inputs, key.as_deref(), self.allow_partial)
     }
 }
 
