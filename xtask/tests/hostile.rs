@@ -386,6 +386,57 @@ impl Drop for TestUser {
     }
 }
 
+/// Loads into one engine take turns: one waits (and says so) while another holds this
+/// user's lock for that engine; and two loads of one bundle at once on the containerd
+/// store both succeed, ten times in a row.
+#[test]
+fn loads_into_one_engine_take_turns() {
+    let fx = Fixture::mini("load-turns").on(support::Engine::containerd());
+    let dir = fx.tmp.path();
+    let (bundle, reference) = small_bundle(&fx, dir);
+    let state = dir.join("state");
+    let load = || {
+        let mut c = support::clean_command(support::BIN);
+        c.env("XDG_STATE_HOME", &state)
+            .args(["--progress", "plain", "load", bundle.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        fx.engine.apply(&mut c);
+        c
+    };
+    Run::from(load().output().unwrap()).ok();
+    let locks: Vec<PathBuf> = std::fs::read_dir(state.join("fate-xtask/locks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    let held = std::fs::File::open(&locks[0]).unwrap();
+    held.lock().unwrap();
+    let mut waiting = load().spawn().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "the second load did not wait for the lock"
+    );
+    held.unlock().unwrap();
+    let run = Run::from(waiting.wait_with_output().unwrap()).ok();
+    assert!(
+        run.stderr.contains("another load into the engine at")
+            && run.stderr.contains("waiting for it"),
+        "{}",
+        run.stderr
+    );
+    for attempt in 0..10 {
+        fx.remove_only(std::slice::from_ref(&reference));
+        let (first, second) = (load().spawn().unwrap(), load().spawn().unwrap());
+        for child in [first, second] {
+            let run = Run::from(child.wait_with_output().unwrap());
+            assert_eq!(run.code, Some(0), "attempt {attempt}: {}", run.stderr);
+        }
+    }
+    fx.remove_only(std::slice::from_ref(&reference));
+}
+
 /// A user outside the docker group is told the daemon is up, whose socket refused them,
 /// and how to join its group: not to start a daemon that runs.
 #[test]

@@ -401,3 +401,18 @@ fn dry_run_decisions(fx: &Fixture, flags: &[&str]) -> BTreeMap<String, Decided> 
         })
         .collect()
 }
+
+/// What this tool built is remembered per engine: a tree built on Docker 20.10, then on
+/// the containerd store, then on Docker 20.10 again rebuilds nothing the third time (the
+/// images there are still the ones it built).
+#[test]
+fn switching_engines_and_back_rebuilds_nothing() {
+    let fx = Fixture::mini_on("switch", Builder::Legacy, Engine::system());
+    fx.xtask(&["images"]).ok();
+    let other = fx.on(Engine::containerd());
+    let run = other.xtask(&["images"]).ok();
+    assert_eq!(other.images_built().len(), 10, "{}", run.stdout);
+    let run = fx.xtask(&["images"]).ok();
+    assert_eq!(fx.steps_ran(), Vec::<String>::new(), "{}", run.stdout);
+    fx.assert_clean();
+}

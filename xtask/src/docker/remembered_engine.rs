@@ -45,8 +45,9 @@ pub fn endpoint_key(
     }
 }
 
-/// This process's endpoint key.
-fn this_endpoint() -> String {
+/// This process's endpoint key: what names the engine it talks to (see [`endpoint_key`]).
+#[must_use]
+pub fn this_endpoint() -> String {
     let config_dir = std::env::var_os("DOCKER_CONFIG")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")));
