@@ -134,13 +134,9 @@ pub struct Bundle {
 }
 
 fn parse_platform(p: &str) -> Result<String, String> {
-    if fate_bundle::docker::platform::is_platform(p) {
-        Ok(p.to_string())
-    } else {
-        Err(format!(
-            "{p:?} is not a platform; write os/arch[/variant], e.g. linux/amd64 or linux/arm64"
-        ))
-    }
+    fate_bundle::docker::platform::check_platform(p)
+        .map(|()| p.to_string())
+        .map_err(|why| format!("{p:?} {why}"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -212,9 +212,25 @@ fn small_bundle(fx: &Fixture, dir: &Path) -> (PathBuf, String) {
     let archive = bundle.join("fate.images.tar");
     fx.docker(&["save", "-o", archive.to_str().unwrap(), &reference]);
     let layers: serde_json::Value = serde_json::from_str(layers).unwrap();
+    // The config digest, as the archive names it (on the containerd store the ID is the
+    // manifest's digest).
+    let saved = Command::new("tar")
+        .arg("-xOf")
+        .arg(&archive)
+        .arg("manifest.json")
+        .output()
+        .unwrap();
+    let saved: serde_json::Value = serde_json::from_slice(&saved.stdout).unwrap();
+    let config_file = saved[0]["Config"].as_str().unwrap();
+    let config = format!(
+        "sha256:{}",
+        config_file
+            .trim_start_matches("blobs/sha256/")
+            .trim_end_matches(".json")
+    );
     write_bundle_json(
         &bundle,
-        &serde_json::json!({"reference": reference, "id": id, "config": id, "layers": layers}),
+        &serde_json::json!({"reference": reference, "id": id, "config": config, "layers": layers}),
     );
     fx.remove_only(std::slice::from_ref(&reference));
     (bundle, reference)

@@ -343,3 +343,33 @@ fn the_cli_speaks_as_cargo_xtask() {
     );
     fx.assert_clean();
 }
+
+/// Options a builder would refuse are refused before any work, with either builder: a
+/// platform no builder targets, cache specs BuildKit rejects; nothing is built, staged or
+/// tagged, and Maven does not run.
+#[test]
+fn options_a_builder_would_refuse_are_refused_before_any_work() {
+    let fx = Fixture::mini("refused-options");
+    for builder in [support::Builder::Legacy, support::Builder::BuildKit] {
+        for (args, why) in [
+            (
+                ["images", "--platform", "linux/notanarch"],
+                "names the architecture \"notanarch\", which no builder targets",
+            ),
+            (
+                ["images", "--cache-from", "type=registry"],
+                "has type registry without ref=",
+            ),
+        ] {
+            let mut command = fx.command_with(builder, &args);
+            let run = support::Run::from(support::run_with_engine(&mut command)).failed();
+            assert!(run.stderr.contains(why), "{args:?}: {}", run.stderr);
+        }
+    }
+    assert!(fx.images().is_empty(), "{:?}", fx.images());
+    let work = fx.root.join("target/xtask");
+    assert!(!work.join("contexts").exists(), "contexts were staged");
+    assert!(!work.join("last-run.json").exists(), "a run ran");
+    assert!(!work.join("logs/mvn-arch.log").exists(), "Maven ran");
+    fx.assert_clean();
+}

@@ -93,22 +93,24 @@ pub(super) fn from_values(
     }
     let cache_from = list(&flags.cache_from, "BUILD_CACHE_FROM");
     let cache_to = list(&flags.cache_to, "BUILD_CACHE_TO");
-    for (specs, key, flag, given) in [
+    for (specs, key, flag, given, direction) in [
         (
             &cache_from,
             "BUILD_CACHE_FROM",
             "--cache-from",
             !flags.cache_from.is_empty(),
+            CacheDirection::Import,
         ),
         (
             &cache_to,
             "BUILD_CACHE_TO",
             "--cache-to",
             !flags.cache_to.is_empty(),
+            CacheDirection::Export,
         ),
     ] {
         for spec in specs {
-            if let Err(why) = check_cache_spec(spec) {
+            if let Err(why) = check_cache_spec(spec, direction) {
                 problems.push(format!("{}: {spec:?} {why}", at(key, given, flag)));
             }
         }
@@ -144,10 +146,15 @@ fn platforms(values: &Values, flags: &BuildOverrides, problems: &mut Problems) -
         .map(String::from)
         .collect();
     for p in &platforms {
-        if !fate_bundle::docker::platform::is_platform(p) {
+        if let Err(why) = fate_bundle::docker::platform::check_platform(p) {
             problems.push(format!(
-                "{}: {p:?} is not a platform; write os/arch[/variant], e.g. linux/amd64 or linux/arm64",
-                where_from(values, "BUILD_PLATFORM", flags.platform.is_some(), "--platform")
+                "{}: {p:?} {why}",
+                where_from(
+                    values,
+                    "BUILD_PLATFORM",
+                    flags.platform.is_some(),
+                    "--platform"
+                )
             ));
         }
     }
@@ -156,7 +163,7 @@ fn platforms(values: &Values, flags: &BuildOverrides, problems: &mut Problems) -
 
 /// A cache spec is `key=value,...` with a `type` (BuildKit), or an image reference
 /// (the legacy builder's `--cache-from`); `{image}` may stand for the image's name.
-fn check_cache_spec(spec: &str) -> Result<(), String> {
+fn check_cache_spec(spec: &str, direction: CacheDirection) -> Result<(), String> {
     let concrete = BuildOptions::for_image(spec, "image");
     if concrete.contains('{') || concrete.contains('}') {
         return Err("has a placeholder other than {image}".into());
@@ -164,7 +171,7 @@ fn check_cache_spec(spec: &str) -> Result<(), String> {
     if !concrete.contains('=') {
         return reference::check_reference(&concrete);
     }
-    let mut has_type = false;
+    let mut fields = std::collections::BTreeMap::new();
     for field in concrete.split(',') {
         let Some((key, value)) = field.split_once('=') else {
             return Err(format!("has {field:?} where key=value belongs"));
@@ -172,14 +179,52 @@ fn check_cache_spec(spec: &str) -> Result<(), String> {
         if key.is_empty() || value.is_empty() {
             return Err(format!("has an empty key or value in {field:?}"));
         }
-        has_type |= key == "type";
+        fields.insert(key, value);
     }
-    if has_type {
-        Ok(())
-    } else {
-        Err(
+    let Some(kind) = fields.get("type") else {
+        return Err(
             "names no type; write e.g. type=registry,ref=registry.local:5000/fate/{image}:cache"
                 .into(),
-        )
+        );
+    };
+    // What BuildKit requires of each cache backend, checked before any work (BuildKit
+    // itself says so only when the build starts, after Maven and staging).
+    let needs: &[&str] = match (*kind, direction) {
+        ("registry", _) => &["ref"],
+        ("local", CacheDirection::Import) => &["src"],
+        ("local", CacheDirection::Export) => &["dest"],
+        ("s3", _) => &["bucket", "region"],
+        ("azblob", _) => &["account_url", "name"],
+        ("inline", CacheDirection::Export) | ("gha", _) => &[],
+        ("inline", CacheDirection::Import) => {
+            return Err(
+                "imports nothing: an inline cache is read from an image, type=registry,ref=IMAGE"
+                    .into(),
+            );
+        }
+        (other, _) => {
+            return Err(format!(
+                "has type {other:?}, which BuildKit does not know; the types are registry, local, inline (export), gha, s3 and azblob"
+            ));
+        }
+    };
+    match needs.iter().find(|key| !fields.contains_key(**key)) {
+        Some(key) => Err(format!(
+            "has type {kind} without {key}= (BuildKit requires it); write e.g. {}",
+            match *key {
+                "ref" => "type=registry,ref=registry.local:5000/fate/{image}:cache",
+                "src" => "type=local,src=/var/cache/fate/{image}",
+                "dest" => "type=local,dest=/var/cache/fate/{image}",
+                _ => "the keys of BuildKit's cache docs for that type",
+            }
+        )),
+        None => Ok(()),
     }
+}
+
+/// Whether a cache spec is read (`--cache-from`) or written (`--cache-to`).
+#[derive(Clone, Copy)]
+enum CacheDirection {
+    Import,
+    Export,
 }

@@ -615,8 +615,17 @@ mod tests {
         let bad = Overrides {
             build: BuildOverrides {
                 builder: Some("no/slash".into()),
-                cache_to: vec!["ref=x".into(), "type=registry,ref={name}".into()],
-                platform: Some("amd64".into()),
+                cache_from: vec![
+                    "type=registry".into(),
+                    "type=local,dest=/c".into(),
+                    "type=inline".into(),
+                ],
+                cache_to: vec![
+                    "ref=x".into(),
+                    "type=registry,ref={name}".into(),
+                    "type=floppy".into(),
+                ],
+                platform: Some("amd64,linux/notanarch".into()),
                 ..Default::default()
             },
             ..Default::default()
@@ -626,7 +635,12 @@ mod tests {
             "--builder: \"no/slash\" is not a buildx builder name",
             "--cache-to: \"ref=x\" names no type",
             "has a placeholder other than {image}",
+            "--cache-from: \"type=registry\" has type registry without ref=",
+            "--cache-from: \"type=local,dest=/c\" has type local without src=",
+            "--cache-from: \"type=inline\" imports nothing",
+            "--cache-to: \"type=floppy\" has type \"floppy\", which BuildKit does not know",
             "--platform: \"amd64\" is not a platform",
+            "--platform: \"linux/notanarch\" names the architecture \"notanarch\"",
         ] {
             assert!(e.contains(expected), "{expected} in {e}");
         }
