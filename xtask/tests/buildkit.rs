@@ -453,6 +453,13 @@ fn several_platforms(fx: &Fixture) {
                 "the platform set is an input: {}",
                 one.stdout
             );
+            // And the reason says so.
+            assert_eq!(
+                fx.last_run()["build-python"].reason.as_deref(),
+                Some("platforms changed: linux/amd64,linux/arm64 -> linux/amd64"),
+                "{}",
+                one.stdout
+            );
         }
     }
 }

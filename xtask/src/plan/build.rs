@@ -2,7 +2,7 @@
 //! context is staged, and the exact `docker build` command line that runs.
 
 use crate::config::{BuildOptions, Config, MirrorProfile};
-use crate::docker::argv::{self, BuildSpec, LABEL_INPUTS, LABEL_TOOL};
+use crate::docker::argv::{self, BuildSpec, LABEL_INPUTS, LABEL_PLATFORMS, LABEL_TOOL};
 use crate::facts::preflight::Facts;
 use crate::imageset::Image;
 use crate::plan::Inputs;
@@ -101,10 +101,20 @@ fn labels(config: &Config, facts: &Facts, image: &Image) -> Vec<(String, String)
         ("org.opencontainers.image.source", &config.source_url),
         (&format!("{LABEL_TOOL}.image") as &str, &image.name),
         (LABEL_INPUTS, INPUTS_PLACEHOLDER),
+        (LABEL_PLATFORMS, &built_for(config, facts)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect()
+}
+
+/// What images are built for: `--platform`'s platforms, else the engine's own.
+fn built_for(config: &Config, facts: &Facts) -> String {
+    if config.build.platforms.is_empty() {
+        facts.engine.platform.clone()
+    } else {
+        config.build.platforms.join(",")
+    }
 }
 
 /// Values for the ARGs a Dockerfile declares: image-set args, then `.env` image naming,

@@ -208,6 +208,7 @@ fn build_argv_has_tag_labels_and_declared_args_only() {
             "org.opencontainers.image.source=https://github.com/FederatedAI/FATE",
             "org.fedai.fate-xtask.image=egg",
             "org.fedai.fate-xtask.inputs=<inputs>",
+            "org.fedai.fate-xtask.platforms=linux/amd64",
         ]
     );
     assert_eq!(

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::BuildOptions;
 use crate::docker::argv::{
-    Builder, ImageInfo, LABEL_INPUTS, LABEL_STAGE, LocalImages, VOLATILE_LABELS,
+    Builder, ImageInfo, LABEL_INPUTS, LABEL_PLATFORMS, LABEL_STAGE, LocalImages, VOLATILE_LABELS,
 };
 use crate::docker::engine;
 use crate::scheduler::Done;
@@ -116,9 +116,23 @@ pub fn build_decision(
             }
         }
         Some(info) if info.inputs.is_none() => Reason::NoInputsLabel,
-        Some(_) => Reason::InputsChanged,
+        Some(info) => match (&info.built_for, label_of(b, LABEL_PLATFORMS)) {
+            (Some(was), Some(now)) if was != now => Reason::PlatformsChanged {
+                was: was.clone(),
+                now: now.to_string(),
+            },
+            _ => Reason::InputsChanged,
+        },
     };
     Ok(Decision::Run { reason, inputs })
+}
+
+/// The value of a label the build gives its image.
+fn label_of<'a>(b: &'a BuildStep, key: &str) -> Option<&'a str> {
+    b.labels
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Why a build runs whatever its inputs are, in the order [`build_decision`] asks: the

@@ -30,6 +30,11 @@ pub enum Reason {
     PackagesMissing,
     /// `--pull`: the external base may be newer.
     PullAsked,
+    /// Built for other platforms than asked (their lists, comma-separated).
+    PlatformsChanged {
+        was: String,
+        now: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -57,6 +62,9 @@ impl fmt::Display for Reason {
             Reason::ImageMissing => write!(f, "image not present"),
             Reason::PackagesMissing => write!(f, "packages missing"),
             Reason::PullAsked => write!(f, "--pull: the base may be newer"),
+            Reason::PlatformsChanged { was, now } => {
+                write!(f, "platforms changed: {was} -> {now}")
+            }
         }
     }
 }

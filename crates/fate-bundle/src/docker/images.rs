@@ -12,15 +12,21 @@ pub const LABEL_TOOL: &str = "org.fedai.fate-xtask";
 /// The label holding an image's inputs digest.
 pub const LABEL_INPUTS: &str = "org.fedai.fate-xtask.inputs";
 
+/// The label holding the platforms an image was built for (comma-separated), so that a
+/// rebuild for others says so.
+pub const LABEL_PLATFORMS: &str = "org.fedai.fate-xtask.platforms";
+
 /// Put after every `FROM` of a built Dockerfile: the legacy builder's intermediate
 /// containers carry it, so those a crashed engine left behind can be found.
 pub const LABEL_STAGE: &str = "org.fedai.fate-xtask.stage";
 
 /// Labels that do not decide the image's content (and so not whether to rebuild).
-pub const VOLATILE_LABELS: [&str; 3] = [
+pub const VOLATILE_LABELS: [&str; 4] = [
     "org.opencontainers.image.created",
     "org.opencontainers.image.revision",
     LABEL_INPUTS,
+    // Platforms are an input already (as `--platform`); the label only names them.
+    LABEL_PLATFORMS,
 ];
 
 /// The local images the run knows of, by reference.
@@ -39,6 +45,8 @@ pub struct ImageInfo {
     pub platform: String,
     /// The diff IDs of its layers.
     pub layers: Vec<String>,
+    /// The platforms this tool built it for (its platforms label), if it says.
+    pub built_for: Option<String>,
 }
 
 /// The server's version and platform: `26.1.5 linux/amd64`.
@@ -96,9 +104,7 @@ pub fn load() -> Command {
 /// `docker image inspect` of references: one line per image found (see [`parse_inspect`]).
 #[must_use]
 pub fn inspect(references: &[String]) -> Command {
-    let format = format!(
-        "{{{{json .RepoTags}}}} {{{{.Id}}}} {{{{.Size}}}} {{{{.Os}}}}/{{{{.Architecture}}}}{{{{with index . \"Variant\"}}}}/{{{{.}}}}{{{{end}}}} {{{{json .RootFS.Layers}}}} {{{{with .Config}}}}{{{{with .Labels}}}}{{{{index . \"{LABEL_INPUTS}\"}}}}{{{{end}}}}{{{{end}}}}"
-    );
+    let format = "{{json .RepoTags}} {{.Id}} {{.Size}} {{.Os}}/{{.Architecture}}{{with index . \"Variant\"}}/{{.}}{{end}} {{json .RootFS.Layers}} {{json .Config.Labels}}".to_string();
     let mut args = vec![
         "image".to_string(),
         "inspect".into(),
@@ -120,6 +126,7 @@ pub fn only_missing_images(stderr: &str) -> bool {
 }
 
 /// The images of `references` found in [`inspect`]'s output.
+#[must_use]
 pub fn parse_inspect(output: &str, references: &[String]) -> BTreeMap<String, ImageInfo> {
     let mut found = BTreeMap::new();
     for line in output.lines() {
@@ -134,10 +141,13 @@ pub fn parse_inspect(output: &str, references: &[String]) -> BTreeMap<String, Im
             continue;
         };
         let layers: Vec<String> = serde_json::from_str(layers).unwrap_or_default();
-        let inputs = fields
+        // The labels, last: their values may hold spaces.
+        let labels: BTreeMap<String, String> = fields
             .next()
-            .filter(|l| !l.is_empty() && *l != "<no value>")
-            .map(str::to_string);
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or_default();
+        let label = |key: &str| labels.get(key).filter(|v| !v.is_empty()).cloned();
+        let (inputs, built_for) = (label(LABEL_INPUTS), label(LABEL_PLATFORMS));
         for reference in references
             .iter()
             .filter(|r| tags.contains(&format!("\"{r}\"")))
@@ -147,6 +157,7 @@ pub fn parse_inspect(output: &str, references: &[String]) -> BTreeMap<String, Im
                 ImageInfo {
                     id: id.to_string(),
                     inputs: inputs.clone(),
+                    built_for: built_for.clone(),
                     size: size.parse().unwrap_or(0),
                     platform: platform.to_string(),
                     layers: layers.clone(),
@@ -180,11 +191,16 @@ mod tests {
 
     #[test]
     fn inspect_output_is_matched_to_references() {
-        let out = "[\"p/a:1\",\"p/a:latest\"] sha256:aa 120 linux/amd64 [\"sha256:l1\",\"sha256:l2\"] digest1\n[\"p/b:1\"] sha256:bb 7 linux/arm64/v8 [] <no value>\n";
+        let out = "[\"p/a:1\",\"p/a:latest\"] sha256:aa 120 linux/amd64 [\"sha256:l1\",\"sha256:l2\"] {\"org.fedai.fate-xtask.inputs\":\"digest1\",\"org.fedai.fate-xtask.platforms\":\"linux/amd64,linux/arm64\",\"x\":\"a b\"}\n[\"p/b:1\"] sha256:bb 7 linux/arm64/v8 [] null\n";
         let refs = vec!["p/a:1".to_string(), "p/b:1".into(), "p/c:1".into()];
         let found = parse_inspect(out, &refs);
         assert_eq!(found["p/a:1"].inputs.as_deref(), Some("digest1"));
         assert_eq!(found["p/b:1"].inputs, None);
+        assert_eq!(
+            found["p/a:1"].built_for.as_deref(),
+            Some("linux/amd64,linux/arm64")
+        );
+        assert_eq!(found["p/b:1"].built_for, None);
         assert_eq!(found["p/b:1"].size, 7);
         assert_eq!(found["p/a:1"].layers, ["sha256:l1", "sha256:l2"]);
         assert_eq!(found["p/b:1"].platform, "linux/arm64/v8");
