@@ -378,7 +378,7 @@ fn an_arm64_bundle_from_two_platform_images_loads_as_arm64_on_both_stores() {
     let fx = Fixture::mini_on("arm64-of-two", Builder::BuildKit, Engine::containerd());
     let two = "linux/amd64,linux/arm64";
     fx.xtask(&["images", "--platform", two]).ok();
-    fx.xtask(&["images", "third-party", "--platform", two]).ok();
+    // The third-party images are missing: the bundle builds them for its platform.
     for_one_platform(&fx, &[Engine::system(), Engine::containerd()]);
 }
 
@@ -407,8 +407,8 @@ fn an_arm64_bundle_from_a_graph_driver_loads_as_arm64_on_both_stores() {
         run.stderr
     );
     assert!(
-        fs::read_dir(&refused).unwrap().next().is_none(),
-        "nothing is written"
+        !refused.exists(),
+        "nothing is written, not even the directory"
     );
     for_one_platform(&fx, &[Engine::containerd(), Engine::system()]);
 }

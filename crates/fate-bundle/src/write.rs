@@ -450,8 +450,11 @@ fn bundled_images(
             if let Some(wanted) = platform
                 && !same_platform(&image.platform, wanted)
             {
+                // The image set's name of an image is its repository's last part.
+                let name = r.rsplit('/').next().unwrap_or(r);
+                let name = name.split(':').next().unwrap_or(name);
                 bail!(
-                    "{r} is built for {} only, not {wanted}: build it for {wanted} (cargo xtask images --platform {wanted}, or on the containerd image store --platform {},{wanted}) and bundle again",
+                    "{r} is built for {} only, not {wanted}: build it for {wanted} (cargo xtask images {name} --platform {wanted}, or on the containerd image store --platform {},{wanted}; an image the image set does not build: docker pull --platform {wanted} {r}) and bundle again",
                     image.platform,
                     image.platform
                 );

@@ -93,6 +93,21 @@ impl cli::Bundle {
     ) -> Result<bool> {
         let mut missing = Problems::new("images to bundle are missing");
         let mut pulled = false;
+        // A bundle of one platform gets its missing images built or pulled for it.
+        let for_platform = self.platform.as_ref().map(|p| -> Result<Project> {
+            let mut config = project.config.clone();
+            config.build.platforms = vec![p.clone()];
+            Ok(Project {
+                set: project.set.clone(),
+                config,
+                ui: project.ui.clone(),
+                sh: xshell::Shell::new()?,
+            })
+        });
+        let builder = match for_platform {
+            Some(built) => &built?,
+            None => project,
+        };
         for (name, refs) in groups {
             for r in refs.iter().filter(|r| !local_images.contains_key(*r)) {
                 if *name != bundle::THIRD_PARTY {
@@ -110,7 +125,7 @@ impl cli::Bundle {
                     ));
                     // Its summary goes to stderr: stdout is for the archives.
                     cli::Images::of(vec![image.name.clone()])
-                        .run_locked(project, &mut std::io::stderr())?;
+                        .run_locked(builder, &mut std::io::stderr())?;
                     pulled = true;
                 } else if self.no_pull {
                     missing.push(format!(
@@ -120,7 +135,8 @@ impl cli::Bundle {
                     pulled = true;
                     let line = project.ui.start(&format!("pull {r}"));
                     let log = project.config.work_dir().join("logs").join("pull.log");
-                    match process::run_logged(&argv::pull(r), &log, &line) {
+                    let pull = argv::pull(r, self.platform.as_deref());
+                    match process::run_logged(&pull, &log, &line) {
                         Ok(()) => line.finish("done", ""),
                         Err(e) => {
                             line.finish("FAILED", "");

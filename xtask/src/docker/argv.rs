@@ -250,8 +250,14 @@ pub fn storage_driver() -> Command {
 }
 
 #[must_use]
-pub fn pull(reference: &str) -> Command {
-    Command::new("docker", ["pull", reference])
+/// `docker pull`, of one platform when given.
+pub fn pull(reference: &str, platform: Option<&str>) -> Command {
+    let mut args = vec!["pull"];
+    if let Some(platform) = platform {
+        args.extend(["--platform", platform]);
+    }
+    args.push(reference);
+    Command::new("docker", args)
 }
 
 #[must_use]

@@ -192,7 +192,7 @@ fn maven_prelude(
             "the Maven image {image} is not present and cannot be pulled; load it (docker load), set MAVEN_IMAGE in .env to one you have, or use --maven host"
         );
         let action = Action::Pull(Pull {
-            command: argv::pull(image),
+            command: argv::pull(image, None),
             hint,
         });
         let title = format!("pull the Maven image {image}");
