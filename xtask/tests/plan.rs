@@ -373,3 +373,35 @@ fn options_a_builder_would_refuse_are_refused_before_any_work() {
     assert!(!work.join("logs/mvn-arch.log").exists(), "Maven ran");
     fx.assert_clean();
 }
+
+/// A Dockerfile that is not there is named with the line of `docker/images.toml` that
+/// declares its image, before any work.
+#[test]
+fn a_missing_dockerfile_names_the_line_that_declares_its_image() {
+    let fx = Fixture::mini("missing-dockerfile");
+    let toml = "docker/images.toml";
+    support::edit(
+        &fx.root,
+        toml,
+        "name = \"proxy\"\ndockerfile = \"docker/modules/java/Dockerfile\"",
+        "name = \"proxy\"\ndockerfile = \"docker/none/Dockerfile\"",
+    );
+    let text = fs::read_to_string(fx.root.join(toml)).unwrap();
+    let images_from = text.find("[[image]]").unwrap();
+    let line = text[..images_from].lines().count()
+        + text[images_from..]
+            .lines()
+            .position(|l| l == "name = \"proxy\"")
+            .unwrap()
+        + 1;
+    let run = fx.xtask(&["images", "proxy"]).failed();
+    let expected = format!(
+        "image proxy: Dockerfile {} does not exist; create it or fix `dockerfile` of the image declared at {}:{line}",
+        fx.root.join("docker/none/Dockerfile").display(),
+        fx.root.join(toml).display()
+    );
+    assert!(run.stderr.contains(&expected), "{expected}\n{}", run.stderr);
+    assert!(fx.images().is_empty());
+    support::git(&fx.root, &["checkout", "--", "."]);
+    fx.assert_clean();
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::config::selection::Needs;
 use crate::config::{Config, MirrorProfile};
-use crate::imageset::{ContextPart, Image, ImageSet};
+use crate::imageset::{ContextPart, IMAGE_SET_FILE, Image, ImageSet, check};
 use crate::maven::pom;
 use crate::stage::dockerfile;
 use crate::stage::dockerfile::ArgDecl;
@@ -26,16 +26,21 @@ pub(super) fn check_images(
     let mut dockerfile_args = BTreeMap::new();
     for image in &needs.images {
         let path = config.fate_root.join(image.dockerfile_for(china));
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                dockerfile_args.insert(image.name.clone(), dockerfile::declared_args(&text));
-                check_from_lines(set, image, &path, &text, p);
-            }
-            Err(_) => p.push(format!(
-                "image {}: Dockerfile {} does not exist; create it or fix `dockerfile` in docker/images.toml",
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            dockerfile_args.insert(image.name.clone(), dockerfile::declared_args(&text));
+            check_from_lines(set, image, &path, &text, p);
+        } else {
+            let set_file = config.fate_root.join(IMAGE_SET_FILE);
+            let line = std::fs::read_to_string(&set_file)
+                .ok()
+                .and_then(|text| check::image_line(&text, &image.name))
+                .map_or_else(String::new, |n| format!(":{n}"));
+            p.push(format!(
+                "image {}: Dockerfile {} does not exist; create it or fix `dockerfile` of the image declared at {}{line}",
                 image.name,
-                path.display()
-            )),
+                path.display(),
+                set_file.display()
+            ));
         }
         check_inside(root, &path, &format!("image {} Dockerfile", image.name), p);
         for part in &image.context {

@@ -65,6 +65,12 @@ impl<'a> Subject<'a> {
     }
 }
 
+/// The line (1-based) of `text` (an image set) that declares the image `name`.
+#[must_use]
+pub fn image_line(text: &str, name: &str) -> Option<usize> {
+    Subject::image(name).line(text)
+}
+
 /// Problems found, each with what it is about.
 #[derive(Default)]
 struct Found<'a>(Vec<(Option<Subject<'a>>, String)>);

@@ -2,7 +2,7 @@
 //! packaged module trees, mirror settings and images. Everything about *which* images
 //! exist lives in that file; code only interprets it.
 
-mod check;
+pub mod check;
 pub mod order;
 
 use std::collections::{BTreeMap, BTreeSet};
