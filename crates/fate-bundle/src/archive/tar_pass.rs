@@ -45,6 +45,7 @@ pub fn pass_tar(
         padding_left: 0,
         current: Current::Forward,
         blobs: Blobs::new(),
+        kept_bytes: 0,
         blob_names: BTreeSet::new(),
         oci_index: None,
         chosen: BTreeMap::new(),
@@ -81,6 +82,14 @@ pub fn pass_tar(
 /// and the end of the tar there): more is not an archive of `docker save`.
 const MAX_TAIL: usize = 16 << 20;
 
+/// The most an archive's `manifest.json` or `index.json` may hold (a real one is a few
+/// KB a hundred images): more is not an archive of `docker save`, and is not read.
+const MAX_HELD: u64 = 16 << 20;
+
+/// The most the small blobs kept (manifests and configs, to choose a platform) may hold
+/// together: a hostile archive of many small blobs costs no more memory than this.
+const MAX_KEPT_BLOBS: usize = 64 << 20;
+
 /// The two index files of an archive.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kept {
@@ -106,6 +115,8 @@ struct TarPass<'a, W> {
     padding_left: u64,
     current: Current,
     blobs: Blobs,
+    /// What `blobs` holds, in bytes.
+    kept_bytes: usize,
     /// Every blob of the archive, by digest.
     blob_names: BTreeSet<String>,
     /// `index.json` as docker wrote it.
@@ -161,6 +172,7 @@ impl<W: Write> TarPass<'_, W> {
                         && let Current::Blob(digest, content) =
                             std::mem::replace(&mut self.current, Current::Forward)
                     {
+                        self.kept_bytes += content.len();
                         self.blobs.insert(digest, content);
                     }
                     self.finish_held()?;
@@ -212,11 +224,17 @@ impl<W: Write> TarPass<'_, W> {
                     "its {path} is empty"
                 )));
             }
+            if size > MAX_HELD {
+                return Err(PassError::NotAnArchive(anyhow::anyhow!(
+                    "its {path} is {size} bytes, more than {} MiB: not an archive docker save wrote",
+                    MAX_HELD >> 20
+                )));
+            }
             Current::Held(kept, Box::new(header), Vec::new())
         } else if let Some(hex) = path.strip_prefix("blobs/sha256/") {
             let digest = format!("sha256:{hex}");
             self.blob_names.insert(digest.clone());
-            if size <= SMALL_BLOB {
+            if size <= SMALL_BLOB && self.kept_bytes < MAX_KEPT_BLOBS {
                 Current::Blob(digest, Vec::new())
             } else {
                 Current::Forward
@@ -345,6 +363,24 @@ mod tests {
         assert!(out.len() < tar.len());
         let text = String::from_utf8_lossy(&out);
         assert!(!text.contains("RepoTags"), "manifest.json was held back");
+    }
+
+    #[test]
+    fn an_index_larger_than_any_archive_has_is_not_read() {
+        // A header that claims a 1 GiB manifest.json, and no data: refused at the header.
+        let mut header = tar::Header::new_gnu();
+        header.set_path("manifest.json").unwrap();
+        header.set_size(1 << 30);
+        header.set_mode(0o644);
+        header.set_cksum();
+        let mut tar = header.as_bytes().to_vec();
+        tar.extend_from_slice(&[0u8; 1024]);
+        let mut out = Vec::new();
+        let result = pass_tar(&tar[..], &mut out, None, None, |_| Ok(()));
+        let Err(PassError::NotAnArchive(e)) = result else {
+            panic!("a 1 GiB manifest.json was read");
+        };
+        assert!(e.to_string().contains("more than 16 MiB"), "{e}");
     }
 
     fn digest(bytes: &[u8]) -> String {
