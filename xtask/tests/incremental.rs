@@ -416,3 +416,52 @@ fn switching_engines_and_back_rebuilds_nothing() {
     assert_eq!(fx.steps_ran(), Vec::<String>::new(), "{}", run.stdout);
     fx.assert_clean();
 }
+
+/// Labels tell the truth: an image built from files not committed says `<commit>-dirty`
+/// (its SBOM too) and stays up to date while they stay as they are; once they are
+/// committed it is built again with the commit that holds them; an image whose files did
+/// not change keeps the commit it was built from.
+#[test]
+fn an_image_of_uncommitted_files_says_so_until_they_are_committed() {
+    let fx = Fixture::mini("dirty");
+    fx.xtask(&["images"]).ok();
+    let head = |fx: &Fixture| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&fx.root)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let first = head(&fx);
+    let revision =
+        |image: &str| fx.label(&fx.reference(image), "org.opencontainers.image.revision");
+    assert_eq!(revision("python"), first);
+
+    support::edit(&fx.root, "federatedml/__init__.py", "", "# edited\n");
+    let run = fx.xtask(&["images"]).ok();
+    assert_eq!(fx.images_built(), ["egg", "python"], "{}", run.stdout);
+    assert_eq!(revision("python"), format!("{first}-dirty"));
+    let sbom = std::fs::read_to_string(fx.root.join("target/xtask/sbom/python.spdx.json")).unwrap();
+    assert!(
+        sbom.contains(&format!("{first}-dirty")),
+        "the SBOM says so too"
+    );
+    // Nothing changed since: nothing is built.
+    let run = fx.xtask(&["images"]).ok();
+    assert_eq!(fx.steps_ran(), Vec::<String>::new(), "{}", run.stdout);
+
+    support::commit_all(&fx.root, "the python edit");
+    let second = head(&fx);
+    let run = fx.xtask(&["images"]).ok();
+    assert_eq!(fx.images_built(), ["egg", "python"], "{}", run.stdout);
+    assert_eq!(
+        fx.last_run()["build-python"].reason.as_deref(),
+        Some("built from uncommitted files, committed since: built again with that commit")
+    );
+    assert_eq!(revision("python"), second);
+    // federation's files did not change: it keeps the commit it was built from.
+    assert_eq!(revision("federation"), first);
+    fx.assert_clean();
+}

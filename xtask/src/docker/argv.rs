@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 pub use fate_bundle::docker::images::{
-    ImageInfo, LABEL_INPUTS, LABEL_PLATFORMS, LABEL_STAGE, LABEL_TOOL, LocalImages,
+    ImageInfo, LABEL_INPUTS, LABEL_PLATFORMS, LABEL_REVISION, LABEL_STAGE, LABEL_TOOL, LocalImages,
     VOLATILE_LABELS, server_version,
 };
 use fate_bundle::process::Command;

@@ -7,6 +7,25 @@
 
 use std::path::{Path, PathBuf};
 
+/// Whether any of `paths` (inside the repository of `root`) holds changes not committed:
+/// modified, added, removed or untracked files (not ignored ones). One `git status`; a
+/// root no repository holds has none.
+#[must_use]
+pub fn has_uncommitted(root: &Path, paths: &[PathBuf]) -> bool {
+    let mut args = vec![
+        "-C".to_string(),
+        root.display().to_string(),
+        "status".into(),
+        "--porcelain=v1".into(),
+        "-z".into(),
+        "--untracked-files=normal".into(),
+        "--".into(),
+    ];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    let status = fate_bundle::process::Command::new("git", args);
+    fate_bundle::process::query_anywhere(&status).is_ok_and(|out| !out.trim().is_empty())
+}
+
 /// What a root's repository files say of the commit it is checked out at.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Head {

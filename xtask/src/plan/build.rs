@@ -35,12 +35,21 @@ pub fn step(
         context: context.clone(),
         options: options.clone(),
     });
+    let dockerfile = config
+        .fate_root
+        .join(image.dockerfile_for(config.mirror == MirrorProfile::China));
+    let mut sources = vec![dockerfile.clone()];
+    sources.extend(ops.iter().filter_map(|op| match op {
+        StageOp::Copy { from, .. } => Some(from.clone()),
+        StageOp::Jar { module, .. } => Some(module.dir.clone()),
+        StageOp::EmptyDir(_) => None,
+    }));
     BuildStep {
         name: image.name.clone(),
+        root: config.fate_root.clone(),
+        sources,
         labels: labels(config, facts, image),
-        dockerfile: config
-            .fate_root
-            .join(image.dockerfile_for(config.mirror == MirrorProfile::China)),
+        dockerfile,
         staged_dockerfile,
         build_args,
         parents: image

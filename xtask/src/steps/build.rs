@@ -9,9 +9,11 @@ use sha2::{Digest, Sha256};
 
 use crate::config::BuildOptions;
 use crate::docker::argv::{
-    Builder, ImageInfo, LABEL_INPUTS, LABEL_PLATFORMS, LABEL_STAGE, LocalImages, VOLATILE_LABELS,
+    Builder, ImageInfo, LABEL_INPUTS, LABEL_PLATFORMS, LABEL_REVISION, LABEL_STAGE, LocalImages,
+    VOLATILE_LABELS,
 };
 use crate::docker::engine;
+use crate::facts::revision::has_uncommitted;
 use crate::scheduler::Done;
 use crate::stage::caches::Caches;
 use crate::stage::dockerfile;
@@ -37,6 +39,12 @@ pub const INPUTS_PLACEHOLDER: &str = "<inputs>";
 pub struct BuildStep {
     /// The image set's name of the image.
     pub name: String,
+    /// The FATE root, whose repository says whether `sources` hold uncommitted changes.
+    pub root: PathBuf,
+    /// What the image is made of in the tree (its Dockerfile, the trees it copies, the
+    /// Maven modules of its jars): an image built while these held uncommitted changes is
+    /// labelled `<commit>-dirty`.
+    pub sources: Vec<PathBuf>,
     pub reference: String,
     /// The image set's Dockerfile.
     pub dockerfile: PathBuf,
@@ -110,6 +118,9 @@ pub fn build_decision(
         None => Reason::NotBuilt,
         Some(info) if info.inputs.as_deref() == Some(inputs.as_str()) => {
             match recorded.0.get(&b.reference) {
+                // Built from files not committed then, committed since: built again, to
+                // carry the commit that holds them.
+                Some(id) if *id == info.id && was_dirty(info) && !dirty(b) => Reason::Committed,
                 Some(id) if *id == info.id => return Ok(Decision::UpToDate),
                 Some(_) => Reason::ChangedOutside,
                 None => Reason::NotRecorded,
@@ -126,6 +137,21 @@ pub fn build_decision(
     };
     Ok(Decision::Run { reason, inputs })
 }
+
+/// Whether the image says it was built from files not committed.
+fn was_dirty(info: &ImageInfo) -> bool {
+    info.revision.as_deref().is_some_and(|r| r.ends_with(DIRTY))
+}
+
+/// Whether the image's files in the tree hold changes not committed (asked of git only
+/// for a tree the revision label names a commit of).
+fn dirty(b: &BuildStep) -> bool {
+    label_of(b, LABEL_REVISION).is_some_and(|r| !r.is_empty())
+        && has_uncommitted(&b.root, &b.sources)
+}
+
+/// What the revision label of an image built from uncommitted files ends with.
+const DIRTY: &str = "-dirty";
 
 /// The value of a label the build gives its image.
 fn label_of<'a>(b: &'a BuildStep, key: &str) -> Option<&'a str> {
@@ -253,15 +279,19 @@ impl StepKind for BuildStep {
             if !self.sbom.is_file()
                 && let Some(id) = recorded.0.get(&self.reference)
             {
-                write_sbom(self, &entries()?, id)?;
+                write_sbom(self, &self.labels, &entries()?, id)?;
             }
             return Ok(Done::UpToDate);
         };
         let entries = entries()?;
+        let dirty = dirty(self);
         let labels: Vec<(String, String)> = self
             .labels
             .iter()
-            .map(|(k, v)| (k.clone(), v.replace(INPUTS_PLACEHOLDER, &inputs)))
+            .map(|(k, v)| match k.as_str() {
+                LABEL_REVISION if dirty => (k.clone(), format!("{v}{DIRTY}")),
+                _ => (k.clone(), v.replace(INPUTS_PLACEHOLDER, &inputs)),
+            })
             .collect();
         stage(self, &entries, &labels)?;
         let _ = std::fs::remove_file(&self.iidfile);
@@ -276,7 +306,7 @@ impl StepKind for BuildStep {
         // on the containerd store that of its manifest, where the iidfile of a build
         // without attestations names its config.
         let id = engine::image_id(&self.reference).unwrap_or_else(|_| id.trim().to_string());
-        write_sbom(self, &entries, &id)?;
+        write_sbom(self, &labels, &entries, &id)?;
         let mut recorded = run.recorded.lock().expect("no worker panics");
         recorded.0.insert(self.reference.clone(), id.clone());
         run.local_images.lock().expect("no worker panics").insert(
@@ -294,9 +324,14 @@ impl StepKind for BuildStep {
 
 /// The SBOM of the image `id` built from `entries` (with its parents' SBOMs, written
 /// when they were built).
-fn write_sbom(b: &BuildStep, entries: &staging::Entries, id: &str) -> Result<()> {
+fn write_sbom(
+    b: &BuildStep,
+    labels: &[(String, String)],
+    entries: &staging::Entries,
+    id: &str,
+) -> Result<()> {
     let label = |key: &str| {
-        b.labels
+        labels
             .iter()
             .find(|(k, _)| k == key)
             .map_or("", |(_, v)| v.as_str())

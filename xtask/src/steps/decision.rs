@@ -30,6 +30,8 @@ pub enum Reason {
     PackagesMissing,
     /// `--pull`: the external base may be newer.
     PullAsked,
+    /// Built from files not committed then, committed since.
+    Committed,
     /// Built for other platforms than asked (their lists, comma-separated).
     PlatformsChanged {
         was: String,
@@ -62,6 +64,10 @@ impl fmt::Display for Reason {
             Reason::ImageMissing => write!(f, "image not present"),
             Reason::PackagesMissing => write!(f, "packages missing"),
             Reason::PullAsked => write!(f, "--pull: the base may be newer"),
+            Reason::Committed => write!(
+                f,
+                "built from uncommitted files, committed since: built again with that commit"
+            ),
             Reason::PlatformsChanged { was, now } => {
                 write!(f, "platforms changed: {was} -> {now}")
             }

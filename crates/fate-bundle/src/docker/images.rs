@@ -23,7 +23,7 @@ pub const LABEL_STAGE: &str = "org.fedai.fate-xtask.stage";
 /// Labels that do not decide the image's content (and so not whether to rebuild).
 pub const VOLATILE_LABELS: [&str; 4] = [
     "org.opencontainers.image.created",
-    "org.opencontainers.image.revision",
+    LABEL_REVISION,
     LABEL_INPUTS,
     // Platforms are an input already (as `--platform`); the label only names them.
     LABEL_PLATFORMS,
@@ -47,7 +47,13 @@ pub struct ImageInfo {
     pub layers: Vec<String>,
     /// The platforms this tool built it for (its platforms label), if it says.
     pub built_for: Option<String>,
+    /// The source commit it says it was built from (its OCI revision label).
+    pub revision: Option<String>,
 }
+
+/// The OCI label of the source commit an image was built from (`<commit>-dirty` when its
+/// files held changes not committed).
+pub const LABEL_REVISION: &str = "org.opencontainers.image.revision";
 
 /// The server's version and platform: `26.1.5 linux/amd64`.
 #[must_use]
@@ -148,6 +154,7 @@ pub fn parse_inspect(output: &str, references: &[String]) -> BTreeMap<String, Im
             .unwrap_or_default();
         let label = |key: &str| labels.get(key).filter(|v| !v.is_empty()).cloned();
         let (inputs, built_for) = (label(LABEL_INPUTS), label(LABEL_PLATFORMS));
+        let revision = label(LABEL_REVISION);
         for reference in references
             .iter()
             .filter(|r| tags.contains(&format!("\"{r}\"")))
@@ -158,6 +165,7 @@ pub fn parse_inspect(output: &str, references: &[String]) -> BTreeMap<String, Im
                     id: id.to_string(),
                     inputs: inputs.clone(),
                     built_for: built_for.clone(),
+                    revision: revision.clone(),
                     size: size.parse().unwrap_or(0),
                     platform: platform.to_string(),
                     layers: layers.clone(),
