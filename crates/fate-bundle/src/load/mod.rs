@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
@@ -28,6 +28,13 @@ use crate::signing;
 use crate::ui::problems::Problems;
 use crate::ui::{ByteProgress, Ui};
 use crate::update;
+
+mod gate;
+mod partial;
+mod turns;
+
+use gate::Gate;
+pub use partial::Partial;
 
 /// Where a verifying key is named when `--verify-key` is not given.
 pub const VERIFY_KEY_ENV: &str = "FATE_XTASK_VERIFY_KEY";
@@ -99,7 +106,7 @@ pub fn load(
     warn_of_other_platforms(ui, &server, &chosen);
     // One load into an engine at a time: two loads of one image at once make the
     // containerd store refuse one of them ("already exists").
-    let _lock = lock_engine(ui)?;
+    let _lock = turns::lock_engine(ui)?;
     load_all(ui, &chosen)?;
     check_loaded(sh, &chosen)?;
     if !needed.is_empty() {
@@ -111,47 +118,6 @@ pub fn load(
     }
     Ok(())
 }
-
-/// Takes this user's lock for loads into the engine the CLI talks to (by its endpoint),
-/// waiting (and saying so) while another load holds it.
-fn lock_engine(ui: &Ui) -> Result<File> {
-    let (dir, instead) = process::private::state_dir("locks")?;
-    if let Some(why) = instead {
-        ui.note(&format!("locks go to {} ({why})", dir.display()));
-    }
-    let endpoint = engine::endpoint();
-    let key = hex::encode(&Sha256::digest(endpoint.as_bytes())[..8]);
-    let path = dir.join(format!("load-{key}.lock"));
-    let file = process::private::create_file(&path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    if file.try_lock().is_err() {
-        ui.note(&format!(
-            "another load into the engine at {endpoint} is running; waiting for it ({})",
-            path.display()
-        ));
-        file.lock()
-            .with_context(|| format!("cannot lock {}", path.display()))?;
-    }
-    Ok(file)
-}
-
-/// A load that loaded what an update carries on a host that lacks images of the bundle
-/// it updates (`--allow-partial`): the command ends with [`Partial::EXIT_CODE`].
-#[derive(Debug)]
-pub struct Partial(pub String);
-
-impl Partial {
-    /// Neither success (0) nor failure (1): the host does not hold the release.
-    pub const EXIT_CODE: u8 = 3;
-}
-
-impl std::fmt::Display for Partial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Partial {}
 
 /// With a key, the bundle's `bundle.json` must carry a good signature by it, checked
 /// before anything else of the bundle is read; without one, a signed bundle is loaded
@@ -193,52 +159,6 @@ fn load_all(ui: &Ui, chosen: &[(PathBuf, Archive)]) -> Result<()> {
             .with_context(|| format!("loading {}", path.display()))
     })
     .map(|_| ())
-}
-
-/// Where each archive's load waits once its index (near the end of the archive) has
-/// been checked, the rest still held back: they all go on only when every archive's
-/// index was as the manifest says, so a bad archive loads nothing of the bundle.
-struct Gate {
-    state: Mutex<GateState>,
-    changed: Condvar,
-    archives: usize,
-}
-
-#[derive(Default)]
-struct GateState {
-    passed: usize,
-    refused: bool,
-}
-
-impl Gate {
-    fn new(archives: usize) -> Gate {
-        Gate {
-            state: Mutex::new(GateState::default()),
-            changed: Condvar::new(),
-            archives,
-        }
-    }
-
-    /// This archive's index is good: waits for the others' verdicts.
-    fn pass(&self) -> Result<()> {
-        let mut state = self.state.lock().expect("no gate user panics");
-        state.passed += 1;
-        self.changed.notify_all();
-        while !state.refused && state.passed < self.archives {
-            state = self.changed.wait(state).expect("no gate user panics");
-        }
-        if state.refused {
-            bail!("stopped before it completed, as another archive of the bundle failed");
-        }
-        Ok(())
-    }
-
-    /// An archive failed: those waiting stop, and none passes after this.
-    fn refuse(&self) {
-        let mut state = self.state.lock().expect("no gate user panics");
-        state.refused = true;
-        self.changed.notify_all();
-    }
 }
 
 /// The files of the archive at `path` (its parts beside it, or itself), with what the
@@ -506,37 +426,4 @@ fn check_loaded(sh: &Shell, chosen: &[(PathBuf, Archive)]) -> Result<()> {
         println!("{line}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Gate;
-
-    #[test]
-    fn the_gate_opens_only_when_every_archive_passed() {
-        let gate = Gate::new(3);
-        let passed: Vec<bool> = std::thread::scope(|scope| {
-            let waiting: Vec<_> = (0..3)
-                .map(|_| scope.spawn(|| gate.pass().is_ok()))
-                .collect();
-            waiting.into_iter().map(|t| t.join().unwrap()).collect()
-        });
-        assert_eq!(passed, [true, true, true]);
-    }
-
-    #[test]
-    fn one_refusal_stops_those_waiting_and_those_to_come() {
-        let gate = Gate::new(3);
-        std::thread::scope(|scope| {
-            let waiting = scope.spawn(|| gate.pass());
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            gate.refuse();
-            let error = waiting.join().unwrap().unwrap_err().to_string();
-            assert!(
-                error.contains("another archive of the bundle failed"),
-                "{error}"
-            );
-        });
-        assert!(gate.pass().is_err(), "a later archive is stopped too");
-    }
 }
