@@ -593,18 +593,13 @@ fn signed_bundles(engine: Engine) {
     fs::create_dir_all(&keys).unwrap();
     let (public, secret) = (keys.join("a.pub"), keys.join("a.key"));
     // A key of Debian's minisign, with a password (given on its stdin here).
-    let made = std::process::Command::new("sh")
-        .arg("-c")
-        .arg("printf 'pw-of-a\\npw-of-a\\n' | minisign -G -p \"$1\" -s \"$2\"")
-        .arg("sh")
-        .arg(&public)
-        .arg(&secret)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
+    run_ok(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("printf 'pw-of-a\\npw-of-a\\n' | minisign -G -p \"$1\" -s \"$2\"")
+            .arg("sh")
+            .arg(&public)
+            .arg(&secret),
     );
     let out = fx.tmp.path().join("signed bundle");
     let mut sign = fx.command(&[
@@ -722,17 +717,12 @@ fn signed_bundles(engine: Engine) {
     sign.env("BUNDLE_PW", "s3cret-bundle-pw");
     let run = Run::from(run_with_engine(&mut sign)).ok();
     assert!(!run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"));
-    let checked = std::process::Command::new("minisign")
-        .args(["-Vm"])
-        .arg(locked_out.join("bundle.json"))
-        .arg("-p")
-        .arg(locked.join("fate-bundle.pub"))
-        .output()
-        .unwrap();
-    assert!(
-        checked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&checked.stderr)
+    run_ok(
+        std::process::Command::new("minisign")
+            .args(["-Vm"])
+            .arg(locked_out.join("bundle.json"))
+            .arg("-p")
+            .arg(locked.join("fate-bundle.pub")),
     );
 
     // That key with no password given and no terminal to ask on (CI, cron): says how.
@@ -765,17 +755,12 @@ fn signed_bundles(engine: Engine) {
 
     // A passwordless key of Debian's minisign (`-G -W`, as CI signs) signs bundles too.
     let (open_pub, open_key) = (keys.join("open.pub"), keys.join("open.key"));
-    let made = std::process::Command::new("minisign")
-        .args(["-G", "-W", "-p"])
-        .arg(&open_pub)
-        .arg("-s")
-        .arg(&open_key)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
+    run_ok(
+        std::process::Command::new("minisign")
+            .args(["-G", "-W", "-p"])
+            .arg(&open_pub)
+            .arg("-s")
+            .arg(&open_key),
     );
     let open_out = fx.tmp.path().join("open bundle");
     fx.xtask(&[
@@ -786,17 +771,22 @@ fn signed_bundles(engine: Engine) {
         open_key.to_str().unwrap(),
     ])
     .ok();
-    let checked = std::process::Command::new("minisign")
-        .args(["-Vm"])
-        .arg(open_out.join("bundle.json"))
-        .arg("-p")
-        .arg(&open_pub)
-        .output()
-        .unwrap();
-    assert!(
-        checked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&checked.stderr)
+    run_ok(
+        std::process::Command::new("minisign")
+            .args(["-Vm"])
+            .arg(open_out.join("bundle.json"))
+            .arg("-p")
+            .arg(&open_pub),
     );
     fx.assert_clean();
+}
+
+/// Runs `command`, which must succeed (what it said shown when it does not).
+fn run_ok(command: &mut std::process::Command) {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
