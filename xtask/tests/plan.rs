@@ -300,8 +300,36 @@ fn the_cli_speaks_as_cargo_xtask() {
 
     // -v shows each command line; -q only results.
     let run = fx.xtask(&["-v", "images", "base-image", "--force"]).ok();
-    assert!(run.stderr.contains("  $ "), "{}", run.stderr);
-    assert!(run.stderr.contains("build"), "{}", run.stderr);
+    // The exact command line of the build, as it runs.
+    let shown = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("  $ "))
+        .unwrap_or_default();
+    assert!(
+        shown.contains("$ DOCKER_BUILDKIT=0 docker build --force-rm --file ")
+            && shown.contains(&format!(
+                "--tag {} --build-arg PIP_INDEX_URL=",
+                fx.reference("base-image")
+            ))
+            && shown.ends_with(&format!(
+                "--iidfile {} {}",
+                fate_bundle::process::quote(
+                    &fx.root
+                        .join("target/xtask/contexts/base-image.iid")
+                        .display()
+                        .to_string()
+                ),
+                fate_bundle::process::quote(
+                    &fx.root
+                        .join("target/xtask/contexts/base-image")
+                        .display()
+                        .to_string()
+                )
+            )),
+        "{}",
+        run.stderr
+    );
     let run = fx.xtask(&["-q", "images", "base-image", "--force"]).ok();
     assert!(!run.stderr.contains("start build"), "{}", run.stderr);
     assert!(run.stdout.contains("built (--force)"), "{}", run.stdout);
