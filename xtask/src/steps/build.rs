@@ -215,21 +215,24 @@ impl StepKind for BuildStep {
             return Status::Unknown("the Docker engine is unreachable".into());
         }
         match after {
-            Some((id, Status::Unknown(_))) => {
-                Status::Unknown(format!("it depends on {id}, whose decision is unknown"))
-            }
             // Its sources are still collected (jars come later): staging problems show
-            // before anything runs. Whether it changes is known once the dependency ran
-            // (a rebuilt jar or parent may come out byte for byte the same).
-            Some((id, _)) => {
-                match staging::collect(&sources_of(&self.ops), preview.caches.walks.as_ref()) {
-                    Err(e) => Status::Unknown(format!("{e:#}")),
-                    Ok(_) => {
-                        match reason_before_inputs(self, preview.local_images, preview.force) {
-                            Some(reason) => Status::WillRun(reason),
-                            None => Status::Unknown(format!("decided once {id} has run")),
-                        }
+            // before anything runs, when the dependency's decision is known. Whether it
+            // changes is known once the dependency ran (a rebuilt jar or parent may come
+            // out byte for byte the same); why it runs whatever its inputs, is known now.
+            Some((id, status)) => {
+                let unknown = matches!(status, Status::Unknown(_));
+                if !unknown
+                    && let Err(e) =
+                        staging::collect(&sources_of(&self.ops), preview.caches.walks.as_ref())
+                {
+                    return Status::Unknown(format!("{e:#}"));
+                }
+                match reason_before_inputs(self, preview.local_images, preview.force) {
+                    Some(reason) => Status::WillRun(reason),
+                    None if unknown => {
+                        Status::Unknown(format!("it depends on {id}, whose decision is unknown"))
                     }
+                    None => Status::Unknown(format!("decided once {id} has run")),
                 }
             }
             None => match build_decision(
