@@ -417,13 +417,17 @@ fn switching_engines_and_back_rebuilds_nothing() {
     fx.assert_clean();
 }
 
+on_both_engines!(
+    an_image_of_uncommitted_files_says_so_until_they_are_committed,
+    uncommitted_files
+);
+
 /// Labels tell the truth: an image built from files not committed says `<commit>-dirty`
 /// (its SBOM too) and stays up to date while they stay as they are; once they are
 /// committed it is built again with the commit that holds them; an image whose files did
 /// not change keeps the commit it was built from.
-#[test]
-fn an_image_of_uncommitted_files_says_so_until_they_are_committed() {
-    let fx = Fixture::mini("dirty");
+fn uncommitted_files(engine: Engine) {
+    let fx = Fixture::mini_on("dirty", Builder::Legacy, engine);
     fx.xtask(&["images"]).ok();
     let head = |fx: &Fixture| {
         let out = std::process::Command::new("git")

@@ -22,16 +22,19 @@ pub fn signature_path(file: &Path) -> std::path::PathBuf {
 pub fn secret_key(path: &Path, password_env: Option<&str>) -> Result<SecretKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the secret key {}", path.display()))?;
-    let repaired = with_checksum(&text);
-    let text = repaired.clone().map_or(text, |(text, _)| text);
+    // A key given its checksum here, and the public key it carries to check it by.
+    let (text, own_public) = match with_checksum(&text) {
+        Some((text, public)) => (text, Some(public)),
+        None => (text, None),
+    };
     let sk_box = minisign::SecretKeyBox::from_string(&text)
         .map_err(|e| anyhow::anyhow!("{} is not a minisign secret key: {e}", path.display()))?;
     // A key without a password (cargo xtask keygen, minisign -G -W) opens as it is.
     match sk_box.clone().into_unencrypted_secret_key() {
         // A key given its checksum here holds no proof of its own: its signature must
         // verify with the public key it carries.
-        Ok(key) => match repaired {
-            Some((_, public)) if !signs_for(&key, &public) => bail!(
+        Ok(key) => match own_public {
+            Some(public) if !signs_for(&key, &public) => bail!(
                 "cannot open the secret key {}: it has no password, and it does not sign for its own public key: it is damaged; make a new pair with cargo xtask keygen (or minisign -G)",
                 path.display()
             ),

@@ -94,20 +94,11 @@ impl cli::Bundle {
         let mut missing = Problems::new("images to bundle are missing");
         let mut pulled = false;
         // A bundle of one platform gets its missing images built or pulled for it.
-        let for_platform = self.platform.as_ref().map(|p| -> Result<Project> {
-            let mut config = project.config.clone();
-            config.build.platforms = vec![p.clone()];
-            Ok(Project {
-                set: project.set.clone(),
-                config,
-                ui: project.ui.clone(),
-                sh: xshell::Shell::new()?,
-            })
-        });
-        let builder = match for_platform {
-            Some(built) => &built?,
-            None => project,
+        let for_platform = match &self.platform {
+            Some(platform) => Some(for_platform(project, platform)?),
+            None => None,
         };
+        let builder = for_platform.as_ref().unwrap_or(project);
         for (name, refs) in groups {
             for r in refs.iter().filter(|r| !local_images.contains_key(*r)) {
                 if *name != bundle::THIRD_PARTY {
@@ -150,4 +141,16 @@ impl cli::Bundle {
         }
         missing.into_result().map(|()| pulled)
     }
+}
+
+/// `project` building for `platform` only.
+fn for_platform(project: &Project, platform: &str) -> Result<Project> {
+    let mut config = project.config.clone();
+    config.build.platforms = vec![platform.to_string()];
+    Ok(Project {
+        set: project.set.clone(),
+        config,
+        ui: project.ui.clone(),
+        sh: xshell::Shell::new()?,
+    })
 }
