@@ -131,6 +131,10 @@ pub struct Bundle {
     /// directory or bundle.json), for hosts that loaded it.
     #[arg(long, value_name = "OLD")]
     pub since: Option<std::path::PathBuf>,
+    /// Leave out the loader (the static `fate-xtask` executable that checks, loads and
+    /// pushes the bundle where neither Rust nor this checkout is).
+    #[arg(long)]
+    pub no_loader: bool,
 }
 
 fn parse_platform(p: &str) -> Result<String, String> {
@@ -147,19 +151,8 @@ pub enum BundleAction {
 
 #[derive(Debug, Args)]
 pub struct BundleLoad {
-    /// Bundle directories or archive files [default: the working directory if it holds
-    /// bundle.json, else the bundle `cargo xtask bundle` writes in this workspace]
-    #[arg(value_name = "DIR|FILE")]
-    pub paths: Vec<std::path::PathBuf>,
-    /// Check the bundle's signature with this minisign public key before reading any
-    /// archive [default: FATE_XTASK_VERIFY_KEY of the environment]; an unsigned or changed
-    /// bundle is refused.
-    #[arg(long, value_name = "KEY.pub")]
-    pub verify_key: Option<std::path::PathBuf>,
-    /// Load an update bundle on a host that lacks images of the bundle it updates: what it
-    /// carries loads, and the exit code is 3 (the host does not hold the release).
-    #[arg(long)]
-    pub allow_partial: bool,
+    #[command(flatten)]
+    pub load: fate_bundle::loader::LoadArgs,
 }
 
 #[derive(Debug, Args)]

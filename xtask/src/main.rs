@@ -52,10 +52,10 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Push(args) => args.run(&Project::load(root, &global.overrides(), ui, sh)?),
         Command::Bundle(args) => match args.action {
-            Some(BundleAction::Load(load)) => load.run(&ui, &sh),
+            Some(BundleAction::Load(load)) => load.run(&ui),
             None => args.run(&Project::load(root, &global.overrides(), ui, sh)?),
         },
-        Command::Load(args) => args.run(&ui, &sh),
+        Command::Load(args) => args.run(&ui),
         Command::Keygen(args) => args.run(),
         Command::Completions(args) => {
             args.run();

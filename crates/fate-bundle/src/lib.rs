@@ -10,15 +10,21 @@
 //! 3. `docker`: image references and platforms, the engine's answers, local images.
 //! 4. `archive`, `signing`: an archive's bytes (streams, parts, its index); minisign.
 //! 5. `manifest`: `bundle.json` and reading a bundle back.
-//! 6. `update`: update bundles (`--since`) and what a host still needs.
-//! 7. `load`, `write`: a bundle into an engine, and out of one.
+//! 6. `update`, `check`: update bundles (`--since`) and what a host still needs; a
+//!    bundle's files checked against `bundle.json` before and as they are read.
+//! 7. `load`, `write`, `registry`: a bundle into an engine, out of one, and into a
+//!    registry with no engine at all.
+//! 8. `loader`: the `load` command as `cargo xtask` and the loader in a bundle run it.
 
 pub mod archive;
+pub mod check;
 pub mod docker;
 pub mod fsx;
 pub mod load;
+pub mod loader;
 pub mod manifest;
 pub mod process;
+pub mod registry;
 pub mod sbom;
 pub mod signing;
 pub mod ui;

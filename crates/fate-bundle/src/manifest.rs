@@ -16,6 +16,8 @@ use crate::docker::images::ImageInfo;
 pub const MANIFEST: &str = "bundle.json";
 pub const SUMS: &str = "SHA256SUMS";
 pub const README: &str = "README";
+/// The loader a bundle carries: a static executable that checks, loads and pushes it.
+pub const LOADER: &str = "fate-xtask";
 const FORMAT: &str = "fate-xtask-bundle/1";
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -29,6 +31,9 @@ pub struct Manifest {
     /// In an update bundle (`bundle --since`): the bundle it updates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updates: Option<Updates>,
+    /// The loader the bundle carries ([`LOADER`]), its size and sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loader: Option<Part>,
 }
 
 /// An SBOM in the bundle, and the image it describes.
@@ -137,6 +142,7 @@ impl Manifest {
             archives,
             sboms: Vec::new(),
             updates: None,
+            loader: None,
         }
     }
 
@@ -155,6 +161,7 @@ impl Manifest {
             .iter()
             .flat_map(Archive::files)
             .chain(self.sboms.iter().map(|s| s.file.clone()))
+            .chain(self.loader.clone())
             .map(|f| format!("{}  {}\n", f.sha256, f.file))
             .collect()
     }
@@ -224,8 +231,27 @@ impl Manifest {
                 sboms.concat()
             )
         };
+        let loader_note = self.loader.as_ref().map_or_else(String::new, |_| {
+            let verify = if signed { " --verify-key KEY.pub" } else { "" };
+            format!(
+                "With the loader it carries ({LOADER}: one static executable for Linux x86_64; \
+                 nothing else to install), in this directory, checked first:\n\n{check}\n\n\
+                 then, into this host's Docker engine:\n\n  ./{LOADER} load{verify} .\n\n\
+                 or straight into a registry (Harbor, a docker registry), with no Docker at all:\n\n  \
+                 ./{LOADER} load{verify} . --registry HOST[:PORT] --namespace PROJECT\n\n\
+                 (credentials: docker login's config.json, or --user NAME with the password on stdin \
+                 or in --password-env VAR; a private CA: --ca-file CA.crt). It checks every size and \
+                 checksum before loading or pushing anything, pushes only what the registry lacks, \
+                 resumes where a cut-off push stopped, and prints each image as \
+                 HOST/PROJECT/NAME:TAG@sha256:... Without it, push by hand with skopeo, each image \
+                 of an archive in turn, e.g.:\n\n  \
+                 skopeo copy docker-archive:ARCHIVE.tar:NAME:TAG docker://HOST/PROJECT/NAME:TAG\n\n\
+                 (skopeo reads an uncompressed archive: gunzip or zstd -d it first).\n\n"
+            )
+        });
         format!(
             "FATE images for a host without a registry (written {created}).\n\n{signed_note}{update_note}\
+             {loader_note}\
              Load them with the tool, from a checkout of fate-xtask (it checks every size and \
              checksum before loading anything, then the image IDs), DIR being this directory:\n\n  \
              {tool}\n\n\

@@ -37,6 +37,8 @@ pub struct Request<'a> {
     pub signing_key: Option<&'a minisign::SecretKey>,
     /// For an update bundle: the bundle it updates and the images it does not carry.
     pub updates: Option<Updates>,
+    /// The loader the bundle carries (a static executable), as built.
+    pub loader: Option<&'a Path>,
 }
 
 /// An SBOM the bundle carries, as listed in `bundle.json`, with its bytes.
@@ -72,6 +74,9 @@ pub fn write(ui: &Ui, request: Request, local_images: &LocalImages) -> Result<Ma
     let mut manifest = Manifest::new(archives);
     manifest.sboms = request.sboms.iter().map(|s| s.record.clone()).collect();
     manifest.updates = request.updates;
+    if let Some(loader) = request.loader {
+        manifest.loader = Some(copy_loader(loader, out, &mut partial)?);
+    }
     write_bundle_files(
         &manifest,
         request.sboms,
@@ -82,6 +87,34 @@ pub fn write(ui: &Ui, request: Request, local_images: &LocalImages) -> Result<Ma
     partial.complete()?;
     remove_stale_files(&manifest, request.signing_key.is_some(), out)?;
     Ok(manifest)
+}
+
+/// The loader copied beside the archives (as `.part` until the bundle is complete),
+/// executable, with its size and sha256 for `bundle.json`.
+fn copy_loader(loader: &Path, out: &Path, partial: &mut PartialFiles) -> Result<Part> {
+    use std::os::unix::fs::PermissionsExt;
+    let part = partial.add(out, manifest::LOADER);
+    std::fs::copy(loader, &part).with_context(|| {
+        format!(
+            "cannot copy the loader {} into the bundle ({})",
+            loader.display(),
+            part.display()
+        )
+    })?;
+    std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o755))?;
+    let tally = Tally::default();
+    let mut file = std::fs::File::open(&part)?;
+    let mut counted = TallyWriter {
+        inner: std::io::sink(),
+        tally: tally.clone(),
+    };
+    std::io::copy(&mut file, &mut counted)?;
+    let (size, sha256) = tally.result();
+    Ok(Part {
+        file: manifest::LOADER.to_string(),
+        size,
+        sha256,
+    })
 }
 
 /// What each archive holds, and where it is written until the bundle is complete.
@@ -217,6 +250,9 @@ fn remove_stale_files(manifest: &Manifest, signed: bool, out: &Path) -> Result<(
         if !archive.parts.is_empty() {
             stale.push(archive.file.clone());
         }
+    }
+    if manifest.loader.is_none() {
+        stale.push(manifest::LOADER.to_string());
     }
     if !signed {
         for file in [manifest::MANIFEST, manifest::SUMS] {

@@ -3,6 +3,7 @@
 //! from their sources, and their SBOMs. Writing and loading bundles is the
 //! `fate_bundle` library's.
 
+pub mod loader;
 pub mod sboms;
 
 use anyhow::Result;

@@ -12,7 +12,7 @@ use fate_bundle::{process, signing, update, write};
 
 use crate::bundle;
 use crate::cli;
-use crate::config::project::Project;
+use crate::config::project::{Project, workspace_root};
 use crate::docker::argv;
 use crate::run::lock;
 
@@ -59,6 +59,12 @@ impl cli::Bundle {
             self.compress,
             engine::image_store(sh)?.keeps_layers_compressed(),
         );
+        let loader = if self.no_loader {
+            None
+        } else {
+            let log = config.work_dir().join("logs").join("loader-build.log");
+            Some(bundle::loader::build(ui, &workspace_root(), &log)?)
+        };
         let request = write::Request {
             out: &out,
             archives: &groups,
@@ -69,6 +75,7 @@ impl cli::Bundle {
             sboms: &sboms,
             signing_key: signing_key.as_ref(),
             updates: base.as_ref().map(|base| base.updates(&all, &carried)),
+            loader: loader.as_deref(),
         };
         let manifest = write::write(ui, request, &local_images)?;
         out_dir.keep();

@@ -1,25 +1,24 @@
 //! `cargo xtask load` (also `bundle load`): loads bundles on this host, checked first
-//! (see `fate_bundle::load`). Needs no FATE root: only the bundle.
+//! (see `fate_bundle::load`), or pushes them into a registry with `--registry` (see
+//! `fate_bundle::registry`). Needs no FATE root: only the bundle.
 
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use fate_bundle::load;
+use fate_bundle::loader;
 use fate_bundle::manifest::MANIFEST;
 use fate_bundle::ui::Ui;
-use xshell::Shell;
 
 use crate::cli;
 
 impl cli::BundleLoad {
-    pub fn run(self, ui: &Ui, sh: &Shell) -> Result<()> {
-        let inputs = if self.paths.is_empty() {
+    pub fn run(self, ui: &Ui) -> Result<()> {
+        let inputs = if self.load.paths.is_empty() {
             vec![default_bundle()?]
         } else {
-            self.paths
+            self.load.paths.clone()
         };
-        let key = load::verify_key(self.verify_key);
-        load::load(ui, sh, &inputs, key.as_deref(), self.allow_partial)
+        loader::run(ui, &self.load, &inputs)
     }
 }
 
