@@ -69,6 +69,7 @@ pub fn check_signature(ui: &Ui, input: &Path, key: Option<&Path>, what: &str) ->
 
 /// The files of the archive at `path` (its parts beside it, or itself), with what the
 /// manifest says of each.
+#[must_use]
 pub fn files_of(path: &Path, archive: &Archive) -> Vec<(PathBuf, Part)> {
     archive
         .files()
@@ -104,6 +105,7 @@ pub fn check_parts(path: &Path, archive: &Archive, problems: &mut Problems) {
 
 /// After a failed load: which files of the archive are not as the manifest says, if
 /// any (the failure then was theirs), each named with what is wrong.
+#[must_use]
 pub fn damaged_files(ui: &Ui, path: &Path, archive: &Archive) -> Option<anyhow::Error> {
     let damaged: Vec<String> = files_of(path, archive)
         .into_iter()

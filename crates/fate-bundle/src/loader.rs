@@ -99,11 +99,9 @@ impl RegistryArgs {
 /// Loads (or pushes) the bundles `inputs`.
 pub fn run(ui: &Ui, args: &LoadArgs, inputs: &[PathBuf]) -> Result<()> {
     let key = load::verify_key(args.verify_key.clone());
-    match args.registry.options()? {
-        Some(options) => registry::push(ui, inputs, key.as_deref(), &options),
-        None => {
-            let sh = Shell::new()?;
-            load::load(ui, &sh, inputs, key.as_deref(), args.allow_partial)
-        }
+    if let Some(options) = args.registry.options()? {
+        return registry::push(ui, inputs, key.as_deref(), &options);
     }
+    let sh = Shell::new()?;
+    load::load(ui, &sh, inputs, key.as_deref(), args.allow_partial)
 }

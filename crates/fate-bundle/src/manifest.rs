@@ -166,6 +166,28 @@ impl Manifest {
             .collect()
     }
 
+    /// How to check and run the loader the bundle carries, if it carries one.
+    fn loader_readme(&self, signed: bool, check: &str) -> String {
+        self.loader.as_ref().map_or_else(String::new, |_| {
+            let verify = if signed { " --verify-key KEY.pub" } else { "" };
+            format!(
+                "With the loader it carries ({LOADER}: one static executable for Linux x86_64; \
+                 nothing else to install), in this directory, checked first:\n\n{check}\n\n\
+                 then, into this host's Docker engine:\n\n  ./{LOADER} load{verify} .\n\n\
+                 or straight into a registry (Harbor, a docker registry), with no Docker at all:\n\n  \
+                 ./{LOADER} load{verify} . --registry HOST[:PORT] --namespace PROJECT\n\n\
+                 (credentials: docker login's config.json, or --user NAME with the password on stdin \
+                 or in --password-env VAR; a private CA: --ca-file CA.crt). It checks every size and \
+                 checksum before loading or pushing anything, pushes only what the registry lacks, \
+                 resumes where a cut-off push stopped, and prints each image as \
+                 HOST/PROJECT/NAME:TAG@sha256:... Without it, push by hand with skopeo, each image \
+                 of an archive in turn, e.g.:\n\n  \
+                 skopeo copy docker-archive:ARCHIVE.tar:NAME:TAG docker://HOST/PROJECT/NAME:TAG\n\n\
+                 (skopeo reads an uncompressed archive: gunzip or zstd -d it first).\n\n"
+            )
+        })
+    }
+
     /// How to load this bundle, with the tool and by hand.
     /// `signed`: `bundle.json` and `SHA256SUMS` carry minisign signatures, checked first.
     pub fn readme(&self, signed: bool) -> String {
@@ -231,24 +253,7 @@ impl Manifest {
                 sboms.concat()
             )
         };
-        let loader_note = self.loader.as_ref().map_or_else(String::new, |_| {
-            let verify = if signed { " --verify-key KEY.pub" } else { "" };
-            format!(
-                "With the loader it carries ({LOADER}: one static executable for Linux x86_64; \
-                 nothing else to install), in this directory, checked first:\n\n{check}\n\n\
-                 then, into this host's Docker engine:\n\n  ./{LOADER} load{verify} .\n\n\
-                 or straight into a registry (Harbor, a docker registry), with no Docker at all:\n\n  \
-                 ./{LOADER} load{verify} . --registry HOST[:PORT] --namespace PROJECT\n\n\
-                 (credentials: docker login's config.json, or --user NAME with the password on stdin \
-                 or in --password-env VAR; a private CA: --ca-file CA.crt). It checks every size and \
-                 checksum before loading or pushing anything, pushes only what the registry lacks, \
-                 resumes where a cut-off push stopped, and prints each image as \
-                 HOST/PROJECT/NAME:TAG@sha256:... Without it, push by hand with skopeo, each image \
-                 of an archive in turn, e.g.:\n\n  \
-                 skopeo copy docker-archive:ARCHIVE.tar:NAME:TAG docker://HOST/PROJECT/NAME:TAG\n\n\
-                 (skopeo reads an uncompressed archive: gunzip or zstd -d it first).\n\n"
-            )
-        });
+        let loader_note = self.loader_readme(signed, &check);
         format!(
             "FATE images for a host without a registry (written {created}).\n\n{signed_note}{update_note}\
              {loader_note}\

@@ -103,12 +103,11 @@ fn copy_loader(loader: &Path, out: &Path, partial: &mut PartialFiles) -> Result<
     })?;
     std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o755))?;
     let tally = Tally::default();
-    let mut file = std::fs::File::open(&part)?;
-    let mut counted = TallyWriter {
+    let mut sink = TallyWriter {
         inner: std::io::sink(),
         tally: tally.clone(),
     };
-    std::io::copy(&mut file, &mut counted)?;
+    std::io::copy(&mut std::fs::File::open(&part)?, &mut sink)?;
     let (size, sha256) = tally.result();
     Ok(Part {
         file: manifest::LOADER.to_string(),

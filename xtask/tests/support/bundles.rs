@@ -49,6 +49,7 @@ pub fn bundle_files() -> Vec<String> {
         "README",
         "SHA256SUMS",
         "bundle.json",
+        "fate-xtask",
         "fate.images.tar.gz",
         "third-party.images.tar.gz",
     ]

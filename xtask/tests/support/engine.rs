@@ -87,6 +87,11 @@ impl Engine {
         }
     }
 
+    /// The process whose network namespace the engine runs in, if not the host's.
+    pub fn netns(&self) -> Option<u32> {
+        self.netns_pid
+    }
+
     /// `program` run where this engine's loopback is (its network namespace).
     pub fn near(&self, program: &str) -> Command {
         match self.netns_pid {

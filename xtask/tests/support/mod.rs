@@ -540,7 +540,7 @@ pub struct Registry {
     child: std::process::Child,
     pub addr: String,
     engine: Engine,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Registry {
@@ -579,29 +579,44 @@ impl Registry {
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = engine
-            .near("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+        let child = serve(engine, dir.path());
         // Owned from here on: dropping it (also on a panic below) stops the server.
         let registry = Registry {
             child,
             addr,
             engine: engine.clone(),
-            _dir: dir,
+            dir,
         };
+        registry.wait_until_up();
+        registry
+    }
+
+    fn wait_until_up(&self) {
         for _ in 0..100 {
-            if registry.http("GET", "/v2/", None).0 != 0 {
-                return registry;
+            if self.http("GET", "/v2/", None).0 != 0 {
+                return;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!("the registry did not start on {}", registry.addr);
+        panic!("the registry did not start on {}", self.addr);
+    }
+
+    /// Kills the server at once (SIGKILL: a crash, or a dropped link).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same address and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = serve(&self.engine, self.dir.path());
+        self.wait_until_up();
+    }
+
+    /// Bytes the registry stores (blobs and uploads in progress).
+    pub fn stored_bytes(&self) -> u64 {
+        walkdir_size(&self.dir.path().join("data"))
     }
 
     /// GET (or HEAD) through the registry's HTTP API: (status, headers+body).
@@ -639,6 +654,35 @@ impl Registry {
             .unwrap_or(0);
         (status, text)
     }
+}
+
+fn serve(engine: &Engine, dir: &Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("registry.log"))
+        .unwrap();
+    engine
+        .near("docker-registry")
+        .arg("serve")
+        .arg(dir.join("config.yml"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn walkdir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => walkdir_size(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
 }
 
 impl Drop for Registry {

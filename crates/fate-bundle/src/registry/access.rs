@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use docker_credential::{CredentialRetrievalError as E, DockerCredential};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 
@@ -202,7 +203,6 @@ fn stored_credentials(registry: &str) -> Result<RegistryAuth> {
     let Ok(bytes) = read_small(&path) else {
         return Ok(RegistryAuth::Anonymous);
     };
-    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
     match docker_credential::get_credential_from_reader(bytes.as_slice(), registry) {
         Ok(DockerCredential::UsernamePassword(user, password)) => {
             Ok(RegistryAuth::Basic(user, password))

@@ -11,6 +11,7 @@
 //! once); the manifests, only then; the tags read back. A line
 //! `HOST/REPOSITORY:TAG@sha256:...` per image is the result.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use crate::ui::{Ui, human_size};
 
 pub mod access;
 pub mod images;
+mod known;
 pub mod spool;
 pub mod target;
 mod upload;
@@ -76,6 +78,7 @@ pub fn push(
     let runtime = access::runtime()?;
     let pusher = Pusher {
         client: Client::new(reached.config),
+        known: tokio::sync::Mutex::new(known::Known::open(&options.target.registry)),
         auth: reached.auth,
         registry: options.target.registry.clone(),
         jobs: options.jobs.max(1),
@@ -96,51 +99,60 @@ pub fn push(
         options.platform.as_deref(),
     ));
     let spool_dir = access::private_temp_dir("fate-xtask-push-")?;
-    let pending: Vec<usize> = (0..chosen.len())
-        .filter(|&i| {
-            chosen[i]
-                .1
-                .images
-                .iter()
-                .any(|image| !present.contains_key(&image.reference))
-        })
-        .collect();
     let uploads = Problems::each_at_once(
         "the bundle is not intact; nothing was pushed",
-        &(0..chosen.len()).collect::<Vec<_>>(),
-        |&i| {
-            let (path, archive) = &chosen[i];
-            if !pending.contains(&i) {
-                // Every image is there already: the archive is only checked.
-                for (file_path, file) in check::files_of(path, archive) {
-                    check::check_file(ui, &file_path, &file)
-                        .with_context(|| file_path.display().to_string())?;
-                }
-                return Ok(Vec::new());
-            }
-            let dir = spool_dir.path().join(format!("archive-{i}"));
-            std::fs::create_dir(&dir)?;
-            let spooled = spool_archive(ui, path, archive, &dir)?;
-            archive
-                .images
-                .iter()
-                .filter(|image| !present.contains_key(&image.reference))
-                .map(|image| {
-                    let destination = options.target.destination(&image.reference)?;
-                    images::upload_of(&spooled, image, destination, options.platform.as_deref())
-                })
-                .collect::<Result<Vec<_>>>()
-        },
+        &chosen,
+        |(path, archive)| uploads_of(ui, path, archive, &present, spool_dir.path(), options),
     )?
     .concat();
 
-    let lines = runtime.block_on(send(ui, &pusher, &uploads))?;
+    let lines = runtime.block_on(send(ui, &pusher, &uploads));
+    pusher.known.into_inner().save();
+    let lines = lines?;
     let mut all: Vec<String> = present.into_values().chain(lines).collect();
     all.sort();
     for line in all {
         println!("{line}");
     }
     Ok(())
+}
+
+/// What goes up from one archive: nothing when the registry holds all its images already
+/// (the archive is only checked), else its images the registry lacks, spooled.
+fn uploads_of(
+    ui: &Ui,
+    path: &Path,
+    archive: &Archive,
+    present: &BTreeMap<String, String>,
+    spool_dir: &Path,
+    options: &Options,
+) -> Result<Vec<images::Upload>> {
+    let lacking: Vec<&BundledImage> = archive
+        .images
+        .iter()
+        .filter(|image| !present.contains_key(&image.reference))
+        .collect();
+    if lacking.is_empty() {
+        for (file_path, file) in check::files_of(path, archive) {
+            check::check_file(ui, &file_path, &file)
+                .with_context(|| file_path.display().to_string())?;
+        }
+        return Ok(Vec::new());
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("archive-")
+        .tempdir_in(spool_dir)?;
+    let spooled = spool_archive(ui, path, archive, dir.path())?;
+    let uploads = lacking
+        .into_iter()
+        .map(|image| {
+            let destination = options.target.destination(&image.reference)?;
+            images::upload_of(&spooled, image, destination, options.platform.as_deref())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The spooled files stay until the push ends (the spool directory's lifetime).
+    let _ = dir.keep();
+    Ok(uploads)
 }
 
 /// Where each bundled image goes, checked before any work (two images to one place is a
@@ -204,7 +216,7 @@ async fn present_images(
     pusher: &Pusher,
     destinations: &[(BundledImage, target::Destination)],
     platform: Option<&str>,
-) -> std::collections::BTreeMap<String, String> {
+) -> BTreeMap<String, String> {
     use futures_util::StreamExt;
     futures_util::stream::iter(destinations)
         .map(|(image, destination)| async move {
@@ -273,11 +285,12 @@ async fn send(ui: &Ui, pusher: &Pusher, uploads: &[images::Upload]) -> Result<Ve
         progress.finish(
             status,
             &format!(
-                ": {} blobs uploaded ({}), {} mounted, {} already there",
+                ": {} blobs uploaded ({}), {} mounted, {} already there ({})",
                 sent.uploaded.0,
                 human_size(sent.uploaded.1),
                 sent.mounted,
-                sent.present
+                sent.present.0,
+                human_size(sent.present.1)
             ),
         );
     }

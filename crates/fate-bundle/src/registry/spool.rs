@@ -225,6 +225,13 @@ impl<W: Write> Hashing<W> {
 
 impl<W: Write> Write for Hashing<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // A signal stops the spool between writes (the push then ends, its spool removed).
+        if crate::process::interrupted() {
+            return Err(io::Error::other(format!(
+                "stopped by {}",
+                crate::process::signal_name()
+            )));
+        }
         let n = self.inner.write(buf)?;
         self.sha.update(&buf[..n]);
         self.size += n as u64;

@@ -15,6 +15,7 @@ use oci_client::{Client, Reference, RegistryOperation};
 use tokio::io::AsyncReadExt;
 
 use super::images::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Upload, sha256_of};
+use super::known::Known;
 use super::target::Destination;
 use crate::manifest::BundledImage;
 use crate::ui::ByteProgress;
@@ -22,10 +23,15 @@ use crate::ui::ByteProgress;
 /// Each chunk of a blob is one request: small enough that several blobs at once stay far
 /// under 64 MB of memory, large enough that a request's overhead does not count.
 const CHUNK: usize = 4 << 20;
+/// The digest of no bytes: a blob to ask for that tells whether asking is allowed.
+const EMPTY_DIGEST: &str =
+    "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 const ACCEPTED: [&str; 4] = [DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX];
 
 pub struct Pusher {
     pub client: Client,
+    /// Where blobs were last seen in this registry (to mount from).
+    pub known: tokio::sync::Mutex<Known>,
     pub auth: RegistryAuth,
     pub registry: String,
     pub jobs: usize,
@@ -37,7 +43,8 @@ pub struct Pusher {
 pub struct Sent {
     pub uploaded: (usize, u64),
     pub mounted: usize,
-    pub present: usize,
+    /// Blobs every repository had, and their bytes.
+    pub present: (usize, u64),
 }
 
 /// One blob, and the repositories that need it.
@@ -65,21 +72,31 @@ impl Pusher {
         )
     }
 
-    /// Logs in for pushing to every repository first: a refused login is named before
-    /// anything is sent.
+    /// Logs in for pushing to every repository first, and asks each for a blob: a
+    /// refused login, or a registry that wants one, is named before anything is sent.
     pub async fn log_in(&self, repositories: &[&str]) -> Result<()> {
         for repository in repositories {
             let reference = self.reference(repository, "latest");
+            let refused = |e: &dyn std::fmt::Display| {
+                let who = match &self.auth {
+                    RegistryAuth::Anonymous => "anonymously: pass --user NAME (the password on stdin or in --password-env VAR), or docker login".to_string(),
+                    RegistryAuth::Basic(user, _) => format!("as {user}: check the user and password, and that {user} may push to {repository}"),
+                    RegistryAuth::Bearer(_) => "with the stored token: log in again (docker login)".to_string(),
+                };
+                anyhow::anyhow!(
+                    "the registry {} refused push access to {repository} ({e}) {who}",
+                    self.registry
+                )
+            };
             self.client
                 .auth(&reference, &self.auth, RegistryOperation::Push)
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "the registry {} refused push access to {repository} ({e}): check the user and password (--user, or docker login {}), and that the user may push to that project",
-                        self.registry,
-                        self.registry
-                    )
-                })?;
+                .map_err(|e| refused(&e))?;
+            let probe = self.by_digest(repository, EMPTY_DIGEST);
+            self.client
+                .blob_exists(&probe, EMPTY_DIGEST)
+                .await
+                .map_err(|e| refused(&e))?;
         }
         Ok(())
     }
@@ -168,7 +185,7 @@ impl Pusher {
         }
         // The largest first: the long uploads start at once, the small fill the gaps.
         let mut wanted: Vec<Wanted> = wanted.into_values().collect();
-        wanted.sort_by(|a, b| b.size.cmp(&a.size));
+        wanted.sort_by_key(|w| std::cmp::Reverse(w.size));
         let results: Vec<Placed> = stream::iter(wanted.iter())
             .map(|w| self.place(w, progress.clone()))
             .buffer_unordered(self.jobs)
@@ -176,7 +193,10 @@ impl Pusher {
             .await?;
         let mut sent = Sent::default();
         for placed in results {
-            sent.present += placed.present;
+            if placed.present {
+                sent.present.0 += 1;
+                sent.present.1 += placed.size;
+            }
             sent.mounted += placed.mounted;
             if placed.uploaded > 0 {
                 sent.uploaded.0 += 1;
@@ -188,7 +208,10 @@ impl Pusher {
 
     /// One blob into each of its repositories.
     async fn place(&self, wanted: &Wanted, progress: Arc<ByteProgress>) -> Result<Placed> {
-        let mut placed = Placed::default();
+        let mut placed = Placed {
+            size: wanted.size,
+            ..Placed::default()
+        };
         let mut missing = Vec::new();
         let mut source = None;
         for repository in &wanted.repositories {
@@ -204,13 +227,16 @@ impl Pusher {
                     )
                 })?;
             if there {
-                placed.present += 1;
                 source.get_or_insert_with(|| repository.clone());
             } else {
                 missing.push(repository.clone());
             }
         }
-        if source.is_some() || missing.is_empty() {
+        placed.present = missing.is_empty();
+        if source.is_none() && !missing.is_empty() {
+            source = self.known_source(&wanted.digest).await;
+        }
+        if source.is_some() {
             progress.add(wanted.size);
         }
         for repository in missing {
@@ -231,7 +257,18 @@ impl Pusher {
             placed.uploaded += wanted.size;
             source.get_or_insert(repository);
         }
+        if let Some(repository) = &source {
+            self.known.lock().await.record(&wanted.digest, repository);
+        }
         Ok(placed)
+    }
+
+    /// A repository where this user put the blob before, if the registry still has it
+    /// there.
+    async fn known_source(&self, digest: &str) -> Option<String> {
+        let repository = self.known.lock().await.source_of(digest)?.to_string();
+        let reference = self.by_digest(&repository, digest);
+        matches!(self.client.blob_exists(&reference, digest).await, Ok(true)).then_some(repository)
     }
 
     /// Sends a blob in chunks, again from its start after a failure, with backoff
@@ -251,9 +288,8 @@ impl Pusher {
                 .client
                 .push_blob_stream(&reference, stream, &wanted.digest, Some(wanted.size))
                 .await;
-            let error = match sent {
-                Ok(_) => return Ok(()),
-                Err(e) => e,
+            let Err(error) = sent else {
+                return Ok(());
             };
             if matches!(
                 self.client.blob_exists(&reference, &wanted.digest).await,
@@ -363,9 +399,11 @@ impl Pusher {
 
 #[derive(Default)]
 struct Placed {
+    size: u64,
     uploaded: u64,
     mounted: usize,
-    present: usize,
+    /// Already in every repository that needs it.
+    present: bool,
 }
 
 /// The file in chunks of [`CHUNK`] bytes, each counted on `progress` as it is taken.
@@ -382,6 +420,11 @@ fn file_chunks(
             stream::try_unfold(file, move |mut file| {
                 let progress = progress.clone();
                 async move {
+                    if crate::process::interrupted() {
+                        return Err(oci_client::errors::OciDistributionError::GenericError(
+                            Some(format!("stopped by {}", crate::process::signal_name())),
+                        ));
+                    }
                     let mut chunk = bytes::BytesMut::with_capacity(CHUNK);
                     while chunk.len() < CHUNK {
                         if file.read_buf(&mut chunk).await? == 0 {

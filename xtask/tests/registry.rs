@@ -1,0 +1,470 @@
+#![allow(
+    clippy::too_many_lines,
+    reason = "a real-engine scenario reads best as one story"
+)]
+//! Bundles pushed straight into a registry (`load --registry`) with no Docker engine:
+//! Debian's docker-registry, plain and with htpasswd; pulled back by both engines with
+//! the identity the bundle records; the loader the bundle carries, alone in a scratch
+//! container; a registry killed mid-push; a tampered bundle that pushes nothing.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use support::{Builder, Engine, Fixture, Registry, Run};
+
+/// A bundled image as `bundle.json` records it.
+struct Bundled {
+    reference: String,
+    id: String,
+    config: String,
+    layers: Vec<String>,
+}
+
+fn bundled(dir: &Path) -> Vec<Bundled> {
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("bundle.json")).unwrap()).unwrap();
+    json["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["images"].as_array().unwrap().clone())
+        .map(|i| Bundled {
+            reference: i["reference"].as_str().unwrap().to_string(),
+            id: i["id"].as_str().unwrap().to_string(),
+            config: i["config"].as_str().unwrap().to_string(),
+            layers: i["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap().to_string())
+                .collect(),
+        })
+        .collect()
+}
+
+/// `program args` where `engine`'s registry is reachable, with no `docker` on PATH and
+/// `DOCKER_HOST` pointing nowhere: nothing of Docker can be used.
+fn without_docker(engine: &Engine, program: &Path, args: &[&str], tmp: &Path) -> Command {
+    let empty_path = tmp.join("empty-path");
+    std::fs::create_dir_all(&empty_path).unwrap();
+    // nsenter by its full path: the program's PATH holds nothing.
+    let mut c = match engine.netns() {
+        Some(pid) => {
+            let mut c = Command::new("/usr/bin/nsenter");
+            c.arg(format!("--net=/proc/{pid}/ns/net")).arg(program);
+            c
+        }
+        None => Command::new(program),
+    };
+    c.env_clear()
+        .env("PATH", &empty_path)
+        .env("HOME", tmp)
+        .env("TMPDIR", std::env::temp_dir())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .env("DOCKER_CONFIG", tmp.join("no-docker-config"))
+        .args(args);
+    c
+}
+
+fn run(mut c: Command) -> Run {
+    c.output().unwrap().into()
+}
+
+/// The result lines: `HOST/REPOSITORY:TAG` -> `sha256:...`.
+fn pushed(run: &Run) -> BTreeMap<String, String> {
+    run.stdout
+        .lines()
+        .filter_map(|l| l.split_once('@'))
+        .map(|(r, d)| (r.to_string(), d.to_string()))
+        .collect()
+}
+
+fn last_component(reference: &str) -> String {
+    reference.rsplit('/').next().unwrap().to_string()
+}
+
+on_both_engines!(
+    bundles_push_into_a_registry_without_docker_and_keep_their_identity,
+    push_without_docker
+);
+
+/// Every image of the bundle pushed with no engine; pulled back by the engine with the
+/// config, layers (and, from the containerd store, the manifest digest) the bundle
+/// records; a second push sends nothing; compression is the same every time; the loader
+/// the bundle carries does the same; a tampered bundle pushes nothing.
+fn push_without_docker(engine: Engine) {
+    let fx = Fixture::mini_on("registry", Builder::Legacy, engine.clone());
+    fx.xtask(&["images"]).ok();
+    let dir = fx.tmp.path().join("bundle");
+    fx.xtask(&["bundle", "--out", dir.to_str().unwrap()]).ok();
+    let images = bundled(&dir);
+    assert_eq!(images.len(), 10);
+    let registry = Registry::start_for(&engine, None);
+    let tmp = fx.tmp.path();
+    let bin = PathBuf::from(support::BIN);
+    let push = |program: &Path, namespace: &str| {
+        run(without_docker(
+            &engine,
+            program,
+            &[
+                "load",
+                dir.to_str().unwrap(),
+                "--registry",
+                &registry.addr,
+                "--namespace",
+                namespace,
+            ],
+            tmp,
+        ))
+    };
+
+    let first = push(&bin, "fate").ok();
+    let digests = pushed(&first);
+    assert_eq!(digests.len(), 10, "{}", first.stdout);
+    for image in &images {
+        let name = format!(
+            "{}/fate/{}",
+            registry.addr,
+            last_component(&image.reference)
+        );
+        let digest = digests
+            .get(&name)
+            .unwrap_or_else(|| panic!("{name} not pushed"));
+        engine.docker(&["pull", &name]);
+        let id = engine.docker(&["image", "inspect", "-f", "{{.Id}}", &name]);
+        let layers = engine.docker(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", &name]);
+        let layers: Vec<String> = serde_json::from_str(&layers).unwrap();
+        assert_eq!(layers, image.layers, "{name}: layers");
+        if engine.netns().is_some() {
+            // The containerd store's own manifest went up unchanged: same digest, same ID.
+            assert_eq!(digest, &image.id, "{name}: the manifest as built");
+            assert_eq!(id, image.id, "{name}: pulled as the store built it");
+        } else {
+            assert_eq!(
+                id, image.config,
+                "{name}: the config digest, its ID on 20.10"
+            );
+        }
+        engine.docker(&["rmi", &name]);
+    }
+
+    // Again: nothing is sent, the same lines.
+    let again = push(&bin, "fate").ok();
+    assert_eq!(pushed(&again), digests);
+    assert!(
+        again.stderr.contains("nothing was sent"),
+        "{}",
+        again.stderr
+    );
+
+    // Into another namespace: the same manifests (compression is the same every time),
+    // the blobs mounted, not uploaded.
+    let other = push(&bin, "again").ok();
+    let renamed: BTreeMap<String, String> = pushed(&other)
+        .into_iter()
+        .map(|(r, d)| (r.replace("/again/", "/fate/"), d))
+        .collect();
+    assert_eq!(renamed, digests, "the same manifest digests");
+    assert!(
+        other.stderr.contains("0 blobs uploaded"),
+        "{}",
+        other.stderr
+    );
+
+    // The loader the bundle carries, alone: the same result.
+    let loader = dir.join("fate-xtask");
+    let by_loader = push(&loader, "loader").ok();
+    let renamed: BTreeMap<String, String> = pushed(&by_loader)
+        .into_iter()
+        .map(|(r, d)| (r.replace("/loader/", "/fate/"), d))
+        .collect();
+    assert_eq!(renamed, digests);
+
+    // A tampered copy: one byte of an archive changed, its size kept. Nothing goes up.
+    let tampered = tmp.join("tampered");
+    support::copy_tree(&dir, &tampered);
+    let archive = tampered.join("fate.images.tar.gz");
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&archive, bytes).unwrap();
+    let refused = run(without_docker(
+        &engine,
+        &bin,
+        &[
+            "load",
+            tampered.to_str().unwrap(),
+            "--registry",
+            &registry.addr,
+            "--namespace",
+            "tampered",
+        ],
+        tmp,
+    ))
+    .failed();
+    assert!(
+        refused.stderr.contains("nothing was pushed"),
+        "{}",
+        refused.stderr
+    );
+    let (_, catalog) = registry.http("GET", "/v2/_catalog", None);
+    assert!(catalog.contains("fate/"), "{catalog}");
+    assert!(!catalog.contains("tampered/"), "{catalog}");
+}
+
+/// A bundle of the example on the system engine, and its directory.
+fn example_bundle(name: &str) -> (Fixture, PathBuf) {
+    let fx = Fixture::mini_on(name, Builder::Legacy, Engine::system());
+    fx.xtask(&["images"]).ok();
+    let dir = fx.tmp.path().join("bundle");
+    fx.xtask(&["bundle", "--out", dir.to_str().unwrap()]).ok();
+    (fx, dir)
+}
+
+/// Basic auth as operators give it: `--user` with the password on stdin or in a variable,
+/// or a `docker login`'s `config.json`; a wrong password is refused before anything is
+/// sent, naming the fix.
+#[test]
+fn credentials_come_from_stdin_a_variable_or_docker_login() {
+    let (fx, dir) = example_bundle("regauth");
+    let registry = Registry::start(Some(("fate", "s3cret")));
+    let tmp = fx.tmp.path();
+    let bin = PathBuf::from(support::BIN);
+    let engine = Engine::system();
+    let args = |ns: &'static str, extra: &[&'static str]| -> Vec<String> {
+        let mut v = vec![
+            "load".to_string(),
+            dir.to_str().unwrap().to_string(),
+            "--registry".into(),
+            registry.addr.clone(),
+            "--namespace".into(),
+            ns.into(),
+        ];
+        v.extend(extra.iter().map(|s| (*s).to_string()));
+        v
+    };
+    let with = |ns: &'static str, extra: &[&'static str]| {
+        let a = args(ns, extra);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        without_docker(&engine, &bin, &refs, tmp)
+    };
+
+    // Anonymous: refused, with the fix named.
+    let refused = run(with("anon", &[])).failed();
+    assert!(refused.stderr.contains("--user"), "{}", refused.stderr);
+
+    // The password on stdin.
+    let mut c = with("stdin", &["--user", "fate"]);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    }
+    let by_stdin: Run = child.wait_with_output().unwrap().into();
+    assert_eq!(pushed(&by_stdin.ok()).len(), 10);
+
+    // The password in a variable; a wrong one is refused before anything is sent.
+    let mut c = with("env", &["--user", "fate", "--password-env", "REG_PASSWORD"]);
+    c.env("REG_PASSWORD", "s3cret");
+    assert_eq!(pushed(&run(c).ok()).len(), 10);
+    let mut c = with(
+        "wrong",
+        &["--user", "fate", "--password-env", "REG_PASSWORD"],
+    );
+    c.env("REG_PASSWORD", "wrong");
+    let wrong = run(c).failed();
+    assert!(wrong.stderr.contains("refused"), "{}", wrong.stderr);
+
+    // docker login's config.json.
+    let config_dir = tmp.join("docker-config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    // base64 of "fate:s3cret", as docker login writes it.
+    let auth = "ZmF0ZTpzM2NyZXQ=";
+    std::fs::write(
+        config_dir.join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, registry.addr),
+    )
+    .unwrap();
+    let mut c = with("login", &[]);
+    c.env("DOCKER_CONFIG", &config_dir);
+    assert_eq!(pushed(&run(c).ok()).len(), 10);
+
+    let (_, catalog) = registry.http("GET", "/v2/_catalog", Some("fate:s3cret"));
+    for ns in ["stdin/", "env/", "login/"] {
+        assert!(catalog.contains(ns), "{catalog}");
+    }
+    for ns in ["anon/", "wrong/"] {
+        assert!(!catalog.contains(ns), "{catalog}");
+    }
+}
+
+/// A registry killed in the middle of a push: the push fails naming what to do; run again
+/// once the registry is back, it sends only what is missing and completes.
+#[test]
+fn a_push_cut_off_resumes_where_it_stopped() {
+    let fx = Fixture::mini_on("regkill", Builder::Legacy, Engine::system());
+    // Incompressible bytes in two layers that take a while to send: the python tree's
+    // (python and egg images) and fateboard's.
+    write_noise(&fx.root.join("federatedml/noise.bin"), 96 << 20, 1);
+    write_noise(
+        &fx.root.join("example-tree-dir/fateboard/noise.bin"),
+        64 << 20,
+        2,
+    );
+    support::commit_all(&fx.root, "noise");
+    fx.xtask(&["images"]).ok();
+    let dir = fx.tmp.path().join("bundle");
+    fx.xtask(&["bundle", "--out", dir.to_str().unwrap(), "--no-loader"])
+        .ok();
+    let mut registry = Registry::start(None);
+    let addr = registry.addr.clone();
+    let tmp = fx.tmp.path();
+    let bin = PathBuf::from(support::BIN);
+    let engine = Engine::system();
+    let args = [
+        "load",
+        dir.to_str().unwrap(),
+        "--registry",
+        &addr,
+        "--jobs",
+        "1",
+        "--retries",
+        "0",
+        "--timeout",
+        "5",
+    ];
+    let child = without_docker(&engine, &bin, &args, tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Killed once the largest layer is in (the largest go first) and the next partly.
+    let started = std::time::Instant::now();
+    while registry.stored_bytes() < 120 << 20 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_mins(2),
+            "the push did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    registry.kill();
+    let cut: Run = child.wait_with_output().unwrap().into();
+    let cut = cut.failed();
+    assert!(
+        cut.stderr.contains("run the same command again"),
+        "{}",
+        cut.stderr
+    );
+    registry.restart();
+    let resumed = run(without_docker(&engine, &bin, &args, tmp)).ok();
+    assert_eq!(pushed(&resumed).len(), 10, "{}", resumed.stdout);
+    // The layer sent whole before the cut is not sent again.
+    let kept = summary_bytes(&resumed.stderr, "already there (");
+    assert!(
+        kept >= 96 << 20,
+        "only {kept} bytes were kept from the cut push: {}",
+        resumed.stderr
+    );
+    for image in bundled(&dir) {
+        let name = format!("{}/{}", registry.addr, image.reference);
+        engine.docker(&["pull", &name]);
+        let id = engine.docker(&["image", "inspect", "-f", "{{.Id}}", &name]);
+        assert_eq!(id, image.config, "{name}");
+        engine.docker(&["rmi", &name]);
+    }
+}
+
+/// A size of the push's summary (`N blobs uploaded (SIZE), ..., M already there (SIZE)`)
+/// after `label`, in bytes.
+fn summary_bytes(stderr: &str, label: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(label))
+        .unwrap_or_else(|| panic!("no summary in {stderr}"));
+    let size = line.split(label).nth(1).unwrap();
+    let size = size.split(')').next().unwrap();
+    let (number, unit) = size.split_at(size.find(|c: char| c.is_ascii_alphabetic()).unwrap());
+    let number: f64 = number.parse().unwrap();
+    let scale = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        other => panic!("unit {other}"),
+    };
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a size"
+    )]
+    let bytes = (number * scale) as u64;
+    bytes
+}
+
+/// `len` bytes that do not compress (a xorshift stream from `seed`).
+fn write_noise(path: &Path, len: usize, seed: u64) {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ seed;
+    let bytes: Vec<u8> = (0..len / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The loader alone in a container built FROM scratch with the bundle: it checks the
+/// bundle and pushes it, with nothing else in the container.
+#[test]
+fn the_loader_pushes_from_a_scratch_container() {
+    let (fx, dir) = example_bundle("regscratch");
+    let registry = Registry::start(None);
+    let engine = Engine::system();
+    let context = fx.tmp.path().join("scratch");
+    support::copy_tree(&dir, &context.join("bundle"));
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY bundle /bundle\nWORKDIR /bundle\nENTRYPOINT [\"/bundle/fate-xtask\"]\n",
+    )
+    .unwrap();
+    let image = format!("{}/scratch-loader:test", fx.prefix);
+    engine.docker(&["build", "-q", "-t", &image, context.to_str().unwrap()]);
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    assert!(sums.contains("  fate-xtask\n"), "{sums}");
+    let out = engine.docker_output(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        &image,
+        "load",
+        ".",
+        "--registry",
+        &registry.addr,
+        "--namespace",
+        "airgap",
+    ]);
+    let run: Run = out.into();
+    let run = run.ok();
+    assert_eq!(pushed(&run).len(), 10, "{}", run.stdout);
+    for image in bundled(&dir) {
+        let name = format!(
+            "{}/airgap/{}",
+            registry.addr,
+            last_component(&image.reference)
+        );
+        engine.docker(&["pull", &name]);
+        let id = engine.docker(&["image", "inspect", "-f", "{{.Id}}", &name]);
+        assert_eq!(id, image.config, "{name}");
+        engine.docker(&["rmi", &name]);
+    }
+    engine.docker(&["rmi", &image]);
+}
