@@ -468,3 +468,128 @@ fn the_loader_pushes_from_a_scratch_container() {
     }
     engine.docker(&["rmi", &image]);
 }
+
+/// The token endpoint of `support/token-server.py`, stopped when dropped.
+struct TokenServer {
+    child: std::process::Child,
+    port: u16,
+    issued: PathBuf,
+}
+
+impl TokenServer {
+    fn start(dir: &Path, key: &Path, cert: &Path, user: &str, password: &str) -> TokenServer {
+        let port_file = dir.join("token-port");
+        let issued = dir.join("tokens-issued");
+        let script = support::workspace().join("xtask/tests/support/token-server.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(&port_file)
+            .arg(key)
+            .arg(cert)
+            .args([user, password, "fate-registry", "fate-token-issuer"])
+            .arg(&issued)
+            .spawn()
+            .unwrap();
+        let mut server = TokenServer {
+            child,
+            port: 0,
+            issued,
+        };
+        for _ in 0..100 {
+            if let Ok(port) = std::fs::read_to_string(&port_file) {
+                server.port = port.trim().parse().unwrap();
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the token server did not start");
+    }
+
+    fn tokens_issued(&self) -> usize {
+        std::fs::read_to_string(&self.issued).map_or(0, |t| t.lines().count())
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Bearer token flow, as Harbor and Docker Hub have it: the registry answers
+/// `WWW-Authenticate: Bearer realm=...`, the credentials buy a token at the realm, the
+/// token pushes. A wrong password gets no token and pushes nothing.
+#[test]
+fn the_bearer_token_flow_pushes() {
+    let (fx, dir) = example_bundle("regtoken");
+    let tmp = fx.tmp.path();
+    let key = tmp.join("token.key");
+    let cert = tmp.join("token.crt");
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=fate-token-issuer", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let tokens = TokenServer::start(tmp, &key, &cert, "harbor", "Harbor12345");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let registry = Registry::start_with(
+        &addr,
+        &format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: fate-registry\n    issuer: fate-token-issuer\n    rootcertbundle: {}\n",
+            tokens.port,
+            cert.display()
+        ),
+    );
+    for _ in 0..100 {
+        if registry.http("GET", "/v2/", None).0 == 401 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, challenge) = registry.http("GET", "/v2/", None);
+    assert_eq!(status, 401, "{challenge}");
+    assert!(challenge.contains("Bearer realm="), "{challenge}");
+
+    let bin = PathBuf::from(support::BIN);
+    let engine = Engine::system();
+    let push = |password: &str, ns: &str| {
+        let mut c = without_docker(
+            &engine,
+            &bin,
+            &[
+                "load",
+                dir.to_str().unwrap(),
+                "--registry",
+                &addr,
+                "--namespace",
+                ns,
+                "--user",
+                "harbor",
+                "--password-env",
+                "HARBOR_PASSWORD",
+            ],
+            tmp,
+        );
+        c.env("HARBOR_PASSWORD", password);
+        run(c)
+    };
+    let wrong = push("wrong", "denied").failed();
+    assert!(wrong.stderr.contains("refused"), "{}", wrong.stderr);
+    let before = tokens.tokens_issued();
+    let pushed_once = push("Harbor12345", "fate").ok();
+    assert_eq!(pushed(&pushed_once).len(), 10, "{}", pushed_once.stdout);
+    assert!(tokens.tokens_issued() > before, "no token was issued");
+    let again = push("Harbor12345", "fate").ok();
+    assert_eq!(pushed(&again), pushed(&pushed_once));
+    assert!(again.stderr.contains("nothing was sent"), "{}", again.stderr);
+}

@@ -549,6 +549,26 @@ impl Registry {
         Registry::start_for(&Engine::system(), auth)
     }
 
+    /// A registry on the system's loopback whose config ends with `extra` (an `auth:` or
+    /// `http: tls:` section of docker-registry's config), with `addr` its `http.addr`.
+    pub fn start_with(addr: &str, extra: &str) -> Registry {
+        ensure_packages("docker-registry", &["docker-registry"]);
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{extra}",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let engine = Engine::system();
+        let child = serve(&engine, dir.path());
+        Registry {
+            child,
+            addr: addr.to_string(),
+            engine,
+            dir,
+        }
+    }
+
     /// A registry `engine` reaches on its loopback (inside its network namespace).
     pub fn start_for(engine: &Engine, auth: Option<(&str, &str)>) -> Registry {
         ensure_packages("docker-registry", &["docker-registry"]);
