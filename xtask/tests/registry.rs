@@ -527,14 +527,20 @@ fn the_bearer_token_flow_pushes() {
     let key = tmp.join("token.key");
     let cert = tmp.join("token.crt");
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
         .args(["-subj", "/CN=fate-token-issuer", "-keyout"])
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let tokens = TokenServer::start(tmp, &key, &cert, "harbor", "Harbor12345");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -591,5 +597,227 @@ fn the_bearer_token_flow_pushes() {
     assert!(tokens.tokens_issued() > before, "no token was issued");
     let again = push("Harbor12345", "fate").ok();
     assert_eq!(pushed(&again), pushed(&pushed_once));
-    assert!(again.stderr.contains("nothing was sent"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("nothing was sent"),
+        "{}",
+        again.stderr
+    );
+}
+
+/// A network namespace with a veth link to this host: a host off loopback, removed when
+/// dropped.
+struct Netns {
+    name: String,
+    host_addr: String,
+    inner_addr: String,
+}
+
+impl Netns {
+    fn create() -> Netns {
+        support::ensure_packages("ip", &["iproute2"]);
+        let id = std::process::id() % 200 + 20;
+        let name = format!("fxreg{id}");
+        let (outer, inner) = (format!("vfx{id}a"), format!("vfx{id}b"));
+        let net = Netns {
+            name: name.clone(),
+            host_addr: format!("10.231.{id}.1"),
+            inner_addr: format!("10.231.{id}.2"),
+        };
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+        ]);
+        ip(&["link", "set", &inner, "netns", &name]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", net.host_addr),
+            "dev",
+            &outer,
+        ]);
+        ip(&["link", "set", &outer, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", name.as_str(), "ip"];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        inside(&[
+            "addr",
+            "add",
+            &format!("{}/24", net.inner_addr),
+            "dev",
+            &inner,
+        ]);
+        inside(&["link", "set", &inner, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        net
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // The veth pair goes with the namespace.
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A registry with a certificate from a private CA, on a host off loopback: refused with
+/// the certificate problem and both fixes named; pushed with `--ca-file`, or `--insecure`.
+#[test]
+fn a_registry_with_a_private_ca_is_trusted_only_when_told() {
+    let (fx, dir) = example_bundle("regtls");
+    let tmp = fx.tmp.path();
+    let net = Netns::create();
+    let ca_key = tmp.join("ca.key");
+    let ca = tmp.join("ca.crt");
+    let key = tmp.join("registry.key");
+    let csr = tmp.join("registry.csr");
+    let cert = tmp.join("registry.crt");
+    let ext = tmp.join("san.ext");
+    std::fs::write(&ext, format!("subjectAltName=IP:{}\n", net.inner_addr)).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(tmp)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let p = |path: &Path| path.to_str().unwrap().to_string();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=Bank private CA",
+        "-keyout",
+        &p(&ca_key),
+        "-out",
+        &p(&ca),
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=harbor.bank",
+        "-keyout",
+        &p(&key),
+        "-out",
+        &p(&csr),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca),
+        "-CAkey",
+        &p(&ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&cert),
+    ]);
+
+    let addr = format!("{}:5000", net.inner_addr);
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n  tls:\n    certificate: {}\n    key: {}\n",
+            data.path().join("data").display(),
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(data.path().join("log")).unwrap();
+    let mut server = Command::new("ip")
+        .args(["netns", "exec", &net.name, "docker-registry", "serve"])
+        .arg(&config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let curl_ok = || {
+        Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "--cacert", &p(&ca)])
+            .arg(format!("https://{addr}/v2/"))
+            .status()
+            .unwrap()
+            .success()
+    };
+    let started = std::time::Instant::now();
+    while !curl_ok() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the TLS registry did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let bin = PathBuf::from(support::BIN);
+    let engine = Engine::system();
+    let push = |extra: &[&str], ns: &str| {
+        let mut args = vec![
+            "load",
+            dir.to_str().unwrap(),
+            "--registry",
+            &addr,
+            "--namespace",
+            ns,
+        ];
+        args.extend_from_slice(extra);
+        run(without_docker(&engine, &bin, &args, tmp))
+    };
+    let untrusted = push(&[], "untrusted").failed();
+    for words in [
+        "certificate",
+        "--ca-file",
+        "/etc/docker/certs.d/",
+        "--insecure",
+    ] {
+        assert!(
+            untrusted.stderr.contains(words),
+            "{words}: {}",
+            untrusted.stderr
+        );
+    }
+    let with_ca = push(&["--ca-file", &p(&ca)], "fate").ok();
+    assert_eq!(pushed(&with_ca).len(), 10, "{}", with_ca.stdout);
+    assert!(
+        with_ca.stderr.contains(&format!("https://{addr}")),
+        "{}",
+        with_ca.stderr
+    );
+    let insecure = push(&["--insecure"], "insecure").ok();
+    assert_eq!(pushed(&insecure).len(), 10, "{}", insecure.stdout);
+    let _ = server.kill();
+    let _ = server.wait();
 }

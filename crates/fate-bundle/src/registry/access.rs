@@ -218,32 +218,34 @@ fn stored_credentials(registry: &str) -> Result<RegistryAuth> {
     }
 }
 
-/// Asks `/v2/` over HTTPS, then (loopback or `--insecure`) over plain HTTP: the protocol
-/// that answered, and whether certificates go unchecked.
+/// Asks `/v2/` over HTTPS, then, with `--insecure`, over HTTPS without checking the
+/// certificate, then (loopback or `--insecure`) over plain HTTP, as Docker does: the
+/// protocol that answered, and whether certificates go unchecked.
 async fn probe(
     target: &Target,
     access: &Access,
     roots: &[Certificate],
 ) -> Result<(ClientProtocol, bool)> {
-    let https = get_v2("https", target, access, roots, false).await;
-    let https_error = match https {
-        Ok(()) => return Ok((ClientProtocol::Https, false)),
-        Err(e) => e,
+    let https_error = match get_v2("https", target, access, roots, false).await {
+        Ok(true) => return Ok((ClientProtocol::Https, false)),
+        Ok(false) => None,
+        Err(e) => Some(e),
     };
+    if access.insecure && matches!(get_v2("https", target, access, roots, true).await, Ok(true)) {
+        return Ok((ClientProtocol::Https, true));
+    }
     let plain_allowed = target.is_loopback() || access.insecure;
-    if plain_allowed && get_v2("http", target, access, roots, false).await.is_ok() {
+    if plain_allowed && matches!(get_v2("http", target, access, roots, false).await, Ok(true)) {
         return Ok((
             ClientProtocol::HttpsExcept(vec![target.registry.clone()]),
             false,
         ));
     }
-    let certificate = is_certificate_error(&https_error);
-    if certificate && access.insecure && get_v2("https", target, access, roots, true).await.is_ok()
-    {
-        return Ok((ClientProtocol::Https, true));
-    }
-    let chain = error_chain(&https_error);
-    if certificate {
+    let chain = https_error.as_ref().map_or_else(
+        || "it answers, but not as a registry".to_string(),
+        |e| error_chain(e),
+    );
+    if https_error.as_ref().is_some_and(is_certificate_error) {
         bail!(
             "the registry {} presents a certificate this host does not trust ({chain}): give its CA with --ca-file CA.crt, or put it at {CERTS_D}/{}/ca.crt as Docker reads it; or, on a network you trust, pass --insecure",
             target.registry,
@@ -262,13 +264,14 @@ async fn probe(
     );
 }
 
+/// Whether `/v2/` answers as a registry does: 200, or 401 asking for credentials.
 async fn get_v2(
     scheme: &str,
     target: &Target,
     access: &Access,
     roots: &[Certificate],
     accept_invalid: bool,
-) -> std::result::Result<(), reqwest::Error> {
+) -> std::result::Result<bool, reqwest::Error> {
     let certificates = |certs: &[Certificate]| {
         certs
             .iter()
@@ -288,12 +291,12 @@ async fn get_v2(
         builder.tls_certs_only(certificates(&with_bundled_roots(roots.to_vec())))
     };
     let client = builder.build()?;
-    // Any HTTP answer (200, or 401 asking for credentials) is a registry that answers.
-    client
+    let status = client
         .get(format!("{scheme}://{}/v2/", target.registry))
         .send()
-        .await
-        .map(|_| ())
+        .await?
+        .status();
+    Ok(status.is_success() || status == reqwest::StatusCode::UNAUTHORIZED)
 }
 
 /// The variable naming a CA bundle to the TLS client (as OpenSSL reads it).
