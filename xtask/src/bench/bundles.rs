@@ -49,6 +49,8 @@ pub(super) fn bundle_scenarios(
     }
     let signed = signed_bundle(samples, ours, scratch)?;
     raw_saves(samples, &refs, &raw_dir)?;
+    let gzip = &bundles[0].1;
+    crate::bench::pushes::push_scenarios(samples, ours, gzip, &raw_dir, &refs, scratch)?;
     let all: Vec<String> = refs.iter().flat_map(|(_, r)| r.clone()).collect();
     for (compression, dir) in &bundles {
         remove_images(&all)?;

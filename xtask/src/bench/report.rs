@@ -250,6 +250,7 @@ fn bundle_section(samples: &Samples) -> String {
     }
     out.push_str(&signing_paragraph(samples));
     out.push_str(&memory_paragraph(samples));
+    out.push_str(&push_paragraph(samples));
     let vs = |name: Scenario, raw: f64| format!("{:.2}x", med(name, wall) / raw);
     out.push_str(&format!(
         "\nAgainst the same raw commands run at once, as the bundle runs its archives (what compression \
@@ -277,6 +278,37 @@ fn bundle_section(samples: &Samples) -> String {
         ));
     }
     out
+}
+
+/// The gzip bundle into a registry, beside skopeo and docker.
+fn push_paragraph(samples: &Samples) -> String {
+    if !samples.contains_key(&Scenario::Push) {
+        return String::new();
+    }
+    let t = |name: Scenario| med(samples, name, wall);
+    let peak = samples
+        .get(&Scenario::Push)
+        .and_then(|runs| runs.iter().map(|s| s.peak_kib).max())
+        .map_or(f64::NAN, |kib| kib as f64 / 1024.0);
+    let (ours, again, sums) = (
+        t(Scenario::Push),
+        t(Scenario::PushAgain),
+        t(Scenario::SumsCheck),
+    );
+    let (skopeo, docker) = (t(Scenario::PushSkopeo), t(Scenario::PushDocker));
+    format!(
+        "\nInto a registry (a fresh docker-registry on loopback per sample), the gzip bundle:\n\n\
+         | scenario | time | ratio |\n|---|---|---|\n\
+         | load --registry (no engine) | {ours:.2} | 1 |\n\
+         | skopeo copy docker-archive: of each image (raw tars) | {skopeo:.2} | ours {:.2}x |\n\
+         | docker load + tag + push of each (raw tars) | {docker:.2} | ours {:.2}x |\n\
+         | load --registry again (nothing to send) | {again:.2} | |\n\
+         | sha256sum -c SHA256SUMS | {sums:.2} | again - sums = {:+.2} s |\n\n\
+         Peak memory of the push: {peak:.1} MiB.\n",
+        ours / skopeo,
+        ours / docker,
+        again - sums
+    )
 }
 
 /// xtask's peak resident memory while it writes and loads bundles.

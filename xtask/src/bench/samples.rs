@@ -73,6 +73,14 @@ pub(super) enum Scenario {
     RawLoadAtOnce,
     /// Compressing the raw tars at one level.
     Level(Compression, i32),
+    /// The gzip bundle into a fresh registry (`load --registry`), and again; `sha256sum
+    /// -c` of its sums; `skopeo copy` of each image of the raw tars; `docker load` + `tag`
+    /// + `push` of each.
+    Push,
+    PushAgain,
+    SumsCheck,
+    PushSkopeo,
+    PushDocker,
 }
 
 impl Scenario {
@@ -104,6 +112,11 @@ impl Scenario {
             Scenario::RawLoad => "docker load -i".into(),
             Scenario::RawLoadAtOnce => "docker load -i at once".into(),
             Scenario::Level(c, level) => format!("{} level {level}", c.name()),
+            Scenario::Push => "push, load --registry".into(),
+            Scenario::PushAgain => "push again".into(),
+            Scenario::SumsCheck => "sha256sum -c".into(),
+            Scenario::PushSkopeo => "skopeo copy, each".into(),
+            Scenario::PushDocker => "docker load+tag+push".into(),
         }
     }
 }

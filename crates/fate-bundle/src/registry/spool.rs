@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use crate::archive::streams::{self, Compression, Tally, TallyWriter};
+
 /// The largest `manifest.json` or `index.json` read (an archive's own lists: kilobytes).
 const INDEX_LIMIT: u64 = 16 << 20;
 /// gzip's level for raw layers: libdeflate-class speed, half the raw size on jars.
-const LAYER_GZIP_LEVEL: u32 = 1;
+const LAYER_GZIP_LEVEL: i32 = 1;
 
 /// A blob on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,24 +172,27 @@ fn copy_hashed(reader: &mut impl Read, file: &Path) -> Result<(String, u64)> {
     Ok((sha, size))
 }
 
-/// Compresses a raw layer into `file`: the same bytes for the same layer, always.
+/// Compresses a raw layer into `file` on every core: the same bytes for the same layer,
+/// always (gzip members of a fixed input size, each compressed alone at a fixed level,
+/// with no name or time), which every gzip reader Docker and containerd use reads.
 fn compress_layer(reader: &mut impl Read, file: &Path) -> Result<Compressed> {
-    let out = Hashing::new(BufWriter::with_capacity(1 << 20, create(file)?));
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(out, flate2::Compression::new(LAYER_GZIP_LEVEL));
+    let tally = Tally::default();
+    let out = TallyWriter {
+        inner: BufWriter::with_capacity(1 << 20, create(file)?),
+        tally: tally.clone(),
+    };
+    let gz = streams::compressor_at(Compression::Gzip, LAYER_GZIP_LEVEL, out)?;
     let mut raw = Hashing::new(gz);
     io::copy(reader, &mut raw)?;
     let (gz, diff_id, _) = raw.finish();
-    let (inner, digest, size) = gz.finish()?.finish();
-    inner.into_inner().map_err(io::IntoInnerError::into_error)?;
+    gz.finish_stream()?;
+    let (size, sha) = tally.result();
     Ok(Compressed {
         blob: Blob {
             path: file.to_path_buf(),
             size,
         },
-        digest,
+        digest: format!("sha256:{sha}"),
         diff_id,
     })
 }
