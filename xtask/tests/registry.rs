@@ -522,6 +522,7 @@ impl Drop for TokenServer {
 /// token pushes. A wrong password gets no token and pushes nothing.
 #[test]
 fn the_bearer_token_flow_pushes() {
+    support::ensure_packages("openssl", &["openssl"]);
     let (fx, dir) = example_bundle("regtoken");
     let tmp = fx.tmp.path();
     let key = tmp.join("token.key");
@@ -676,6 +677,7 @@ impl Drop for Netns {
 /// the certificate problem and both fixes named; pushed with `--ca-file`, or `--insecure`.
 #[test]
 fn a_registry_with_a_private_ca_is_trusted_only_when_told() {
+    support::ensure_packages("openssl", &["openssl"]);
     let (fx, dir) = example_bundle("regtls");
     let tmp = fx.tmp.path();
     let net = Netns::create();

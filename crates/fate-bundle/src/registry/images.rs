@@ -344,3 +344,111 @@ pub fn sha256_of(bytes: &[u8]) -> String {
     use sha2::Digest;
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::spool::Blob;
+
+    /// A spooled archive holding `blobs` (digest -> bytes) and an `index.json` naming
+    /// `top` as `docker.io/p/a:1`.
+    fn archive(dir: &std::path::Path, blobs: &[&[u8]], top: &str) -> Spooled {
+        let mut spooled = Spooled {
+            manifest_json: b"[]".to_vec(),
+            index_json: Some(
+                format!(
+                    r#"{{"manifests":[{{"digest":"{top}","annotations":{{"io.containerd.image.name":"docker.io/p/a:1"}}}}]}}"#
+                )
+                .into_bytes(),
+            ),
+            ..Spooled::default()
+        };
+        for (i, bytes) in blobs.iter().enumerate() {
+            let path = dir.join(format!("b{i}"));
+            std::fs::write(&path, bytes).unwrap();
+            spooled.blobs.insert(
+                sha256_of(bytes),
+                Blob {
+                    path,
+                    size: bytes.len() as u64,
+                },
+            );
+        }
+        spooled
+    }
+
+    fn manifest(config: &[u8], layer: &[u8]) -> Vec<u8> {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"c","digest":"{}","size":{}}},"layers":[{{"mediaType":"l","digest":"{}","size":{}}}]}}"#,
+            sha256_of(config),
+            config.len(),
+            sha256_of(layer),
+            layer.len()
+        )
+        .into_bytes()
+    }
+
+    fn image() -> BundledImage {
+        BundledImage {
+            reference: "p/a:1".into(),
+            ..BundledImage::default()
+        }
+    }
+
+    fn destination() -> Destination {
+        Destination {
+            repository: "fate/a".into(),
+            tag: "1".into(),
+        }
+    }
+
+    #[test]
+    fn an_index_goes_up_as_built_or_with_the_platforms_the_archive_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (amd_config, amd_layer) = (b"amd config".as_slice(), b"amd layer".as_slice());
+        let (arm_config, arm_layer) = (b"arm config".as_slice(), b"arm layer".as_slice());
+        let amd = manifest(amd_config, amd_layer);
+        let arm = manifest(arm_config, arm_layer);
+        let index = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"amd64"}}}},{{"mediaType":"{OCI_MANIFEST}","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"arm64"}}}}]}}"#,
+            sha256_of(&amd),
+            amd.len(),
+            sha256_of(&arm),
+            arm.len()
+        )
+        .into_bytes();
+        let top = sha256_of(&index);
+
+        // Every platform here: the index as built, its digest kept.
+        let whole = archive(
+            dir.path(),
+            &[
+                &index, &amd, &arm, amd_config, amd_layer, arm_config, arm_layer,
+            ],
+            &top,
+        );
+        let up = upload_of(&whole, &image(), destination(), None).unwrap();
+        assert_eq!(up.manifests.last().unwrap().digest, top);
+        assert_eq!(up.manifests.len(), 3, "two manifests, then the index");
+        assert_eq!(up.configs, [sha256_of(amd_config), sha256_of(arm_config)]);
+        assert_eq!(up.blobs.len(), 4);
+
+        // One platform asked: its manifest alone is tagged.
+        let one = upload_of(&whole, &image(), destination(), Some("linux/arm64")).unwrap();
+        assert_eq!(one.manifests.len(), 1);
+        assert_eq!(one.manifests[0].digest, sha256_of(&arm));
+
+        // The store lacks arm64's layer: an index of what is here (a new digest).
+        let partial = archive(
+            dir.path(),
+            &[&index, &amd, &arm, amd_config, amd_layer, arm_config],
+            &top,
+        );
+        let up = upload_of(&partial, &image(), destination(), None).unwrap();
+        let last = up.manifests.last().unwrap();
+        assert_ne!(last.digest, top);
+        assert_eq!(last.digest, sha256_of(&last.bytes));
+        assert_eq!(up.configs, [sha256_of(amd_config)]);
+        assert!(upload_of(&partial, &image(), destination(), Some("linux/arm64")).is_err());
+    }
+}
