@@ -151,6 +151,57 @@ fn push_without_docker(engine: Engine) {
         engine.docker(&["rmi", &name]);
     }
 
+    // Pulled by the other engine (from a registry where it reaches one): the same layers;
+    // on 20.10 the config digest as the ID, on the containerd store the manifest pushed.
+    let other_engine = if engine.netns().is_some() {
+        Engine::system()
+    } else {
+        Engine::containerd()
+    };
+    let other_registry = Registry::start_for(&other_engine, None);
+    let to_other = run(without_docker(
+        &other_engine,
+        &bin,
+        &[
+            "load",
+            dir.to_str().unwrap(),
+            "--registry",
+            &other_registry.addr,
+            "--namespace",
+            "other",
+        ],
+        tmp,
+    ))
+    .ok();
+    let other_digests = pushed(&to_other);
+    for image in &images {
+        let name = format!(
+            "{}/other/{}",
+            other_registry.addr,
+            last_component(&image.reference)
+        );
+        other_engine.docker(&["pull", &name]);
+        let id = other_engine.docker(&["image", "inspect", "-f", "{{.Id}}", &name]);
+        let layers =
+            other_engine.docker(&["image", "inspect", "-f", "{{json .RootFS.Layers}}", &name]);
+        let layers: Vec<String> = serde_json::from_str(&layers).unwrap();
+        assert_eq!(layers, image.layers, "{name} on the other engine: layers");
+        if other_engine.netns().is_some() {
+            assert_eq!(
+                Some(&id),
+                other_digests.get(&name),
+                "{name}: the manifest pushed"
+            );
+        } else {
+            assert_eq!(
+                id, image.config,
+                "{name}: the config digest, its ID on 20.10"
+            );
+        }
+        other_engine.docker(&["rmi", &name]);
+    }
+    drop(other_registry);
+
     // Again: nothing is sent, the same lines.
     let again = push(&bin, "fate").ok();
     assert_eq!(pushed(&again), digests);
@@ -373,6 +424,62 @@ fn a_push_cut_off_resumes_where_it_stopped() {
     );
     for image in bundled(&dir) {
         let name = format!("{}/{}", registry.addr, image.reference);
+        engine.docker(&["pull", &name]);
+        let id = engine.docker(&["image", "inspect", "-f", "{{.Id}}", &name]);
+        assert_eq!(id, image.config, "{name}");
+        engine.docker(&["rmi", &name]);
+    }
+}
+
+/// A registry killed in the middle of a push and back a second later: with retries, the
+/// same push goes on (each chunk retried, the upload started again where the registry
+/// lost it) and completes.
+#[test]
+fn a_push_with_retries_outlives_a_registry_restart() {
+    let fx = Fixture::mini_on("regretry", Builder::Legacy, Engine::system());
+    write_noise(&fx.root.join("federatedml/noise.bin"), 96 << 20, 3);
+    support::commit_all(&fx.root, "noise");
+    fx.xtask(&["images"]).ok();
+    let dir = fx.tmp.path().join("bundle");
+    fx.xtask(&["bundle", "--out", dir.to_str().unwrap(), "--no-loader"])
+        .ok();
+    let mut registry = Registry::start(None);
+    let addr = registry.addr.clone();
+    let engine = Engine::system();
+    let bin = PathBuf::from(support::BIN);
+    let args = [
+        "load",
+        dir.to_str().unwrap(),
+        "--registry",
+        &addr,
+        "--jobs",
+        "1",
+        "--retries",
+        "6",
+        "--timeout",
+        "5",
+    ];
+    let child = without_docker(&engine, &bin, &args, fx.tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while registry.stored_bytes() < 24 << 20 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_mins(2),
+            "the push did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    registry.kill();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    registry.restart();
+    let done: Run = child.wait_with_output().unwrap().into();
+    let done = done.ok();
+    assert_eq!(pushed(&done).len(), 10, "{}", done.stdout);
+    for image in bundled(&dir) {
+        let name = format!("{addr}/{}", image.reference);
         engine.docker(&["pull", &name]);
         let id = engine.docker(&["image", "inspect", "-f", "{{.Id}}", &name]);
         assert_eq!(id, image.config, "{name}");

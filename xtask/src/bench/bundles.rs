@@ -30,6 +30,11 @@ pub(super) fn bundle_scenarios(
     xtask(ours, &["images"])?;
     xtask(ours, &["images", "redis"])?;
     build_payload_image(sh, scratch)?;
+    // The loader every bundle carries, built before the clock runs: its first build is a
+    // one-off of minutes, later bundles only ask cargo whether it is current.
+    let log = scratch.join("loader-build.log");
+    let quiet = fate_bundle::ui::Ui::new(fate_bundle::ui::Progress::Plain, true, false);
+    crate::bundle::loader::build(&quiet, &crate::config::project::workspace_root(), &log)?;
     let refs = bundled_refs(ours)?;
     let raw_dir = scratch.join("raw");
     std::fs::create_dir_all(&raw_dir)?;

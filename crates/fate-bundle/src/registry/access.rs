@@ -32,6 +32,10 @@ pub struct Access {
 pub struct Reached {
     pub config: ClientConfig,
     pub auth: RegistryAuth,
+    /// An HTTP client with the same trust, and the registry's base URL
+    /// (`SCHEME://HOST[:PORT]`), for the chunked uploads.
+    pub http: reqwest::Client,
+    pub base: String,
     /// How it was reached and who logs in, for the first line the user sees.
     pub how: String,
 }
@@ -59,6 +63,8 @@ pub fn reach(target: &Target, access: &Access) -> Result<Reached> {
     };
     // A host without a CA store of its own (a scratch container) trusts Mozilla's roots
     // and the registry's CA; any other, its own store and the registry's CA.
+    let http = http_client(access, &roots, accept_invalid)
+        .context("cannot make the registry's HTTP client")?;
     let (only, extra) = if has_system_roots() {
         (Vec::new(), roots)
     } else {
@@ -74,9 +80,16 @@ pub fn reach(target: &Target, access: &Access) -> Result<Reached> {
         platform_resolver: None,
         ..ClientConfig::default()
     };
+    let base = format!(
+        "{}://{}",
+        if scheme == "http" { "http" } else { "https" },
+        target.registry
+    );
     Ok(Reached {
         config,
         auth,
+        http,
+        base,
         how: format!("{scheme}://{}{roots_from} {who}", target.registry),
     })
 }
@@ -272,6 +285,22 @@ async fn get_v2(
     roots: &[Certificate],
     accept_invalid: bool,
 ) -> std::result::Result<bool, reqwest::Error> {
+    let client = http_client(access, roots, accept_invalid)?;
+    let status = client
+        .get(format!("{scheme}://{}/v2/", target.registry))
+        .send()
+        .await?
+        .status();
+    Ok(status.is_success() || status == reqwest::StatusCode::UNAUTHORIZED)
+}
+
+/// An HTTP client trusting this host's store (or Mozilla's roots where it has none) and
+/// `roots`, each request bounded by the timeout.
+fn http_client(
+    access: &Access,
+    roots: &[Certificate],
+    accept_invalid: bool,
+) -> std::result::Result<reqwest::Client, reqwest::Error> {
     let certificates = |certs: &[Certificate]| {
         certs
             .iter()
@@ -290,13 +319,7 @@ async fn get_v2(
     } else {
         builder.tls_certs_only(certificates(&with_bundled_roots(roots.to_vec())))
     };
-    let client = builder.build()?;
-    let status = client
-        .get(format!("{scheme}://{}/v2/", target.registry))
-        .send()
-        .await?
-        .status();
-    Ok(status.is_success() || status == reqwest::StatusCode::UNAUTHORIZED)
+    builder.build()
 }
 
 /// The variable naming a CA bundle to the TLS client (as OpenSSL reads it).

@@ -26,6 +26,7 @@ use crate::ui::problems::Problems;
 use crate::ui::{Ui, human_size};
 
 pub mod access;
+mod chunks;
 pub mod images;
 mod known;
 pub mod spool;
@@ -78,6 +79,8 @@ pub fn push(
     let runtime = access::runtime()?;
     let pusher = Pusher {
         client: Client::new(reached.config),
+        http: reached.http,
+        base: reached.base,
         known: tokio::sync::Mutex::new(known::Known::open(&options.target.registry)),
         auth: reached.auth,
         registry: options.target.registry.clone(),

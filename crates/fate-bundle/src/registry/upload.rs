@@ -6,23 +6,19 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference, RegistryOperation};
-use tokio::io::AsyncReadExt;
 
+use super::chunks;
 use super::images::{DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Upload, sha256_of};
 use super::known::Known;
 use super::target::Destination;
 use crate::manifest::BundledImage;
 use crate::ui::ByteProgress;
 
-/// Each chunk of a blob is one request: small enough that several blobs at once stay far
-/// under 64 MB of memory, large enough that a request's overhead does not count.
-const CHUNK: usize = 4 << 20;
 /// The digest of no bytes: a blob to ask for that tells whether asking is allowed.
 const EMPTY_DIGEST: &str =
     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -30,6 +26,9 @@ const ACCEPTED: [&str; 4] = [DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_IND
 
 pub struct Pusher {
     pub client: Client,
+    /// The chunked uploads' HTTP client, and the registry's `SCHEME://HOST[:PORT]`.
+    pub http: reqwest::Client,
+    pub base: String,
     /// Where blobs were last seen in this registry (to mount from).
     pub known: tokio::sync::Mutex<Known>,
     pub auth: RegistryAuth,
@@ -271,9 +270,8 @@ impl Pusher {
         matches!(self.client.blob_exists(&reference, digest).await, Ok(true)).then_some(repository)
     }
 
-    /// Sends a blob in chunks, again from its start after a failure, with backoff
-    /// (1 s, 2 s, 4 s ... up to 30 s); a blob the registry holds once a try failed (the
-    /// failure was in the answer) counts as sent.
+    /// Sends a blob in chunks, each retried (see [`chunks`]); a blob the registry holds
+    /// once the upload failed (the failure was in the answer) counts as sent.
     async fn upload(
         &self,
         wanted: &Wanted,
@@ -281,37 +279,35 @@ impl Pusher {
         progress: &Arc<ByteProgress>,
     ) -> Result<()> {
         let reference = self.by_digest(repository, &wanted.digest);
-        let mut attempt = 0;
-        loop {
-            let stream = file_chunks(wanted.path.clone(), progress.clone());
-            let sent = self
-                .client
-                .push_blob_stream(&reference, stream, &wanted.digest, Some(wanted.size))
-                .await;
-            let Err(error) = sent else {
-                return Ok(());
-            };
-            if matches!(
-                self.client.blob_exists(&reference, &wanted.digest).await,
-                Ok(true)
-            ) {
-                return Ok(());
-            }
-            if attempt >= self.retries || crate::process::interrupted() {
-                bail!(
-                    "uploading blob {} ({} bytes) to {}/{repository} failed after {} tries: {error}; run the same command again: what is in the registry is not sent again",
-                    wanted.digest,
-                    wanted.size,
-                    self.registry,
-                    attempt + 1
-                );
-            }
-            attempt += 1;
-            tokio::time::sleep(
-                Duration::from_secs(1 << (attempt - 1).min(5)).min(Duration::from_secs(30)),
-            )
-            .await;
+        let uploader = chunks::Uploader {
+            client: &self.client,
+            http: &self.http,
+            auth: &self.auth,
+            base: &self.base,
+            retries: self.retries,
+        };
+        let blob = chunks::Blob {
+            reference: &reference,
+            repository,
+            digest: &wanted.digest,
+            size: wanted.size,
+            path: &wanted.path,
+        };
+        let Err(error) = uploader.send(&blob, progress).await else {
+            return Ok(());
+        };
+        if matches!(
+            self.client.blob_exists(&reference, &wanted.digest).await,
+            Ok(true)
+        ) {
+            return Ok(());
         }
+        bail!(
+            "uploading blob {} ({} bytes) to {}/{repository} failed: {error:#}; run the same command again: what is in the registry is not sent again",
+            wanted.digest,
+            wanted.size,
+            self.registry
+        );
     }
 
     /// The image's manifests, children first, the tag last.
@@ -404,40 +400,4 @@ struct Placed {
     mounted: usize,
     /// Already in every repository that needs it.
     present: bool,
-}
-
-/// The file in chunks of [`CHUNK`] bytes, each counted on `progress` as it is taken.
-fn file_chunks(
-    path: PathBuf,
-    progress: Arc<ByteProgress>,
-) -> impl futures_util::Stream<Item = oci_client::errors::Result<bytes::Bytes>> + Send + 'static {
-    let opened = async move { tokio::fs::File::open(path).await };
-    stream::once(opened)
-        .map(|file| file.map_err(oci_client::errors::OciDistributionError::from))
-        .and_then(|file| async move { Ok(file) })
-        .map_ok(move |file| {
-            let progress = progress.clone();
-            stream::try_unfold(file, move |mut file| {
-                let progress = progress.clone();
-                async move {
-                    if crate::process::interrupted() {
-                        return Err(oci_client::errors::OciDistributionError::GenericError(
-                            Some(format!("stopped by {}", crate::process::signal_name())),
-                        ));
-                    }
-                    let mut chunk = bytes::BytesMut::with_capacity(CHUNK);
-                    while chunk.len() < CHUNK {
-                        if file.read_buf(&mut chunk).await? == 0 {
-                            break;
-                        }
-                    }
-                    if chunk.is_empty() {
-                        return Ok(None);
-                    }
-                    progress.add(chunk.len() as u64);
-                    Ok(Some((chunk.freeze(), file)))
-                }
-            })
-        })
-        .try_flatten()
 }
