@@ -478,6 +478,7 @@ fn a_push_with_retries_outlives_a_registry_restart() {
     let done: Run = child.wait_with_output().unwrap().into();
     let done = done.ok();
     assert_eq!(pushed(&done).len(), 10, "{}", done.stdout);
+    assert!(done.stderr.contains("retrying sha256:"), "{}", done.stderr);
     for image in bundled(&dir) {
         let name = format!("{addr}/{}", image.reference);
         engine.docker(&["pull", &name]);

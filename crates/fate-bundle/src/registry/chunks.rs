@@ -30,6 +30,8 @@ pub struct Uploader<'a> {
     /// `SCHEME://HOST[:PORT]`.
     pub base: &'a str,
     pub retries: u32,
+    /// Where each retry is said.
+    pub ui: &'a crate::ui::Ui,
 }
 
 /// The blob to send.
@@ -96,15 +98,25 @@ impl Uploader<'_> {
                     if failures > self.retries || crate::process::interrupted() {
                         return Err(e);
                     }
+                    self.ui.note(&format!(
+                        "retrying {} at byte {offset} (try {} of {}): {e:#}",
+                        blob.digest,
+                        failures + 1,
+                        self.retries + 1
+                    ));
                     backoff(failures).await;
-                    if is_unauthorized(&e) {
-                        authorization = self.authorization(blob).await?;
+                    if is_unauthorized(&e)
+                        && let Ok(renewed) = self.authorization(blob).await
+                    {
+                        authorization = renewed;
                     }
-                    // Where the registry is: the rest goes from there, or all again.
+                    // Where the registry is: the rest goes from there, or all again in a
+                    // new session (a registry still away fails the next chunk, which
+                    // counts as one more failure).
                     if let Some(held) = self.held(&session, authorization.as_deref()).await {
                         offset = held;
-                    } else {
-                        session = self.begin(blob, authorization.clone()).await?;
+                    } else if let Ok(fresh) = self.begin(blob, authorization.clone()).await {
+                        session = fresh;
                         offset = 0;
                     }
                 }
@@ -137,8 +149,10 @@ impl Uploader<'_> {
                         return Err(e);
                     }
                     backoff(failures).await;
-                    if is_unauthorized(&e) {
-                        *authorization = self.authorization(blob).await?;
+                    if is_unauthorized(&e)
+                        && let Ok(renewed) = self.authorization(blob).await
+                    {
+                        *authorization = renewed;
                     }
                 }
             }

@@ -81,6 +81,7 @@ pub fn push(
         client: Client::new(reached.config),
         http: reached.http,
         base: reached.base,
+        ui: ui.clone(),
         known: tokio::sync::Mutex::new(known::Known::open(&options.target.registry)),
         auth: reached.auth,
         registry: options.target.registry.clone(),

@@ -29,6 +29,7 @@ pub struct Pusher {
     /// The chunked uploads' HTTP client, and the registry's `SCHEME://HOST[:PORT]`.
     pub http: reqwest::Client,
     pub base: String,
+    pub ui: crate::ui::Ui,
     /// Where blobs were last seen in this registry (to mount from).
     pub known: tokio::sync::Mutex<Known>,
     pub auth: RegistryAuth,
@@ -285,6 +286,7 @@ impl Pusher {
             auth: &self.auth,
             base: &self.base,
             retries: self.retries,
+            ui: &self.ui,
         };
         let blob = chunks::Blob {
             reference: &reference,
