@@ -20,6 +20,36 @@ pub fn signature_path(file: &Path) -> std::path::PathBuf {
 /// The secret key at `path`: its password, if it has one, from the environment variable
 /// `password_env` names, else asked on the terminal (never taken from argv).
 pub fn secret_key(path: &Path, password_env: Option<&str>) -> Result<SecretKey> {
+    open_secret_key(path, || match password_env {
+        Some(var) => Ok(Some(std::env::var(var).with_context(|| {
+            format!("--sign-password-env {var}: the variable {var} is not set")
+        })?)),
+        // Asked on the terminal by the minisign crate, when there is one to ask on.
+        None if std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            .is_err() =>
+        {
+            bail!(
+                "the secret key {} has a password, and there is no terminal to ask it on (CI, cron, a service): put the password in an environment variable and name it with --sign-password-env VAR",
+                path.display()
+            )
+        }
+        None => Ok(None),
+    })
+}
+
+/// The secret key at `path`, opened with `password` where it has one.
+pub fn secret_key_with_password(path: &Path, password: &str) -> Result<SecretKey> {
+    open_secret_key(path, || Ok(Some(password.to_string())))
+}
+
+/// The secret key at `path`; `password` is asked only for a key that has one.
+fn open_secret_key(
+    path: &Path,
+    password: impl FnOnce() -> Result<Option<String>>,
+) -> Result<SecretKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the secret key {}", path.display()))?;
     // A key given its checksum here, and the public key it carries to check it by.
@@ -46,24 +76,7 @@ pub fn secret_key(path: &Path, password_env: Option<&str>) -> Result<SecretKey> 
         ),
         Err(_) => {}
     }
-    let password = match password_env {
-        Some(var) => Some(std::env::var(var).with_context(|| {
-            format!("--sign-password-env {var}: the variable {var} is not set")
-        })?),
-        // Asked on the terminal by the minisign crate, when there is one to ask on.
-        None if std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/tty")
-            .is_err() =>
-        {
-            bail!(
-                "the secret key {} has a password, and there is no terminal to ask it on (CI, cron, a service): put the password in an environment variable and name it with --sign-password-env VAR",
-                path.display()
-            )
-        }
-        None => None,
-    };
+    let password = password()?;
     sk_box
         .into_secret_key(password)
         .map_err(|e| anyhow::anyhow!("cannot open the secret key {}: {e}", path.display()))
