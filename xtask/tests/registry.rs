@@ -346,8 +346,32 @@ fn credentials_come_from_stdin_a_variable_or_docker_login() {
     c.env("DOCKER_CONFIG", &config_dir);
     assert_eq!(pushed(&run(c).ok()).len(), 10);
 
+    // A credential helper that config.json names (credHelpers), found on PATH.
+    let helpers = tmp.join("helpers");
+    std::fs::create_dir_all(&helpers).unwrap();
+    let helper = helpers.join("docker-credential-fatetest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"fate\",\"Secret\":\"s3cret\"}' \"$server\"\n",
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let helper_config = tmp.join("helper-config");
+    std::fs::create_dir_all(&helper_config).unwrap();
+    std::fs::write(
+        helper_config.join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"fatetest"}}}}"#, registry.addr),
+    )
+    .unwrap();
+    let mut c = with("helper", &[]);
+    c.env("DOCKER_CONFIG", &helper_config).env("PATH", &helpers);
+    assert_eq!(pushed(&run(c).ok()).len(), 10);
+
     let (_, catalog) = registry.http("GET", "/v2/_catalog", Some("fate:s3cret"));
-    for ns in ["stdin/", "env/", "login/"] {
+    for ns in ["stdin/", "env/", "login/", "helper/"] {
         assert!(catalog.contains(ns), "{catalog}");
     }
     for ns in ["anon/", "wrong/"] {
@@ -930,4 +954,65 @@ fn a_registry_with_a_private_ca_is_trusted_only_when_told() {
     assert_eq!(pushed(&insecure).len(), 10, "{}", insecure.stdout);
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// An update bundle (`bundle --since`) pushes only onto a registry that holds what it
+/// updates: into an empty one, nothing goes up and the bundle to push first is named;
+/// after that bundle, the update pushes the images it carries.
+#[test]
+fn update_bundles_push_only_onto_their_base() {
+    let fx = Fixture::mini_on("regupdate", Builder::Legacy, Engine::system());
+    fx.xtask(&["images"]).ok();
+    let old = fx.tmp.path().join("old");
+    fx.xtask(&["bundle", "--out", old.to_str().unwrap(), "--no-loader"])
+        .ok();
+    let init = fx.root.join("federatedml/__init__.py");
+    let text = std::fs::read_to_string(&init).unwrap();
+    std::fs::write(&init, format!("{text}# edited\n")).unwrap();
+    support::commit_all(&fx.root, "a python edit");
+    fx.xtask(&["images"]).ok();
+    let update = fx.tmp.path().join("update");
+    fx.xtask(&[
+        "bundle",
+        "--since",
+        old.to_str().unwrap(),
+        "--out",
+        update.to_str().unwrap(),
+        "--no-loader",
+    ])
+    .ok();
+    let registry = Registry::start(None);
+    let engine = Engine::system();
+    let bin = PathBuf::from(support::BIN);
+    let push = |dir: &Path| {
+        run(without_docker(
+            &engine,
+            &bin,
+            &["load", dir.to_str().unwrap(), "--registry", &registry.addr],
+            fx.tmp.path(),
+        ))
+    };
+    let refused = push(&update).failed();
+    assert!(
+        refused.stderr.contains("push that bundle first"),
+        "{}",
+        refused.stderr
+    );
+    let (_, catalog) = registry.http("GET", "/v2/_catalog", None);
+    assert!(!catalog.contains(&fx.prefix), "{catalog}");
+    assert_eq!(pushed(&push(&old).ok()).len(), 10);
+    let updated = pushed(&push(&update).ok());
+    let names: Vec<String> = updated.keys().map(|r| last_component(r)).collect();
+    assert_eq!(
+        names,
+        ["egg:1.0.2-release", "python:1.0.2-release"],
+        "{updated:?}"
+    );
+    for image in bundled(&update) {
+        let name = format!("{}/{}", registry.addr, image.reference);
+        engine.docker(&["pull", &name]);
+        let id = engine.docker(&["image", "inspect", "-f", "{{.Id}}", &name]);
+        assert_eq!(id, image.config, "{name}");
+        engine.docker(&["rmi", &name]);
+    }
 }

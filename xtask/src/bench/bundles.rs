@@ -16,7 +16,9 @@ use fate_bundle::{manifest as bundle_json, signing};
 
 use crate::bench::fixture::{build_payload_image, bundled_refs, dir_bytes, remove_images};
 use crate::bench::measure::{xtask, xtask_bundle};
-use crate::bench::samples::{COMPRESSION_LEVELS, Sample, Samples, Scenario, record};
+use crate::bench::samples::{
+    COMPRESSION_LEVELS, PAYLOAD_IMAGE, Sample, Samples, Scenario, Shape, record,
+};
 
 /// `bundle` vs `docker save -o`, then `load` vs `docker load -i` of the raw tars, then
 /// (in the first run) the compression levels on the raw tars.
@@ -29,13 +31,13 @@ pub(super) fn bundle_scenarios(
 ) -> Result<()> {
     xtask(ours, &["images"])?;
     xtask(ours, &["images", "redis"])?;
-    build_payload_image(sh, scratch)?;
+    build_payload_image(sh, scratch, Shape::TwoJdkLayers)?;
     // The loader every bundle carries, built before the clock runs: its first build is a
     // one-off of minutes, later bundles only ask cargo whether it is current.
     let log = scratch.join("loader-build.log");
     let quiet = fate_bundle::ui::Ui::new(fate_bundle::ui::Progress::Plain, true, false);
     crate::bundle::loader::build(&quiet, &crate::config::project::workspace_root(), &log)?;
-    let refs = bundled_refs(ours)?;
+    let refs = bundled_refs(ours, PAYLOAD_IMAGE)?;
     let raw_dir = scratch.join("raw");
     std::fs::create_dir_all(&raw_dir)?;
     let mut bundles = Vec::new();
@@ -77,6 +79,7 @@ pub(super) fn bundle_scenarios(
         xtask_bundle(ours, &verified)?,
     );
     raw_loads(samples, &refs, &raw_dir)?;
+    crate::bench::shapes::shape_scenarios(sh, samples, ours, scratch)?;
     // How the levels were chosen, not what the tool does: measured in the first run only.
     if run == 0 {
         compression_levels(samples, &raw_dir)?;

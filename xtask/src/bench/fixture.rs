@@ -13,36 +13,62 @@ use crate::stage::staging;
 use crate::stage::staging::StageOp;
 use fate_bundle::process;
 
-use crate::bench::samples::{EDIT_FROM, EDITED, PAYLOAD_IMAGE};
+use crate::bench::samples::{EDIT_FROM, EDITED, SMALL_FILES, SMALL_LAYERS, Shape};
 
-/// An image carrying this host's JDK twice (a realistic, compressible payload), as `mysql`.
-pub(super) fn build_payload_image(sh: &Shell, scratch: &Path) -> Result<()> {
-    if engine::inspect_images(sh, &[PAYLOAD_IMAGE.to_string()]).contains_key(PAYLOAD_IMAGE) {
+/// The payload of `shape`'s build context and Dockerfile, under `context`.
+fn write_context(shape: Shape, context: &Path) -> Result<()> {
+    let dockerfile = match shape {
+        Shape::TwoJdkLayers | Shape::OneLargeLayer => {
+            let java = std::fs::canonicalize(
+                which::which("java").context("the payload is the host's JDK: install one")?,
+            )?;
+            let jdk = java
+                .parent()
+                .and_then(Path::parent)
+                .context("unexpected java location")?;
+            let op = StageOp::Copy {
+                from: jdk.to_path_buf(),
+                to: "jdk".into(),
+                exclude: vec![],
+            };
+            staging::materialize(context, &staging::collect(&[op], None)?)?;
+            if shape == Shape::TwoJdkLayers {
+                "FROM scratch\nCOPY jdk /opt/jdk\nCOPY jdk /opt/jdk-again\n".to_string()
+            } else {
+                "FROM scratch\nCOPY jdk /opt/jdk\n".to_string()
+            }
+        }
+        Shape::ManySmallLayers => {
+            let mut dockerfile = "FROM scratch\n".to_string();
+            for layer in 0..SMALL_LAYERS {
+                let dir = context.join(format!("layer{layer}"));
+                std::fs::create_dir_all(&dir)?;
+                for file in 0..SMALL_FILES {
+                    let text = format!("layer {layer} file {file}\n").repeat(64);
+                    std::fs::write(dir.join(format!("f{file}.txt")), text)?;
+                }
+                dockerfile.push_str(&format!("COPY layer{layer} /data/layer{layer}\n"));
+            }
+            dockerfile
+        }
+    };
+    std::fs::write(context.join("Dockerfile"), dockerfile)?;
+    Ok(())
+}
+
+/// The payload image of `shape`, built once (kept across runs).
+pub(super) fn build_payload_image(sh: &Shell, scratch: &Path, shape: Shape) -> Result<()> {
+    let image = shape.image().to_string();
+    if engine::inspect_images(sh, std::slice::from_ref(&image)).contains_key(&image) {
         return Ok(());
     }
-    let java = std::fs::canonicalize(
-        which::which("java").context("the payload is the host's JDK: install one")?,
-    )?;
-    let jdk = java
-        .parent()
-        .and_then(Path::parent)
-        .context("unexpected java location")?;
     let context = scratch.join("payload");
-    let op = StageOp::Copy {
-        from: jdk.to_path_buf(),
-        to: "jdk".into(),
-        exclude: vec![],
-    };
-    staging::materialize(&context, &staging::collect(&[op], None)?)?;
-    // Twice, in two layers: a payload of over 500 MB, as large as FATE's images get.
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY jdk /opt/jdk\nCOPY jdk /opt/jdk-again\n",
-    )?;
+    std::fs::create_dir_all(&context)?;
+    write_context(shape, &context)?;
     process::run_captured(&argv::build(&BuildSpec {
         builder: engine::builder(sh).map_err(anyhow::Error::msg)?,
         dockerfile: context.join("Dockerfile"),
-        tag: PAYLOAD_IMAGE.into(),
+        tag: image,
         build_args: Vec::new(),
         no_cache: false,
         iidfile: None,
@@ -54,9 +80,9 @@ pub(super) fn build_payload_image(sh: &Shell, scratch: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The two archives' image lists, as the bundle writes them (with the payload as mysql,
-/// as the bundle scenarios run it).
-pub(super) fn bundled_refs(root: &Path) -> Result<Vec<(&'static str, Vec<String>)>> {
+/// The two archives' image lists, as the bundle writes them (with the `payload` image as
+/// mysql, as the bundle scenarios run it).
+pub(super) fn bundled_refs(root: &Path, payload: &str) -> Result<Vec<(&'static str, Vec<String>)>> {
     let project = crate::bench::samples::project(root, &xshell::Shell::new()?)?;
     let (set, config) = (&project.set, &project.config);
     let groups = crate::bundle::archive_images(set, config);
@@ -67,7 +93,7 @@ pub(super) fn bundled_refs(root: &Path) -> Result<Vec<(&'static str, Vec<String>
                 .into_iter()
                 .map(|r| {
                     if r == config.mysql_image {
-                        PAYLOAD_IMAGE.to_string()
+                        payload.to_string()
                     } else {
                         r
                     }

@@ -11,8 +11,13 @@ use crate::run::report::{self, RunReport};
 
 /// `cargo xtask bundle ...` / `load ...` with the payload as MYSQL_IMAGE.
 pub(super) fn xtask_bundle(root: &Path, args: &[&str]) -> Result<Sample> {
+    xtask_bundle_with(root, args, PAYLOAD_IMAGE)
+}
+
+/// [`xtask_bundle`] with `payload` as MYSQL_IMAGE.
+pub(super) fn xtask_bundle_with(root: &Path, args: &[&str], payload: &str) -> Result<Sample> {
     let started = Instant::now();
-    let command = xtask_command(root, args)?.env("MYSQL_IMAGE", PAYLOAD_IMAGE);
+    let command = xtask_command(root, args)?.env("MYSQL_IMAGE", payload);
     let (_, peak_kib) = process::run_measured(&command, true)?;
     Ok(Sample {
         wall: started.elapsed(),

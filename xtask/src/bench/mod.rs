@@ -7,7 +7,8 @@
 //!   JDK-sized image among the bundled ones, and the compression levels on those tars;
 //! - that bundle pushed into a registry with no engine (`load --registry`) vs `skopeo
 //!   copy` and `docker load` + `tag` + `push` of each image, and pushed again vs
-//!   `sha256sum -c`.
+//!   `sha256sum -c`;
+//! - `bundle` and `load` again with other payload shapes: one large layer, many small.
 
 mod builds;
 mod bundles;
@@ -18,3 +19,4 @@ mod pushes;
 mod report;
 pub mod run;
 mod samples;
+mod shapes;

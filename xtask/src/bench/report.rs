@@ -8,7 +8,10 @@ use fate_bundle::archive::streams::Compression;
 use fate_bundle::process::{self, Command};
 
 use crate::bench::fixture::{GENERATED_DATA_FILES, GENERATED_PY_FILES, SCALE_FILES};
-use crate::bench::samples::{COMPRESSION_LEVELS, PAYLOAD_IMAGE, Sample, Samples, Scenario, median};
+use crate::bench::samples::{
+    COMPRESSION_LEVELS, PAYLOAD_IMAGE, Sample, Samples, Scenario, Shape, median,
+};
+use crate::bench::shapes::SHAPES;
 
 /// The figures as a Markdown report, with the machine they were taken on.
 pub(super) fn report(sh: &Shell, samples: &Samples, runs: usize) -> String {
@@ -251,6 +254,7 @@ fn bundle_section(samples: &Samples) -> String {
     out.push_str(&signing_paragraph(samples));
     out.push_str(&memory_paragraph(samples));
     out.push_str(&push_paragraph(samples));
+    out.push_str(&shapes_paragraph(samples, save_t, load_t));
     let vs = |name: Scenario, raw: f64| format!("{:.2}x", med(name, wall) / raw);
     out.push_str(&format!(
         "\nAgainst the same raw commands run at once, as the bundle runs its archives (what compression \
@@ -275,6 +279,31 @@ fn bundle_section(samples: &Samples) -> String {
             compression.name(),
             t / save_t,
             size / save_mb
+        ));
+    }
+    out
+}
+
+/// The bundle and load ratios on each payload shape (the bench's own first).
+fn shapes_paragraph(samples: &Samples, save_t: f64, load_t: f64) -> String {
+    if !samples.contains_key(&Scenario::ShapeBundle(SHAPES[0])) {
+        return String::new();
+    }
+    let t = |name: Scenario| med(samples, name, wall);
+    let mut out = format!(
+        "\nBy payload shape (gzip, against the raw commands one archive after another):\n\n\
+         | payload | bundle vs docker save -o | load vs docker load -i |\n|---|---|---|\n\
+         | {} | {:.2}x | {:.2}x |\n",
+        Shape::TwoJdkLayers.label(),
+        t(Scenario::Bundle(Compression::Gzip)) / save_t,
+        t(Scenario::Load(Compression::Gzip)) / load_t
+    );
+    for shape in SHAPES {
+        out.push_str(&format!(
+            "| {} | {:.2}x | {:.2}x |\n",
+            shape.label(),
+            t(Scenario::ShapeBundle(shape)) / t(Scenario::ShapeRawSave(shape)),
+            t(Scenario::ShapeLoad(shape)) / t(Scenario::ShapeRawLoad(shape))
         ));
     }
     out

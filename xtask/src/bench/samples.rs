@@ -81,6 +81,11 @@ pub(super) enum Scenario {
     SumsCheck,
     PushSkopeo,
     PushDocker,
+    /// `bundle` and `load` (gzip) with another payload shape, and the raw commands.
+    ShapeBundle(Shape),
+    ShapeLoad(Shape),
+    ShapeRawSave(Shape),
+    ShapeRawLoad(Shape),
 }
 
 impl Scenario {
@@ -117,6 +122,10 @@ impl Scenario {
             Scenario::SumsCheck => "sha256sum -c".into(),
             Scenario::PushSkopeo => "skopeo copy, each".into(),
             Scenario::PushDocker => "docker load+tag+push".into(),
+            Scenario::ShapeBundle(s) => format!("bundle gzip, {}", s.label()),
+            Scenario::ShapeLoad(s) => format!("load gzip, {}", s.label()),
+            Scenario::ShapeRawSave(s) => format!("docker save -o, {}", s.label()),
+            Scenario::ShapeRawLoad(s) => format!("docker load -i, {}", s.label()),
         }
     }
 }
@@ -162,3 +171,35 @@ pub(super) const COMPRESSION_LEVELS: [(Compression, i32); 7] = [
     (Compression::Zstd, 3),
     (Compression::Zstd, 6),
 ];
+
+/// The shapes of payload the bundle scenarios carry as `mysql`: the bench's own (this
+/// host's JDK twice, in two layers: over 500 MB, as large as FATE's images get), the JDK
+/// as one image's only layer, and many small layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Shape {
+    TwoJdkLayers,
+    OneLargeLayer,
+    ManySmallLayers,
+}
+
+/// How many layers, and files of each, the many-small-layers payload has.
+pub(super) const SMALL_LAYERS: usize = 60;
+pub(super) const SMALL_FILES: usize = 40;
+
+impl Shape {
+    pub(super) fn image(self) -> &'static str {
+        match self {
+            Shape::TwoJdkLayers => PAYLOAD_IMAGE,
+            Shape::OneLargeLayer => "fate-bench/jdk-one-layer:1",
+            Shape::ManySmallLayers => "fate-bench/many-layers:1",
+        }
+    }
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Shape::TwoJdkLayers => "the JDK twice, two layers",
+            Shape::OneLargeLayer => "the JDK as one layer",
+            Shape::ManySmallLayers => "60 small layers",
+        }
+    }
+}
