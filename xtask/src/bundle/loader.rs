@@ -64,6 +64,25 @@ pub fn build(ui: &Ui, workspace: &Path, log: &Path) -> Result<PathBuf> {
         .join(FILE))
 }
 
+/// The loader, unless `--split-size` is smaller than it: no file of a split bundle is
+/// larger than the limit, and an executable in parts does not run (said, with how to
+/// carry it apart).
+pub fn fits(ui: &Ui, loader: PathBuf, split_size: Option<u64>) -> Result<Option<PathBuf>> {
+    let size = std::fs::metadata(&loader)?.len();
+    match split_size {
+        Some(limit) if size > limit => {
+            ui.note(&format!(
+                "note: the loader ({}) is larger than --split-size ({}): the bundle is written without it; carry {} apart, or pass a larger --split-size",
+                fate_bundle::ui::human_size(size),
+                fate_bundle::ui::human_size(limit),
+                loader.display()
+            ));
+            Ok(None)
+        }
+        _ => Ok(Some(loader)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

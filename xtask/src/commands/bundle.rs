@@ -63,7 +63,8 @@ impl cli::Bundle {
             None
         } else {
             let log = config.work_dir().join("logs").join("loader-build.log");
-            Some(bundle::loader::build(ui, &workspace_root(), &log)?)
+            let built = bundle::loader::build(ui, &workspace_root(), &log)?;
+            bundle::loader::fits(ui, built, self.split_size)?
         };
         let request = write::Request {
             out: &out,
