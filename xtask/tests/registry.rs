@@ -225,6 +225,38 @@ fn push_without_docker(engine: Engine) {
         other.stderr
     );
 
+    // A zstd bundle in 1 MiB parts: read from its parts, the same manifests.
+    let zstd = tmp.join("zstd bundle");
+    fx.xtask(&[
+        "bundle",
+        "--out",
+        zstd.to_str().unwrap(),
+        "--compress",
+        "zstd",
+        "--split-size",
+        "1MiB",
+    ])
+    .ok();
+    let from_parts = run(without_docker(
+        &engine,
+        &bin,
+        &[
+            "load",
+            zstd.to_str().unwrap(),
+            "--registry",
+            &registry.addr,
+            "--namespace",
+            "parts",
+        ],
+        tmp,
+    ))
+    .ok();
+    let renamed: BTreeMap<String, String> = pushed(&from_parts)
+        .into_iter()
+        .map(|(r, d)| (r.replace("/parts/", "/fate/"), d))
+        .collect();
+    assert_eq!(renamed, digests, "from zstd parts, the same manifest digests");
+
     // The loader the bundle carries, alone: the same result.
     let loader = dir.join("fate-xtask");
     let by_loader = push(&loader, "loader").ok();
