@@ -255,7 +255,10 @@ fn push_without_docker(engine: Engine) {
         .into_iter()
         .map(|(r, d)| (r.replace("/parts/", "/fate/"), d))
         .collect();
-    assert_eq!(renamed, digests, "from zstd parts, the same manifest digests");
+    assert_eq!(
+        renamed, digests,
+        "from zstd parts, the same manifest digests"
+    );
 
     // The loader the bundle carries, alone: the same result.
     let loader = dir.join("fate-xtask");

@@ -53,6 +53,14 @@ pub fn bench(source_root: &Path, sh: &Shell, options: &Options) -> Result<()> {
         None => vec![Part::Build, Part::Bundle],
         Some(part) => vec![part],
     };
+    if parts.contains(&Part::Bundle) {
+        // The push scenarios' peers, asked for before hours of measuring.
+        for (program, package) in [("docker-registry", "docker-registry"), ("skopeo", "skopeo")] {
+            which::which(program).with_context(|| {
+                format!("the bundle part of the bench needs {program}: apt-get install {package} (or run --only build)")
+            })?;
+        }
+    }
     let peer = if parts.contains(&Part::Build) {
         Some(peer::Peer::prepare(sh, &peer_root)?)
     } else {
