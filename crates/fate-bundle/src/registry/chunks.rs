@@ -18,9 +18,10 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::ui::ByteProgress;
 
-/// Each chunk is one request: small enough that several blobs at once stay far under
-/// 64 MB of memory, large enough that a request's overhead does not count.
-pub const CHUNK: u64 = 8 << 20;
+/// Each chunk is one request, held once in memory while it goes: small enough that
+/// `--jobs` blobs at once stay far under 64 MB (6 x 4 MiB), large enough that a request's
+/// overhead does not count (measured: the same time as 8 MiB on loopback).
+pub const CHUNK: u64 = 4 << 20;
 
 /// What a chunked upload needs of the push.
 pub struct Uploader<'a> {
@@ -76,15 +77,16 @@ impl Uploader<'_> {
             .retried(blob, &mut authorization, |a| self.begin(blob, a))
             .await?;
         let mut offset = 0u64;
-        let mut chunk = Vec::with_capacity(usize::try_from(CHUNK.min(blob.size)).unwrap_or(0));
         let mut failures = 0;
         while offset < blob.size {
             let len = CHUNK.min(blob.size - offset);
-            chunk.resize(usize::try_from(len)?, 0);
+            let mut chunk = vec![0; usize::try_from(len)?];
             file.seek(SeekFrom::Start(offset)).await?;
             file.read_exact(&mut chunk).await?;
+            // Handed to the request whole (no copy), dropped once it is sent.
+            let chunk = bytes::Bytes::from(chunk);
             match self
-                .patch(&session, offset, &chunk, authorization.as_deref())
+                .patch(&session, offset, chunk, authorization.as_deref())
                 .await
             {
                 Ok(next) => {
@@ -175,14 +177,14 @@ impl Uploader<'_> {
         &self,
         session: &str,
         offset: u64,
-        chunk: &[u8],
+        chunk: bytes::Bytes,
         authorization: Option<&str>,
     ) -> Result<String> {
         let end = offset + chunk.len() as u64 - 1;
         let response = with_auth(self.http.patch(session), authorization)
             .header("Content-Type", "application/octet-stream")
             .header("Content-Range", format!("{offset}-{end}"))
-            .body(chunk.to_vec())
+            .body(chunk)
             .send()
             .await?;
         expect(&response, StatusCode::ACCEPTED, "sending a chunk")?;
