@@ -1051,3 +1051,75 @@ fn update_bundles_push_only_onto_their_base() {
         engine.docker(&["rmi", &name]);
     }
 }
+
+/// The body of a registry answer (`Registry::http` gives headers and body).
+fn body(answer: &str) -> serde_json::Value {
+    let text = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no body in {answer}"));
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Images built for two platforms on the containerd store go up as an index holding both;
+/// `--platform linux/arm64` pushes that platform's manifest alone under the tag.
+#[test]
+fn multi_platform_images_go_up_as_an_index() {
+    let engine = Engine::containerd();
+    let fx = Fixture::mini_on("regmulti", Builder::BuildKit, engine.clone());
+    let two = "linux/amd64,linux/arm64";
+    fx.xtask(&["images", "--platform", two]).ok();
+    fx.xtask(&["images", "third-party", "--platform", two]).ok();
+    let dir = fx.tmp.path().join("bundle");
+    fx.xtask(&["bundle", "--out", dir.to_str().unwrap(), "--no-loader"])
+        .ok();
+    let registry = Registry::start_for(&engine, None);
+    let bin = PathBuf::from(support::BIN);
+    let push = |ns: &str, extra: &[&str]| {
+        let mut args = vec![
+            "load",
+            dir.to_str().unwrap(),
+            "--registry",
+            &registry.addr,
+            "--namespace",
+            ns,
+        ];
+        args.extend_from_slice(extra);
+        run(without_docker(&engine, &bin, &args, fx.tmp.path())).ok()
+    };
+    let all = push("multi", &[]);
+    assert_eq!(pushed(&all).len(), 10, "{}", all.stdout);
+    let (_, answer) = registry.http("GET", "/v2/multi/python/manifests/1.0.2-release", None);
+    let index = body(&answer);
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not an index: {index}"))
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap_or(""),
+                m["platform"]["architecture"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    for platform in ["linux/amd64", "linux/arm64"] {
+        assert!(platforms.iter().any(|p| p == platform), "{platforms:?}");
+    }
+    // Pulled by the engine: its own platform's image, with the layers it built.
+    let name = format!("{}/multi/python:1.0.2-release", registry.addr);
+    engine.docker(&["pull", &name]);
+    let arch = engine.docker(&["image", "inspect", "-f", "{{.Architecture}}", &name]);
+    assert_eq!(arch, "amd64");
+    engine.docker(&["rmi", &name]);
+
+    let arm = push("arm", &["--platform", "linux/arm64"]);
+    assert_eq!(pushed(&arm).len(), 10, "{}", arm.stdout);
+    let (_, answer) = registry.http("GET", "/v2/arm/python/manifests/1.0.2-release", None);
+    let manifest = body(&answer);
+    let config = manifest["config"]["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not one manifest: {manifest}"));
+    let (_, config) = registry.http("GET", &format!("/v2/arm/python/blobs/{config}"), None);
+    assert_eq!(body(&config)["architecture"], "arm64");
+}
