@@ -122,8 +122,7 @@ pub(super) fn push_scenarios(
         // An engine in a network namespace of its own (the tests' second engine) does
         // not reach this host's loopback: the scenario is left out, and said.
         Err(e) => eprintln!(
-            "bench: docker load+tag+push not measured: this engine cannot push to {} ({e:#})",
-            registry_addr
+            "bench: docker load+tag+push not measured: this engine cannot push to {registry_addr} ({e:#})"
         ),
     }
     std::fs::remove_dir_all(scratch.join("registry-docker"))?;
