@@ -55,6 +55,9 @@ pub enum Command {
     Bundle(Bundle),
     /// Verify and load an offline bundle (the same as `bundle load`).
     Load(BundleLoad),
+    /// Rebuild the images a bundle carries from the commits it records, in a temporary
+    /// worktree, and compare each with the bundle's: exit 0 only if all are reproduced.
+    Verify(Verify),
     /// Make a key pair to sign bundles with (minisign's format).
     Keygen(Keygen),
     /// Print a completion script for a shell (e.g. `cargo xtask completions bash >
@@ -153,6 +156,20 @@ pub enum BundleAction {
 pub struct BundleLoad {
     #[command(flatten)]
     pub load: fate_bundle::loader::LoadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct Verify {
+    /// The bundle's directory (holding bundle.json) [default: the one `cargo xtask bundle`
+    /// writes]
+    #[arg(value_name = "DIR")]
+    pub bundle: Option<std::path::PathBuf>,
+    /// Check the bundle's signature with this minisign public key first.
+    #[arg(long, value_name = "KEY.pub")]
+    pub verify_key: Option<std::path::PathBuf>,
+    /// Rebuild with the China mirror profile (as the bundle's images were built).
+    #[arg(long)]
+    pub chinese_mirror: bool,
 }
 
 #[derive(Debug, Args)]

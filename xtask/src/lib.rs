@@ -12,7 +12,8 @@
 //! 7. `steps`: each kind of step: what it says, its one decision, what it does.
 //! 8. `plan`: the pure planner, config + image set + facts -> steps.
 //! 9. `run`: a plan run (or previewed), its report and the FATE root's lock.
-//! 10. `bake`, `bundle`, `push`: a bake file; what a bundle carries; pushing images.
+//! 10. `bake`, `bundle`, `push`, `verify`: a bake file; what a bundle carries; pushing
+//!     images; rebuilding a bundle's images from their commits to compare them.
 //! 11. `bench`: the benchmark beside the old way and `docker buildx bake`.
 //! 12. `cli`: every flag, and the small methods that turn flags into decisions.
 //! 13. `commands`: one file per command, each starting at its entry point.
@@ -33,3 +34,4 @@ pub mod run;
 pub mod scheduler;
 pub mod stage;
 pub mod steps;
+pub mod verify;

@@ -52,10 +52,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Push(args) => args.run(&Project::load(root, &global.overrides(), ui, sh)?),
         Command::Bundle(args) => match args.action {
-            Some(BundleAction::Load(load)) => load.run(&ui),
+            Some(BundleAction::Load(load)) => load.run(&ui, &global),
             None => args.run(&Project::load(root, &global.overrides(), ui, sh)?),
         },
-        Command::Load(args) => args.run(&ui),
+        Command::Load(args) => args.run(&ui, &global),
+        Command::Verify(args) => args.run(&Project::load(root, &global.overrides(), ui, sh)?),
         Command::Keygen(args) => args.run(),
         Command::Completions(args) => {
             args.run();

@@ -454,15 +454,20 @@ fn loads_into_one_engine_take_turns() {
 }
 
 /// A user outside the docker group is told the daemon is up, whose socket refused them,
-/// and how to join its group: not to start a daemon that runs.
+/// and how to join its group: not to start a daemon that runs. Once the hint is followed
+/// (run as written, by root), the same load succeeds.
 #[test]
 fn a_user_outside_the_docker_group_is_told_how_to_join_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let bundle = intact_bundle(dir.path());
+    let fx = Fixture::mini("nodocker");
+    let dir = fx.tmp.path();
+    let (bundle, reference) = small_bundle(&fx, dir);
     let user = TestUser::outside_docker("fate-xtask-nodocker");
-    user.chown(dir.path());
+    user.chown(dir);
     let mut load = support::clean_command(env!("CARGO_BIN_EXE_xtask"));
-    load.args(["load"]).arg(&bundle).env_remove("DOCKER_HOST");
+    load.args(["load"])
+        .arg(&bundle)
+        .env_remove("DOCKER_HOST")
+        .env("XDG_STATE_HOME", dir.join("state"));
     let run = user.run(&load).failed();
     assert!(
         run.stderr
@@ -472,6 +477,22 @@ fn a_user_outside_the_docker_group_is_told_how_to_join_it() {
         "{}",
         run.stderr
     );
+    // The hint as written; this test runs as root, where sudo (when it is not installed)
+    // adds nothing.
+    let join = support::hint(&run.stderr, "join the group (");
+    let join = if which::which("sudo").is_ok() {
+        join
+    } else {
+        join.trim_start_matches("sudo ").to_string()
+    };
+    let out = Command::new("sh")
+        .args(["-c", &join])
+        .env("USER", &user.name)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{join}: {out:?}");
+    let run = user.run(&load).ok();
+    assert!(run.stdout.contains(&reference), "{}", run.stdout);
 }
 
 /// As a developer (not root) in a checkout where the old script's root Maven container

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use crate::archive::index::ArchiveIndex;
 use crate::archive::members;
 use crate::archive::parts::{self, Part};
 use crate::archive::streams::{Compression, Tally};
@@ -212,4 +213,42 @@ pub fn decompressed(
         return Ok(Box::new(members::Members::new(counted)));
     }
     archive.compression.decoder(counted)
+}
+
+/// One archive read whole into `dir`: checked as it streams (its sha256 and size, its
+/// index against `bundle.json`).
+pub fn spool_archive(
+    ui: &Ui,
+    path: &Path,
+    archive: &Archive,
+    dir: &Path,
+) -> Result<crate::archive::spool::Spooled> {
+    let progress = Arc::new(ui.bytes(&format!("read {}", archive.file), Some(archive.size)));
+    let tally = Tally::default();
+    let reader = decompressed(path, archive, progress.clone(), tally.clone())?;
+    let spooled = crate::archive::spool::spool(reader, dir)
+        .map_err(|e| damaged_files(ui, path, archive).unwrap_or(e))
+        .with_context(|| format!("reading {}", path.display()))?;
+    let (size, sha256) = tally.result();
+    if size != archive.size || sha256 != archive.sha256 {
+        bail!(
+            "{}: its {size} bytes have sha256 {sha256}, the manifest says {} bytes with {} (corrupted)",
+            path.display(),
+            archive.size,
+            archive.sha256
+        );
+    }
+    let index = ArchiveIndex::parse(&spooled.manifest_json, spooled.index_json.as_deref())?;
+    if let Some(image) = manifest::missing_from(&archive.images, &index).first() {
+        bail!(
+            "{}: it does not hold {} with config {} that the manifest names",
+            path.display(),
+            image.reference,
+            image.config
+        );
+    }
+    if let Ok(progress) = Arc::try_unwrap(progress) {
+        progress.finish("checked", "");
+    }
+    Ok(spooled)
 }

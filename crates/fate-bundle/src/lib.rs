@@ -13,7 +13,7 @@
 //! 6. `update`, `check`: update bundles (`--since`) and what a host still needs; a
 //!    bundle's files checked against `bundle.json` before and as they are read.
 //! 7. `load`, `write`, `registry`: a bundle into an engine, out of one, and into a
-//!    registry with no engine at all.
+//!    registry with no engine at all (the `registry` feature, which the loader has).
 //! 8. `loader`: the `load` command as `cargo xtask` and the loader in a bundle run it.
 
 pub mod archive;
@@ -24,6 +24,7 @@ pub mod load;
 pub mod loader;
 pub mod manifest;
 pub mod process;
+#[cfg(feature = "registry")]
 pub mod registry;
 pub mod sbom;
 pub mod signing;

@@ -3,14 +3,12 @@
 //! engine at all.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
 use xshell::Shell;
 
 use crate::load;
-use crate::registry::{self, Access, Target};
 use crate::ui::Ui;
 
 #[derive(Debug, Args)]
@@ -74,13 +72,16 @@ pub struct RegistryArgs {
     pub timeout: u64,
 }
 
+#[cfg(feature = "registry")]
 impl RegistryArgs {
     /// The push, checked: `None` without `--registry`.
-    pub fn options(&self) -> Result<Option<registry::Options>> {
+    pub fn options(&self) -> Result<Option<crate::registry::Options>> {
+        use crate::registry::{Access, Options, Target};
+        use std::time::Duration;
         let Some(address) = &self.registry else {
             return Ok(None);
         };
-        Ok(Some(registry::Options {
+        Ok(Some(Options {
             target: Target::new(address, self.namespace.as_deref())?,
             access: Access {
                 user: self.user.clone(),
@@ -99,9 +100,22 @@ impl RegistryArgs {
 /// Loads (or pushes) the bundles `inputs`.
 pub fn run(ui: &Ui, args: &LoadArgs, inputs: &[PathBuf]) -> Result<()> {
     let key = load::verify_key(args.verify_key.clone());
-    if let Some(options) = args.registry.options()? {
-        return registry::push(ui, inputs, key.as_deref(), &options);
+    if args.registry.registry.is_some() {
+        return push(ui, args, inputs, key);
     }
     let sh = Shell::new()?;
     load::load(ui, &sh, inputs, key.as_deref(), args.allow_partial)
+}
+
+#[cfg(feature = "registry")]
+fn push(ui: &Ui, args: &LoadArgs, inputs: &[PathBuf], key: Option<PathBuf>) -> Result<()> {
+    let options = args.registry.options()?.expect("--registry was given");
+    crate::registry::push(ui, inputs, key.as_deref(), &options)
+}
+
+#[cfg(not(feature = "registry"))]
+fn push(_: &Ui, _: &LoadArgs, _: &[PathBuf], _: Option<PathBuf>) -> Result<()> {
+    anyhow::bail!(
+        "this program was built without the registry client: push with the loader the bundle carries (./fate-xtask load --registry HOST DIR), or with cargo xtask load --registry, which runs it"
+    )
 }

@@ -34,6 +34,25 @@ pub struct Manifest {
     /// The loader the bundle carries ([`LOADER`]), its size and sha256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loader: Option<Part>,
+    /// How its images were built: what rebuilding them to check them takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built: Option<Built>,
+}
+
+/// How a bundle's images were built (each image's commit is its `revision`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Built {
+    /// The commit the tree was at when the bundle was written.
+    pub commit: String,
+    /// Whether every image was built from committed files (no revision ends with
+    /// `-dirty`): only then can the bundle be rebuilt from its commits.
+    pub clean: bool,
+    /// The `SOURCE_DATE_EPOCH` the images were built with: their times.
+    pub source_date_epoch: i64,
+    /// The Docker Engine that built them, and its builder (BuildKit's version, or the
+    /// legacy builder): which of them give the same image twice.
+    pub engine: String,
+    pub builder: String,
 }
 
 /// An SBOM in the bundle, and the image it describes.
@@ -116,6 +135,14 @@ pub struct BundledImage {
     /// own index (one made by Docker before 25 or on a graph-driver engine).
     #[serde(default)]
     pub layers: Vec<String>,
+    /// The commit it was built from (its OCI revision label; `<commit>-dirty` for
+    /// uncommitted files), when it says.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+    /// The platforms it was built for (its platforms label: `--platform`'s, or the
+    /// engine's own), when it says: a rebuild for others is another image.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub built_for: String,
 }
 
 impl BundledImage {
@@ -143,6 +170,7 @@ impl Manifest {
             sboms: Vec::new(),
             updates: None,
             loader: None,
+            built: None,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::archive::streams::{self, Packing, Tally, TallyWriter};
 use crate::archive::tar_pass::{self, PassError};
 use crate::docker::images::{self, LocalImages};
 use crate::docker::platform::same_platform;
-use crate::manifest::{self, Archive, BundledImage, BundledSbom, Manifest, Updates};
+use crate::manifest::{self, Archive, Built, BundledImage, BundledSbom, Manifest, Updates};
 use crate::process;
 use crate::signing;
 use crate::ui::problems::Problems;
@@ -39,6 +39,8 @@ pub struct Request<'a> {
     pub updates: Option<Updates>,
     /// The loader the bundle carries (a static executable), as built.
     pub loader: Option<&'a Path>,
+    /// How the images were built, recorded for whoever rebuilds them.
+    pub built: Option<Built>,
 }
 
 /// An SBOM the bundle carries, as listed in `bundle.json`, with its bytes.
@@ -74,6 +76,7 @@ pub fn write(ui: &Ui, request: Request, local_images: &LocalImages) -> Result<Ma
     let mut manifest = Manifest::new(archives);
     manifest.sboms = request.sboms.iter().map(|s| s.record.clone()).collect();
     manifest.updates = request.updates;
+    manifest.built = request.built;
     if let Some(loader) = request.loader {
         manifest.loader = Some(copy_loader(loader, out, &mut partial)?);
     }
@@ -473,6 +476,8 @@ fn bundled_images(
                     config,
                     platform: platform.unwrap_or_default().to_string(),
                     layers: chosen.diff_ids.clone(),
+                    revision: info.revision.clone().unwrap_or_default(),
+                    built_for: info.built_for.clone().unwrap_or_default(),
                 },
                 None => BundledImage {
                     reference: r.clone(),
@@ -480,6 +485,8 @@ fn bundled_images(
                     config,
                     platform: info.platform.clone(),
                     layers: info.layers.clone(),
+                    revision: info.revision.clone().unwrap_or_default(),
+                    built_for: info.built_for.clone().unwrap_or_default(),
                 },
             };
             if let Some(wanted) = platform

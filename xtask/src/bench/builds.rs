@@ -127,6 +127,7 @@ pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample
                     buildx_plugin: None,
                     context: b.context.clone(),
                     options: crate::config::BuildOptions::default(),
+                    rewrite_timestamps: false,
                 })
             }
             Action::WriteFile(file) => {

@@ -75,6 +75,7 @@ pub(super) fn build_payload_image(sh: &Shell, scratch: &Path, shape: Shape) -> R
         buildx_plugin: None,
         context: context.clone(),
         options: crate::config::BuildOptions::default(),
+        rewrite_timestamps: false,
     }))?;
     std::fs::remove_dir_all(&context)?;
     Ok(())

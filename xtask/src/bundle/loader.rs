@@ -31,6 +31,8 @@ pub fn build_command(workspace: &Path) -> Command {
             "fate-bundle",
             "--bin",
             FILE,
+            "--features",
+            "registry",
             "--target-dir",
             &workspace.join("target/loader").to_string_lossy(),
         ],

@@ -7,6 +7,7 @@ use fate_bundle::archive::streams::Packing;
 use fate_bundle::docker::engine;
 use fate_bundle::docker::images::LocalImages;
 use fate_bundle::fsx::NewDir;
+use fate_bundle::manifest::Built;
 use fate_bundle::ui::problems::Problems;
 use fate_bundle::{process, signing, update, write};
 
@@ -14,7 +15,28 @@ use crate::bundle;
 use crate::cli;
 use crate::config::project::{Project, workspace_root};
 use crate::docker::argv;
+use crate::facts::revision::head_commit;
 use crate::run::lock;
+use crate::steps::build::DIRTY;
+
+/// What `bundle.json` records of how its images were built: the tree's commit, whether
+/// every image carried was built from committed files, the epoch, engine and builder.
+fn built(project: &Project, carried: &[String], local_images: &LocalImages) -> Result<Built> {
+    let sh = &project.sh;
+    let builder = crate::docker::engine::builder(sh).map_err(anyhow::Error::msg)?;
+    Ok(Built {
+        commit: head_commit(sh, &project.config.fate_root),
+        clean: carried.iter().all(|r| {
+            local_images
+                .get(r)
+                .and_then(|i| i.revision.as_deref())
+                .is_none_or(|rev| !rev.ends_with(DIRTY))
+        }),
+        source_date_epoch: argv::SOURCE_DATE_EPOCH,
+        engine: engine::check(sh)?.version,
+        builder: crate::docker::engine::builder_description(sh, builder),
+    })
+}
 
 impl cli::Bundle {
     pub fn run(self, project: &Project) -> Result<()> {
@@ -77,6 +99,7 @@ impl cli::Bundle {
             signing_key: signing_key.as_ref(),
             updates: base.as_ref().map(|base| base.updates(&all, &carried)),
             loader: loader.as_deref(),
+            built: Some(built(project, &carried, &local_images)?),
         };
         let manifest = write::write(ui, request, &local_images)?;
         out_dir.keep();

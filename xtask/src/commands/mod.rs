@@ -9,3 +9,4 @@ pub mod images;
 pub mod keygen;
 pub mod load;
 pub mod push;
+pub mod verify;

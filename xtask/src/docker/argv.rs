@@ -70,6 +70,45 @@ pub struct BuildSpec {
     pub context: PathBuf,
     /// Builder, cache (specs for this image), pull and platform.
     pub options: BuildOptions,
+    /// Whether the builder sets every file time in the layers to [`SOURCE_DATE_EPOCH`]
+    /// (see [`rewrites_timestamps`]).
+    pub rewrite_timestamps: bool,
+}
+
+/// Whether BuildKit builds on this engine can set every file time in the layers they
+/// make to `SOURCE_DATE_EPOCH` (the image exporter's `rewrite-timestamp`, BuildKit
+/// 0.13.2+, which Docker Engine 26.1.1 and later embed), so that two builds of one
+/// commit give the same image ID. Known for the engine's own builder only: a named
+/// builder (`--builder`) may run any BuildKit.
+#[must_use]
+pub fn rewrites_timestamps(builder: Builder, engine_version: &str, options: &BuildOptions) -> bool {
+    builder == Builder::BuildKit
+        && options.builder.is_none()
+        && version_at_least(engine_version, [26, 1, 1])
+}
+
+/// Whether a Docker version (`26.1.5`, `20.10.24+dfsg1`, `27.0.0-rc.1`) is at least `min`.
+fn version_at_least(version: &str, min: [u32; 3]) -> bool {
+    let mut parts = version
+        .split(['.', '-', '+', '~'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = [0, 1, 2].map(|_| parts.next().unwrap_or(0));
+    found >= min
+}
+
+/// The time every image is made at, whatever the day it is built: BuildKit's
+/// `SOURCE_DATE_EPOCH` (the config's and history's times, and with `rewrite-timestamp`
+/// every file time in the layers) and the times of every staged file. Fixed, as ko and
+/// rules_oci fix it, so that it depends on no input: a commit that does not touch an
+/// image's inputs leaves it as it is, and two builds of one commit give the same image.
+pub const SOURCE_DATE_EPOCH: i64 = 0;
+
+/// [`SOURCE_DATE_EPOCH`] as RFC 3339, for the `org.opencontainers.image.created` label.
+#[must_use]
+pub fn source_date() -> String {
+    let seconds = u64::try_from(SOURCE_DATE_EPOCH).expect("the epoch is not before 1970");
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// `docker build` (legacy) or `docker buildx build --load` of a spec.
@@ -91,11 +130,16 @@ pub fn build(spec: &BuildSpec) -> Command {
             // SBOM beside them; an attestation makes every image an index, which on the
             // containerd store doubles what each `docker image inspect` costs (every run
             // asks one per image), and which the graph-driver store drops.
-            args.extend([
-                "--load".into(),
-                "--progress=plain".into(),
-                PROVENANCE_OFF.into(),
-            ]);
+            // Where file times are rewritten, the image comes as a tar on stdout, which
+            // `docker load` takes: the engine's own image exporter cannot rewrite them
+            // and unpack the image at once (BuildKit 0.13 refuses, on the containerd
+            // store, which always unpacks).
+            args.push(if spec.rewrite_timestamps {
+                "--output=type=docker,dest=-,rewrite-timestamp=true".into()
+            } else {
+                "--load".into()
+            });
+            args.extend(["--progress=plain".into(), PROVENANCE_OFF.into()]);
             args
         }
         // Also remove the container of a failed step, which --rm (the default) keeps.
@@ -123,6 +167,12 @@ pub fn build(spec: &BuildSpec) -> Command {
         args.push("--build-arg".into());
         args.push(format!("{name}={value}"));
     }
+    // BuildKit's own: the image's times. (The legacy builder has no such argument, and
+    // would warn that it went unused.)
+    if spec.builder == Builder::BuildKit {
+        args.push("--build-arg".into());
+        args.push(format!("SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}"));
+    }
     if spec.no_cache {
         args.push("--no-cache".into());
     }
@@ -140,12 +190,23 @@ pub fn build(spec: &BuildSpec) -> Command {
         // Run as itself, the plugin spares the docker CLI's start and its question to the
         // plugin (`docker-cli-plugin-metadata`): a tenth of a second per build.
         (Builder::BuildKit, Some(plugin)) => {
-            Command::new(&plugin.display().to_string(), args).env(BUILDX_GIT_INFO, "0")
+            load_output(spec, Command::new(&plugin.display().to_string(), args))
         }
-        (Builder::BuildKit, None) => {
-            Command::new("docker", std::iter::once("buildx".to_string()).chain(args))
-                .env(BUILDX_GIT_INFO, "0")
-        }
+        (Builder::BuildKit, None) => load_output(
+            spec,
+            Command::new("docker", std::iter::once("buildx".to_string()).chain(args)),
+        ),
+    }
+}
+
+/// A BuildKit build, and where its image goes: into the engine (`--load`), or as a tar
+/// on stdout into `docker load`.
+fn load_output(spec: &BuildSpec, build: Command) -> Command {
+    let build = build.env(BUILDX_GIT_INFO, "0");
+    if spec.rewrite_timestamps {
+        build.pipe(Command::new("docker", ["load"]))
+    } else {
+        build
     }
 }
 
@@ -404,6 +465,7 @@ mod tests {
             buildx_plugin: None,
             context: "/w/egg".into(),
             options: BuildOptions::default(),
+            rewrite_timestamps: false,
         }
     }
 
@@ -420,7 +482,7 @@ mod tests {
         };
         assert_eq!(
             build(&s).to_string(),
-            "BUILDX_GIT_INFO=0 docker buildx build --builder fleet --load --progress=plain --provenance=false --platform linux/arm64 --pull --cache-from type=registry,ref=r:5000/fed/egg:cache --cache-to type=inline --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --iidfile /w/egg.iid /w/egg"
+            "BUILDX_GIT_INFO=0 docker buildx build --builder fleet --load --progress=plain --provenance=false --platform linux/arm64 --pull --cache-from type=registry,ref=r:5000/fed/egg:cache --cache-to type=inline --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --build-arg SOURCE_DATE_EPOCH=0 --iidfile /w/egg.iid /w/egg"
         );
         let mut s = spec(Builder::Legacy);
         s.no_cache = false;
@@ -484,7 +546,7 @@ mod tests {
         s.buildx_plugin = Some(candidates[1].clone());
         assert_eq!(
             build(&s).to_string(),
-            "BUILDX_GIT_INFO=0 /usr/libexec/docker/cli-plugins/docker-buildx build --load --progress=plain --provenance=false --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --no-cache --iidfile /w/egg.iid /w/egg"
+            "BUILDX_GIT_INFO=0 /usr/libexec/docker/cli-plugins/docker-buildx build --load --progress=plain --provenance=false --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --build-arg SOURCE_DATE_EPOCH=0 --no-cache --iidfile /w/egg.iid /w/egg"
         );
     }
 
@@ -496,8 +558,38 @@ mod tests {
         );
         assert_eq!(
             build(&spec(Builder::BuildKit)).to_string(),
-            "BUILDX_GIT_INFO=0 docker buildx build --load --progress=plain --provenance=false --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --no-cache --iidfile /w/egg.iid /w/egg"
+            "BUILDX_GIT_INFO=0 docker buildx build --load --progress=plain --provenance=false --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --build-arg SOURCE_DATE_EPOCH=0 --no-cache --iidfile /w/egg.iid /w/egg"
         );
+        let mut s = spec(Builder::BuildKit);
+        s.rewrite_timestamps = true;
+        assert_eq!(
+            build(&s).to_string(),
+            "BUILDX_GIT_INFO=0 docker buildx build --output=type=docker,dest=-,rewrite-timestamp=true --progress=plain --provenance=false --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --build-arg SOURCE_DATE_EPOCH=0 --no-cache --iidfile /w/egg.iid /w/egg | docker load"
+        );
+    }
+
+    #[test]
+    fn file_times_are_rewritten_by_the_engines_own_buildkit_from_26_1_1() {
+        let default = BuildOptions::default();
+        let named = BuildOptions {
+            builder: Some("fleet".into()),
+            ..BuildOptions::default()
+        };
+        for (builder, version, options, rewrites) in [
+            (Builder::BuildKit, "26.1.5", &default, true),
+            (Builder::BuildKit, "26.1.1", &default, true),
+            (Builder::BuildKit, "29.0.0-rc.1", &default, true),
+            (Builder::BuildKit, "26.1.0", &default, false),
+            (Builder::BuildKit, "20.10.24+dfsg1", &default, false),
+            (Builder::BuildKit, "26.1.5", &named, false),
+            (Builder::Legacy, "26.1.5", &default, false),
+        ] {
+            assert_eq!(
+                rewrites_timestamps(builder, version, options),
+                rewrites,
+                "{builder:?} {version} {options:?}"
+            );
+        }
     }
 
     #[test]

@@ -113,6 +113,27 @@ impl Drop for ContainerSweep {
     }
 }
 
+/// The image builder as a record names it: `BuildKit v0.13.2` (as `docker buildx
+/// inspect` gives the engine's own; Debian's builds say `v0.0.0+unknown`), or the legacy
+/// builder.
+pub fn builder_description(sh: &Shell, builder: Builder) -> String {
+    match builder {
+        Builder::Legacy => "the legacy builder".to_string(),
+        Builder::BuildKit => {
+            let inspect = process::Command::new("docker", ["buildx", "inspect"]);
+            let answer = process::query_stdout(sh, &inspect);
+            let version = answer
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("BuildKit version:")
+                        .or_else(|| l.strip_prefix("Buildkit:"))
+                })
+                .map_or("(version unknown)", str::trim);
+            format!("BuildKit {version}")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,6 @@
 use anyhow::Result;
 use xshell::Shell;
 
-use super::revision::Head;
 use crate::config::Config;
 use crate::docker::argv::{Builder, LocalImages};
 use crate::docker::engine;
@@ -30,20 +29,12 @@ pub(super) struct Machine {
 /// asked unless the images question gets no plain answer.
 pub(super) fn ask_machine(config: &Config, set: &ImageSet, recalled: Option<&Server>) -> Machine {
     let references: Vec<String> = set.images.iter().map(|i| config.reference(i)).collect();
-    let root = config.fate_root.to_string_lossy().into_owned();
     let shell = || Shell::new().expect("a shell for short commands");
     std::thread::scope(|scope| {
         let engine = scope.spawn(|| recalled.is_none().then(|| engine::check(&shell())));
         let local_images = scope.spawn(|| engine::inspect_images_answer(&shell(), &references));
         let builder = scope.spawn(|| engine::builder(&shell()));
-        let revision = scope.spawn(|| match super::revision::read(&config.fate_root) {
-            Head::Commit(commit) => commit,
-            Head::NoRepository => "unknown".into(),
-            Head::AskGit => {
-                let git = Command::new("git", ["-C", &root, "rev-parse", "HEAD"]);
-                process::query(&shell(), &git).unwrap_or_else(|_| "unknown".into())
-            }
-        });
+        let revision = scope.spawn(|| super::revision::head_commit(&shell(), &config.fate_root));
         let packages = scope.spawn(|| dpkg_listing(&shell(), &set.maven_debian_packages));
         let image_store = scope.spawn(|| {
             (config.build.platforms.len() > 1)

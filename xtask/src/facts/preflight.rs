@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use anyhow::Result;
 use xshell::Shell;
@@ -32,7 +31,6 @@ use fate_bundle::ui::problems::Problems;
 pub struct Facts {
     pub uid_gid: String,
     pub revision: String,
-    pub created: String,
     pub builder: Builder,
     /// BuildKit's client, run as itself when its place is known (see
     /// [`engine::buildx_plugin`]); else builds go through `docker buildx`.
@@ -120,7 +118,6 @@ pub fn check(
     Ok(Facts {
         uid_gid: format!("{uid}:{gid}"),
         revision: machine.revision,
-        created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         buildx_plugin: (builder == Builder::BuildKit)
             .then(engine::buildx_plugin)
             .flatten(),

@@ -26,6 +26,20 @@ pub fn has_uncommitted(root: &Path, paths: &[PathBuf]) -> bool {
     fate_bundle::process::query_anywhere(&status).is_ok_and(|out| !out.trim().is_empty())
 }
 
+/// The commit `root` is checked out at: from its repository's files when they tell it
+/// plainly, else from `git rev-parse HEAD`; `unknown` where no repository holds it.
+pub fn head_commit(sh: &xshell::Shell, root: &Path) -> String {
+    match read(root) {
+        Head::Commit(commit) => commit,
+        Head::NoRepository => "unknown".into(),
+        Head::AskGit => {
+            let root = root.display().to_string();
+            let git = fate_bundle::process::Command::new("git", ["-C", &root, "rev-parse", "HEAD"]);
+            fate_bundle::process::query(sh, &git).unwrap_or_else(|_| "unknown".into())
+        }
+    }
+}
+
 /// What a root's repository files say of the commit it is checked out at.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Head {

@@ -82,6 +82,18 @@ pub enum TagKey {
     Tag,
 }
 
+impl TagKey {
+    /// The `.env` key, as written there.
+    #[must_use]
+    pub fn key(self) -> &'static str {
+        match self {
+            TagKey::BaseTag => "BASE_TAG",
+            TagKey::BuilderTag => "BUILDER_TAG",
+            TagKey::Tag => "TAG",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Packaging {

@@ -103,7 +103,16 @@ pub fn command(
                 args.extend(["-s".into(), s.display().to_string()]);
             }
             args.extend(goals.iter().map(ToString::to_string));
-            let command = Command::new("mvn", args).current_dir(config.fate_root.join(project));
+            // Under the usual umask whatever this user's is: the jar plugin writes the
+            // modes of the class directories into the jars, and two checkouts must give
+            // the same jars (as in a container, whose umask is 022).
+            let mut umask = vec![
+                "-c".to_string(),
+                r#"umask 022 && exec mvn "$@""#.into(),
+                "mvn".into(),
+            ];
+            umask.extend(args);
+            let command = Command::new("sh", umask).current_dir(config.fate_root.join(project));
             match &maven_opts {
                 Some(opts) => command.env("MAVEN_OPTS", opts),
                 None => command,

@@ -34,6 +34,11 @@ pub fn step(
         buildx_plugin: facts.buildx_plugin.clone(),
         context: context.clone(),
         options: options.clone(),
+        rewrite_timestamps: argv::rewrites_timestamps(
+            facts.builder,
+            &facts.engine.version,
+            &options,
+        ),
     });
     let dockerfile = config
         .fate_root
@@ -69,6 +74,7 @@ pub fn step(
         },
         options,
         command,
+        engine: facts.engine.version.clone(),
         reference,
         sbom: fate_bundle::sbom::path(&config.work_dir(), &image.name),
         parent_sboms: image
@@ -106,7 +112,8 @@ fn labels(config: &Config, facts: &Facts, image: &Image) -> Vec<(String, String)
             config.tag(image.tag_key),
         ),
         ("org.opencontainers.image.revision", &facts.revision),
-        ("org.opencontainers.image.created", &facts.created),
+        // Not the time of this build: the image's own, which two builds share.
+        ("org.opencontainers.image.created", &argv::source_date()),
         ("org.opencontainers.image.source", &config.source_url),
         (&format!("{LABEL_TOOL}.image") as &str, &image.name),
         (LABEL_INPUTS, INPUTS_PLACEHOLDER),

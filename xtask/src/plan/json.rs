@@ -8,6 +8,7 @@ use crate::docker::argv::Builder;
 use crate::facts::preflight::Facts;
 use crate::plan::Plan;
 use crate::steps::decision::Status;
+use fate_bundle::process::Command;
 
 #[derive(Serialize)]
 struct PlanJson<'a> {
@@ -26,6 +27,9 @@ struct StepJson<'a> {
     dependencies: Vec<&'a str>,
     /// Program and arguments, exactly as run; `null` for steps that run no process.
     argv: Option<Vec<&'a str>>,
+    /// Program and arguments of the command `argv`'s output is piped into, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    piped_into: Option<Vec<&'a str>>,
     env: Vec<(&'a str, &'a str)>,
     cwd: Option<String>,
     /// What the step writes or stages, in order.
@@ -33,6 +37,13 @@ struct StepJson<'a> {
     /// `up-to-date`, `will-run` or `unknown`.
     decision: &'static str,
     reason: Option<String>,
+}
+
+/// A command's program and arguments.
+fn argv(command: &Command) -> Vec<&str> {
+    std::iter::once(command.program.as_str())
+        .chain(command.args.iter().map(String::as_str))
+        .collect()
 }
 
 /// The plan with each step's status, pretty-printed.
@@ -58,11 +69,8 @@ pub fn render(plan: &Plan, status: &[Status], facts: &Facts) -> String {
                     .iter()
                     .map(|d| plan.steps[*d].id.as_str())
                     .collect(),
-                argv: command.map(|c| {
-                    std::iter::once(c.program.as_str())
-                        .chain(c.args.iter().map(String::as_str))
-                        .collect()
-                }),
+                argv: command.map(argv),
+                piped_into: command.and_then(|c| c.piped_into.as_deref()).map(argv),
                 env: command.map_or_else(Vec::new, |c| {
                     c.env
                         .iter()

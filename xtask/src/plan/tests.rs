@@ -66,7 +66,6 @@ fn facts() -> Facts {
     Facts {
         uid_gid: "1000:1000".into(),
         revision: "abc123".into(),
-        created: "2026-11-28T00:00:00Z".into(),
         builder: Builder::Legacy,
         local_images: BTreeMap::new(),
         needed: selection::Needed::default(),
@@ -204,7 +203,7 @@ fn build_argv_has_tag_labels_and_declared_args_only() {
         [
             "org.opencontainers.image.version=t1",
             "org.opencontainers.image.revision=abc123",
-            "org.opencontainers.image.created=2026-11-28T00:00:00Z",
+            "org.opencontainers.image.created=1970-01-01T00:00:00Z",
             "org.opencontainers.image.source=https://github.com/FederatedAI/FATE",
             "org.fedai.fate-xtask.image=egg",
             "org.fedai.fate-xtask.inputs=<inputs>",

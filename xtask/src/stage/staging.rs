@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+use crate::docker::argv::SOURCE_DATE_EPOCH;
 use crate::stage::digest_cache::DigestCache;
 pub use crate::stage::entries::{Entries, Source, StageOp};
 use crate::stage::entries::{add_dirs, digest_entries, normalize};
@@ -228,7 +229,7 @@ pub fn materialize(dest: &Path, entries: &Entries) -> Result<()> {
     {
         restage::forget(dest)?;
         let updated = restage::update(dest, entries, &last, write_entry)
-            .and_then(|record| set_dir_modes(dest, entries).map(|()| record));
+            .and_then(|record| settle_dirs(dest, entries).map(|()| record));
         return match updated {
             Ok(record) => restage::write_record(dest, &record),
             Err(e) => {
@@ -255,14 +256,21 @@ pub fn materialize(dest: &Path, entries: &Entries) -> Result<()> {
     restage::write_record(dest, &record)
 }
 
-/// Writes one entry at `path`, where nothing is.
+/// Writes one entry at `path`, where nothing is: with its checkout mode and, but for a
+/// directory (whose time its entries change: see [`settle_dirs`]), the build's epoch as
+/// its times, so that the layers a `COPY` makes of it do not depend on this checkout.
 fn write_entry(path: &Path, source: &Source) -> std::io::Result<()> {
+    let epoch = || filetime::FileTime::from_unix_time(SOURCE_DATE_EPOCH, 0);
     match source {
         Source::Dir { .. } => fs::create_dir_all(path),
-        Source::File { from, .. } => fs::copy(from, path).map(|_| ()),
-        Source::Symlink { target } => std::os::unix::fs::symlink(target, path),
+        Source::File { from, mode, .. } => fs::copy(from, path)
+            .and_then(|_| fs::set_permissions(path, fs::Permissions::from_mode(*mode)))
+            .and_then(|()| filetime::set_file_times(path, epoch(), epoch())),
+        Source::Symlink { target } => std::os::unix::fs::symlink(target, path)
+            .and_then(|()| filetime::set_symlink_file_times(path, epoch(), epoch())),
         Source::Bytes { bytes, mode } => fs::write(path, bytes)
-            .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(*mode))),
+            .and_then(|()| fs::set_permissions(path, fs::Permissions::from_mode(*mode)))
+            .and_then(|()| filetime::set_file_times(path, epoch(), epoch())),
     }
 }
 
@@ -275,15 +283,26 @@ fn write_entries(root: &Path, entries: &Entries) -> Result<()> {
             anyhow::Error::new(e).context(format!("cannot stage {}{hint}", path.display()))
         })?;
     }
-    set_dir_modes(root, entries)
+    settle_dirs(root, entries)
 }
 
-/// Directory modes last: a read-only directory would refuse its own entries.
-fn set_dir_modes(root: &Path, entries: &Entries) -> Result<()> {
-    for (rel, source) in entries.iter().rev() {
-        if let Source::Dir { mode } = source {
-            fs::set_permissions(root.join(rel), fs::Permissions::from_mode(*mode))?;
-        }
+/// Directory modes and times last, deepest first: a read-only directory would refuse
+/// its own entries, and writing an entry sets its directory's time. The context's root
+/// gets them too (`COPY . DEST` gives DEST its metadata).
+fn settle_dirs(root: &Path, entries: &Entries) -> Result<()> {
+    let epoch = filetime::FileTime::from_unix_time(SOURCE_DATE_EPOCH, 0);
+    let dirs = entries
+        .iter()
+        .rev()
+        .filter_map(|(rel, source)| match source {
+            Source::Dir { mode } => Some((root.join(rel), *mode)),
+            _ => None,
+        })
+        .chain(std::iter::once((root.to_path_buf(), 0o755)));
+    for (dir, mode) in dirs {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+            .and_then(|()| filetime::set_file_times(&dir, epoch, epoch))
+            .with_context(|| format!("cannot set the mode and times of {}", dir.display()))?;
     }
     Ok(())
 }
@@ -292,6 +311,45 @@ fn set_dir_modes(root: &Path, entries: &Entries) -> Result<()> {
 mod tests {
     use super::*;
     use crate::maven::pom::Module;
+
+    #[test]
+    fn a_context_has_git_modes_and_the_epoch_as_times_whatever_the_checkout() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        fs::create_dir_all(src.join("private")).unwrap();
+        fs::write(src.join("private/a.py"), "a").unwrap();
+        fs::write(src.join("run.sh"), "r").unwrap();
+        std::os::unix::fs::symlink("run.sh", src.join("link")).unwrap();
+        // As a checkout made under umask 077 has them.
+        for (path, mode) in [
+            ("private/a.py", 0o600),
+            ("run.sh", 0o700),
+            ("private", 0o700),
+        ] {
+            fs::set_permissions(src.join(path), fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let ops = [StageOp::Copy {
+            from: src.clone(),
+            to: "app".into(),
+            exclude: vec![],
+        }];
+        let context = d.path().join("context");
+        materialize(&context, &collect(&ops, None).unwrap()).unwrap();
+        for (path, mode) in [
+            ("", 0o755),
+            ("app", 0o755),
+            ("app/private", 0o755),
+            ("app/private/a.py", 0o644),
+            ("app/run.sh", 0o755),
+        ] {
+            let meta = fs::metadata(context.join(path)).unwrap();
+            assert_eq!(meta.mode() & 0o7777, mode, "{path}");
+            assert_eq!(meta.mtime(), SOURCE_DATE_EPOCH, "{path}");
+        }
+        let link = fs::symlink_metadata(context.join("app/link")).unwrap();
+        assert_eq!(link.mtime(), SOURCE_DATE_EPOCH);
+    }
 
     #[test]
     fn java_home_lines_are_set() {
@@ -422,13 +480,20 @@ mod tests {
         fs::write(skel.join("conf/x.properties"), "a=2\n").unwrap();
         let second = sum();
         assert_ne!(second, first);
-        fs::set_permissions(
-            skel.join("conf/x.properties"),
-            fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
+        // A mode another umask gives (git's 644 staged either way) does not count;
+        // being executable does.
+        let mode = |m| {
+            fs::set_permissions(
+                skel.join("conf/x.properties"),
+                fs::Permissions::from_mode(m),
+            )
+            .unwrap();
+        };
+        mode(0o600);
+        assert_eq!(sum(), second, "an umask's mode does not count");
+        mode(0o700);
         let third = sum();
-        assert_ne!(third, second, "modes count");
+        assert_ne!(third, second, "the executable bit counts");
         // Where things go and how the jar is installed count too.
         assert_ne!(sum_of(&ops(d, &skel, &module, "svc"), None), third);
         let mut other_home = ops(d, &skel, &module, ".");

@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use sha2::{Digest, Sha256};
 
 use crate::stage::digest_cache::{self, DigestCache};
-use crate::stage::entries::{Source, digest_entries};
+use crate::stage::entries::{Source, checkout_mode, digest_entries};
 use std::collections::BTreeMap;
 
 /// A tree's entries by path relative to its root.
@@ -151,8 +151,8 @@ fn walk_entry(
     exclude: &GlobSet,
     out: &mut Walked,
 ) -> Result<()> {
-    let mode = meta.permissions().mode() & 0o7777;
     let file_type = meta.file_type();
+    let mode = checkout_mode(file_type.is_dir(), meta.permissions().mode());
     let source = if file_type.is_dir() {
         Source::Dir { mode }
     } else if file_type.is_symlink() {

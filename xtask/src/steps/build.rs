@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::config::BuildOptions;
 use crate::docker::argv::{
     Builder, ImageInfo, LABEL_INPUTS, LABEL_PLATFORMS, LABEL_REVISION, LABEL_STAGE, LocalImages,
-    VOLATILE_LABELS,
+    SOURCE_DATE_EPOCH, VOLATILE_LABELS,
 };
 use crate::docker::engine;
 use crate::facts::revision::has_uncommitted;
@@ -72,6 +72,8 @@ pub struct BuildStep {
     pub parent_sboms: Vec<PathBuf>,
     /// What it is built for: `--platform`'s platforms, else the engine's.
     pub platform: String,
+    /// The engine's version: its SBOM says what built the image.
+    pub engine: String,
 }
 
 /// An image: its inputs digest against the label of the local image; also returns the
@@ -88,7 +90,10 @@ pub fn build_decision(
         std::fs::read(&b.dockerfile)
             .with_context(|| format!("cannot read {}", b.dockerfile.display()))?,
     );
-    for (name, value) in &b.build_args {
+    // PREFIX only names where this set's images are tagged: its parents enter below by
+    // ID, and another PREFIX is another reference, built anyway. Left out, an image
+    // rebuilt under another prefix (`verify` builds under its own) is the same image.
+    for (name, value) in b.build_args.iter().filter(|(name, _)| name != "PREFIX") {
         hasher.update(format!("--build-arg {name}={value}\0"));
     }
     // The platform decides the content (the builder, cache and pull do not).
@@ -151,7 +156,7 @@ fn dirty(b: &BuildStep) -> bool {
 }
 
 /// What the revision label of an image built from uncommitted files ends with.
-const DIRTY: &str = "-dirty";
+pub const DIRTY: &str = "-dirty";
 
 /// The value of a label the build gives its image.
 fn label_of<'a>(b: &'a BuildStep, key: &str) -> Option<&'a str> {
@@ -277,10 +282,11 @@ impl StepKind for BuildStep {
         // Listed only when needed: a run that builds nothing lists no context.
         let entries = || staging::collect(&self.ops, run.caches.walks.as_ref());
         let Decision::Run { reason, inputs } = decision else {
-            // An image built before SBOMs were written gets its SBOM now: what it was
-            // built from is what is staged (its inputs digest says so).
-            if !self.sbom.is_file()
-                && let Some(id) = recorded.0.get(&self.reference)
+            // An image whose SBOM is missing, or describes another image (one this root
+            // built on another engine), gets its SBOM now: what it was built from is
+            // what is staged (its inputs digest says so).
+            if let Some(id) = recorded.0.get(&self.reference)
+                && !sbom_describes(&self.sbom, id)
             {
                 write_sbom(self, &self.labels, &entries()?, id)?;
             }
@@ -369,9 +375,26 @@ fn write_sbom(
         platform: &b.platform,
         revision: label("org.opencontainers.image.revision"),
         source_url: label("org.opencontainers.image.source"),
-        created: label("org.opencontainers.image.created"),
+        created: &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        built_with: &format!(
+            "SOURCE_DATE_EPOCH={SOURCE_DATE_EPOCH}, Docker Engine {}, {}",
+            b.engine,
+            b.builder.describe()
+        ),
     };
-    sbom::write(&b.sbom, &sbom::document(&subject, &files, &parents))
+    sbom::write(&b.sbom, &sbom::document(&subject, &files, &parents))?;
+    fate_bundle::fsx::write_whole(&sbom_id_file(&b.sbom), id.as_bytes())
+}
+
+/// Beside each SBOM, the ID of the image it describes: read on every run (a few bytes,
+/// not the SBOM) to tell whether the SBOM is that of the image there now.
+fn sbom_id_file(sbom: &Path) -> PathBuf {
+    sbom.with_extension("id")
+}
+
+/// Whether the SBOM at `sbom` is there and describes the image `id`.
+fn sbom_describes(sbom: &Path, id: &str) -> bool {
+    sbom.is_file() && std::fs::read_to_string(sbom_id_file(sbom)).is_ok_and(|s| s == id)
 }
 
 /// The staging operations that read the FATE tree (not Maven's output).

@@ -825,3 +825,33 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The command a message hands its reader after `marker`, as it would be typed: the
+/// words up to the end of its clause (`;`, `, `, `(`, `)` or the line's end), quotes
+/// kept as written, backticks around it dropped. Panics, with the message, when there is no such hint.
+pub fn hint(message: &str, marker: &str) -> String {
+    let start = message
+        .find(marker)
+        .unwrap_or_else(|| panic!("no hint after {marker:?} in:\n{message}"))
+        + marker.len();
+    let rest = &message[start..];
+    let end = [";", ", ", "(", ")", "\n"]
+        .iter()
+        .filter_map(|stop| rest.find(stop))
+        .min()
+        .unwrap_or(rest.len());
+    rest[..end].trim().trim_matches('`').trim().to_string()
+}
+
+impl Fixture {
+    /// Follows a hint of the form `cargo xtask ARGS` (plain words) on this fixture's
+    /// tree, engine and builder: it must succeed.
+    pub fn follow(&self, hint: &str) -> Run {
+        let words: Vec<&str> = hint.split_whitespace().collect();
+        assert!(
+            words.len() > 2 && words[..2] == ["cargo", "xtask"],
+            "not a cargo xtask command: {hint:?}"
+        );
+        self.xtask(&words[2..]).ok()
+    }
+}

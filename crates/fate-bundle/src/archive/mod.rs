@@ -2,7 +2,9 @@
 //! checked on the way), compressed on every core, split into numbered parts.
 
 pub mod index;
+pub mod layers;
 pub mod members;
 pub mod parts;
+pub mod spool;
 pub mod streams;
 pub mod tar_pass;

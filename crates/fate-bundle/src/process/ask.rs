@@ -226,3 +226,25 @@ pub fn run_with_stdin(command: &Command, input: &str) -> Result<(bool, String)> 
         String::from_utf8_lossy(&out.stdout).into_owned(),
     ))
 }
+
+/// Runs a command on this process's own stdin, stdout and stderr (another program
+/// taking over the command line), stopped by a signal as every child is; its exit code,
+/// 128 + the signal's number when a signal ended it.
+pub fn run_in_foreground(command: &Command) -> Result<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    count_start();
+    let handle = Arc::new(
+        duct_expression(command)
+            .unchecked()
+            .start()
+            .with_context(|| format!("cannot run {}", command.program))?,
+    );
+    let _registered = register_until(handle.clone(), None, false);
+    let status = handle
+        .wait()
+        .with_context(|| format!("waiting for {}", command.program))?
+        .status;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}

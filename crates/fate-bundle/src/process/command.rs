@@ -15,6 +15,9 @@ pub struct Command {
     pub env: Vec<(String, String)>,
     /// Output lines (trimmed) left out of logs and progress: known noise.
     pub quiet_lines: Vec<String>,
+    /// The command this one's stdout is piped into (`a | b`); the pipe fails if either
+    /// does.
+    pub piped_into: Option<Box<Command>>,
 }
 
 impl Command {
@@ -25,7 +28,16 @@ impl Command {
             cwd: None,
             env: Vec::new(),
             quiet_lines: Vec::new(),
+            piped_into: None,
         }
+    }
+
+    /// This command with its stdout piped into `next`.
+    #[must_use]
+    pub fn pipe(mut self, next: Command) -> Command {
+        self.quiet_lines.extend(next.quiet_lines.iter().cloned());
+        self.piped_into = Some(Box::new(next));
+        self
     }
 
     #[must_use]
@@ -75,6 +87,9 @@ impl fmt::Display for Command {
         if self.cwd.is_some() {
             write!(f, ")")?;
         }
+        if let Some(next) = &self.piped_into {
+            write!(f, " | {next}")?;
+        }
         Ok(())
     }
 }
@@ -89,7 +104,10 @@ pub(super) fn duct_expression(command: &Command) -> duct::Expression {
     for (k, v) in &command.env {
         expr = expr.env(k, v);
     }
-    expr
+    match &command.piped_into {
+        Some(next) => expr.pipe(duct_expression(next)),
+        None => expr,
+    }
 }
 
 /// A command as a duct expression: stdin empty, stderr into stdout, exit status not

@@ -12,7 +12,7 @@ mod tests;
 
 pub use ask::{
     Answer, measure, query, query_anywhere, query_limit, query_status, query_stdout, run_captured,
-    run_measured, run_with_stdin,
+    run_in_foreground, run_measured, run_with_stdin,
 };
 pub use children::{
     child_time, install_signal_handlers, interrupted, process_started, processes_started,

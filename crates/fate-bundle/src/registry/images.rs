@@ -7,9 +7,9 @@
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
-use super::spool::Spooled;
 use super::target::Destination;
 use crate::archive::index::full_name;
+use crate::archive::spool::Spooled;
 use crate::manifest::BundledImage;
 
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -348,7 +348,7 @@ pub fn sha256_of(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::spool::Blob;
+    use crate::archive::spool::Blob;
 
     /// A spooled archive holding `blobs` (digest -> bytes) and an `index.json` naming
     /// `top` as `docker.io/p/a:1`.

@@ -18,8 +18,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use oci_client::Client;
 
-use crate::archive::index::ArchiveIndex;
-use crate::archive::streams::Tally;
 use crate::check;
 use crate::manifest::{self, Archive, BundledImage};
 use crate::ui::problems::Problems;
@@ -29,7 +27,6 @@ pub mod access;
 mod chunks;
 pub mod images;
 mod known;
-pub mod spool;
 pub mod target;
 mod upload;
 
@@ -146,7 +143,7 @@ fn uploads_of(
     let dir = tempfile::Builder::new()
         .prefix("archive-")
         .tempdir_in(spool_dir)?;
-    let spooled = spool_archive(ui, path, archive, dir.path())?;
+    let spooled = check::spool_archive(ui, path, archive, dir.path())?;
     let uploads = lacking
         .into_iter()
         .map(|image| {
@@ -233,39 +230,6 @@ async fn present_images(
         .filter_map(|found| async move { found })
         .collect()
         .await
-}
-
-/// One archive read whole into `dir`: checked as it streams (its sha256 and size, its
-/// index against `bundle.json`).
-fn spool_archive(ui: &Ui, path: &Path, archive: &Archive, dir: &Path) -> Result<spool::Spooled> {
-    let progress = Arc::new(ui.bytes(&format!("read {}", archive.file), Some(archive.size)));
-    let tally = Tally::default();
-    let reader = check::decompressed(path, archive, progress.clone(), tally.clone())?;
-    let spooled = spool::spool(reader, dir)
-        .map_err(|e| check::damaged_files(ui, path, archive).unwrap_or(e))
-        .with_context(|| format!("reading {}", path.display()))?;
-    let (size, sha256) = tally.result();
-    if size != archive.size || sha256 != archive.sha256 {
-        bail!(
-            "{}: its {size} bytes have sha256 {sha256}, the manifest says {} bytes with {} (corrupted)",
-            path.display(),
-            archive.size,
-            archive.sha256
-        );
-    }
-    let index = ArchiveIndex::parse(&spooled.manifest_json, spooled.index_json.as_deref())?;
-    if let Some(image) = manifest::missing_from(&archive.images, &index).first() {
-        bail!(
-            "{}: it does not hold {} with config {} that the manifest names",
-            path.display(),
-            image.reference,
-            image.config
-        );
-    }
-    if let Ok(progress) = Arc::try_unwrap(progress) {
-        progress.finish("checked", "");
-    }
-    Ok(spooled)
 }
 
 /// Blobs, then manifests, then each tag read back.

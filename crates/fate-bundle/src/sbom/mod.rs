@@ -28,8 +28,10 @@ pub struct Subject<'a> {
     /// The source commit and repository it was built from.
     pub revision: &'a str,
     pub source_url: &'a str,
-    /// When it was built (RFC 3339, seconds).
+    /// When this document was written (RFC 3339, seconds).
     pub created: &'a str,
+    /// How it was built: the epoch of its times, the engine and the builder.
+    pub built_with: &'a str,
 }
 
 /// A file staged into the context, as the SBOM lists it.
@@ -154,13 +156,19 @@ fn image_package(subject: &Subject, files: &[StagedFile]) -> Package {
             reference_type: IMAGE_ID.into(),
             reference_locator: subject.id.into(),
         }],
-        source_info: Some(format!(
-            "built from commit {} of {}",
-            subject.revision, subject.source_url
-        )),
+        source_info: Some(match subject.revision.strip_suffix("-dirty") {
+            Some(commit) => format!(
+                "built from commit {commit} of {} with changes not committed (revision {})",
+                subject.source_url, subject.revision
+            ),
+            None => format!(
+                "built from commit {} of {}, its files all committed",
+                subject.revision, subject.source_url
+            ),
+        }),
         comment: Some(format!(
-            "image {} of the image set, ID {}, platform {}",
-            subject.name, subject.id, subject.platform
+            "image {} of the image set, ID {}, platform {}; built with {}",
+            subject.name, subject.id, subject.platform, subject.built_with
         )),
         ..Package::default()
     }
@@ -260,6 +268,7 @@ mod tests {
             revision: "0123",
             source_url: "https://github.com/FederatedAI/FATE",
             created: "2026-12-01T00:00:00Z",
+            built_with: "SOURCE_DATE_EPOCH=0, Docker Engine 26.1.5, BuildKit",
         }
     }
 

@@ -1,0 +1,220 @@
+//! An image's layers in a `docker save` archive read whole (see [`super::spool`]), and
+//! the files of one layer: what a verifier compares when two builds of one image differ.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::index::full_name;
+use super::spool::Spooled;
+
+/// One layer of an image: its diff ID (from the config) and the file holding it (raw,
+/// gzip or zstd).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layer {
+    pub diff_id: String,
+    pub file: PathBuf,
+}
+
+/// The config digest and layers of the image tagged `reference` in `spooled`.
+pub fn image_layers(spooled: &Spooled, reference: &str) -> Result<(String, Vec<Layer>)> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Entry {
+        config: String,
+        #[serde(default)]
+        repo_tags: Option<Vec<String>>,
+        layers: Vec<String>,
+    }
+    #[derive(Deserialize)]
+    struct Config {
+        rootfs: RootFs,
+    }
+    #[derive(Deserialize)]
+    struct RootFs {
+        diff_ids: Vec<String>,
+    }
+    let entries: Vec<Entry> = serde_json::from_slice(&spooled.manifest_json)
+        .context("manifest.json of the archive is not valid")?;
+    let wanted = full_name(reference);
+    let entry = entries
+        .iter()
+        .find(|e| {
+            e.repo_tags
+                .iter()
+                .flatten()
+                .any(|t| t == reference || full_name(t) == wanted)
+        })
+        .with_context(|| format!("the archive holds no image tagged {reference}"))?;
+    let config_digest = digest_of_path(&entry.config);
+    let config: Config = serde_json::from_slice(&spooled.read_small(&config_digest)?)
+        .with_context(|| format!("the config of {reference} is not valid"))?;
+    if config.rootfs.diff_ids.len() != entry.layers.len() {
+        bail!(
+            "{reference}: its config lists {} layers, the archive {}",
+            config.rootfs.diff_ids.len(),
+            entry.layers.len()
+        );
+    }
+    let layers = entry
+        .layers
+        .iter()
+        .zip(config.rootfs.diff_ids)
+        .map(|(path, diff_id)| {
+            let file = match spooled.layer(path) {
+                Some(raw) => raw.blob.path.clone(),
+                None => spooled
+                    .blobs
+                    .get(&digest_of_path(path))
+                    .map(|b| b.path.clone())
+                    .with_context(|| format!("the archive lacks layer {path} of {reference}"))?,
+            };
+            Ok(Layer { diff_id, file })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((config_digest, layers))
+}
+
+/// `blobs/sha256/<hex>` or `<hex>.json` as `sha256:<hex>`.
+fn digest_of_path(path: &str) -> String {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    format!("sha256:{}", name.trim_end_matches(".json"))
+}
+
+/// What a layer says of one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// `file`, `dir`, `symlink`, `hardlink` or another tar type.
+    pub kind: String,
+    pub mode: u32,
+    pub owner: (u64, u64),
+    pub size: u64,
+    pub mtime: u64,
+    /// The sha256 of a file's contents; a link's target.
+    pub content: String,
+}
+
+/// A layer's files, by path (`./` and a leading `/` taken off).
+pub type Listing = BTreeMap<String, Entry>;
+
+/// The files of the layer in `file` (a tar, raw, gzip or zstd), each file's contents
+/// hashed as it streams.
+pub fn list(file: &Path) -> Result<Listing> {
+    let mut opened = BufReader::new(
+        File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
+    );
+    let magic = {
+        use std::io::BufRead;
+        opened
+            .fill_buf()?
+            .get(..4)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
+    };
+    let reader: Box<dyn Read> = match magic.as_slice() {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(opened)),
+        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::Decoder::with_buffer(opened)?),
+        _ => Box::new(opened),
+    };
+    let mut archive = tar::Archive::new(reader);
+    let mut listing = Listing::new();
+    for entry in archive
+        .entries()
+        .with_context(|| format!("{} is not a tar", file.display()))?
+    {
+        let mut entry = entry.with_context(|| format!("reading the layer {}", file.display()))?;
+        let path = entry.path()?.to_string_lossy().into_owned();
+        let path = path.trim_start_matches("./").trim_start_matches('/');
+        let path = path.trim_end_matches('/').to_string();
+        let header = entry.header();
+        let kind = header.entry_type();
+        let (kind, content) = if kind.is_file() {
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0; 1 << 16];
+            loop {
+                let n = entry.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+            ("file".to_string(), hex::encode(hasher.finalize()))
+        } else {
+            let link = entry
+                .link_name()?
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let name = match kind {
+                tar::EntryType::Directory => "dir".to_string(),
+                tar::EntryType::Symlink => "symlink".to_string(),
+                tar::EntryType::Link => "hardlink".to_string(),
+                other => format!("{other:?}").to_lowercase(),
+            };
+            (name, link)
+        };
+        let header = entry.header();
+        listing.insert(
+            path,
+            Entry {
+                kind,
+                mode: header.mode()?,
+                owner: (header.uid()?, header.gid()?),
+                size: header.size()?,
+                mtime: header.mtime()?,
+                content,
+            },
+        );
+    }
+    Ok(listing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gzip_layer_lists_its_files_with_their_contents_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_mode(0o644);
+        header.set_mtime(7);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, "./app/hello", &b"hello"[..])
+            .unwrap();
+        let mut link = tar::Header::new_gnu();
+        link.set_entry_type(tar::EntryType::Symlink);
+        link.set_size(0);
+        link.set_mode(0o777);
+        link.set_uid(0);
+        link.set_gid(0);
+        link.set_mtime(7);
+        builder.append_link(&mut link, "app/link", "hello").unwrap();
+        let tar = builder.into_inner().unwrap();
+        let file = dir.path().join("layer.gz");
+        let mut gz = flate2::write::GzEncoder::new(
+            File::create(&file).unwrap(),
+            flate2::Compression::fast(),
+        );
+        std::io::Write::write_all(&mut gz, &tar).unwrap();
+        gz.finish().unwrap();
+        let listing = list(&file).unwrap();
+        let hello = &listing["app/hello"];
+        assert_eq!(
+            (hello.kind.as_str(), hello.mode, hello.mtime, hello.size),
+            ("file", 0o644, 7, 5)
+        );
+        assert_eq!(hello.content, hex::encode(Sha256::digest(b"hello")));
+        assert_eq!(listing["app/link"].kind, "symlink");
+        assert_eq!(listing["app/link"].content, "hello");
+    }
+}
