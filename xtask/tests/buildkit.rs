@@ -379,6 +379,12 @@ fn buildkit_options(engine: Engine) {
         ),
         format!("image store    {store}"),
         "builds for     linux/amd64".to_string(),
+        // What two builds of one commit give alike (tests/reproducible.rs shows both).
+        match fx.engine.store {
+            Store::GraphDriver => "reproducible   the same files, not the same image IDs",
+            Store::Containerd => "reproducible   the same image IDs",
+        }
+        .to_string(),
     ] {
         assert!(
             doctor.stdout.contains(&expected),
@@ -402,7 +408,10 @@ fn buildkit_options(engine: Engine) {
     ))
     .ok();
     assert!(
-        doctor.stdout.contains("building with the legacy builder"),
+        doctor.stdout.contains("building with the legacy builder")
+            && doctor
+                .stdout
+                .contains("reproducible   the same files, not the same image IDs"),
         "{}",
         doctor.stdout
     );

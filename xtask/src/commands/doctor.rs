@@ -82,6 +82,7 @@ fn print_engine(project: &Project, facts: &preflight::Facts) {
         ),
         Err(e) => println!("image store    unknown: {e:#}"),
     }
+    println!("reproducible   {}", reproducibility(facts, &config.build));
     match facts.builder {
         Builder::Legacy => println!(
             "               (deprecated by Docker) BuildKit is faster: {}",
@@ -107,6 +108,15 @@ fn print_engine(project: &Project, facts: &preflight::Facts) {
                 );
             }
         }
+    }
+}
+
+/// What two builds of one commit give alike on this engine and builder.
+fn reproducibility(facts: &preflight::Facts, build: &crate::config::BuildOptions) -> String {
+    if argv::rewrites_timestamps(facts.builder, &facts.engine.version, build) {
+        "the same image IDs: BuildKit sets every file time to SOURCE_DATE_EPOCH (cargo xtask verify checks a bundle by ID)".to_string()
+    } else {
+        "the same files, not the same image IDs: this builder keeps the build's time on directories it makes (Docker Engine 26.1.1+ with BuildKit gives the same IDs; cargo xtask verify compares files here)".to_string()
     }
 }
 
