@@ -305,20 +305,22 @@ fn damaged_bundles_load_nothing(fx: &Fixture, out: &Path) {
 
 #[test]
 fn a_bundle_made_on_docker_20_loads_on_the_containerd_store() {
-    across(Engine::system(), Engine::containerd());
+    across("across-to-26", Engine::system(), Engine::containerd());
 }
 
 #[test]
 fn a_bundle_made_on_the_containerd_store_loads_on_docker_20() {
-    across(Engine::containerd(), Engine::system());
+    across("across-to-20", Engine::containerd(), Engine::system());
 }
 
 /// A bundle made on one engine loads on the other, by the tool and by the README's
 /// commands, as the images it holds: each loaded image is the one the bundle names (by
 /// its config digest where the store's ID is the config, else by its layers), and the
 /// IDs the tool prints are the ones the engine gave them.
-fn across(from: Engine, to: Engine) {
-    let fx = Fixture::mini_on("across", Builder::BuildKit, from);
+/// Each direction has a prefix of its own: both run at once, and each removes its images
+/// from both engines.
+fn across(name: &str, from: Engine, to: Engine) {
+    let fx = Fixture::mini_on(name, Builder::BuildKit, from);
     fx.xtask(&["images"]).ok();
     let out = fx.tmp.path().join("bundle");
     fx.xtask(&["bundle", "--out", out.to_str().unwrap()]).ok();

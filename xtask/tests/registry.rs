@@ -69,6 +69,39 @@ fn without_docker(engine: &Engine, program: &Path, args: &[&str], tmp: &Path) ->
     c
 }
 
+/// The xtask binary as `cargo xtask` builds it (without the tests' dev-dependency
+/// features: no registry client), in a target directory of its own, built once.
+fn plain_xtask() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plain-xtask");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = Command::new(cargo)
+                .args([
+                    "build",
+                    "--quiet",
+                    "--locked",
+                    "--package",
+                    "xtask",
+                    "--bin",
+                    "xtask",
+                ])
+                .arg("--target-dir")
+                .arg(&target)
+                .current_dir(support::workspace())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "cargo build of xtask: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            target.join("debug/xtask")
+        })
+        .clone()
+}
+
 fn run(mut c: Command) -> Run {
     c.output().unwrap().into()
 }
@@ -268,6 +301,38 @@ fn push_without_docker(engine: Engine) {
         .map(|(r, d)| (r.replace("/loader/", "/fate/"), d))
         .collect();
     assert_eq!(renamed, digests);
+
+    // `cargo xtask` as users build it has no registry client (the tests' build has): it
+    // builds the loader in the checkout and runs it, with the same result.
+    let plain = plain_xtask();
+    let mut by_plain = support::clean_command(&plain);
+    by_plain.args([
+        "load",
+        dir.to_str().unwrap(),
+        "--registry",
+        &registry.addr,
+        "--namespace",
+        "plain",
+    ]);
+    engine.apply(&mut by_plain);
+    let by_plain = match engine.netns() {
+        Some(pid) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/proc/{pid}/ns/net"))
+                .arg(by_plain.get_program())
+                .args(by_plain.get_args())
+                .env_clear()
+                .envs(by_plain.get_envs().filter_map(|(k, v)| Some((k, v?))));
+            run(c)
+        }
+        None => run(by_plain),
+    }
+    .ok();
+    let renamed: BTreeMap<String, String> = pushed(&by_plain)
+        .into_iter()
+        .map(|(r, d)| (r.replace("/plain/", "/fate/"), d))
+        .collect();
+    assert_eq!(renamed, digests, "through the loader, the same digests");
 
     // A tampered copy: one byte of an archive changed, its size kept. Nothing goes up.
     let tampered = tmp.join("tampered");

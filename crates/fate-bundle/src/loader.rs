@@ -97,6 +97,10 @@ impl RegistryArgs {
     }
 }
 
+/// Whether this build holds the registry client (the `registry` feature): `load
+/// --registry` runs here, else in the loader a bundle carries.
+pub const HAS_REGISTRY: bool = cfg!(feature = "registry");
+
 /// Loads (or pushes) the bundles `inputs`.
 pub fn run(ui: &Ui, args: &LoadArgs, inputs: &[PathBuf]) -> Result<()> {
     let key = load::verify_key(args.verify_key.clone());

@@ -1,7 +1,7 @@
 //! `cargo xtask load` (also `bundle load`): loads bundles on this host, checked first
-//! (see `fate_bundle::load`), or pushes them into a registry with `--registry` through
-//! the loader bundles carry (built here as `bundle` builds it), which holds the registry
-//! client this program is built without. Needs no FATE root: only the bundle.
+//! (see `fate_bundle::load`), or pushes them into a registry with `--registry`: here when
+//! this build holds the registry client (the tests' does), else through the loader
+//! bundles carry (built here as `bundle` builds it). Needs no FATE root: only the bundle.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use crate::config::project::workspace_root;
 
 impl cli::BundleLoad {
     pub fn run(self, ui: &Ui, global: &cli::Global) -> Result<()> {
-        if self.load.registry.registry.is_some() {
+        if self.load.registry.registry.is_some() && !loader::HAS_REGISTRY {
             return push_with_loader(ui, global);
         }
         let inputs = if self.load.paths.is_empty() {

@@ -134,11 +134,15 @@ pub fn build(spec: &BuildSpec) -> Command {
             // `docker load` takes: the engine's own image exporter cannot rewrite them
             // and unpack the image at once (BuildKit 0.13 refuses, on the containerd
             // store, which always unpacks).
-            args.push(if spec.rewrite_timestamps {
-                "--output=type=docker,dest=-,rewrite-timestamp=true".into()
-            } else {
-                "--load".into()
-            });
+            // (Several platforms come as an OCI layout: the docker exporter writes no
+            // image index.)
+            args.push(
+                match (spec.rewrite_timestamps, options.platforms.len() > 1) {
+                    (false, _) => "--load".into(),
+                    (true, false) => "--output=type=docker,dest=-,rewrite-timestamp=true".into(),
+                    (true, true) => "--output=type=oci,dest=-,rewrite-timestamp=true".into(),
+                },
+            );
             args.extend(["--progress=plain".into(), PROVENANCE_OFF.into()]);
             args
         }
@@ -565,6 +569,13 @@ mod tests {
         assert_eq!(
             build(&s).to_string(),
             "BUILDX_GIT_INFO=0 docker buildx build --output=type=docker,dest=-,rewrite-timestamp=true --progress=plain --provenance=false --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --build-arg SOURCE_DATE_EPOCH=0 --no-cache --iidfile /w/egg.iid /w/egg | docker load"
+        );
+        s.options.platforms = vec!["linux/amd64".into(), "linux/arm64".into()];
+        assert!(
+            build(&s)
+                .to_string()
+                .contains(" --output=type=oci,dest=-,rewrite-timestamp=true "),
+            "several platforms come as an OCI layout with their index"
         );
     }
 
