@@ -181,7 +181,7 @@ fn push_without_docker(engine: Engine) {
                 "{name}: the config digest, its ID on 20.10"
             );
         }
-        engine.docker(&["rmi", &name]);
+        engine.remove_image(&name);
     }
 
     // Pulled by the other engine (from a registry where it reaches one): the same layers;
@@ -231,7 +231,7 @@ fn push_without_docker(engine: Engine) {
                 "{name}: the config digest, its ID on 20.10"
             );
         }
-        other_engine.docker(&["rmi", &name]);
+        other_engine.remove_image(&name);
     }
     drop(other_registry);
 
@@ -551,7 +551,7 @@ fn a_push_cut_off_resumes_where_it_stopped() {
         engine.docker(&["pull", &name]);
         let id = engine.docker(&["image", "inspect", "-f", "{{.Id}}", &name]);
         assert_eq!(id, image.config, "{name}");
-        engine.docker(&["rmi", &name]);
+        engine.remove_image(&name);
     }
 }
 
@@ -608,7 +608,7 @@ fn a_push_with_retries_outlives_a_registry_restart() {
         engine.docker(&["pull", &name]);
         let id = engine.docker(&["image", "inspect", "-f", "{{.Id}}", &name]);
         assert_eq!(id, image.config, "{name}");
-        engine.docker(&["rmi", &name]);
+        engine.remove_image(&name);
     }
 }
 
@@ -696,9 +696,9 @@ fn the_loader_pushes_from_a_scratch_container() {
         engine.docker(&["pull", &name]);
         let id = engine.docker(&["image", "inspect", "-f", "{{.Id}}", &name]);
         assert_eq!(id, image.config, "{name}");
-        engine.docker(&["rmi", &name]);
+        engine.remove_image(&name);
     }
-    engine.docker(&["rmi", &image]);
+    engine.remove_image(&image);
 }
 
 /// The token endpoint of `support/token-server.py`, stopped when dropped.
@@ -1113,7 +1113,7 @@ fn update_bundles_push_only_onto_their_base() {
         engine.docker(&["pull", &name]);
         let id = engine.docker(&["image", "inspect", "-f", "{{.Id}}", &name]);
         assert_eq!(id, image.config, "{name}");
-        engine.docker(&["rmi", &name]);
+        engine.remove_image(&name);
     }
 }
 
@@ -1176,7 +1176,7 @@ fn multi_platform_images_go_up_as_an_index() {
     engine.docker(&["pull", &name]);
     let arch = engine.docker(&["image", "inspect", "-f", "{{.Architecture}}", &name]);
     assert_eq!(arch, "amd64");
-    engine.docker(&["rmi", &name]);
+    engine.remove_image(&name);
 
     let arm = push("arm", &["--platform", "linux/arm64"]);
     assert_eq!(pushed(&arm).len(), 10, "{}", arm.stdout);

@@ -202,6 +202,15 @@ impl Engine {
         ])
     }
 
+    /// Removes the image `reference` (while no other test builds: images of the example
+    /// are the same in every test, so their layers are shared with others' builds).
+    pub fn remove_image(&self, reference: &str) {
+        let _exclusive = ENGINE
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.docker(&["rmi", reference]);
+    }
+
     /// Empties the engine's build cache (while no other test builds), so that what a
     /// build reuses must come from elsewhere.
     pub fn prune_build_cache(&self) {
