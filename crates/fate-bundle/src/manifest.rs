@@ -146,6 +146,20 @@ pub struct BundledImage {
 }
 
 impl BundledImage {
+    /// The image `reference` as the engine lists it (`info`), with its config digest.
+    #[must_use]
+    pub fn of(reference: &str, info: &ImageInfo, config: String) -> BundledImage {
+        BundledImage {
+            reference: reference.to_string(),
+            id: info.id.clone(),
+            config,
+            platform: info.platform.clone(),
+            layers: info.layers.clone(),
+            revision: info.revision.clone().unwrap_or_default(),
+            built_for: info.built_for.clone().unwrap_or_default(),
+        }
+    }
+
     /// Whether the engine holds this image as `loaded`: by its config digest (a
     /// graph-driver engine), by the ID the containerd store gave it where it was made
     /// (loaded on that kind of store), or by its layers and config (a containerd store

@@ -469,26 +469,12 @@ fn bundled_images(
                     info.id
                 );
             };
-            let image = match index.chosen.get(&full_name(r)) {
-                Some(chosen) => BundledImage {
-                    reference: r.clone(),
-                    id: chosen.manifest.clone(),
-                    config,
-                    platform: platform.unwrap_or_default().to_string(),
-                    layers: chosen.diff_ids.clone(),
-                    revision: info.revision.clone().unwrap_or_default(),
-                    built_for: info.built_for.clone().unwrap_or_default(),
-                },
-                None => BundledImage {
-                    reference: r.clone(),
-                    id: info.id.clone(),
-                    config,
-                    platform: info.platform.clone(),
-                    layers: info.layers.clone(),
-                    revision: info.revision.clone().unwrap_or_default(),
-                    built_for: info.built_for.clone().unwrap_or_default(),
-                },
-            };
+            let mut image = BundledImage::of(r, info, config);
+            if let Some(chosen) = index.chosen.get(&full_name(r)) {
+                image.id.clone_from(&chosen.manifest);
+                image.platform = platform.unwrap_or_default().to_string();
+                image.layers.clone_from(&chosen.diff_ids);
+            }
             if let Some(wanted) = platform
                 && !same_platform(&image.platform, wanted)
             {

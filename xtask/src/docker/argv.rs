@@ -120,32 +120,7 @@ pub const BAKE_PROVENANCE_OFF: &str = "type=provenance,disabled=true";
 pub fn build(spec: &BuildSpec) -> Command {
     let options = &spec.options;
     let mut args: Vec<String> = match spec.builder {
-        Builder::BuildKit => {
-            let mut args = vec!["build".to_string()];
-            if let Some(name) = &options.builder {
-                args.extend(["--builder".into(), name.clone()]);
-            }
-            // The output goes to the step's log, not a terminal. No provenance
-            // attestation: the images carry their source and revision as labels and their
-            // SBOM beside them; an attestation makes every image an index, which on the
-            // containerd store doubles what each `docker image inspect` costs (every run
-            // asks one per image), and which the graph-driver store drops.
-            // Where file times are rewritten, the image comes as a tar on stdout, which
-            // `docker load` takes: the engine's own image exporter cannot rewrite them
-            // and unpack the image at once (BuildKit 0.13 refuses, on the containerd
-            // store, which always unpacks).
-            // (Several platforms come as an OCI layout: the docker exporter writes no
-            // image index.)
-            args.push(
-                match (spec.rewrite_timestamps, options.platforms.len() > 1) {
-                    (false, _) => "--load".into(),
-                    (true, false) => "--output=type=docker,dest=-,rewrite-timestamp=true".into(),
-                    (true, true) => "--output=type=oci,dest=-,rewrite-timestamp=true".into(),
-                },
-            );
-            args.extend(["--progress=plain".into(), PROVENANCE_OFF.into()]);
-            args
-        }
+        Builder::BuildKit => buildkit_args(spec),
         // Also remove the container of a failed step, which --rm (the default) keeps.
         Builder::Legacy => vec!["build".into(), "--force-rm".into()],
     };
@@ -212,6 +187,35 @@ fn load_output(spec: &BuildSpec, build: Command) -> Command {
     } else {
         build
     }
+}
+
+/// The first arguments of a BuildKit build: the builder, where the image goes, and what
+/// it leaves out.
+fn buildkit_args(spec: &BuildSpec) -> Vec<String> {
+    let options = &spec.options;
+    let mut args = vec!["build".to_string()];
+    if let Some(name) = &options.builder {
+        args.extend(["--builder".into(), name.clone()]);
+    }
+    // Where file times are rewritten, the image comes as a tar on stdout, which
+    // `docker load` takes: the engine's own image exporter cannot rewrite them and
+    // unpack the image at once (BuildKit 0.13 refuses, on the containerd store, which
+    // always unpacks). Several platforms come as an OCI layout: the docker exporter
+    // writes no image index.
+    args.push(
+        match (spec.rewrite_timestamps, options.platforms.len() > 1) {
+            (false, _) => "--load".into(),
+            (true, false) => "--output=type=docker,dest=-,rewrite-timestamp=true".into(),
+            (true, true) => "--output=type=oci,dest=-,rewrite-timestamp=true".into(),
+        },
+    );
+    // The output goes to the step's log, not a terminal. No provenance attestation: the
+    // images carry their source and revision as labels and their SBOM beside them; an
+    // attestation makes every image an index, which on the containerd store doubles what
+    // each `docker image inspect` costs (every run asks one per image), and which the
+    // graph-driver store drops.
+    args.extend(["--progress=plain".into(), PROVENANCE_OFF.into()]);
+    args
 }
 
 /// buildx asks git about the context's checkout before every build (seven `git`
