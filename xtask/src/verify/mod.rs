@@ -134,7 +134,13 @@ pub fn rebuild_and_compare(
             "rebuilding {} from commit {commit} in a temporary worktree",
             names.join(", ")
         ));
-        build(project, tree, &prefix, group, chinese_mirror)?;
+        build(
+            project,
+            tree,
+            (&prefix, &server.platform),
+            group,
+            chinese_mirror,
+        )?;
         for w in group {
             let reference = rebuilt.reference(&w.image.reference);
             let verdict = compare_one(
@@ -204,10 +210,12 @@ impl Drop for Rebuilt {
 
 /// `cargo xtask images NAMES` in the worktree: the user's `.env`, verify's prefix, the
 /// bundle's tags and platforms.
+/// `(prefix, platform)`: verify's own prefix, and the engine's platform (which needs no
+/// `--platform`).
 fn build(
     project: &Project,
     tree: &Worktree,
-    prefix: &str,
+    (prefix, engine_platform): (&str, &str),
     group: &[Wanted],
     chinese_mirror: bool,
 ) -> Result<()> {
@@ -227,7 +235,7 @@ fn build(
         args.push("--chinese-mirror".into());
     }
     let built_for = &group[0].image.built_for;
-    if !built_for.is_empty() && *built_for != engine::check(&project.sh)?.platform {
+    if !built_for.is_empty() && built_for != engine_platform {
         args.extend(["--platform".into(), built_for.clone()]);
     }
     let mut command = Command::new(&exe.display().to_string(), args).env("PREFIX", prefix);

@@ -127,14 +127,6 @@ pub fn choose_platform(
         config: Descriptor,
         layers: Vec<Descriptor>,
     }
-    #[derive(Deserialize)]
-    struct Config {
-        rootfs: RootFs,
-    }
-    #[derive(Deserialize)]
-    struct RootFs {
-        diff_ids: Vec<String>,
-    }
     let mut index: Index =
         serde_json::from_slice(index_json).context("index.json of the archive is not valid")?;
     let mut chosen = BTreeMap::new();
@@ -298,8 +290,19 @@ impl ArchiveIndex {
     }
 }
 
+/// What an image config says of its layers: their diff IDs, in order.
+#[derive(Deserialize)]
+pub(super) struct Config {
+    pub(super) rootfs: RootFs,
+}
+
+#[derive(Deserialize)]
+pub(super) struct RootFs {
+    pub(super) diff_ids: Vec<String>,
+}
+
 /// `blobs/sha256/<hex>` (OCI layout) or `<hex>.json` (Docker's own) as `sha256:<hex>`.
-fn config_digest(path: &str) -> String {
+pub(super) fn config_digest(path: &str) -> String {
     let name = path.rsplit('/').next().unwrap_or(path);
     format!("sha256:{}", name.trim_end_matches(".json"))
 }

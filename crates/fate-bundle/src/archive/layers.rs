@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
-use super::index::full_name;
+use super::index::{Config, config_digest, full_name};
 use super::spool::Spooled;
+use super::streams::{Tally, TallyWriter};
 
 /// One layer of an image: its diff ID (from the config) and the file holding it (raw,
 /// gzip or zstd).
@@ -31,14 +31,6 @@ pub fn image_layers(spooled: &Spooled, reference: &str) -> Result<(String, Vec<L
         repo_tags: Option<Vec<String>>,
         layers: Vec<String>,
     }
-    #[derive(Deserialize)]
-    struct Config {
-        rootfs: RootFs,
-    }
-    #[derive(Deserialize)]
-    struct RootFs {
-        diff_ids: Vec<String>,
-    }
     let entries: Vec<Entry> = serde_json::from_slice(&spooled.manifest_json)
         .context("manifest.json of the archive is not valid")?;
     let wanted = full_name(reference);
@@ -51,39 +43,33 @@ pub fn image_layers(spooled: &Spooled, reference: &str) -> Result<(String, Vec<L
                 .any(|t| t == reference || full_name(t) == wanted)
         })
         .with_context(|| format!("the archive holds no image tagged {reference}"))?;
-    let config_digest = digest_of_path(&entry.config);
-    let config: Config = serde_json::from_slice(&spooled.read_small(&config_digest)?)
+    let config = config_digest(&entry.config);
+    let parsed: Config = serde_json::from_slice(&spooled.read_small(&config)?)
         .with_context(|| format!("the config of {reference} is not valid"))?;
-    if config.rootfs.diff_ids.len() != entry.layers.len() {
+    if parsed.rootfs.diff_ids.len() != entry.layers.len() {
         bail!(
             "{reference}: its config lists {} layers, the archive {}",
-            config.rootfs.diff_ids.len(),
+            parsed.rootfs.diff_ids.len(),
             entry.layers.len()
         );
     }
     let layers = entry
         .layers
         .iter()
-        .zip(config.rootfs.diff_ids)
+        .zip(parsed.rootfs.diff_ids)
         .map(|(path, diff_id)| {
             let file = match spooled.layer(path) {
                 Some(raw) => raw.blob.path.clone(),
                 None => spooled
                     .blobs
-                    .get(&digest_of_path(path))
+                    .get(&config_digest(path))
                     .map(|b| b.path.clone())
                     .with_context(|| format!("the archive lacks layer {path} of {reference}"))?,
             };
             Ok(Layer { diff_id, file })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok((config_digest, layers))
-}
-
-/// `blobs/sha256/<hex>` or `<hex>.json` as `sha256:<hex>`.
-fn digest_of_path(path: &str) -> String {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    format!("sha256:{}", name.trim_end_matches(".json"))
+    Ok((config, layers))
 }
 
 /// What a layer says of one path.
@@ -134,16 +120,13 @@ pub fn list(file: &Path) -> Result<Listing> {
         let header = entry.header();
         let kind = header.entry_type();
         let (kind, content) = if kind.is_file() {
-            let mut hasher = Sha256::new();
-            let mut buf = vec![0; 1 << 16];
-            loop {
-                let n = entry.read(&mut buf)?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
-            ("file".to_string(), hex::encode(hasher.finalize()))
+            let tally = Tally::default();
+            let mut hashed = TallyWriter {
+                inner: std::io::sink(),
+                tally: tally.clone(),
+            };
+            std::io::copy(&mut entry, &mut hashed)?;
+            ("file".to_string(), tally.result().1)
         } else {
             let link = entry
                 .link_name()?
@@ -176,6 +159,7 @@ pub fn list(file: &Path) -> Result<Listing> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn a_gzip_layer_lists_its_files_with_their_contents_digest() {
