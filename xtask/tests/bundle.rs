@@ -8,7 +8,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use support::bundles::{by_hand, ids, remove_bundled};
 use support::{Builder, Engine, Fixture, Run, run_with_engine};
@@ -381,7 +381,16 @@ fn an_arm64_bundle_from_two_platform_images_loads_as_arm64_on_both_stores() {
     let two = "linux/amd64,linux/arm64";
     fx.xtask(&["images", "--platform", two]).ok();
     // The third-party images are missing: the bundle builds them for its platform.
-    for_one_platform(&fx, &[Engine::system(), Engine::containerd()]);
+    let out = for_one_platform(&fx, &[Engine::system(), Engine::containerd()]);
+    // Rebuilt for the platforms they were built for, from their commit: the same images.
+    let run = fx.xtask(&["verify", out.to_str().unwrap()]).ok();
+    let verdicts: Vec<&str> = run.stdout.lines().filter(|l| l.contains('\t')).collect();
+    assert_eq!(verdicts.len(), 10, "{}", run.stdout);
+    assert!(
+        verdicts.iter().all(|l| l.starts_with("reproduced\t")),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -418,8 +427,8 @@ fn an_arm64_bundle_from_a_graph_driver_loads_as_arm64_on_both_stores() {
 /// `bundle --platform linux/arm64` of `fx`'s images: bundle.json says arm64, and on each
 /// engine of `targets` the tool loads every image as arm64 (with a warning naming both
 /// platforms, these engines being amd64), with the IDs bundle.json gives where the store
-/// keeps them; Docker 20.10 loads the same by hand.
-fn for_one_platform(fx: &Fixture, targets: &[Engine]) {
+/// keeps them; Docker 20.10 loads the same by hand. Returns the bundle's directory.
+fn for_one_platform(fx: &Fixture, targets: &[Engine]) -> PathBuf {
     let out = fx.tmp.path().join("arm64 bundle");
     fx.xtask(&[
         "bundle",
@@ -506,6 +515,7 @@ fn for_one_platform(fx: &Fixture, targets: &[Engine]) {
         }
         there.assert_clean();
     }
+    out
 }
 
 /// `bundle` beside `images --force` on the same FATE root: the bundle waits for the

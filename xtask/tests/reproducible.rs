@@ -12,14 +12,14 @@ use std::process::Command;
 
 use support::{Builder, Engine, Fixture, Run};
 
-/// A clone of `fx`'s tree at `dir`, as another user would check it out: a fixture with
-/// `prefix`, and `fx`'s engine and builder.
-fn clone_of(fx: &Fixture, dir: &str, prefix: &str) -> Fixture {
+/// A clone of `fx`'s tree at `dir`, as another user would check it out (under `umask`):
+/// a fixture with `prefix`, and `fx`'s engine and builder.
+fn clone_of(fx: &Fixture, dir: &str, prefix: &str, umask: &str) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join(dir);
-    let out = Command::new("git")
-        .arg("clone")
-        .arg("-q")
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(r#"umask {umask} && exec git clone -q "$0" "$1""#))
         .arg(&fx.root)
         .arg(&root)
         .output()
@@ -105,9 +105,19 @@ fn two_checkouts_build_the_same_images_and_verify_tells_what_differs() {
     ]);
     assert!(created.starts_with("1970-01-01"), "{created}");
 
-    // Another checkout, at another path, built under another umask a while later, with
-    // the images removed and the build cache pruned: the same ten image IDs.
-    let other = clone_of(&fx, "other checkout", &fx.prefix);
+    // Another checkout, at another path, made and built under another umask (its files
+    // 600, its directories 700) a while later, with the images removed and the build
+    // cache pruned: the same ten image IDs.
+    let other = clone_of(&fx, "other checkout", &fx.prefix, "077");
+    let mode = |p: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(other.root.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!((mode("arch/pom.xml"), mode("arch")), (0o600, 0o700));
     fx.remove_images();
     fx.engine.prune_build_cache();
     std::thread::sleep(std::time::Duration::from_secs(2));
@@ -130,15 +140,83 @@ fn two_checkouts_build_the_same_images_and_verify_tells_what_differs() {
     );
     assert_verify_left_nothing(&fx);
 
+    update_bundle_verifies(&fx, &clean);
     forged_image_differs(&fx);
     dirty_bundle_is_refused(&fx);
+}
+
+/// A committed edit, and `bundle --since` the clean bundle: the update carries the two
+/// images it changed (each recording the new commit), and they verify as reproduced.
+fn update_bundle_verifies(fx: &Fixture, base: &std::path::Path) {
+    support::edit(
+        &fx.root,
+        "federatedml/ftl/__init__.py",
+        "",
+        "# a committed edit\n",
+    );
+    support::commit_all(&fx.root, "an edit in the python tree");
+    fx.xtask(&["images"]).ok();
+    let update = fx.tmp.path().join("update bundle");
+    fx.xtask(&[
+        "bundle",
+        "--no-loader",
+        "--since",
+        base.to_str().unwrap(),
+        "--out",
+        update.to_str().unwrap(),
+    ])
+    .ok();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(update.join("bundle.json")).unwrap())
+            .unwrap();
+    let head = Command::new("git")
+        .arg("-C")
+        .arg(&fx.root)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout);
+    let mut carried: Vec<(String, String)> = manifest["archives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["images"].as_array().unwrap())
+        .map(|i| {
+            (
+                i["reference"].as_str().unwrap().to_string(),
+                i["revision"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    carried.sort();
+    assert_eq!(
+        carried,
+        [
+            (fx.reference("egg"), head.trim().to_string()),
+            (fx.reference("python"), head.trim().to_string())
+        ],
+        "{manifest}"
+    );
+    let run = fx.xtask(&["verify", update.to_str().unwrap()]).ok();
+    let mut found = verdicts(&run);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("reproduced".to_string(), fx.reference("egg")),
+            ("reproduced".to_string(), fx.reference("python"))
+        ],
+        "{}",
+        run.stdout
+    );
+    assert_verify_left_nothing(fx);
 }
 
 /// An image built from another tree (a file changed that git is told to ignore, so its
 /// revision names the commit as if clean), bundled with bundle.json to match: it differs,
 /// and verify names the file.
 fn forged_image_differs(fx: &Fixture) {
-    let forged = clone_of(fx, "forged", &format!("{}-forged", fx.prefix));
+    let forged = clone_of(fx, "forged", &format!("{}-forged", fx.prefix), "022");
     let file = "federatedml/__init__.py";
     support::edit(&forged.root, file, "", "# not in any commit\n");
     support::git(&forged.root, &["update-index", "--assume-unchanged", file]);

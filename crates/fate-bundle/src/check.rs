@@ -215,6 +215,26 @@ pub fn decompressed(
     archive.compression.decoder(counted)
 }
 
+/// The most that may follow the end of an archive's tar once decompressed: the rest of
+/// the tar's end (zeros) and no more. (A tar reader stops at the first of its two zero
+/// blocks; the compression's own end, such as the empty gzip member that ends a stream
+/// whose data filled its last member, gives no bytes.)
+const AFTER_THE_END: u64 = 64 << 10;
+
+/// Reads `reader` to its end after its tar ended, so that the whole file is counted and
+/// hashed: the archive's bytes are the manifest's only if all of them are.
+fn read_past_the_end(reader: &mut impl Read) -> Result<()> {
+    let mut rest = Vec::new();
+    reader
+        .take(AFTER_THE_END + 1)
+        .read_to_end(&mut rest)
+        .context("reading the end of the archive")?;
+    if rest.len() as u64 > AFTER_THE_END || rest.iter().any(|&b| b != 0) {
+        bail!("it holds data after the end of its tar: it is not an archive bundle wrote");
+    }
+    Ok(())
+}
+
 /// One archive read whole into `dir`: checked as it streams (its sha256 and size, its
 /// index against `bundle.json`).
 pub fn spool_archive(
@@ -225,8 +245,9 @@ pub fn spool_archive(
 ) -> Result<crate::archive::spool::Spooled> {
     let progress = Arc::new(ui.bytes(&format!("read {}", archive.file), Some(archive.size)));
     let tally = Tally::default();
-    let reader = decompressed(path, archive, progress.clone(), tally.clone())?;
-    let spooled = crate::archive::spool::spool(reader, dir)
+    let mut reader = decompressed(path, archive, progress.clone(), tally.clone())?;
+    let spooled = crate::archive::spool::spool(&mut reader, dir)
+        .and_then(|spooled| read_past_the_end(&mut reader).map(|()| spooled))
         .map_err(|e| damaged_files(ui, path, archive).unwrap_or(e))
         .with_context(|| format!("reading {}", path.display()))?;
     let (size, sha256) = tally.result();
@@ -251,4 +272,47 @@ pub fn spool_archive(
         progress.finish("checked", "");
     }
     Ok(spooled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `docker save` archive of no image, uncompressed, as `--compress none` writes it:
+    /// a tar ends with two zero blocks, and a tar reader stops at the first.
+    #[test]
+    fn an_archive_is_counted_to_its_last_byte_and_nothing_may_follow_its_end() {
+        let d = tempfile::tempdir().unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        let manifest = b"[]";
+        let mut header = tar::Header::new_gnu();
+        header.set_size(manifest.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "manifest.json", &manifest[..])
+            .unwrap();
+        let tar = builder.into_inner().unwrap();
+        let ui = Ui::new(crate::ui::Progress::Plain, true, false);
+        let archive_of = |bytes: &[u8]| {
+            let path = d.path().join("fate.images.tar");
+            std::fs::write(&path, bytes).unwrap();
+            let archive = Archive {
+                file: "fate.images.tar".into(),
+                compression: Compression::None,
+                size: bytes.len() as u64,
+                sha256: hex::encode(Sha256::digest(bytes)),
+                images: Vec::new(),
+                parts: Vec::new(),
+            };
+            let spool = d.path().join("spool");
+            std::fs::create_dir_all(&spool).unwrap();
+            spool_archive(&ui, &path, &archive, &spool).map(|_| ())
+        };
+        archive_of(&tar).unwrap();
+        let mut more = tar.clone();
+        more.extend_from_slice(b"appended");
+        let e = format!("{:#}", archive_of(&more).unwrap_err());
+        assert!(e.contains("data after the end of its tar"), "{e}");
+    }
 }

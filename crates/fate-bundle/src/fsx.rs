@@ -1,9 +1,22 @@
 //! Files written whole: a reader sees the old file or the new one, never half of one
-//! (a record half written would read as empty, and a run would trust nothing it built).
+//! (a record half written would read as empty, and a run would trust nothing it built);
+//! and the modes files are given whatever the checkout.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+
+/// The mode git checks a file out with under the usual umask (git records only whether a
+/// file is executable): 755 for a directory or an executable, else 644, whatever the
+/// checkout's umask made it. Files staged or archived with it are alike in every checkout.
+#[must_use]
+pub fn git_mode(is_dir: bool, mode: u32) -> u32 {
+    if is_dir || mode & 0o111 != 0 {
+        0o755
+    } else {
+        0o644
+    }
+}
 
 /// Writes `bytes` to `path` whole or not at all: beside it, then renamed over it.
 pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {

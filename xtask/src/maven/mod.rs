@@ -2,6 +2,7 @@
 //! settings that point it at the active mirror, and the one fix Debian's offline
 //! repository needs.
 
+pub mod jar;
 pub mod pom;
 
 use std::fs;

@@ -95,18 +95,6 @@ pub fn normalize(path: &Path) -> PathBuf {
         .collect()
 }
 
-/// The mode a file is staged with: the one git checks it out with under the usual umask
-/// (git records only whether a file is executable), whatever this checkout's umask made
-/// it. Two checkouts of one commit stage the same bytes, and so build the same layers.
-#[must_use]
-pub fn checkout_mode(is_dir: bool, mode: u32) -> u32 {
-    if is_dir || mode & 0o111 != 0 {
-        0o755
-    } else {
-        0o644
-    }
-}
-
 pub fn add_dirs(entries: &mut Entries, dir: &Path, mode: u32) {
     let dir = normalize(dir);
     for ancestor in dir.ancestors() {

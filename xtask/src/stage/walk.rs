@@ -12,7 +12,8 @@ use std::os::unix::fs::PermissionsExt;
 use sha2::{Digest, Sha256};
 
 use crate::stage::digest_cache::{self, DigestCache};
-use crate::stage::entries::{Source, checkout_mode, digest_entries};
+use crate::stage::entries::{Source, digest_entries};
+use fate_bundle::fsx::git_mode;
 use std::collections::BTreeMap;
 
 /// A tree's entries by path relative to its root.
@@ -152,7 +153,7 @@ fn walk_entry(
     out: &mut Walked,
 ) -> Result<()> {
     let file_type = meta.file_type();
-    let mode = checkout_mode(file_type.is_dir(), meta.permissions().mode());
+    let mode = git_mode(file_type.is_dir(), meta.permissions().mode());
     let source = if file_type.is_dir() {
         Source::Dir { mode }
     } else if file_type.is_symlink() {

@@ -290,6 +290,7 @@ impl StepKind for MavenStep {
             run.containers_started.store(true, Ordering::SeqCst);
         }
         process::run_logged(&command, log, line)?;
+        maven::jar::settle_reactor(&self.project, &self.modules)?;
         MavenStamp::write(&self.stamp, &inputs, &self.outputs, &run.caches.digests)?;
         Ok(Done::Ran(Some(reason)))
     }
