@@ -37,11 +37,16 @@ pub struct Request<'a> {
     pub signing_key: Option<&'a minisign::SecretKey>,
     /// For an update bundle: the bundle it updates and the images it does not carry.
     pub updates: Option<Updates>,
-    /// The loader the bundle carries (a static executable), as built.
-    pub loader: Option<&'a Path>,
+    /// The loader the bundle carries (a static executable), if any: asked for once the
+    /// archives are written, so that building it overlaps writing them.
+    pub loader: PendingLoader<'a>,
     /// How the images were built, recorded for whoever rebuilds them.
     pub built: Option<Built>,
 }
+
+/// Gives the path of the loader to carry (none: the bundle has none), waiting for its
+/// build; its error fails the bundle.
+pub type PendingLoader<'a> = Box<dyn FnOnce() -> Result<Option<PathBuf>> + 'a>;
 
 /// An SBOM the bundle carries, as listed in `bundle.json`, with its bytes.
 pub struct Carried {
@@ -77,8 +82,8 @@ pub fn write(ui: &Ui, request: Request, local_images: &LocalImages) -> Result<Ma
     manifest.sboms = request.sboms.iter().map(|s| s.record.clone()).collect();
     manifest.updates = request.updates;
     manifest.built = request.built;
-    if let Some(loader) = request.loader {
-        manifest.loader = Some(copy_loader(loader, out, &mut partial)?);
+    if let Some(loader) = (request.loader)()? {
+        manifest.loader = Some(copy_loader(&loader, out, &mut partial)?);
     }
     write_bundle_files(
         &manifest,

@@ -13,7 +13,9 @@ use crate::stage::staging;
 use crate::stage::staging::StageOp;
 use fate_bundle::process;
 
-use crate::bench::samples::{EDIT_FROM, EDITED, SMALL_FILES, SMALL_LAYERS, Shape};
+use crate::bench::samples::{
+    EDIT_FROM, EDITED, SMALL_FILE_BYTES, SMALL_FILES, SMALL_LAYERS, Shape,
+};
 
 /// The payload of `shape`'s build context and Dockerfile, under `context`.
 fn write_context(shape: Shape, context: &Path) -> Result<()> {
@@ -44,8 +46,8 @@ fn write_context(shape: Shape, context: &Path) -> Result<()> {
                 let dir = context.join(format!("layer{layer}"));
                 std::fs::create_dir_all(&dir)?;
                 for file in 0..SMALL_FILES {
-                    let text = format!("layer {layer} file {file}\n").repeat(64);
-                    std::fs::write(dir.join(format!("f{file}.txt")), text)?;
+                    let seed = (layer * SMALL_FILES + file) as u64 + 1;
+                    std::fs::write(dir.join(format!("f{file}.bin")), file_bytes(seed))?;
                 }
                 dockerfile.push_str(&format!("COPY layer{layer} /data/layer{layer}\n"));
             }
@@ -54,6 +56,26 @@ fn write_context(shape: Shape, context: &Path) -> Result<()> {
     };
     std::fs::write(context.join("Dockerfile"), dockerfile)?;
     Ok(())
+}
+
+/// One file of the many-layers payload: half bytes that do not compress (as class files
+/// in jars), half text that does (as Python sources), the same for the same `seed`.
+fn file_bytes(seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut bytes = Vec::with_capacity(SMALL_FILE_BYTES);
+    // xorshift64: test data, not secrets.
+    while bytes.len() < SMALL_FILE_BYTES / 2 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    let line = format!("def handler_{seed}(request):\n    return request.payload\n");
+    while bytes.len() < SMALL_FILE_BYTES {
+        bytes.extend_from_slice(line.as_bytes());
+    }
+    bytes.truncate(SMALL_FILE_BYTES);
+    bytes
 }
 
 /// The payload image of `shape`, built once (kept across runs).

@@ -324,18 +324,24 @@ fn push_paragraph(samples: &Samples) -> String {
         t(Scenario::PushAgain),
         t(Scenario::SumsCheck),
     );
-    let (skopeo, docker) = (t(Scenario::PushSkopeo), t(Scenario::PushDocker));
+    let skopeo = t(Scenario::PushSkopeo);
+    // An engine that cannot reach this host's loopback pushes nothing (said as it runs).
+    let docker = if samples.contains_key(&Scenario::PushDocker) {
+        let docker = t(Scenario::PushDocker);
+        format!("{docker:.2} | ours {:.2}x", ours / docker)
+    } else {
+        "not measured: this engine cannot reach the registry | ".to_string()
+    };
     format!(
         "\nInto a registry (a fresh docker-registry on loopback per sample), the gzip bundle:\n\n\
          | scenario | time | ratio |\n|---|---|---|\n\
          | load --registry (no engine) | {ours:.2} | 1 |\n\
          | skopeo copy docker-archive: of each image (raw tars) | {skopeo:.2} | ours {:.2}x |\n\
-         | docker load + tag + push of each (raw tars) | {docker:.2} | ours {:.2}x |\n\
+         | docker load + tag + push of each (raw tars) | {docker} |\n\
          | load --registry again (nothing to send) | {again:.2} | |\n\
          | sha256sum -c SHA256SUMS | {sums:.2} | again - sums = {:+.2} s |\n\n\
          Peak memory of the push: {peak:.1} MiB.\n",
         ours / skopeo,
-        ours / docker,
         again - sums
     )
 }

@@ -174,7 +174,7 @@ pub(super) const COMPRESSION_LEVELS: [(Compression, i32); 7] = [
 
 /// The shapes of payload the bundle scenarios carry as `mysql`: the bench's own (this
 /// host's JDK twice, in two layers: over 500 MB, as large as FATE's images get), the JDK
-/// as one image's only layer, and many small layers.
+/// as one image's only layer, and many smaller layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Shape {
     TwoJdkLayers,
@@ -182,16 +182,18 @@ pub(super) enum Shape {
     ManySmallLayers,
 }
 
-/// How many layers, and files of each, the many-small-layers payload has.
+/// How many layers, and files of each, the many-layers payload has, and each file's size:
+/// 60 layers of 8.8 MB, 528 MB in all (the aims are for payloads of 500 MB and more).
 pub(super) const SMALL_LAYERS: usize = 60;
 pub(super) const SMALL_FILES: usize = 40;
+pub(super) const SMALL_FILE_BYTES: usize = 220 << 10;
 
 impl Shape {
     pub(super) fn image(self) -> &'static str {
         match self {
             Shape::TwoJdkLayers => PAYLOAD_IMAGE,
             Shape::OneLargeLayer => "fate-bench/jdk-one-layer:1",
-            Shape::ManySmallLayers => "fate-bench/many-layers:1",
+            Shape::ManySmallLayers => "fate-bench/many-layers:2",
         }
     }
 
@@ -199,7 +201,7 @@ impl Shape {
         match self {
             Shape::TwoJdkLayers => "the JDK twice, two layers",
             Shape::OneLargeLayer => "the JDK as one layer",
-            Shape::ManySmallLayers => "60 small layers",
+            Shape::ManySmallLayers => "60 layers of 8.8 MB",
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The bundle and load aims on payloads shaped otherwise than the bench's own: the JDK
-//! as one image's only layer (one large layer in one archive), and many small layers.
+//! as one image's only layer (one large layer in one archive), and 60 layers of 8.8 MB.
 //! Each against the same `docker save -o` and `docker load -i` one archive after another.
 
 use std::path::Path;

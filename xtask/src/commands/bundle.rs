@@ -21,7 +21,12 @@ use crate::steps::build::DIRTY;
 
 /// What `bundle.json` records of how its images were built: the tree's commit, whether
 /// every image carried was built from committed files, the epoch, engine and builder.
-fn built(project: &Project, carried: &[String], local_images: &LocalImages) -> Result<Built> {
+fn built(
+    project: &Project,
+    engine: &str,
+    carried: &[String],
+    local_images: &LocalImages,
+) -> Result<Built> {
     let sh = &project.sh;
     let builder = crate::docker::engine::builder(sh).map_err(anyhow::Error::msg)?;
     Ok(Built {
@@ -33,7 +38,7 @@ fn built(project: &Project, carried: &[String], local_images: &LocalImages) -> R
                 .is_none_or(|rev| !rev.ends_with(DIRTY))
         }),
         source_date_epoch: argv::SOURCE_DATE_EPOCH,
-        engine: engine::check(sh)?.version,
+        engine: engine.to_string(),
         builder: crate::docker::engine::builder_description(sh, builder),
     })
 }
@@ -57,7 +62,7 @@ impl cli::Bundle {
         let base = self.since.as_deref().map(update::Base::read).transpose()?;
         // Images are not rebuilt while they are being bundled.
         let _lock = lock::lock(&config.work_dir(), ui)?;
-        engine::check(sh)?;
+        let server = engine::check(sh)?;
         let out = self
             .out
             .clone()
@@ -81,27 +86,35 @@ impl cli::Bundle {
             self.compress,
             engine::image_store(sh)?.keeps_layers_compressed(),
         );
-        let loader = if self.no_loader {
-            None
-        } else {
-            let log = config.work_dir().join("logs").join("loader-build.log");
-            let built = bundle::loader::build(ui, &workspace_root(), &log)?;
-            bundle::loader::fits(ui, built, self.split_size)?
-        };
-        let request = write::Request {
-            out: &out,
-            archives: &groups,
-            packing,
-            split_size: self.split_size,
-            platform: self.platform.as_deref(),
-            log_dir: &config.work_dir().join("logs"),
-            sboms: &sboms,
-            signing_key: signing_key.as_ref(),
-            updates: base.as_ref().map(|base| base.updates(&all, &carried)),
-            loader: loader.as_deref(),
-            built: Some(built(project, &carried, &local_images)?),
-        };
-        let manifest = write::write(ui, request, &local_images)?;
+        let built = built(project, &server.version, &carried, &local_images)?;
+        // The loader is built (or found current: cargo takes a tenth of a second to say
+        // so) while the archives are written.
+        let manifest = std::thread::scope(|scope| {
+            let building = (!self.no_loader).then(|| {
+                scope.spawn(|| {
+                    let log = config.work_dir().join("logs").join("loader-build.log");
+                    let loader = bundle::loader::build(ui, &workspace_root(), &log)?;
+                    bundle::loader::fits(ui, loader, self.split_size)
+                })
+            });
+            let request = write::Request {
+                out: &out,
+                archives: &groups,
+                packing,
+                split_size: self.split_size,
+                platform: self.platform.as_deref(),
+                log_dir: &config.work_dir().join("logs"),
+                sboms: &sboms,
+                signing_key: signing_key.as_ref(),
+                updates: base.as_ref().map(|base| base.updates(&all, &carried)),
+                loader: Box::new(move || match building {
+                    None => Ok(None),
+                    Some(building) => building.join().expect("the loader's build does not panic"),
+                }),
+                built: Some(built),
+            };
+            write::write(ui, request, &local_images)
+        })?;
         out_dir.keep();
         for archive in &manifest.archives {
             println!(
