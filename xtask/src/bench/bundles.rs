@@ -79,7 +79,7 @@ pub(super) fn bundle_scenarios(
         xtask_bundle(ours, &verified)?,
     );
     raw_loads(samples, &refs, &raw_dir)?;
-    crate::bench::shapes::shape_scenarios(sh, samples, ours, scratch)?;
+    crate::bench::shapes::shape_scenarios(sh, samples, ours, scratch, run)?;
     // How the levels were chosen, not what the tool does: measured in the first run only.
     if run == 0 {
         compression_levels(samples, &raw_dir)?;

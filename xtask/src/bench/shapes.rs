@@ -15,12 +15,15 @@ use crate::docker::argv;
 
 pub(super) const SHAPES: [Shape; 2] = [Shape::OneLargeLayer, Shape::ManySmallLayers];
 
-/// `bundle` and `load` (gzip) with each shape as the payload, beside the raw commands.
+/// `bundle` and `load` (gzip) with each shape as the payload, beside the raw commands:
+/// ours first in even runs, the raw commands first in odd ones (what one leaves in the
+/// engine's caches favours the other).
 pub(super) fn shape_scenarios(
     sh: &Shell,
     samples: &mut Samples,
     ours: &Path,
     scratch: &Path,
+    run: usize,
 ) -> Result<()> {
     for shape in SHAPES {
         build_payload_image(sh, scratch, shape)?;
@@ -30,22 +33,35 @@ pub(super) fn shape_scenarios(
         let raw = scratch.join("raw-shape");
         std::fs::create_dir_all(&raw)?;
         let out = dir.display().to_string();
-        let bundled = xtask_bundle_with(ours, &["bundle", "--out", &out], shape.image())?;
-        record(samples, Scenario::ShapeBundle(shape), bundled);
         let saves: Vec<Command> = refs
             .iter()
             .map(|(name, images)| argv::save_to(&raw.join(format!("{name}.tar")), images))
             .collect();
-        record(samples, Scenario::ShapeRawSave(shape), in_turn(&saves)?);
-        remove_images(&all)?;
-        let loaded = xtask_bundle_with(ours, &["load", &out], shape.image())?;
-        record(samples, Scenario::ShapeLoad(shape), loaded);
-        remove_images(&all)?;
         let loads: Vec<Command> = refs
             .iter()
             .map(|(name, _)| argv::load_from(&raw.join(format!("{name}.tar"))))
             .collect();
-        record(samples, Scenario::ShapeRawLoad(shape), in_turn(&loads)?);
+        let bundle = || xtask_bundle_with(ours, &["bundle", "--out", &out], shape.image());
+        let load = || {
+            remove_images(&all)?;
+            xtask_bundle_with(ours, &["load", &out], shape.image())
+        };
+        let raw_load = || {
+            remove_images(&all)?;
+            in_turn(&loads)
+        };
+        let (bundled, saved, loaded, raw_loaded) = if run % 2 == 0 {
+            let (bundled, saved) = (bundle()?, in_turn(&saves)?);
+            (bundled, saved, load()?, raw_load()?)
+        } else {
+            let (saved, bundled) = (in_turn(&saves)?, bundle()?);
+            let raw_loaded = raw_load()?;
+            (bundled, saved, load()?, raw_loaded)
+        };
+        record(samples, Scenario::ShapeBundle(shape), bundled);
+        record(samples, Scenario::ShapeRawSave(shape), saved);
+        record(samples, Scenario::ShapeLoad(shape), loaded);
+        record(samples, Scenario::ShapeRawLoad(shape), raw_loaded);
         std::fs::remove_dir_all(&dir)?;
         std::fs::remove_dir_all(&raw)?;
     }
