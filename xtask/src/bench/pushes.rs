@@ -16,9 +16,10 @@ use crate::bench::measure::xtask_bundle;
 use crate::bench::samples::{Sample, Samples, Scenario, record};
 use crate::docker::argv;
 
-/// A docker-registry on a free loopback port, with its storage under `dir`.
+/// A docker-registry on a free loopback port, with its storage under `dir`; stopped when
+/// dropped, also when a scenario fails.
 struct Registry {
-    child: PipedChild,
+    child: Option<PipedChild>,
     addr: String,
 }
 
@@ -44,7 +45,10 @@ impl Registry {
         let child = process::spawn_piped(&serve, &dir.join("registry.log")).context(
             "the push scenarios need Debian's docker-registry (apt install docker-registry)",
         )?;
-        let registry = Registry { child, addr };
+        let registry = Registry {
+            child: Some(child),
+            addr,
+        };
         let started = Instant::now();
         while std::net::TcpStream::connect(&registry.addr).is_err() {
             if started.elapsed() > Duration::from_secs(20) {
@@ -56,7 +60,15 @@ impl Registry {
     }
 
     fn stop(self) {
-        self.child.abort();
+        drop(self);
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            child.abort();
+        }
     }
 }
 

@@ -174,7 +174,7 @@ pub(super) const COMPRESSION_LEVELS: [(Compression, i32); 7] = [
 
 /// The shapes of payload the bundle scenarios carry as `mysql`: the bench's own (this
 /// host's JDK twice, in two layers: over 500 MB, as large as FATE's images get), the JDK
-/// as one image's only layer, and many smaller layers.
+/// twice as one image's only layer, and many smaller layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Shape {
     TwoJdkLayers,
@@ -192,7 +192,7 @@ impl Shape {
     pub(super) fn image(self) -> &'static str {
         match self {
             Shape::TwoJdkLayers => PAYLOAD_IMAGE,
-            Shape::OneLargeLayer => "fate-bench/jdk-one-layer:1",
+            Shape::OneLargeLayer => "fate-bench/jdk-one-layer:2",
             Shape::ManySmallLayers => "fate-bench/many-layers:2",
         }
     }
@@ -200,7 +200,7 @@ impl Shape {
     pub(super) fn label(self) -> &'static str {
         match self {
             Shape::TwoJdkLayers => "the JDK twice, two layers",
-            Shape::OneLargeLayer => "the JDK as one layer",
+            Shape::OneLargeLayer => "the JDK twice as one layer",
             Shape::ManySmallLayers => "60 layers of 8.8 MB",
         }
     }
