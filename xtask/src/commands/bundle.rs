@@ -2,12 +2,15 @@
 //! for air-gapped hosts. What it carries is chosen here (missing third-party images
 //! built or pulled first); the bundle is written by the `fate_bundle` library.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Result;
 use fate_bundle::archive::streams::Packing;
 use fate_bundle::docker::engine;
 use fate_bundle::docker::images::LocalImages;
 use fate_bundle::fsx::NewDir;
 use fate_bundle::manifest::Built;
+use fate_bundle::ui::Ui;
 use fate_bundle::ui::problems::Problems;
 use fate_bundle::{process, signing, update, write};
 
@@ -90,13 +93,8 @@ impl cli::Bundle {
         // The loader is built (or found current: cargo takes a tenth of a second to say
         // so) while the archives are written.
         let manifest = std::thread::scope(|scope| {
-            let building = (!self.no_loader).then(|| {
-                scope.spawn(|| {
-                    let log = config.work_dir().join("logs").join("loader-build.log");
-                    let loader = bundle::loader::build(ui, &workspace_root(), &log)?;
-                    bundle::loader::fits(ui, loader, self.split_size)
-                })
-            });
+            let building =
+                (!self.no_loader).then(|| scope.spawn(|| self.loader(ui, &config.work_dir())));
             let request = write::Request {
                 out: &out,
                 archives: &groups,
@@ -125,6 +123,14 @@ impl cli::Bundle {
             );
         }
         Ok(())
+    }
+
+    /// Builds the loader the bundle carries (see `bundle::loader`), unless it does not fit
+    /// `--split-size`.
+    fn loader(&self, ui: &Ui, work_dir: &Path) -> Result<Option<PathBuf>> {
+        let log = work_dir.join("logs").join("loader-build.log");
+        let loader = bundle::loader::build(ui, &workspace_root(), &log)?;
+        bundle::loader::fits(ui, loader, self.split_size)
     }
 
     /// Builds missing third-party images the image set declares, pulls the others
