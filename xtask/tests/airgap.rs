@@ -439,14 +439,7 @@ fn sboms(engine: Engine) {
     let listed = manifest["sboms"].as_array().unwrap();
     assert_eq!(listed.len(), 8, "one per module: {manifest}");
     let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
-    let commit = {
-        let git = std::process::Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(&fx.root)
-            .output()
-            .unwrap();
-        String::from_utf8(git.stdout).unwrap().trim().to_string()
-    };
+    let commit = support::git(&fx.root, &["rev-parse", "HEAD"]);
     let platform = fx.docker(&["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"]);
     for sbom in listed {
         let file = out.join(sbom["file"].as_str().unwrap());

@@ -429,15 +429,7 @@ on_both_engines!(
 fn uncommitted_files(engine: Engine) {
     let fx = Fixture::mini_on("dirty", Builder::Legacy, engine);
     fx.xtask(&["images"]).ok();
-    let head = |fx: &Fixture| {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&fx.root)
-            .args(["rev-parse", "HEAD"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let head = |fx: &Fixture| support::git(&fx.root, &["rev-parse", "HEAD"]);
     let first = head(&fx);
     let revision =
         |image: &str| fx.label(&fx.reference(image), "org.opencontainers.image.revision");

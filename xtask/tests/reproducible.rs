@@ -60,16 +60,11 @@ fn bundle(fx: &Fixture, name: &str) -> PathBuf {
 
 /// `verify` leaves no worktree, no image of its own and no change in the tree.
 fn assert_verify_left_nothing(fx: &Fixture) {
-    let worktrees = Command::new("git")
-        .arg("-C")
-        .arg(&fx.root)
-        .args(["worktree", "list"])
-        .output()
-        .unwrap();
+    let worktrees = support::git(&fx.root, &["worktree", "list"]);
     assert_eq!(
-        String::from_utf8_lossy(&worktrees.stdout).lines().count(),
+        worktrees.lines().count(),
         1,
-        "a worktree was left: {worktrees:?}"
+        "a worktree was left: {worktrees}"
     );
     let own = fx.docker(&[
         "images",
@@ -169,13 +164,7 @@ fn update_bundle_verifies(fx: &Fixture, base: &std::path::Path) {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(update.join("bundle.json")).unwrap())
             .unwrap();
-    let head = Command::new("git")
-        .arg("-C")
-        .arg(&fx.root)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .unwrap();
-    let head = String::from_utf8_lossy(&head.stdout);
+    let head = support::git(&fx.root, &["rev-parse", "HEAD"]);
     let mut carried: Vec<(String, String)> = manifest["archives"]
         .as_array()
         .unwrap()
@@ -192,8 +181,8 @@ fn update_bundle_verifies(fx: &Fixture, base: &std::path::Path) {
     assert_eq!(
         carried,
         [
-            (fx.reference("egg"), head.trim().to_string()),
-            (fx.reference("python"), head.trim().to_string())
+            (fx.reference("egg"), head.clone()),
+            (fx.reference("python"), head)
         ],
         "{manifest}"
     );

@@ -58,10 +58,6 @@ impl Registry {
         }
         Ok(registry)
     }
-
-    fn stop(self) {
-        drop(self);
-    }
 }
 
 impl Drop for Registry {
@@ -87,7 +83,7 @@ pub(super) fn push_scenarios(
     let args = ["load", &bundle_arg, "--registry", &registry.addr];
     record(samples, Scenario::Push, xtask_bundle(ours, &args)?);
     record(samples, Scenario::PushAgain, xtask_bundle(ours, &args)?);
-    registry.stop();
+    drop(registry);
     std::fs::remove_dir_all(scratch.join("registry-ours"))?;
     let sums = Command::new("sha256sum", ["-c", "--quiet", fate_bundle::manifest::SUMS])
         .current_dir(bundle.to_path_buf());
@@ -106,7 +102,7 @@ pub(super) fn push_scenarios(
         })
         .collect::<Vec<_>>();
     let skopeo = timed(&copies);
-    registry.stop();
+    drop(registry);
     record(samples, Scenario::PushSkopeo, skopeo?);
     std::fs::remove_dir_all(scratch.join("registry-skopeo"))?;
 
@@ -127,7 +123,7 @@ pub(super) fn push_scenarios(
         commands.push(argv::push(target));
     }
     let docker = timed(&commands);
-    registry.stop();
+    drop(registry);
     let _ = process::run_captured(&argv::remove_images(&targets));
     match docker {
         Ok(sample) => record(samples, Scenario::PushDocker, sample),

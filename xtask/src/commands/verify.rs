@@ -26,11 +26,17 @@ impl cli::Verify {
                 "{reference} is not built by the image set (a third-party image): not rebuilt; its ID in bundle.json is what to compare with its source"
             ));
         }
-        if let Some(note) = verify::engine_note(project)? {
+        let engine = verify::RebuildEngine::ask(project)?;
+        if let Some(note) = engine.note() {
             eprintln!("warning: {note}");
         }
-        let found =
-            verify::rebuild_and_compare(project, &chosen.archives, &wanted, self.chinese_mirror)?;
+        let found = verify::rebuild_and_compare(
+            project,
+            &engine,
+            &chosen.archives,
+            &wanted,
+            self.chinese_mirror,
+        )?;
         for f in &found {
             match &f.verdict {
                 Verdict::Reproduced => println!("reproduced\t{}", f.reference),

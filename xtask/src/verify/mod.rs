@@ -96,19 +96,49 @@ fn image_name(reference: &str) -> String {
     path.rsplit('/').next().unwrap_or(path).to_string()
 }
 
-/// Rebuilds `wanted` (each from its own commit, parents first) and compares each image
-/// with the bundle's, whose archives are `archives` at `paths`.
+/// The engine verify rebuilds on, asked once: its version and platform, and whether its
+/// builder sets file times in the layers to the epoch (else IDs cannot repeat).
+pub struct RebuildEngine {
+    server: engine::Server,
+    builder: crate::docker::argv::Builder,
+    times_kept: bool,
+}
+
+impl RebuildEngine {
+    pub fn ask(project: &Project) -> Result<RebuildEngine> {
+        let server = engine::check(&project.sh)?;
+        let builder = crate::docker::engine::builder(&project.sh).map_err(anyhow::Error::msg)?;
+        let times_kept = rewrites_timestamps(builder, &server.version, &project.config.build);
+        Ok(RebuildEngine {
+            server,
+            builder,
+            times_kept,
+        })
+    }
+
+    /// What to say of an engine that cannot give the same image twice (what it can still
+    /// show: the same files).
+    #[must_use]
+    pub fn note(&self) -> Option<String> {
+        (!self.times_kept).then(|| format!(
+            "this engine (Docker Engine {}, {}) cannot give the same image ID twice (file times in its layers are those of the build); images are compared by their files instead (kinds, modes, owners, contents). For the full check, verify on Docker Engine 26.1.1 or later with BuildKit",
+            self.server.version,
+            self.builder.describe()
+        ))
+    }
+}
+
+/// Rebuilds `wanted` (each from its own commit, parents first) on `engine` and compares
+/// each image with the bundle's, whose archives are `archives` at `paths`.
 pub fn rebuild_and_compare(
     project: &Project,
+    engine: &RebuildEngine,
     archives: &[(PathBuf, Archive)],
     wanted: &[Wanted],
     chinese_mirror: bool,
 ) -> Result<Vec<Found>> {
     let config = &project.config;
-    let sh = &project.sh;
-    let server = engine::check(sh)?;
-    let builder = crate::docker::engine::builder(sh).map_err(anyhow::Error::msg)?;
-    let times_kept = rewrites_timestamps(builder, &server.version, &config.build);
+    let (server, times_kept) = (&engine.server, engine.times_kept);
     let prefix = format!("fate-xtask-verify-{}", std::process::id());
     let rebuilt = Rebuilt {
         prefix: prefix.clone(),
@@ -321,21 +351,6 @@ fn private_dir(under: &Path, prefix: &str) -> Result<tempfile::TempDir> {
         .prefix(prefix)
         .tempdir_in(under)
         .with_context(|| format!("cannot make a directory in {}", under.display()))
-}
-
-/// Refuses a bundle whose images cannot be compared: an engine that cannot give the same
-/// image twice is said plainly (what it can still show: the same files).
-pub fn engine_note(project: &Project) -> Result<Option<String>> {
-    let server = engine::check(&project.sh)?;
-    let builder = crate::docker::engine::builder(&project.sh).map_err(anyhow::Error::msg)?;
-    if rewrites_timestamps(builder, &server.version, &project.config.build) {
-        return Ok(None);
-    }
-    Ok(Some(format!(
-        "this engine (Docker Engine {}, {}) cannot give the same image ID twice (file times in its layers are those of the build); images are compared by their files instead (kinds, modes, owners, contents). For the full check, verify on Docker Engine 26.1.1 or later with BuildKit",
-        server.version,
-        builder.describe()
-    )))
 }
 
 /// `bail!` when `found` holds an image that was not reproduced (nor, on an engine that

@@ -743,7 +743,8 @@ pub fn commit_all(dir: &Path, message: &str) {
     );
 }
 
-pub fn git(dir: &Path, args: &[&str]) {
+/// `git -C dir ARGS`, which must succeed; its output, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(dir)
@@ -755,6 +756,7 @@ pub fn git(dir: &Path, args: &[&str]) {
         "git {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A Debian bookworm image with make and g++, made once per engine from Debian's
