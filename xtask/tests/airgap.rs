@@ -8,7 +8,7 @@
 mod support;
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use support::bundles::{by_hand, ids, remove_bundled};
 use support::{Builder, Engine, Fixture, Run, run_with_engine};
@@ -384,14 +384,20 @@ fn pyspdxtools(document: &Path) {
 }
 
 /// The regular files of a directory tree, by path relative to it, with their sha256.
-fn tree_sha256s(dir: &Path) -> std::collections::BTreeMap<String, String> {
+/// The sha256 of every file staged in the context `dir`, by its path in the image: the
+/// example's Dockerfiles copy each directory of the context to the image's root.
+fn image_sha256s(dir: &Path) -> std::collections::BTreeMap<String, String> {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .map(|e| e.unwrap())
         .filter(|e| e.file_type().is_file())
         .map(|e| {
-            let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
-            (format!("./{rel}"), support::sha256(e.path()))
+            let staged = e.path().strip_prefix(dir).unwrap();
+            let in_image: PathBuf = staged.components().skip(1).collect();
+            (
+                format!("./{}", in_image.display()),
+                support::sha256(e.path()),
+            )
         })
         .collect()
 }
@@ -469,12 +475,13 @@ fn sboms(engine: Engine) {
                 .contains(&format!("platform {platform}")),
             "{image}"
         );
-        // Every file staged into its context, with its sha256, and nothing else.
+        // Every file staged into its context, by its path in the image, with its sha256,
+        // and nothing else.
         let name = sbom["file"]
             .as_str()
             .unwrap()
             .trim_end_matches(".spdx.json");
-        let staged = tree_sha256s(&work.join("contexts").join(name));
+        let staged = image_sha256s(&work.join("contexts").join(name));
         let described: std::collections::BTreeMap<String, String> = doc["files"]
             .as_array()
             .unwrap()
@@ -501,7 +508,7 @@ fn sboms(engine: Engine) {
         )
     );
     let packaged = work
-        .join("contexts/roll")
+        .join("contexts/roll/image")
         .join(jar["packageFileName"].as_str().unwrap());
     assert_eq!(checksum(jar, "SHA256"), support::sha256(&packaged));
     let lib = package(&roll, "org.apache.commons:commons-lang3");
@@ -516,7 +523,7 @@ fn sboms(engine: Engine) {
         lib["packageFileName"]
             .as_str()
             .unwrap()
-            .starts_with("./lib/"),
+            .starts_with("./data/projects/fate/roll/lib/"),
         "{lib}"
     );
     // The Python requirements, pinned, from the base image python builds on.

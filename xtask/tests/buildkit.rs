@@ -381,7 +381,9 @@ fn buildkit_options(engine: Engine) {
         "builds for     linux/amd64".to_string(),
         // What two builds of one commit give alike (tests/reproducible.rs shows both).
         match fx.engine.store {
-            Store::GraphDriver => "reproducible   the same files, not the same image IDs",
+            Store::GraphDriver => {
+                "reproducible   the same layers (diff IDs), not the same image IDs"
+            }
             Store::Containerd => "reproducible   the same image IDs",
         }
         .to_string(),
@@ -411,7 +413,7 @@ fn buildkit_options(engine: Engine) {
         doctor.stdout.contains("building with the legacy builder")
             && doctor
                 .stdout
-                .contains("reproducible   the same files, not the same image IDs"),
+                .contains("reproducible   the same layers (diff IDs), not the same image IDs"),
         "{}",
         doctor.stdout
     );

@@ -153,7 +153,7 @@ fn build_failures_stop_dependents_and_keep_going_builds_the_rest() {
     .unwrap();
     fs::write(
         fx.root.join("docker/broken/Dockerfile.copy"),
-        "FROM scratch\nCOPY no-such-file /x\n",
+        "FROM scratch\nCOPY no-such-dir/ /\n",
     )
     .unwrap();
     let toml = "docker/images.toml";
@@ -201,7 +201,23 @@ fn build_failures_stop_dependents_and_keep_going_builds_the_rest() {
     fails_with(
         &fx,
         &mut fx.command(&["images", "proxy"]),
-        &["step build-proxy failed", "no-such-file"],
+        &["step build-proxy failed", "no-such-dir"],
+    );
+    // A copy from the context to anywhere but the root (its directories would be made at
+    // build time, with the build's time) is refused before any work, with the fix.
+    fs::write(
+        fx.root.join("docker/broken/Dockerfile.copy"),
+        "FROM scratch\nCOPY . /data/projects/fate/proxy/\n",
+    )
+    .unwrap();
+    fails_with(
+        &fx,
+        &mut fx.command(&["images", "proxy"]),
+        &[
+            "preflight found problems; nothing was built",
+            "has `COPY . /data/projects/fate/proxy/`, which makes directories at build time",
+            "and copy it with `COPY image/ /`",
+        ],
     );
 
     // A failed parent: its dependents are not built, the independent rest is.
@@ -633,8 +649,8 @@ fn image_set_problems_are_refused_before_any_work() {
     support::edit(
         &fx.root,
         toml,
-        "{ from = \"requirements.txt\" }",
-        "{ from = \"../../etc\" }",
+        "{ from = \"requirements.txt\",",
+        "{ from = \"../../etc\",",
     );
     fails_with(
         &fx,
@@ -645,8 +661,8 @@ fn image_set_problems_are_refused_before_any_work() {
     support::edit(
         &fx.root,
         toml,
-        "{ from = \"requirements.txt\" }",
-        "{ from = \"/etc/passwd\" }",
+        "{ from = \"requirements.txt\",",
+        "{ from = \"/etc/passwd\",",
     );
     fails_with(
         &fx,
@@ -872,7 +888,9 @@ fn empty_git_submodules_are_named_and_can_be_checked_out() {
     ))
     .ok();
     assert!(clone.join(sub).join("lmdb.h").is_file(), "{}", run.stderr);
-    let staged = clone.join("target/xtask/contexts/storage-service-builder/third_party/lmdb");
+    let staged = clone.join(
+        "target/xtask/contexts/storage-service-builder/image/data/projects/fate/storage-service-cxx/third_party/lmdb",
+    );
     assert!(staged.join("lmdb.h").is_file(), "the submodule is staged");
     assert!(!staged.join(".git").exists(), "its .git link is not");
     assert_eq!(

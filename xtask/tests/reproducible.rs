@@ -3,7 +3,8 @@
 //! between) give the same image IDs on Docker 26 (BuildKit rewrites file times); `verify`
 //! passes a clean bundle, refuses one built from files not committed, and names the file
 //! of an image that is not what its commit builds. On Docker 20.10, whose BuildKit cannot
-//! rewrite file times, `verify` compares files and says so.
+//! rewrite times, two checkouts give the same layers, and `verify` compares layers and
+//! says so.
 
 mod support;
 
@@ -262,12 +263,35 @@ fn dirty_bundle_is_refused(fx: &Fixture) {
     assert_verify_left_nothing(fx);
 }
 
-/// Docker 20.10 (BuildKit 0.8): file times in layers are those of the build, so IDs
-/// cannot repeat; with the cache pruned, `verify` compares files, says why, and passes.
+/// Each image's layers (diff IDs), by reference.
+fn layers(fx: &Fixture) -> std::collections::BTreeMap<String, Vec<String>> {
+    fx.images()
+        .into_keys()
+        .map(|reference| {
+            let json = fx.docker(&[
+                "image",
+                "inspect",
+                "--format",
+                "{{json .RootFS.Layers}}",
+                &reference,
+            ]);
+            (reference, serde_json::from_str(&json).unwrap())
+        })
+        .collect()
+}
+
+/// Docker 20.10 (BuildKit 0.8) writes the build's time into each config, so IDs cannot
+/// repeat; but each context, sent as a tar and copied as `<dir>/ /`, keeps its times:
+/// another checkout (other path, umask 077), with the images removed and the cache
+/// pruned, gives the same layers. Only the layers egg copies from the builder stage
+/// (`COPY --from` to a directory the copy makes) carry the build's time. `verify` says
+/// why, compares layers, and passes.
 #[test]
-fn an_engine_that_cannot_repeat_ids_compares_files_and_says_so() {
+fn an_engine_that_cannot_repeat_ids_repeats_the_layers_and_says_so() {
     let fx = Fixture::mini_on("repro-old", Builder::BuildKit, Engine::system());
     fx.xtask(&["images"]).ok();
+    let first = layers(&fx);
+    assert_eq!(first.len(), 10, "{first:?}");
     let bundled = bundle(&fx, "bundle");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(bundled.join("bundle.json")).unwrap())
@@ -280,22 +304,45 @@ fn an_engine_that_cannot_repeat_ids_compares_files_and_says_so() {
             .is_some_and(|r| r.len() == 40),
         "{manifest}"
     );
+
+    let other = clone_of(&fx, "other checkout", &fx.prefix, "077");
+    fx.remove_images();
+    fx.engine.prune_build_cache();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    with_umask(&other, "077", &["images"]).ok();
+    let second = layers(&other);
+    let egg = fx.reference("egg");
+    for (reference, ids) in &first {
+        let again = &second[reference];
+        assert_eq!(ids.len(), again.len(), "{reference}");
+        let differing: Vec<usize> = (0..ids.len()).filter(|&i| ids[i] != again[i]).collect();
+        // egg: the base's two layers, its three context copies, then the four copies
+        // from the builder stage.
+        let expected: &[usize] = if *reference == egg {
+            &[5, 6, 7, 8]
+        } else {
+            &[]
+        };
+        assert_eq!(differing, expected, "{reference}: {ids:?} then {again:?}");
+    }
+
     fx.engine.prune_build_cache();
     let run = fx.xtask(&["verify", bundled.to_str().unwrap()]).ok();
     assert!(
-        run.stderr.contains("cannot give the same image ID twice"),
+        run.stderr.contains("cannot give the same image ID twice")
+            && run.stderr.contains("compared layer by layer"),
         "{}",
         run.stderr
     );
     let found = verdicts(&run);
     assert_eq!(found.len(), 10, "{}", run.stdout);
-    assert!(
-        found.iter().any(|(v, _)| v == "same-files")
-            && found
-                .iter()
-                .all(|(v, _)| v == "same-files" || v == "reproduced"),
-        "{}",
-        run.stdout
-    );
+    for (verdict, reference) in &found {
+        let expected = if *reference == egg {
+            "same-files"
+        } else {
+            "same-layers"
+        };
+        assert_eq!(verdict, expected, "{reference}: {}", run.stdout);
+    }
     assert_verify_left_nothing(&fx);
 }

@@ -128,6 +128,7 @@ pub(super) fn baseline(sh: &Shell, root: &Path, no_cache: bool) -> Result<Sample
                     context: b.context.clone(),
                     options: crate::config::BuildOptions::default(),
                     rewrite_timestamps: false,
+                    context_tar: None,
                 })
             }
             Action::WriteFile(file) => {

@@ -101,6 +101,7 @@ pub(super) fn build_payload_image(sh: &Shell, scratch: &Path, shape: Shape) -> R
         context: context.clone(),
         options: crate::config::BuildOptions::default(),
         rewrite_timestamps: false,
+        context_tar: None,
     }))?;
     std::fs::remove_dir_all(&context)?;
     Ok(())

@@ -116,7 +116,7 @@ fn reproducibility(facts: &preflight::Facts, build: &crate::config::BuildOptions
     if argv::rewrites_timestamps(facts.builder, &facts.engine.version, build) {
         "the same image IDs: BuildKit sets every file time to SOURCE_DATE_EPOCH (cargo xtask verify checks a bundle by ID)".to_string()
     } else {
-        "the same files, not the same image IDs: this builder keeps the build's time on directories it makes (Docker Engine 26.1.1+ with BuildKit gives the same IDs; cargo xtask verify compares files here)".to_string()
+        "the same layers (diff IDs), not the same image IDs: this builder writes the build's time into each config, and into the directories RUN steps and COPY --from make (Docker Engine 26.1.1+ with BuildKit gives the same IDs; cargo xtask verify compares layers here)".to_string()
     }
 }
 

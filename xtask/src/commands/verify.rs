@@ -1,7 +1,8 @@
 //! `cargo xtask verify [DIR]`: a bundle rebuilt from the commits it records and compared
 //! with what it holds, image by image (see `crate::verify`). Prints one line per image:
-//! `reproduced`, `same-files` or `differs`, then the reference; a difference is followed
-//! by its first differing layer and the files in it.
+//! `reproduced`, `same-layers`, `same-files` or `differs`, then the reference; a
+//! difference is followed by its first differing layer and the files in it (or, every
+//! layer the same, the fields of the config that differ).
 
 use anyhow::Result;
 use fate_bundle::manifest;
@@ -40,10 +41,15 @@ impl cli::Verify {
         for f in &found {
             match &f.verdict {
                 Verdict::Reproduced => println!("reproduced\t{}", f.reference),
+                Verdict::SameLayers => println!("same-layers\t{}", f.reference),
                 Verdict::SameFiles => println!("same-files\t{}", f.reference),
                 Verdict::Differs { layer, changes } => {
                     println!("differs\t{}", f.reference);
-                    println!("  layer {layer} is the first that differs:");
+                    if *layer == 0 {
+                        println!("  every layer is the same; what differs:");
+                    } else {
+                        println!("  layer {layer} is the first that differs:");
+                    }
                     for change in changes.iter().take(50) {
                         println!("  {change}");
                     }

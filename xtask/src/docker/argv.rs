@@ -73,6 +73,22 @@ pub struct BuildSpec {
     /// Whether the builder sets every file time in the layers to [`SOURCE_DATE_EPOCH`]
     /// (see [`rewrites_timestamps`]).
     pub rewrite_timestamps: bool,
+    /// The context sent as this tar on stdin, the Dockerfile inside it (see
+    /// [`sends_context_as_tar`]); else `context` is sent as a directory.
+    pub context_tar: Option<PathBuf>,
+}
+
+/// The Dockerfile's name in a context tar (`--file` names it there: a tar context brings
+/// its Dockerfile along). Contexts are copied as `<dir>/ /`, so it is never copied.
+pub const DOCKERFILE_IN_TAR: &str = "Dockerfile";
+
+/// Whether a build sends its context as a tar (see `stage::context_tar`): BuildKit that
+/// cannot rewrite file times gives the directories of a directory context the time they
+/// arrive (two builds, other layers), and keeps a tar's. The legacy builder's client
+/// sends a tar of the directory itself.
+#[must_use]
+pub fn sends_context_as_tar(builder: Builder, rewrite_timestamps: bool) -> bool {
+    builder == Builder::BuildKit && !rewrite_timestamps
 }
 
 /// Whether BuildKit builds on this engine can set every file time in the layers they
@@ -136,9 +152,13 @@ pub fn build(spec: &BuildSpec) -> Command {
     for spec in &options.cache_to {
         args.extend(["--cache-to".into(), spec.clone()]);
     }
+    let dockerfile = match &spec.context_tar {
+        Some(_) => DOCKERFILE_IN_TAR.to_string(),
+        None => spec.dockerfile.display().to_string(),
+    };
     args.extend([
         "--file".into(),
-        spec.dockerfile.display().to_string(),
+        dockerfile,
         "--tag".into(),
         spec.tag.clone(),
     ]);
@@ -159,8 +179,11 @@ pub fn build(spec: &BuildSpec) -> Command {
         args.push("--iidfile".into());
         args.push(iidfile.display().to_string());
     }
-    args.push(spec.context.display().to_string());
-    match (spec.builder, &spec.buildx_plugin) {
+    args.push(match &spec.context_tar {
+        Some(_) => "-".to_string(),
+        None => spec.context.display().to_string(),
+    });
+    let command = match (spec.builder, &spec.buildx_plugin) {
         // Without buildx, say so explicitly rather than let the client guess; its notice
         // that this is deprecated is said once per run, not in every log.
         (Builder::Legacy, _) => Command::new("docker", args)
@@ -175,6 +198,10 @@ pub fn build(spec: &BuildSpec) -> Command {
             spec,
             Command::new("docker", std::iter::once("buildx".to_string()).chain(args)),
         ),
+    };
+    match &spec.context_tar {
+        Some(tar) => command.stdin_file(tar.clone()),
+        None => command,
     }
 }
 
@@ -474,6 +501,7 @@ mod tests {
             context: "/w/egg".into(),
             options: BuildOptions::default(),
             rewrite_timestamps: false,
+            context_tar: None,
         }
     }
 
@@ -556,6 +584,22 @@ mod tests {
             build(&s).to_string(),
             "BUILDX_GIT_INFO=0 /usr/libexec/docker/cli-plugins/docker-buildx build --load --progress=plain --provenance=false --file /w/egg.Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --build-arg SOURCE_DATE_EPOCH=0 --no-cache --iidfile /w/egg.iid /w/egg"
         );
+    }
+
+    #[test]
+    fn a_builder_that_cannot_rewrite_times_is_sent_the_context_as_a_tar() {
+        assert!(sends_context_as_tar(Builder::BuildKit, false));
+        assert!(!sends_context_as_tar(Builder::BuildKit, true));
+        // The legacy builder's client sends a tar of the directory itself.
+        assert!(!sends_context_as_tar(Builder::Legacy, false));
+        let mut s = spec(Builder::BuildKit);
+        s.context_tar = Some("/w/egg.context.tar".into());
+        let command = build(&s);
+        assert_eq!(
+            command.to_string(),
+            "BUILDX_GIT_INFO=0 docker buildx build --load --progress=plain --provenance=false --file Dockerfile --tag fed/egg:t1 --build-arg PREFIX=fed --build-arg SOURCE_DATE_EPOCH=0 --no-cache --iidfile /w/egg.iid - < /w/egg.context.tar"
+        );
+        assert_eq!(command.stdin_file, Some("/w/egg.context.tar".into()));
     }
 
     #[test]

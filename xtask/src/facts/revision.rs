@@ -26,6 +26,26 @@ pub fn has_uncommitted(root: &Path, paths: &[PathBuf]) -> bool {
     fate_bundle::process::query_anywhere(&status).is_ok_and(|out| !out.trim().is_empty())
 }
 
+/// The last commit that touched any of `paths` (relative to `root`, in its repository):
+/// one `git log -1`; None where git cannot tell (no repository, paths never committed).
+#[must_use]
+pub fn last_commit(root: &Path, paths: &[PathBuf]) -> Option<String> {
+    let mut args = vec![
+        "-C".to_string(),
+        root.display().to_string(),
+        "log".into(),
+        "-1".into(),
+        "--format=%H".into(),
+        "--".into(),
+    ];
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    let log = fate_bundle::process::Command::new("git", args);
+    fate_bundle::process::query_anywhere(&log)
+        .ok()
+        .map(|out| out.trim().to_string())
+        .filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// The commit `root` is checked out at: from its repository's files when they tell it
 /// plainly, else from `git rev-parse HEAD`; `unknown` where no repository holds it.
 pub fn head_commit(sh: &xshell::Shell, root: &Path) -> String {

@@ -29,6 +29,13 @@ pub(super) fn check_images(
         if let Ok(text) = std::fs::read_to_string(&path) {
             dockerfile_args.insert(image.name.clone(), dockerfile::declared_args(&text));
             check_from_lines(set, image, &path, &text, p);
+            for copy in dockerfile::context_copies_off_root(&text) {
+                p.push(format!(
+                    "image {}: {} has `{copy}`, which makes directories at build time (with the build's time: two builds give other layers); stage the files at their image paths under one directory of the context (`to = \"image/<path in the image>\"` in docker/images.toml) and copy it with `COPY image/ /`",
+                    image.name,
+                    path.display()
+                ));
+            }
         } else {
             let set_file = config.fate_root.join(IMAGE_SET_FILE);
             let line = std::fs::read_to_string(&set_file)

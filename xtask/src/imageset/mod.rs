@@ -3,6 +3,7 @@
 //! exist lives in that file; code only interprets it.
 
 pub mod check;
+mod inputs;
 pub mod order;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,6 +1,8 @@
 //! One image's build step: its labels, the build args its Dockerfile declares, where its
 //! context is staged, and the exact `docker build` command line that runs.
 
+use std::path::PathBuf;
+
 use crate::config::{BuildOptions, Config, MirrorProfile};
 use crate::docker::argv::{self, BuildSpec, LABEL_INPUTS, LABEL_PLATFORMS, LABEL_TOOL};
 use crate::facts::preflight::Facts;
@@ -24,6 +26,10 @@ pub fn step(
     let iidfile = context.with_extension("iid");
     let build_args = build_args(config, image, facts.dockerfile_args.get(&image.name));
     let options = options_for(&config.build, image);
+    let rewrite_timestamps =
+        argv::rewrites_timestamps(facts.builder, &facts.engine.version, &options);
+    let context_tar = argv::sends_context_as_tar(facts.builder, rewrite_timestamps)
+        .then(|| context.with_extension("context.tar"));
     let command = argv::build(&BuildSpec {
         builder: facts.builder,
         dockerfile: staged_dockerfile.clone(),
@@ -34,11 +40,8 @@ pub fn step(
         buildx_plugin: facts.buildx_plugin.clone(),
         context: context.clone(),
         options: options.clone(),
-        rewrite_timestamps: argv::rewrites_timestamps(
-            facts.builder,
-            &facts.engine.version,
-            &options,
-        ),
+        rewrite_timestamps,
+        context_tar: context_tar.clone(),
     });
     let dockerfile = config
         .fate_root
@@ -53,6 +56,11 @@ pub fn step(
         name: image.name.clone(),
         root: config.fate_root.clone(),
         sources,
+        revision_paths: set
+            .input_paths(image, config.mirror == MirrorProfile::China)
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
         labels: labels(config, facts, image),
         dockerfile,
         staged_dockerfile,
@@ -64,6 +72,7 @@ pub fn step(
             .map(|p| config.reference(p))
             .collect(),
         context,
+        context_tar,
         ops,
         iidfile,
         builder: facts.builder,

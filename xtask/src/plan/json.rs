@@ -32,6 +32,9 @@ struct StepJson<'a> {
     piped_into: Option<Vec<&'a str>>,
     env: Vec<(&'a str, &'a str)>,
     cwd: Option<String>,
+    /// The file the command reads as its stdin (a build's context tar), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stdin_file: Option<String>,
     /// What the step writes or stages, in order.
     operations: Vec<String>,
     /// `up-to-date`, `will-run` or `unknown`.
@@ -78,6 +81,8 @@ pub fn render(plan: &Plan, status: &[Status], facts: &Facts) -> String {
                         .collect()
                 }),
                 cwd: command.and_then(|c| c.cwd.as_ref().map(|d| d.display().to_string())),
+                stdin_file: command
+                    .and_then(|c| c.stdin_file.as_ref().map(|f| f.display().to_string())),
                 operations: step.action.operations(),
                 decision,
                 reason,

@@ -121,6 +121,69 @@ pub fn label_instruction(labels: &[(String, String)]) -> String {
     format!("LABEL {}\n", pairs.join(" \\\n      "))
 }
 
+/// A `COPY`/`ADD` from the build context (not `--from` another stage): its text, its
+/// sources and its destination.
+struct ContextCopy {
+    text: String,
+    sources: Vec<String>,
+    dest: String,
+}
+
+fn context_copies(text: &str) -> Vec<ContextCopy> {
+    instructions(text)
+        .into_iter()
+        .filter(|(keyword, _)| keyword == "COPY" || keyword == "ADD")
+        .filter_map(|(keyword, rest)| {
+            let args = words(&rest);
+            let (flags, mut paths): (Vec<String>, Vec<String>) =
+                args.into_iter().partition(|w| w.starts_with("--"));
+            if flags.iter().any(|f| f.starts_with("--from")) {
+                return None;
+            }
+            let dest = paths.pop()?;
+            Some(ContextCopy {
+                text: format!("{keyword} {rest}"),
+                sources: paths,
+                dest,
+            })
+        })
+        .collect()
+}
+
+/// The directory a context copy's source names (`image/`, `./image/`: `image`), if it
+/// names one by its trailing `/`.
+fn source_dir(source: &str) -> Option<&str> {
+    let dir = source.trim_start_matches("./").strip_suffix('/')?;
+    let dir = dir.trim_end_matches('/');
+    (!dir.is_empty() && dir != ".").then_some(dir)
+}
+
+/// The `COPY`/`ADD` instructions that copy from the build context other than as
+/// `<dir>/ /`: a directory of the context whose entries are the image's paths, copied to
+/// the root. Any other destination makes its directories (and their parents) at build
+/// time, with the build's time, where BuildKit cannot rewrite it (before 0.13): two builds
+/// then give other layers. Copies from another stage (`--from`) are not from the context.
+#[must_use]
+pub fn context_copies_off_root(text: &str) -> Vec<String> {
+    context_copies(text)
+        .into_iter()
+        .filter(|c| c.dest != "/" || !c.sources.iter().all(|s| source_dir(s).is_some()))
+        .map(|c| c.text)
+        .collect()
+}
+
+/// The context's directories copied to the image's root (`COPY <dir>/ /`): a staged path
+/// `<dir>/<path>` is `/<path>` in the image.
+#[must_use]
+pub fn context_dirs_in_image(text: &str) -> Vec<String> {
+    context_copies(text)
+        .into_iter()
+        .filter(|c| c.dest == "/")
+        .flat_map(|c| c.sources)
+        .filter_map(|s| source_dir(&s).map(str::to_string))
+        .collect()
+}
+
 /// Whether any step runs a command (and so makes the legacy builder start a container).
 #[must_use]
 pub fn runs_commands(text: &str) -> bool {
@@ -224,6 +287,29 @@ mod tests {
             "LABEL \"a.b\"=\"1.0\" \\\n      \"c\"=\"x \\\"q\\\" \\$HOME \\\\\"\n"
         );
         assert_eq!(instructions(&l).len(), 1);
+    }
+
+    #[test]
+    fn context_copies_must_be_directories_copied_to_the_root() {
+        let text = "FROM scratch AS b\nCOPY image/ /\nCOPY --chown=0:0 a/ ./b/ /\nCOPY --from=b /x /y\ncopy . /\nCOPY image /\nADD env.sh /data/\nCOPY a/ /data/\n";
+        assert_eq!(
+            context_copies_off_root(text),
+            [
+                "COPY . /",
+                "COPY image /",
+                "ADD env.sh /data/",
+                "COPY a/ /data/"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_context_directories_copied_to_the_root_are_found() {
+        let text = "FROM scratch AS b\nCOPY egg-service/ /\nCOPY ./egg-processor/ storage/ /\nCOPY --from=b /x/ /\nCOPY . /\nCOPY other/ /opt/\n";
+        assert_eq!(
+            context_dirs_in_image(text),
+            ["egg-service", "egg-processor", "storage"]
+        );
     }
 
     #[test]

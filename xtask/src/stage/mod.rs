@@ -3,6 +3,7 @@
 //! file digests remembered across runs, and the rules over Dockerfile text.
 
 pub mod caches;
+pub mod context_tar;
 pub mod digest_cache;
 pub mod dockerfile;
 pub mod entries;

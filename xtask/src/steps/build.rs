@@ -9,13 +9,14 @@ use sha2::{Digest, Sha256};
 
 use crate::config::BuildOptions;
 use crate::docker::argv::{
-    Builder, ImageInfo, LABEL_INPUTS, LABEL_PLATFORMS, LABEL_REVISION, LABEL_STAGE, LocalImages,
-    SOURCE_DATE_EPOCH, VOLATILE_LABELS,
+    self, Builder, ImageInfo, LABEL_INPUTS, LABEL_PLATFORMS, LABEL_REVISION, LABEL_STAGE,
+    LocalImages, SOURCE_DATE_EPOCH, VOLATILE_LABELS,
 };
 use crate::docker::engine;
-use crate::facts::revision::has_uncommitted;
+use crate::facts::revision::{has_uncommitted, last_commit};
 use crate::scheduler::Done;
 use crate::stage::caches::Caches;
+use crate::stage::context_tar;
 use crate::stage::dockerfile;
 use crate::stage::staging;
 use crate::stage::staging::StageOp;
@@ -45,6 +46,10 @@ pub struct BuildStep {
     /// Maven modules of its jars): an image built while these held uncommitted changes is
     /// labelled `<commit>-dirty`.
     pub sources: Vec<PathBuf>,
+    /// What the image and its ancestors are built from, relative to `root` (see
+    /// `ImageSet::input_paths`): its revision label names the last commit that touched
+    /// them, so that a build at any later commit gives the same image.
+    pub revision_paths: Vec<PathBuf>,
     pub reference: String,
     /// The image set's Dockerfile.
     pub dockerfile: PathBuf,
@@ -58,6 +63,9 @@ pub struct BuildStep {
     /// References of this set's images it builds on.
     pub parents: Vec<String>,
     pub context: PathBuf,
+    /// The context written as this tar too, for a builder that takes it so (part of
+    /// `command`; see `argv::sends_context_as_tar`).
+    pub context_tar: Option<PathBuf>,
     pub ops: Vec<StageOp>,
     /// Where the engine writes the new image's ID (part of `command`).
     pub iidfile: PathBuf,
@@ -193,10 +201,14 @@ impl StepKind for BuildStep {
 
     /// The labelled Dockerfile, the context, then the context's staging operations.
     fn operations(&self) -> Vec<String> {
+        // The revision is the last commit of its inputs, asked of git when it builds.
         let labels: Vec<String> = self
             .labels
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| match k.as_str() {
+                LABEL_REVISION => format!("{k}=<the last commit of its inputs>"),
+                _ => format!("{k}={v}"),
+            })
             .collect();
         let mut ops = vec![
             format!(
@@ -208,6 +220,15 @@ impl StepKind for BuildStep {
             format!("stage {}", self.context.display()),
         ];
         ops.extend(self.ops.iter().map(ToString::to_string));
+        if let Some(tar) = &self.context_tar {
+            ops.push(format!(
+                "tar {} = {} + {} as {}",
+                tar.display(),
+                self.context.display(),
+                self.staged_dockerfile.display(),
+                argv::DOCKERFILE_IN_TAR
+            ));
+        }
         ops
     }
 
@@ -269,10 +290,12 @@ impl StepKind for BuildStep {
                 .filter(|(k, _)| k != LABEL_INPUTS)
                 .cloned()
                 .collect();
+            // Whoever builds these is sent the directory.
             stage(
                 self,
                 &staging::collect(&self.ops, run.caches.walks.as_ref())?,
                 &labels,
+                None,
             )?;
             return Ok(Done::Ran(None));
         }
@@ -299,12 +322,21 @@ impl StepKind for BuildStep {
             .iter()
             .map(|(k, v)| match k.as_str() {
                 LABEL_REVISION if dirty => (k.clone(), format!("{v}{DIRTY}")),
+                LABEL_REVISION if !v.is_empty() && v != "unknown" => (
+                    k.clone(),
+                    last_commit(&self.root, &self.revision_paths).unwrap_or_else(|| v.clone()),
+                ),
                 _ => (k.clone(), v.replace(INPUTS_PLACEHOLDER, &inputs)),
             })
             .collect();
-        stage(self, &entries, &labels)?;
+        stage(self, &entries, &labels, self.context_tar.as_deref())?;
         let _ = std::fs::remove_file(&self.iidfile);
-        process::run_logged(&self.command, log, line)?;
+        let built = process::run_logged(&self.command, log, line);
+        // Sent: the staged context stays for the next staging, its tar is not kept.
+        if let Some(tar) = &self.context_tar {
+            let _ = std::fs::remove_file(tar);
+        }
+        built?;
         let id = std::fs::read_to_string(&self.iidfile).with_context(|| {
             format!(
                 "docker build wrote no image ID to {}",
@@ -361,7 +393,10 @@ fn write_sbom(
             module.built_jar().map(|jar| (jar, coordinates))
         })
         .collect::<Result<Vec<_>>>()?;
-    let files = crate::steps::sbom::staged_files(entries, &maven_jars)?;
+    let dockerfile = std::fs::read_to_string(&b.dockerfile)
+        .with_context(|| format!("cannot read {}", b.dockerfile.display()))?;
+    let in_image = dockerfile::context_dirs_in_image(&dockerfile);
+    let files = crate::steps::sbom::staged_files(entries, &in_image, &maven_jars)?;
     let parents = b
         .parent_sboms
         .iter()
@@ -405,8 +440,13 @@ fn sources_of(ops: &[staging::StageOp]) -> Vec<staging::StageOp> {
         .collect()
 }
 
-/// Writes a build's context and its Dockerfile with `labels`.
-fn stage(b: &BuildStep, entries: &staging::Entries, labels: &[(String, String)]) -> Result<()> {
+/// Writes a build's context and its Dockerfile with `labels`, and both as the tar `tar`.
+fn stage(
+    b: &BuildStep,
+    entries: &staging::Entries,
+    labels: &[(String, String)],
+    tar: Option<&Path>,
+) -> Result<()> {
     staging::materialize(&b.context, entries)?;
     let text = std::fs::read_to_string(&b.dockerfile)
         .with_context(|| format!("cannot read {}", b.dockerfile.display()))?;
@@ -414,8 +454,10 @@ fn stage(b: &BuildStep, entries: &staging::Entries, labels: &[(String, String)])
     // get no extra (legacy: costly) LABEL step.
     let stage = (b.builder == Builder::Legacy && dockerfile::runs_commands(&text))
         .then_some((LABEL_STAGE, "1"));
-    write_file(
-        &b.staged_dockerfile,
-        &dockerfile::staged(&text, stage, labels),
-    )
+    let staged = dockerfile::staged(&text, stage, labels);
+    write_file(&b.staged_dockerfile, &staged)?;
+    match tar {
+        Some(tar) => context_tar::write(tar, &b.context, entries, &staged),
+        None => Ok(()),
+    }
 }

@@ -12,15 +12,24 @@ use crate::stage::staging::Entries;
 
 use crate::stage::staging::Source;
 
-/// The staged files of `entries` with their checksums and packages: each file is read
-/// once. `maven_jars` are the jars Maven built for this context, with their modules'
-/// coordinates.
+/// The staged files of `entries` that the image holds, by their paths in it, with their
+/// checksums and packages: each file is read once. `in_image` are the context's
+/// directories copied to the image's root (`<dir>/<path>` is `<path>` there; a file
+/// elsewhere in the context is not in the image). `maven_jars` are the jars Maven built
+/// for this context, with their modules' coordinates.
 pub fn staged_files(
     entries: &Entries,
+    in_image: &[String],
     maven_jars: &[(PathBuf, Coordinates)],
 ) -> Result<Vec<StagedFile>> {
     let mut files = Vec::new();
-    for (rel, source) in entries {
+    for (staged, source) in entries {
+        let Some(rel) = in_image
+            .iter()
+            .find_map(|dir| staged.strip_prefix(dir).ok())
+        else {
+            continue;
+        };
         let bytes = match source {
             Source::File { from, .. } => {
                 std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?
@@ -36,6 +45,8 @@ pub fn staged_files(
             holds,
         });
     }
+    // By path in the image: the directories of several parts interleave there.
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
 

@@ -1,21 +1,27 @@
-//! An image rebuilt beside the one a bundle holds: the same image, the same files (on an
-//! engine that cannot make file times the same), or the first layer that differs and what
-//! in it was added, removed or changed. Pure: layers and their listings in, a verdict out.
+//! An image rebuilt beside the one a bundle holds: the same image, the same layers or the
+//! same files (on an engine that cannot make times the same), or the first layer that
+//! differs and what in it was added, removed or changed (or, every layer the same, what
+//! its config says otherwise). Pure: layers, listings and configs in, a verdict out.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use fate_bundle::archive::layers::{Entry, Listing};
+use fate_bundle::docker::images::LABEL_INPUTS;
 
 /// How a rebuilt image compares with the bundled one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// The same image ID: every byte of its config and layers.
     Reproduced,
+    /// Every layer the same (the same diff IDs); the configs differ only in the times
+    /// this engine writes from the build's clock (see `rewrites_timestamps`).
+    SameLayers,
     /// Every layer holds the same files (kinds, modes, owners, contents); only file times
     /// differ, which this engine cannot make the same (see `rewrites_timestamps`).
     SameFiles,
-    /// The first layer (from 1) that differs, and how.
+    /// The first layer (from 1) that differs, and how; layer 0: every layer is the
+    /// same, the config is not.
     Differs { layer: usize, changes: Vec<Change> },
 }
 
@@ -29,6 +35,8 @@ pub enum Change {
         path: String,
         what: Vec<&'static str>,
     },
+    /// A field of the image's config (`config.Labels`, `history`, ...) that differs.
+    Config(String),
     /// The images have different numbers of layers: the rebuild has `rebuilt`.
     LayerCount {
         bundled: usize,
@@ -42,6 +50,7 @@ impl fmt::Display for Change {
             Change::Added(path) => write!(f, "added in the rebuild: /{path}"),
             Change::Removed(path) => write!(f, "only in the bundle: /{path}"),
             Change::Changed { path, what } => write!(f, "changed: /{path} ({})", what.join(", ")),
+            Change::Config(field) => write!(f, "its config's {field}"),
             Change::LayerCount { bundled, rebuilt } => write!(
                 f,
                 "the bundle's image has {bundled} layers, the rebuild {rebuilt}"
@@ -88,8 +97,105 @@ pub fn compare(
     Ok(if only_times {
         Verdict::SameFiles
     } else {
-        Verdict::Reproduced
+        Verdict::SameLayers
     })
+}
+
+impl Verdict {
+    /// With the two images' configs compared: every layer the same (or the same files)
+    /// but a config that differs in more than the engine's times is a difference.
+    #[must_use]
+    pub fn with_configs(
+        self,
+        bundled: &serde_json::Value,
+        rebuilt: &serde_json::Value,
+        times_kept: bool,
+    ) -> Verdict {
+        if !matches!(self, Verdict::SameLayers | Verdict::SameFiles) {
+            return self;
+        }
+        let mut fields = config_changes(bundled, rebuilt, times_kept);
+        // Layers with the same files at other times have other diff IDs.
+        if self == Verdict::SameFiles {
+            fields.retain(|f| f != "rootfs");
+        }
+        if fields.is_empty() {
+            return self;
+        }
+        Verdict::Differs {
+            layer: 0,
+            changes: fields.into_iter().map(Change::Config).collect(),
+        }
+    }
+}
+
+/// The fields of two image configs that differ (`config` and `container_config` field by
+/// field). Without `times_kept`, what the engine writes from the build's clock or its
+/// build containers is left out: `created` (also in `history`), `container` and
+/// `container_config.Hostname` (the legacy builder's container ID), and the inputs digest
+/// (which names the parents by their IDs, and those hold their build's time), wherever
+/// it is written (the label, the history of the `LABEL` step).
+#[must_use]
+pub fn config_changes(
+    bundled: &serde_json::Value,
+    rebuilt: &serde_json::Value,
+    times_kept: bool,
+) -> Vec<String> {
+    use serde_json::Value;
+    let (bundled, rebuilt) = if times_kept {
+        (bundled.clone(), rebuilt.clone())
+    } else {
+        (
+            without_inputs_digest(bundled),
+            without_inputs_digest(rebuilt),
+        )
+    };
+    let clocked = |value: &Value, path: &str| -> Value {
+        let mut value = value.clone();
+        if times_kept {
+            return value;
+        }
+        match (path, &mut value) {
+            ("history", Value::Array(steps)) => {
+                for step in steps.iter_mut().filter_map(Value::as_object_mut) {
+                    step.remove("created");
+                }
+            }
+            ("container_config", Value::Object(fields)) => {
+                fields.remove("Hostname");
+            }
+            _ => {}
+        }
+        value
+    };
+    let ignored = |key: &str| !times_kept && matches!(key, "created" | "container");
+    let empty = serde_json::Map::new();
+    let object = |v: &Value| v.as_object().cloned().unwrap_or_else(|| empty.clone());
+    let (a, b) = (object(&bundled), object(&rebuilt));
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let mut fields = Vec::new();
+    for key in keys.into_iter().filter(|k| !ignored(k)) {
+        let (x, y) = (
+            clocked(a.get(key).unwrap_or(&Value::Null), key),
+            clocked(b.get(key).unwrap_or(&Value::Null), key),
+        );
+        if x == y {
+            continue;
+        }
+        if matches!(key.as_str(), "config" | "container_config") {
+            let (x, y) = (object(&x), object(&y));
+            let inner: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            fields.extend(
+                inner
+                    .into_iter()
+                    .filter(|k| x.get(*k) != y.get(*k))
+                    .map(|k| format!("{key}.{k}")),
+            );
+        } else {
+            fields.push(key.clone());
+        }
+    }
+    fields
 }
 
 /// What differs between two listings of one layer, by path.
@@ -131,6 +237,21 @@ fn differences(a: &Entry, b: &Entry, times_kept: bool) -> Vec<&'static str> {
     .collect()
 }
 
+/// `config` with its inputs digest (the value of its [`LABEL_INPUTS`] label) written as
+/// `<inputs>` wherever it appears.
+fn without_inputs_digest(config: &serde_json::Value) -> serde_json::Value {
+    let digest = config["config"]["Labels"][LABEL_INPUTS]
+        .as_str()
+        .filter(|d| !d.is_empty());
+    match digest {
+        Some(digest) => {
+            let text = config.to_string().replace(digest, "<inputs>");
+            serde_json::from_str(&text).expect("a value's own text with a string replaced")
+        }
+        None => config.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +272,62 @@ mod tests {
             .iter()
             .map(|(p, e)| ((*p).to_string(), e.clone()))
             .collect()
+    }
+
+    #[test]
+    fn configs_differ_in_what_the_engine_does_not_write_from_its_clock() {
+        let bundled = serde_json::json!({
+            "created": "2026-12-07T10:00:00Z",
+            "container": "abc",
+            "config": {"Labels": {"a": "1"}, "Cmd": ["x"]},
+            "container_config": {"Hostname": "abc", "Cmd": ["x"]},
+            "history": [{"created": "2026-12-07T10:00:00Z", "created_by": "COPY"}],
+            "rootfs": {"diff_ids": ["l1"]}
+        });
+        let mut rebuilt = bundled.clone();
+        rebuilt["created"] = "2026-12-07T11:00:00Z".into();
+        rebuilt["container"] = "def".into();
+        rebuilt["container_config"]["Hostname"] = "def".into();
+        rebuilt["history"][0]["created"] = "2026-12-07T11:00:00Z".into();
+        let clocked = [
+            "container",
+            "container_config.Hostname",
+            "created",
+            "history",
+        ];
+        assert!(config_changes(&bundled, &rebuilt, false).is_empty());
+        assert_eq!(config_changes(&bundled, &rebuilt, true), clocked);
+        assert_eq!(
+            Verdict::SameLayers.with_configs(&bundled, &rebuilt, false),
+            Verdict::SameLayers
+        );
+        // The inputs digest names the parents by ID: where times are not kept, neither
+        // are the parents' IDs.
+        let (mut one, mut two) = (bundled.clone(), rebuilt.clone());
+        one["config"]["Labels"][LABEL_INPUTS] = "d1".into();
+        one["history"][0]["created_by"] = "LABEL inputs=d1".into();
+        two["config"]["Labels"][LABEL_INPUTS] = "d2".into();
+        two["history"][0]["created_by"] = "LABEL inputs=d2".into();
+        assert!(config_changes(&one, &two, false).is_empty());
+        let mut labelled = vec!["config.Labels"];
+        labelled.extend(clocked);
+        assert_eq!(config_changes(&one, &two, true), labelled);
+        rebuilt["config"]["Labels"]["a"] = "2".into();
+        assert_eq!(
+            Verdict::SameLayers.with_configs(&bundled, &rebuilt, false),
+            Verdict::Differs {
+                layer: 0,
+                changes: vec![Change::Config("config.Labels".into())]
+            }
+        );
+        let differs = Verdict::Differs {
+            layer: 2,
+            changes: vec![],
+        };
+        assert_eq!(
+            differs.clone().with_configs(&bundled, &rebuilt, false),
+            differs
+        );
     }
 
     #[test]
@@ -217,7 +394,7 @@ mod tests {
         ));
         assert_eq!(
             compare(&ids.0, &ids.0, true, |_| unreachable!()).unwrap(),
-            Verdict::Reproduced
+            Verdict::SameLayers
         );
         let fewer = compare(&ids.0, &[], true, |_| unreachable!()).unwrap();
         assert_eq!(

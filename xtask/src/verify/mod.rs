@@ -117,11 +117,11 @@ impl RebuildEngine {
     }
 
     /// What to say of an engine that cannot give the same image twice (what it can still
-    /// show: the same files).
+    /// show: the same layers, or the same files).
     #[must_use]
     pub fn note(&self) -> Option<String> {
         (!self.times_kept).then(|| format!(
-            "this engine (Docker Engine {}, {}) cannot give the same image ID twice (file times in its layers are those of the build); images are compared by their files instead (kinds, modes, owners, contents). For the full check, verify on Docker Engine 26.1.1 or later with BuildKit",
+            "this engine (Docker Engine {}, {}) cannot give the same image ID twice: it writes the build's time into each image's config, and into the directories that RUN steps and copies from other stages (COPY --from) make; images are compared layer by layer instead: `same-layers` where every layer is the same, `same-files` where layers hold the same files (kinds, modes, owners, contents) at other times. For the full check, verify on Docker Engine 26.1.1 or later with BuildKit",
             self.server.version,
             self.builder.describe()
         ))
@@ -316,7 +316,12 @@ fn compare_one(
     ))?;
     let file = std::fs::File::open(&saved)?;
     let rebuilt = spool::spool(std::io::BufReader::new(file), scratch.path())?;
-    let (rebuilt_config, rebuilt_layers) = layers::image_layers(&rebuilt, reference)?;
+    // A rebuild for several platforms is saved whole: the bundle's platform is compared.
+    let (rebuilt_config, rebuilt_layers) =
+        match layers::platform_variant(&rebuilt, &wanted.image.platform)? {
+            Some(variant) => variant,
+            None => layers::image_layers(&rebuilt, reference)?,
+        };
     if rebuilt_config == wanted.image.config {
         // The same config (so the same layers), stored another way (compression).
         return Ok(Verdict::Reproduced);
@@ -329,9 +334,9 @@ fn compare_one(
             slot.insert((dir, read))
         }
     };
-    let (_, bundled_layers) = layers::image_layers(bundle, &wanted.image.reference)?;
+    let (bundled_config, bundled_layers) = layers::image_layers(bundle, &wanted.image.reference)?;
     let ids = |l: &[layers::Layer]| l.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>();
-    compare::compare(
+    let verdict = compare::compare(
         &ids(&bundled_layers),
         &ids(&rebuilt_layers),
         times_kept,
@@ -341,7 +346,16 @@ fn compare_one(
                 layers::list(&rebuilt_layers[i].file)?,
             ))
         },
-    )
+    )?;
+    let config = |spooled: &Spooled, digest: &str| -> Result<serde_json::Value> {
+        serde_json::from_slice(&spooled.read_small(digest)?)
+            .with_context(|| format!("the config {digest} of {reference} is not valid JSON"))
+    };
+    Ok(verdict.with_configs(
+        &config(bundle, &bundled_config)?,
+        &config(&rebuilt, &rebuilt_config)?,
+        times_kept,
+    ))
 }
 
 /// A private directory under `under`, removed when dropped.

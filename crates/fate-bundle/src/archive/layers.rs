@@ -44,19 +44,11 @@ pub fn image_layers(spooled: &Spooled, reference: &str) -> Result<(String, Vec<L
         })
         .with_context(|| format!("the archive holds no image tagged {reference}"))?;
     let config = config_digest(&entry.config);
-    let parsed: Config = serde_json::from_slice(&spooled.read_small(&config)?)
-        .with_context(|| format!("the config of {reference} is not valid"))?;
-    if parsed.rootfs.diff_ids.len() != entry.layers.len() {
-        bail!(
-            "{reference}: its config lists {} layers, the archive {}",
-            parsed.rootfs.diff_ids.len(),
-            entry.layers.len()
-        );
-    }
+    let diff_ids = diff_ids(spooled, &config, reference, entry.layers.len())?;
     let layers = entry
         .layers
         .iter()
-        .zip(parsed.rootfs.diff_ids)
+        .zip(diff_ids)
         .map(|(path, diff_id)| {
             let file = match spooled.layer(path) {
                 Some(raw) => raw.blob.path.clone(),
@@ -70,6 +62,133 @@ pub fn image_layers(spooled: &Spooled, reference: &str) -> Result<(String, Vec<L
         })
         .collect::<Result<Vec<_>>>()?;
     Ok((config, layers))
+}
+
+/// The config digest and layers of the `platform` (`os/arch[/variant]`) variant of an
+/// image an OCI archive's `index.json` reaches through an image index: Docker 26's
+/// containerd store saves a multi-platform image whole, and its `manifest.json` names the
+/// engine's own platform only. None where no index names that platform.
+pub fn platform_variant(spooled: &Spooled, platform: &str) -> Result<Option<(String, Vec<Layer>)>> {
+    let Some(index) = &spooled.index_json else {
+        return Ok(None);
+    };
+    let index: Index =
+        serde_json::from_slice(index).context("index.json of the archive is not valid")?;
+    let Some(manifest) = find_platform(spooled, &index, platform, 0)? else {
+        return Ok(None);
+    };
+    let manifest: Manifest = serde_json::from_slice(&spooled.read_small(&manifest)?)
+        .with_context(|| format!("the {platform} manifest of the archive is not valid"))?;
+    let what = format!("the {platform} image of the archive");
+    let diff_ids = diff_ids(
+        spooled,
+        &manifest.config.digest,
+        &what,
+        manifest.layers.len(),
+    )?;
+    let layers = manifest
+        .layers
+        .iter()
+        .zip(diff_ids)
+        .map(|(layer, diff_id)| {
+            let blob = spooled.blobs.get(&layer.digest).with_context(|| {
+                format!(
+                    "the archive lacks layer {} of its {platform} image",
+                    layer.digest
+                )
+            })?;
+            Ok(Layer {
+                diff_id,
+                file: blob.path.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some((manifest.config.digest, layers)))
+}
+
+/// The diff IDs the config `digest` of `image` lists, which must be `layers` many.
+fn diff_ids(spooled: &Spooled, digest: &str, image: &str, layers: usize) -> Result<Vec<String>> {
+    let config: Config = serde_json::from_slice(&spooled.read_small(digest)?)
+        .with_context(|| format!("the config of {image} is not valid"))?;
+    if config.rootfs.diff_ids.len() != layers {
+        bail!(
+            "{image}: its config lists {} layers, the archive {layers}",
+            config.rootfs.diff_ids.len()
+        );
+    }
+    Ok(config.rootfs.diff_ids)
+}
+
+#[derive(Deserialize)]
+struct Index {
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct Manifest {
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    platform: Option<Platform>,
+}
+
+#[derive(Deserialize)]
+struct Platform {
+    os: String,
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+/// The digest of the image manifest for `platform` among `index`'s manifests, looking
+/// into nested indexes (a few levels: an archive's own lists).
+fn find_platform(
+    spooled: &Spooled,
+    index: &Index,
+    platform: &str,
+    depth: u8,
+) -> Result<Option<String>> {
+    let wanted: Vec<&str> = platform.split('/').collect();
+    for descriptor in &index.manifests {
+        if let Some(p) = &descriptor.platform {
+            let variant_matches = match (p.variant.as_deref(), wanted.get(2)) {
+                (Some(a), Some(b)) => a == *b,
+                _ => true,
+            };
+            if wanted.first() == Some(&p.os.as_str())
+                && wanted.get(1) == Some(&p.architecture.as_str())
+                && variant_matches
+                && !descriptor.media_type.contains("index")
+                && !descriptor.media_type.contains("list")
+                && spooled.blobs.contains_key(&descriptor.digest)
+            {
+                return Ok(Some(descriptor.digest.clone()));
+            }
+        }
+        let nested =
+            descriptor.media_type.contains("index") || descriptor.media_type.contains("list");
+        if nested && depth < 4 && spooled.blobs.contains_key(&descriptor.digest) {
+            let inner: Index = serde_json::from_slice(&spooled.read_small(&descriptor.digest)?)
+                .with_context(|| {
+                    format!(
+                        "the image index {} of the archive is not valid",
+                        descriptor.digest
+                    )
+                })?;
+            if let Some(found) = find_platform(spooled, &inner, platform, depth + 1)? {
+                return Ok(Some(found));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// What a layer says of one path.

@@ -18,6 +18,8 @@ pub struct Command {
     /// The command this one's stdout is piped into (`a | b`); the pipe fails if either
     /// does.
     pub piped_into: Option<Box<Command>>,
+    /// A file read as its stdin (`< file`); else stdin is empty.
+    pub stdin_file: Option<PathBuf>,
 }
 
 impl Command {
@@ -29,6 +31,7 @@ impl Command {
             env: Vec::new(),
             quiet_lines: Vec::new(),
             piped_into: None,
+            stdin_file: None,
         }
     }
 
@@ -49,6 +52,13 @@ impl Command {
     #[must_use]
     pub fn env(mut self, key: &str, value: &str) -> Command {
         self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// This command reading `file` as its stdin.
+    #[must_use]
+    pub fn stdin_file(mut self, file: PathBuf) -> Command {
+        self.stdin_file = Some(file);
         self
     }
 
@@ -84,6 +94,9 @@ impl fmt::Display for Command {
         for a in &self.args {
             write!(f, " {}", quote(a))?;
         }
+        if let Some(file) = &self.stdin_file {
+            write!(f, " < {}", quote(&file.to_string_lossy()))?;
+        }
         if self.cwd.is_some() {
             write!(f, ")")?;
         }
@@ -103,6 +116,10 @@ pub(super) fn duct_expression(command: &Command) -> duct::Expression {
     }
     for (k, v) in &command.env {
         expr = expr.env(k, v);
+    }
+    // Inner redirections win over the runners' outer `stdin_null`.
+    if let Some(file) = &command.stdin_file {
+        expr = expr.stdin_path(file);
     }
     match &command.piped_into {
         Some(next) => expr.pipe(duct_expression(next)),
