@@ -281,6 +281,65 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     #[test]
+    fn the_variant_of_a_platform_is_found_through_the_saved_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spooled = Spooled::default();
+        let mut blob = |name: &str, text: String| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, &text).unwrap();
+            let digest = format!("sha256:{name}");
+            spooled.blobs.insert(
+                digest.clone(),
+                super::super::spool::Blob {
+                    path,
+                    size: text.len() as u64,
+                },
+            );
+            digest
+        };
+        let mut variant = |arch: &str| {
+            let layer = blob(&format!("layer-{arch}"), format!("{arch} layer"));
+            let config = blob(
+                &format!("config-{arch}"),
+                format!(
+                    r#"{{"architecture":"{arch}","rootfs":{{"diff_ids":["sha256:diff-{arch}"]}}}}"#
+                ),
+            );
+            let manifest = blob(
+                &format!("manifest-{arch}"),
+                format!(
+                    r#"{{"config":{{"digest":"{config}"}},"layers":[{{"digest":"{layer}"}}]}}"#
+                ),
+            );
+            (manifest, config, layer)
+        };
+        let (amd64, _, _) = variant("amd64");
+        let (arm64, arm64_config, arm64_layer) = variant("arm64");
+        let manifest = "application/vnd.oci.image.manifest.v1+json";
+        let index = blob(
+            "index",
+            format!(
+                r#"{{"manifests":[{{"mediaType":"{manifest}","digest":"{amd64}","platform":{{"os":"linux","architecture":"amd64"}}}},{{"mediaType":"{manifest}","digest":"{arm64}","platform":{{"os":"linux","architecture":"arm64","variant":"v8"}}}}]}}"#
+            ),
+        );
+        spooled.index_json = Some(
+            format!(
+                r#"{{"manifests":[{{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"{index}"}}]}}"#
+            )
+            .into_bytes(),
+        );
+        let (config, layers) = platform_variant(&spooled, "linux/arm64").unwrap().unwrap();
+        assert_eq!(config, arm64_config);
+        assert_eq!(layers.len(), 1);
+        assert_eq!(layers[0].diff_id, "sha256:diff-arm64");
+        assert_eq!(layers[0].file, spooled.blobs[&arm64_layer].path);
+        assert!(platform_variant(&spooled, "linux/s390x").unwrap().is_none());
+        // An archive without an index (Docker 20.10's): none.
+        spooled.index_json = None;
+        assert!(platform_variant(&spooled, "linux/arm64").unwrap().is_none());
+    }
+
+    #[test]
     fn a_gzip_layer_lists_its_files_with_their_contents_digest() {
         let dir = tempfile::tempdir().unwrap();
         let mut builder = tar::Builder::new(Vec::new());
