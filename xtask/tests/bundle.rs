@@ -516,7 +516,9 @@ fn for_one_platform(fx: &Fixture, targets: &[Engine]) {
         .collect();
     assert_eq!(verdicts.len(), 10, "{}", run.stdout);
     let alike: &[&str] = match fx.engine.store {
-        support::engine::Store::GraphDriver => &["reproduced", "same-files"],
+        // Rebuilt from the build cache on Docker 20.10 (not pruned here): the same IDs, or
+        // every layer the same where the cache gives a config of its own time.
+        support::engine::Store::GraphDriver => &["reproduced", "same-layers"],
         support::engine::Store::Containerd => &["reproduced"],
     };
     assert!(verdicts.iter().all(|v| alike.contains(v)), "{}", run.stdout);

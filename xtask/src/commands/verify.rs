@@ -43,13 +43,16 @@ impl cli::Verify {
                 Verdict::Reproduced => println!("reproduced\t{}", f.reference),
                 Verdict::SameLayers => println!("same-layers\t{}", f.reference),
                 Verdict::SameFiles => println!("same-files\t{}", f.reference),
+                Verdict::ConfigDiffers(fields) => {
+                    println!("differs\t{}", f.reference);
+                    println!("  every layer is the same; what differs:");
+                    for field in fields {
+                        println!("  its config's {field}");
+                    }
+                }
                 Verdict::Differs { layer, changes } => {
                     println!("differs\t{}", f.reference);
-                    if *layer == 0 {
-                        println!("  every layer is the same; what differs:");
-                    } else {
-                        println!("  layer {layer} is the first that differs:");
-                    }
+                    println!("  layer {layer} is the first that differs:");
                     for change in changes.iter().take(50) {
                         println!("  {change}");
                     }

@@ -152,9 +152,13 @@ pub fn build(spec: &BuildSpec) -> Command {
     for spec in &options.cache_to {
         args.extend(["--cache-to".into(), spec.clone()]);
     }
-    let dockerfile = match &spec.context_tar {
-        Some(_) => DOCKERFILE_IN_TAR.to_string(),
-        None => spec.dockerfile.display().to_string(),
+    // A tar on stdin brings its Dockerfile along; a directory is named with its own.
+    let (dockerfile, context) = match &spec.context_tar {
+        Some(_) => (DOCKERFILE_IN_TAR.to_string(), "-".to_string()),
+        None => (
+            spec.dockerfile.display().to_string(),
+            spec.context.display().to_string(),
+        ),
     };
     args.extend([
         "--file".into(),
@@ -179,10 +183,7 @@ pub fn build(spec: &BuildSpec) -> Command {
         args.push("--iidfile".into());
         args.push(iidfile.display().to_string());
     }
-    args.push(match &spec.context_tar {
-        Some(_) => "-".to_string(),
-        None => spec.context.display().to_string(),
-    });
+    args.push(context);
     let command = match (spec.builder, &spec.buildx_plugin) {
         // Without buildx, say so explicitly rather than let the client guess; its notice
         // that this is deprecated is said once per run, not in every log.

@@ -12,38 +12,26 @@ use std::path::{Path, PathBuf};
 /// root no repository holds has none.
 #[must_use]
 pub fn has_uncommitted(root: &Path, paths: &[PathBuf]) -> bool {
-    let mut args = vec![
-        "-C".to_string(),
-        root.display().to_string(),
-        "status".into(),
-        "--porcelain=v1".into(),
-        "-z".into(),
-        "--untracked-files=normal".into(),
-        "--".into(),
-    ];
-    args.extend(paths.iter().map(|p| p.display().to_string()));
-    let status = fate_bundle::process::Command::new("git", args);
-    fate_bundle::process::query_anywhere(&status).is_ok_and(|out| !out.trim().is_empty())
+    let status = ["status", "--porcelain=v1", "-z", "--untracked-files=normal"];
+    ask_about_paths(root, &status, paths).is_some_and(|out| !out.trim().is_empty())
 }
 
 /// The last commit that touched any of `paths` (relative to `root`, in its repository):
 /// one `git log -1`; None where git cannot tell (no repository, paths never committed).
 #[must_use]
 pub fn last_commit(root: &Path, paths: &[PathBuf]) -> Option<String> {
-    let mut args = vec![
-        "-C".to_string(),
-        root.display().to_string(),
-        "log".into(),
-        "-1".into(),
-        "--format=%H".into(),
-        "--".into(),
-    ];
-    args.extend(paths.iter().map(|p| p.display().to_string()));
-    let log = fate_bundle::process::Command::new("git", args);
-    fate_bundle::process::query_anywhere(&log)
-        .ok()
+    ask_about_paths(root, &["log", "-1", "--format=%H"], paths)
         .map(|out| out.trim().to_string())
         .filter(|commit| commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The output of `git -C root <command> -- <paths>`; None if git fails.
+fn ask_about_paths(root: &Path, command: &[&str], paths: &[PathBuf]) -> Option<String> {
+    let mut args = vec!["-C".to_string(), root.display().to_string()];
+    args.extend(command.iter().map(ToString::to_string));
+    args.push("--".into());
+    args.extend(paths.iter().map(|p| p.display().to_string()));
+    fate_bundle::process::query_anywhere(&fate_bundle::process::Command::new("git", args)).ok()
 }
 
 /// The commit `root` is checked out at: from its repository's files when they tell it

@@ -29,14 +29,13 @@ pub fn write(dest: &Path, context: &Path, entries: &Entries, dockerfile: &str) -
         .map_err(anyhow::Error::from)
         .and_then(|file| {
             let mut tar = tar::Builder::new(BufWriter::new(file));
-            tar.follow_symlinks(false);
-            let mut header = file_header(0o644);
-            header.set_size(dockerfile.len() as u64);
+            let mut dockerfile = dockerfile.as_bytes();
+            let header = header(tar::EntryType::Regular, 0o644, dockerfile.len());
             append(
                 &mut tar,
                 Path::new(DOCKERFILE_IN_TAR),
-                &header,
-                &mut dockerfile.as_bytes(),
+                header,
+                &mut dockerfile,
             )?;
             for (rel, source) in entries
                 .iter()
@@ -60,21 +59,16 @@ pub fn write(dest: &Path, context: &Path, entries: &Entries, dockerfile: &str) -
     })
 }
 
-fn append_entry(
-    tar: &mut tar::Builder<BufWriter<File>>,
-    context: &Path,
-    rel: &Path,
-    source: &Source,
-) -> Result<()> {
+type TarWriter = tar::Builder<BufWriter<File>>;
+
+fn append_entry(tar: &mut TarWriter, context: &Path, rel: &Path, source: &Source) -> Result<()> {
     match source {
         Source::Dir { mode } => {
-            let mut header = header(tar::EntryType::Directory, *mode);
-            header.set_size(0);
-            append(tar, rel, &header, &mut std::io::empty())
+            let header = header(tar::EntryType::Directory, *mode, 0);
+            append(tar, rel, header, &mut std::io::empty())
         }
         Source::Symlink { target } => {
-            let mut header = header(tar::EntryType::Symlink, 0o777);
-            header.set_size(0);
+            let mut header = header(tar::EntryType::Symlink, 0o777, 0);
             tar.append_link(&mut header, rel, target)
                 .with_context(|| format!("cannot add the link {}", rel.display()))
         }
@@ -82,32 +76,33 @@ fn append_entry(
             let path = context.join(rel);
             let mut file =
                 File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let mut header = file_header(*mode);
-            header.set_size(file.metadata()?.len());
-            append(tar, rel, &header, &mut file)
+            let size = usize::try_from(file.metadata()?.len())?;
+            append(
+                tar,
+                rel,
+                header(tar::EntryType::Regular, *mode, size),
+                &mut file,
+            )
         }
     }
 }
 
 fn append(
-    tar: &mut tar::Builder<BufWriter<File>>,
+    tar: &mut TarWriter,
     rel: &Path,
-    header: &tar::Header,
+    mut header: tar::Header,
     data: &mut dyn std::io::Read,
 ) -> Result<()> {
-    let mut header = header.clone();
     tar.append_data(&mut header, rel, data)
         .with_context(|| format!("cannot add {}", rel.display()))
 }
 
-fn file_header(mode: u32) -> tar::Header {
-    header(tar::EntryType::Regular, mode)
-}
-
-fn header(kind: tar::EntryType, mode: u32) -> tar::Header {
+/// An entry's header: owned by root, the epoch as its time.
+fn header(kind: tar::EntryType, mode: u32, size: usize) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
     header.set_mode(mode);
+    header.set_size(size as u64);
     header.set_uid(0);
     header.set_gid(0);
     header.set_mtime(u64::try_from(SOURCE_DATE_EPOCH).expect("the epoch is not before 1970"));

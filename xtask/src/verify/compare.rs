@@ -20,9 +20,11 @@ pub enum Verdict {
     /// Every layer holds the same files (kinds, modes, owners, contents); only file times
     /// differ, which this engine cannot make the same (see `rewrites_timestamps`).
     SameFiles,
-    /// The first layer (from 1) that differs, and how; layer 0: every layer is the
-    /// same, the config is not.
+    /// The first layer (from 1) that differs, and how.
     Differs { layer: usize, changes: Vec<Change> },
+    /// Every layer the same (or the same files), the config not: the fields that differ
+    /// (`config.Labels`, `history`, ...).
+    ConfigDiffers(Vec<String>),
 }
 
 /// One difference in a layer: a path only in the bundle's image (removed in the
@@ -35,8 +37,6 @@ pub enum Change {
         path: String,
         what: Vec<&'static str>,
     },
-    /// A field of the image's config (`config.Labels`, `history`, ...) that differs.
-    Config(String),
     /// The images have different numbers of layers: the rebuild has `rebuilt`.
     LayerCount {
         bundled: usize,
@@ -50,7 +50,6 @@ impl fmt::Display for Change {
             Change::Added(path) => write!(f, "added in the rebuild: /{path}"),
             Change::Removed(path) => write!(f, "only in the bundle: /{path}"),
             Change::Changed { path, what } => write!(f, "changed: /{path} ({})", what.join(", ")),
-            Change::Config(field) => write!(f, "its config's {field}"),
             Change::LayerCount { bundled, rebuilt } => write!(
                 f,
                 "the bundle's image has {bundled} layers, the rebuild {rebuilt}"
@@ -120,82 +119,103 @@ impl Verdict {
             fields.retain(|f| f != "rootfs");
         }
         if fields.is_empty() {
-            return self;
+            self
+        } else {
+            Verdict::ConfigDiffers(fields)
         }
-        Verdict::Differs {
-            layer: 0,
-            changes: fields.into_iter().map(Change::Config).collect(),
-        }
+    }
+
+    /// Whether the rebuild is not what the bundle holds.
+    #[must_use]
+    pub fn differs(&self) -> bool {
+        matches!(self, Verdict::Differs { .. } | Verdict::ConfigDiffers(_))
     }
 }
 
 /// The fields of two image configs that differ (`config` and `container_config` field by
-/// field). Without `times_kept`, what the engine writes from the build's clock or its
-/// build containers is left out: `created` (also in `history`), `container` and
-/// `container_config.Hostname` (the legacy builder's container ID), and the inputs digest
-/// (which names the parents by their IDs, and those hold their build's time), wherever
-/// it is written (the label, the history of the `LABEL` step).
+/// field), each config first without what the engine writes from its clock where it does
+/// not keep times (see [`clockless`]).
 #[must_use]
 pub fn config_changes(
     bundled: &serde_json::Value,
     rebuilt: &serde_json::Value,
     times_kept: bool,
 ) -> Vec<String> {
-    use serde_json::Value;
     let (bundled, rebuilt) = if times_kept {
         (bundled.clone(), rebuilt.clone())
     } else {
-        (
-            without_inputs_digest(bundled),
-            without_inputs_digest(rebuilt),
-        )
+        (clockless(bundled), clockless(rebuilt))
     };
-    let clocked = |value: &Value, path: &str| -> Value {
-        let mut value = value.clone();
-        if times_kept {
-            return value;
-        }
-        match (path, &mut value) {
-            ("history", Value::Array(steps)) => {
-                for step in steps.iter_mut().filter_map(Value::as_object_mut) {
-                    step.remove("created");
-                }
-            }
-            ("container_config", Value::Object(fields)) => {
-                fields.remove("Hostname");
-            }
-            _ => {}
-        }
-        value
-    };
-    let ignored = |key: &str| !times_kept && matches!(key, "created" | "container");
     let empty = serde_json::Map::new();
-    let object = |v: &Value| v.as_object().cloned().unwrap_or_else(|| empty.clone());
-    let (a, b) = (object(&bundled), object(&rebuilt));
-    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let (a, b) = (
+        object(Some(&bundled), &empty),
+        object(Some(&rebuilt), &empty),
+    );
     let mut fields = Vec::new();
-    for key in keys.into_iter().filter(|k| !ignored(k)) {
-        let (x, y) = (
-            clocked(a.get(key).unwrap_or(&Value::Null), key),
-            clocked(b.get(key).unwrap_or(&Value::Null), key),
-        );
-        if x == y {
-            continue;
-        }
+    for key in differing_keys(a, b) {
         if matches!(key.as_str(), "config" | "container_config") {
-            let (x, y) = (object(&x), object(&y));
-            let inner: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            fields.extend(
-                inner
-                    .into_iter()
-                    .filter(|k| x.get(*k) != y.get(*k))
-                    .map(|k| format!("{key}.{k}")),
-            );
+            let inner = differing_keys(object(a.get(key), &empty), object(b.get(key), &empty));
+            fields.extend(inner.into_iter().map(|k| format!("{key}.{k}")));
         } else {
             fields.push(key.clone());
         }
     }
     fields
+}
+
+/// `value`'s fields, or `empty` where it is not an object.
+fn object<'a>(
+    value: Option<&'a serde_json::Value>,
+    empty: &'a serde_json::Map<String, serde_json::Value>,
+) -> &'a serde_json::Map<String, serde_json::Value> {
+    value
+        .and_then(serde_json::Value::as_object)
+        .unwrap_or(empty)
+}
+
+/// The keys of `a` or `b` whose values differ, in order.
+fn differing_keys<'a>(
+    a: &'a serde_json::Map<String, serde_json::Value>,
+    b: &'a serde_json::Map<String, serde_json::Value>,
+) -> std::collections::BTreeSet<&'a String> {
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .collect()
+}
+
+/// `config` without what an engine that cannot rewrite times writes from its clock or
+/// its build containers: `created` (also in `history`), `container` and
+/// `container_config.Hostname` (the legacy builder's container ID); and with its inputs
+/// digest (which names the parents by their IDs, which hold their build's time) written
+/// as `<inputs>` wherever it appears (the label, the history of the `LABEL` step).
+fn clockless(config: &serde_json::Value) -> serde_json::Value {
+    let digest = config["config"]["Labels"][LABEL_INPUTS]
+        .as_str()
+        .filter(|d| !d.is_empty());
+    let mut config = match digest {
+        Some(digest) => {
+            let text = config.to_string().replace(digest, "<inputs>");
+            serde_json::from_str(&text).expect("a value's own text with a string replaced")
+        }
+        None => config.clone(),
+    };
+    if let Some(fields) = config.as_object_mut() {
+        fields.remove("created");
+        fields.remove("container");
+        if let Some(steps) = fields.get_mut("history").and_then(|h| h.as_array_mut()) {
+            for step in steps.iter_mut().filter_map(|s| s.as_object_mut()) {
+                step.remove("created");
+            }
+        }
+        if let Some(container) = fields
+            .get_mut("container_config")
+            .and_then(|c| c.as_object_mut())
+        {
+            container.remove("Hostname");
+        }
+    }
+    config
 }
 
 /// What differs between two listings of one layer, by path.
@@ -235,21 +255,6 @@ fn differences(a: &Entry, b: &Entry, times_kept: bool) -> Vec<&'static str> {
     .into_iter()
     .filter_map(|(differs, what)| differs.then_some(what))
     .collect()
-}
-
-/// `config` with its inputs digest (the value of its [`LABEL_INPUTS`] label) written as
-/// `<inputs>` wherever it appears.
-fn without_inputs_digest(config: &serde_json::Value) -> serde_json::Value {
-    let digest = config["config"]["Labels"][LABEL_INPUTS]
-        .as_str()
-        .filter(|d| !d.is_empty());
-    match digest {
-        Some(digest) => {
-            let text = config.to_string().replace(digest, "<inputs>");
-            serde_json::from_str(&text).expect("a value's own text with a string replaced")
-        }
-        None => config.clone(),
-    }
 }
 
 #[cfg(test)]
@@ -315,10 +320,7 @@ mod tests {
         rebuilt["config"]["Labels"]["a"] = "2".into();
         assert_eq!(
             Verdict::SameLayers.with_configs(&bundled, &rebuilt, false),
-            Verdict::Differs {
-                layer: 0,
-                changes: vec![Change::Config("config.Labels".into())]
-            }
+            Verdict::ConfigDiffers(vec!["config.Labels".into()])
         );
         let differs = Verdict::Differs {
             layer: 2,

@@ -370,10 +370,7 @@ fn private_dir(under: &Path, prefix: &str) -> Result<tempfile::TempDir> {
 /// `bail!` when `found` holds an image that was not reproduced (nor, on an engine that
 /// cannot, shown to hold the same files).
 pub fn require_all_reproduced(found: &[Found]) -> Result<()> {
-    let failed = found
-        .iter()
-        .filter(|f| matches!(f.verdict, Verdict::Differs { .. }))
-        .count();
+    let failed = found.iter().filter(|f| f.verdict.differs()).count();
     if failed > 0 {
         bail!(
             "{failed} of {} images differ from the bundle's: they are not what their commits build (see above)",

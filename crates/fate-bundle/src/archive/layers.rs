@@ -158,24 +158,24 @@ fn find_platform(
 ) -> Result<Option<String>> {
     let wanted: Vec<&str> = platform.split('/').collect();
     for descriptor in &index.manifests {
-        if let Some(p) = &descriptor.platform {
-            let variant_matches = match (p.variant.as_deref(), wanted.get(2)) {
-                (Some(a), Some(b)) => a == *b,
-                _ => true,
-            };
-            if wanted.first() == Some(&p.os.as_str())
-                && wanted.get(1) == Some(&p.architecture.as_str())
-                && variant_matches
-                && !descriptor.media_type.contains("index")
-                && !descriptor.media_type.contains("list")
-                && spooled.blobs.contains_key(&descriptor.digest)
-            {
-                return Ok(Some(descriptor.digest.clone()));
-            }
-        }
         let nested =
             descriptor.media_type.contains("index") || descriptor.media_type.contains("list");
-        if nested && depth < 4 && spooled.blobs.contains_key(&descriptor.digest) {
+        if !spooled.blobs.contains_key(&descriptor.digest) {
+            continue;
+        }
+        if !nested {
+            let matches = descriptor.platform.as_ref().is_some_and(|p| {
+                wanted.first() == Some(&p.os.as_str())
+                    && wanted.get(1) == Some(&p.architecture.as_str())
+                    && match (p.variant.as_deref(), wanted.get(2)) {
+                        (Some(a), Some(b)) => a == *b,
+                        _ => true,
+                    }
+            });
+            if matches {
+                return Ok(Some(descriptor.digest.clone()));
+            }
+        } else if depth < 4 {
             let inner: Index = serde_json::from_slice(&spooled.read_small(&descriptor.digest)?)
                 .with_context(|| {
                     format!(
